@@ -1,0 +1,54 @@
+//! The command line: `ocelot [--config FILE]...` runs; `validate` and `components`
+//! inspect.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ocelot",
+    version,
+    about = "Collects logs, metrics and traces; speaks the OpenTelemetry Collector's config."
+)]
+pub struct Cli {
+    /// Config file; repeat to merge several, later ones winning. Without it, the
+    /// embedded default config runs.
+    #[arg(long = "config", short = 'c', global = true, value_name = "FILE")]
+    pub config: Vec<PathBuf>,
+
+    /// Log level (error, warn, info, debug, trace); RUST_LOG, if set, wins.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// How long shutdown may take to drain queues before what is left is dropped.
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg, value_name = "DURATION")]
+    pub shutdown_timeout: std::time::Duration,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Checks config files; exits 0 when valid, 1 otherwise, printing every problem.
+    Validate,
+    /// Lists every component type by kind, with the signals it supports.
+    Components,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::types::parse_duration(text)
+}

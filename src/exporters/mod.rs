@@ -1,0 +1,125 @@
+//! Exporters: where data leaves ocelot. Each one implements only
+//! [`helper::Export`]; the queue, retry, timeout and acknowledgements are
+//! [`helper::spawn`]'s.
+
+pub mod debug;
+pub mod file;
+pub mod helper;
+pub mod otlp;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::component::{Factory, parse_config};
+use crate::config::ComponentId;
+use crate::pdata::{Batch, Signal};
+use crate::telemetry::Telemetry;
+use helper::{ExporterSettings, QueueConfig, RetryConfig};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExporterConfig {
+    Otlp(otlp::OtlpGrpcExporterConfig),
+    OtlpHttp(otlp::OtlpHttpExporterConfig),
+    Debug(debug::DebugConfig),
+    File(file::FileConfig),
+}
+
+pub static FACTORIES: &[Factory<ExporterConfig>] = &[
+    Factory {
+        type_name: otlp::GRPC_TYPE,
+        signals: &Signal::ALL,
+        parse: |node| parse_config(node).map(ExporterConfig::Otlp),
+    },
+    Factory {
+        type_name: otlp::HTTP_TYPE,
+        signals: &Signal::ALL,
+        parse: |node| parse_config(node).map(ExporterConfig::OtlpHttp),
+    },
+    Factory {
+        type_name: debug::TYPE,
+        signals: &Signal::ALL,
+        parse: |node| parse_config(node).map(ExporterConfig::Debug),
+    },
+    Factory {
+        type_name: file::TYPE,
+        signals: &Signal::ALL,
+        parse: |node| parse_config(node).map(ExporterConfig::File),
+    },
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("invalid endpoint `{endpoint}`: {reason}")]
+    Endpoint { endpoint: String, reason: String },
+    #[error("cannot open `{path}`: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// A queue for exporters that write locally and keep order (debug, file): one
+/// consumer, no retry.
+fn local_settings(
+    id: &ComponentId,
+    telemetry: &Telemetry,
+    give_up: CancellationToken,
+) -> ExporterSettings {
+    ExporterSettings {
+        id: id.clone(),
+        queue: QueueConfig {
+            enabled: true,
+            num_consumers: 1,
+            queue_size: 1000,
+        },
+        retry: RetryConfig {
+            enabled: false,
+            ..RetryConfig::default()
+        },
+        timeout: None,
+        metrics: telemetry.exporter(id),
+        give_up,
+    }
+}
+
+/// Starts an exporter; returns its queue's sending end.
+pub fn start(
+    id: &ComponentId,
+    config: &ExporterConfig,
+    telemetry: &Telemetry,
+    give_up: CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<mpsc::Sender<Batch>, BuildError> {
+    let remote =
+        |queue: &QueueConfig, retry: &RetryConfig, timeout: std::time::Duration| ExporterSettings {
+            id: id.clone(),
+            queue: queue.clone(),
+            retry: retry.clone(),
+            timeout: Some(timeout),
+            metrics: telemetry.exporter(id),
+            give_up: give_up.clone(),
+        };
+    Ok(match config {
+        ExporterConfig::Otlp(c) => {
+            let settings = remote(&c.sending_queue, &c.retry_on_failure, c.timeout.0);
+            helper::spawn(otlp::grpc::OtlpGrpcExporter::new(c)?, settings, tracker)
+        }
+        ExporterConfig::OtlpHttp(c) => {
+            let settings = remote(&c.sending_queue, &c.retry_on_failure, c.timeout.0);
+            helper::spawn(otlp::http::OtlpHttpExporter::new(c)?, settings, tracker)
+        }
+        ExporterConfig::Debug(c) => helper::spawn(
+            debug::DebugExporter::new(id, c),
+            local_settings(id, telemetry, give_up),
+            tracker,
+        ),
+        ExporterConfig::File(c) => helper::spawn(
+            file::FileExporter::new(c)?,
+            local_settings(id, telemetry, give_up),
+            tracker,
+        ),
+    })
+}

@@ -1,0 +1,209 @@
+//! OTLP/gRPC client. Payloads are encoded once with prost and sent as bytes through a
+//! pass-through codec, so the shared batch is never copied to build a request.
+
+use std::marker::PhantomData;
+
+use bytes::{BufMut, Bytes};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use tonic::codec::{Codec, CompressionEncoding, EncodeBuf, Encoder};
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::{Code, Status};
+use tracing::warn;
+
+use super::{Compression, OtlpGrpcExporterConfig};
+use crate::exporters::BuildError;
+use crate::exporters::helper::{Export, ExportError};
+use crate::pdata::{Payload, json::to_proto};
+use crate::tls::TlsClientConfig;
+
+/// The URI tonic dials: TLS unless `tls.insecure` or an `http://` endpoint.
+pub fn endpoint_uri(endpoint: &str, tls: &TlsClientConfig) -> Result<String, String> {
+    let endpoint = endpoint.trim();
+    let uri = if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
+        endpoint.to_string()
+    } else if tls.insecure {
+        format!("http://{endpoint}")
+    } else {
+        format!("https://{endpoint}")
+    };
+    uri.parse::<http::Uri>()
+        .map_err(|e| format!("endpoint `{endpoint}` is not a valid address: {e}"))?;
+    Ok(uri)
+}
+
+pub struct OtlpGrpcExporter {
+    channel: Channel,
+    metadata: MetadataMap,
+    compression: Option<CompressionEncoding>,
+}
+
+impl OtlpGrpcExporter {
+    pub fn new(config: &OtlpGrpcExporterConfig) -> Result<OtlpGrpcExporter, BuildError> {
+        let uri =
+            endpoint_uri(&config.endpoint, &config.tls).map_err(|reason| BuildError::Endpoint {
+                endpoint: config.endpoint.clone(),
+                reason,
+            })?;
+        let bad_endpoint = |reason: String| BuildError::Endpoint {
+            endpoint: config.endpoint.clone(),
+            reason,
+        };
+        let mut endpoint =
+            Endpoint::from_shared(uri.clone()).map_err(|e| bad_endpoint(e.to_string()))?;
+        if uri.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(ca) = config.tls.read_ca()? {
+                tls = tls.ca_certificate(Certificate::from_pem(ca));
+            }
+            if let Some(pem) = config.tls.read_identity()? {
+                tls = tls.identity(Identity::from_pem(pem.cert, pem.key));
+            }
+            if let Some(name) = &config.tls.server_name_override {
+                tls = tls.domain_name(name.clone());
+            }
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| bad_endpoint(e.to_string()))?;
+        }
+        let channel = endpoint
+            .connect_timeout(config.timeout.0)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        let mut metadata = MetadataMap::new();
+        for (name, value) in &config.headers {
+            // Both were checked in validate(); a failure here would be a bug, so skip.
+            if let (Ok(key), Ok(value)) = (
+                name.to_ascii_lowercase().parse::<AsciiMetadataKey>(),
+                value.parse::<AsciiMetadataValue>(),
+            ) {
+                metadata.insert(key, value);
+            }
+        }
+        let compression = match config.compression {
+            Compression::Gzip => Some(CompressionEncoding::Gzip),
+            Compression::Zstd => Some(CompressionEncoding::Zstd),
+            Compression::None => None,
+        };
+        Ok(OtlpGrpcExporter {
+            channel,
+            metadata,
+            compression,
+        })
+    }
+
+    async fn unary<Resp: prost::Message + Default + Send + 'static>(
+        &self,
+        path: &'static str,
+        body: Bytes,
+    ) -> Result<Resp, Status> {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        if let Some(encoding) = self.compression {
+            grpc = grpc.send_compressed(encoding);
+        }
+        grpc = grpc
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd);
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(format!("connection not ready: {e}")))?;
+        let mut request = tonic::Request::new(body);
+        *request.metadata_mut() = self.metadata.clone();
+        let path = http::uri::PathAndQuery::from_static(path);
+        let response = grpc
+            .unary(request, path, RawCodec::<Resp>(PhantomData))
+            .await?;
+        Ok(response.into_inner())
+    }
+}
+
+impl Export for OtlpGrpcExporter {
+    async fn export(&self, payload: &Payload) -> Result<(), ExportError> {
+        let body = Bytes::from(to_proto(payload));
+        let rejected = match payload {
+            Payload::Traces(_) => self
+                .unary::<ExportTraceServiceResponse>(
+                    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                    body,
+                )
+                .await
+                .map(|r| {
+                    r.partial_success
+                        .map(|p| (p.rejected_spans, p.error_message))
+                }),
+            Payload::Metrics(_) => self
+                .unary::<ExportMetricsServiceResponse>(
+                    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+                    body,
+                )
+                .await
+                .map(|r| {
+                    r.partial_success
+                        .map(|p| (p.rejected_data_points, p.error_message))
+                }),
+            Payload::Logs(_) => self
+                .unary::<ExportLogsServiceResponse>(
+                    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                    body,
+                )
+                .await
+                .map(|r| {
+                    r.partial_success
+                        .map(|p| (p.rejected_log_records, p.error_message))
+                }),
+        }
+        .map_err(classify_status)?;
+        if let Some((count, message)) = rejected.filter(|(count, _)| *count > 0) {
+            // The server kept the rest; resending would duplicate it, so this is not retried.
+            warn!(rejected = count, %message, "Backend rejected part of an export (partial success).");
+        }
+        Ok(())
+    }
+}
+
+/// Retryable gRPC codes per the OTLP specification.
+pub fn classify_status(status: Status) -> ExportError {
+    let message = format!("gRPC {:?}: {}", status.code(), status.message());
+    match status.code() {
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::ResourceExhausted
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => ExportError::retryable(message),
+        _ => ExportError::permanent(message),
+    }
+}
+
+/// Sends pre-encoded protobuf bytes and decodes a prost response.
+struct RawCodec<Resp>(PhantomData<Resp>);
+
+impl<Resp: prost::Message + Default + Send + 'static> Codec for RawCodec<Resp> {
+    type Encode = Bytes;
+    type Decode = Resp;
+    type Encoder = RawEncoder;
+    type Decoder = tonic_prost::ProstDecoder<Resp>;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::new(Default::default())
+    }
+}
+
+struct RawEncoder;
+
+impl Encoder for RawEncoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}

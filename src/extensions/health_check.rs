@@ -1,0 +1,114 @@
+//! The `health_check` extension: `200` while the pipelines run, `503` while ocelot
+//! starts or shuts down, as the upstream extension answers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::component::Validate;
+use crate::net;
+
+pub const TYPE: &str = "health_check";
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    /// Address to listen on. Default `127.0.0.1:13133`.
+    #[serde(default = "default_endpoint")]
+    pub endpoint: String,
+    /// Path answered. Default `/`.
+    #[serde(default = "default_path")]
+    pub path: String,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        HealthCheckConfig {
+            endpoint: default_endpoint(),
+            path: default_path(),
+        }
+    }
+}
+
+fn default_endpoint() -> String {
+    "127.0.0.1:13133".into()
+}
+fn default_path() -> String {
+    "/".into()
+}
+
+impl Validate for HealthCheckConfig {
+    fn validate(&self) -> Result<(), String> {
+        net::normalize_endpoint(&self.endpoint)?;
+        if !self.path.starts_with('/') {
+            return Err(format!("path `{}` must start with `/`", self.path));
+        }
+        Ok(())
+    }
+}
+
+/// The agent's state as health checks see it.
+#[derive(Clone, Default)]
+pub struct Health(Arc<AtomicU8>);
+
+const STARTING: u8 = 0;
+const READY: u8 = 1;
+const STOPPING: u8 = 2;
+
+impl Health {
+    pub fn set_ready(&self) {
+        self.0.store(READY, Ordering::Release);
+    }
+    pub fn set_stopping(&self) {
+        self.0.store(STOPPING, Ordering::Release);
+    }
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire) == READY
+    }
+    fn status_text(&self) -> &'static str {
+        match self.0.load(Ordering::Acquire) {
+            STARTING => "starting",
+            READY => "ready",
+            _ => "stopping",
+        }
+    }
+}
+
+pub async fn serve(
+    config: HealthCheckConfig,
+    health: Health,
+    listener: tokio::net::TcpListener,
+    cancel: CancellationToken,
+) {
+    let path: Arc<str> = Arc::from(config.path.as_str());
+    let handler = move |request: hyper::Request<hyper::body::Incoming>, _peer| {
+        let health = health.clone();
+        let path = path.clone();
+        async move {
+            if request.uri().path() != &*path {
+                return net::text_response(http::StatusCode::NOT_FOUND, "not found\n");
+            }
+            let (status, text) = if health.is_ready() {
+                (http::StatusCode::OK, "Server available")
+            } else {
+                (
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "Server not available",
+                )
+            };
+            let body = format!(
+                "{{\"status\":\"{text}\",\"state\":\"{}\"}}\n",
+                health.status_text()
+            );
+            let mut response = net::text_response(status, body);
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+    };
+    net::serve_http(listener, handler, cancel).await;
+}

@@ -1,0 +1,54 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use ocelot::app;
+use ocelot::cli::{Cli, Command};
+use ocelot::config::Severity;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Validate) => return ExitCode::from(app::validate(&cli.config) as u8),
+        Some(Command::Components) => {
+            print!("{}", app::components());
+            return ExitCode::SUCCESS;
+        }
+        None => {}
+    }
+    let loaded = app::load_config(&cli.config);
+    let Some(config) = loaded.config else {
+        for diagnostic in &loaded.diagnostics {
+            eprintln!("{diagnostic}");
+        }
+        eprintln!("ocelot: the config is invalid; see `ocelot validate --config ...`");
+        return ExitCode::from(1);
+    };
+    app::init_logging(cli.log_level.as_deref(), cli.log_format, Some(&config));
+    for diagnostic in loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+    {
+        tracing::warn!("{diagnostic}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ocelot: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let options = app::RunOptions {
+        shutdown_timeout: cli.shutdown_timeout,
+    };
+    match runtime.block_on(app::run(config, options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Listening sockets and the small HTTP server loop shared by the OTLP/HTTP receiver,
+//! the health check and the self-metrics endpoint.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+/// `host:port`, `:port` (all interfaces) or `[v6]:port` → something `bind` takes.
+pub fn normalize_endpoint(endpoint: &str) -> Result<String, String> {
+    let endpoint = endpoint.trim();
+    let Some((host, port)) = endpoint.rsplit_once(':') else {
+        return Err(format!(
+            "endpoint `{endpoint}` must be host:port, such as 127.0.0.1:4317"
+        ));
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(format!(
+            "endpoint `{endpoint}` has an invalid port `{port}`"
+        ));
+    }
+    if host.contains("://") || host.contains('/') {
+        return Err(format!(
+            "endpoint `{endpoint}` must be host:port with no scheme or path"
+        ));
+    }
+    Ok(if host.is_empty() {
+        format!("0.0.0.0:{port}")
+    } else {
+        endpoint.to_string()
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {endpoint}: {source}")]
+pub struct BindError {
+    pub endpoint: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+pub async fn bind(endpoint: &str) -> Result<TcpListener, BindError> {
+    let address = normalize_endpoint(endpoint).map_err(|e| BindError {
+        endpoint: endpoint.into(),
+        source: std::io::Error::other(e),
+    })?;
+    TcpListener::bind(&address)
+        .await
+        .map_err(|source| BindError {
+            endpoint: endpoint.into(),
+            source,
+        })
+}
+
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// How long open connections get to finish their requests at shutdown.
+const CONNECTION_DRAIN: Duration = Duration::from_secs(5);
+
+/// Serves HTTP/1.1 and HTTP/2 on `listener` until `cancel`, then lets open
+/// connections finish (bounded by [`CONNECTION_DRAIN`]).
+pub async fn serve_http<H, F>(listener: TcpListener, handler: H, cancel: CancellationToken)
+where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = HttpResponse> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, peer) = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little, keep serving.
+                    debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let handler = handler.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let response = handler(request, peer);
+            async move { Ok::<_, Infallible>(response.await) }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = watched.await {
+                debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(CONNECTION_DRAIN, graceful.shutdown()).await;
+}
+
+pub fn text_response(status: http::StatusCode, body: impl Into<Bytes>) -> HttpResponse {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(normalize_endpoint(":4317").unwrap(), "0.0.0.0:4317");
+        assert_eq!(
+            normalize_endpoint("localhost:4317").unwrap(),
+            "localhost:4317"
+        );
+        assert_eq!(normalize_endpoint("[::1]:4317").unwrap(), "[::1]:4317");
+        assert!(normalize_endpoint("4317").is_err());
+        assert!(normalize_endpoint("http://x:1").is_err());
+        assert!(normalize_endpoint("x:99999").is_err());
+    }
+}

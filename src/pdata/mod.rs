@@ -1,0 +1,173 @@
+//! The data model: OTLP protobuf payloads from `opentelemetry-proto`, wrapped in a
+//! [`Batch`] that carries acknowledgement tokens through the pipeline.
+
+mod ack;
+pub mod json;
+pub(crate) mod split;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use ack::{Ack, AckOutcome, AckWaiter};
+pub use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+pub use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+pub use split::{count_data_points, count_log_records, count_spans};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+    pub fn from_name(name: &str) -> Option<Signal> {
+        match name {
+            "traces" => Some(Signal::Traces),
+            "metrics" => Some(Signal::Metrics),
+            "logs" => Some(Signal::Logs),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+
+    /// What one item of this signal is called in self-metric names.
+    pub fn item_name(self) -> &'static str {
+        match self {
+            Signal::Traces => "spans",
+            Signal::Metrics => "metric_points",
+            Signal::Logs => "log_records",
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One signal's OTLP export request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Payload {
+    Traces(ExportTraceServiceRequest),
+    Metrics(ExportMetricsServiceRequest),
+    Logs(ExportLogsServiceRequest),
+}
+
+impl Payload {
+    pub fn signal(&self) -> Signal {
+        match self {
+            Payload::Traces(_) => Signal::Traces,
+            Payload::Metrics(_) => Signal::Metrics,
+            Payload::Logs(_) => Signal::Logs,
+        }
+    }
+
+    /// Spans, metric data points or log records.
+    pub fn item_count(&self) -> usize {
+        match self {
+            Payload::Traces(r) => count_spans(r),
+            Payload::Metrics(r) => count_data_points(r),
+            Payload::Logs(r) => count_log_records(r),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Payload::Traces(r) => r.resource_spans.is_empty(),
+            Payload::Metrics(r) => r.resource_metrics.is_empty(),
+            Payload::Logs(r) => r.resource_logs.is_empty(),
+        }
+    }
+
+    /// An empty payload of the given signal.
+    pub fn empty(signal: Signal) -> Payload {
+        match signal {
+            Signal::Traces => Payload::Traces(Default::default()),
+            Signal::Metrics => Payload::Metrics(Default::default()),
+            Signal::Logs => Payload::Logs(Default::default()),
+        }
+    }
+
+    /// Moves `other`'s resources to the end of `self`. Both must be of one signal;
+    /// a payload of another signal is given back.
+    pub fn append(&mut self, other: Payload) -> Result<(), Payload> {
+        match (self, other) {
+            (Payload::Traces(a), Payload::Traces(b)) => a.resource_spans.extend(b.resource_spans),
+            (Payload::Metrics(a), Payload::Metrics(b)) => {
+                a.resource_metrics.extend(b.resource_metrics)
+            }
+            (Payload::Logs(a), Payload::Logs(b)) => a.resource_logs.extend(b.resource_logs),
+            (_, other) => return Err(other),
+        }
+        Ok(())
+    }
+
+    /// Removes and returns the first `n` items, keeping resource and scope context on
+    /// both sides. Taking `n >= item_count()` takes everything.
+    pub fn split_front(&mut self, n: usize) -> Payload {
+        match self {
+            Payload::Traces(r) => Payload::Traces(ExportTraceServiceRequest {
+                resource_spans: split::split_vec_front(&mut r.resource_spans, n),
+            }),
+            Payload::Metrics(r) => Payload::Metrics(ExportMetricsServiceRequest {
+                resource_metrics: split::split_vec_front(&mut r.resource_metrics, n),
+            }),
+            Payload::Logs(r) => Payload::Logs(ExportLogsServiceRequest {
+                resource_logs: split::split_vec_front(&mut r.resource_logs, n),
+            }),
+        }
+    }
+}
+
+/// A payload on its way through a pipeline, with the acknowledgement tokens of every
+/// source it came from. The payload is shared (`Arc`) on fan-out; a processor that
+/// changes it copies it only if another consumer still holds it.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    pub payload: Arc<Payload>,
+    pub acks: Vec<Ack>,
+}
+
+impl Batch {
+    pub fn new(payload: Payload) -> Batch {
+        Batch {
+            payload: Arc::new(payload),
+            acks: Vec::new(),
+        }
+    }
+
+    pub fn with_ack(payload: Payload, ack: Ack) -> Batch {
+        Batch {
+            payload: Arc::new(payload),
+            acks: vec![ack],
+        }
+    }
+
+    pub fn signal(&self) -> Signal {
+        self.payload.signal()
+    }
+
+    /// The payload for changing; copied only if shared.
+    pub fn payload_mut(&mut self) -> &mut Payload {
+        Arc::make_mut(&mut self.payload)
+    }
+
+    /// Marks every source of this batch as failed (refused or permanently lost).
+    pub fn fail(&self) {
+        for ack in &self.acks {
+            ack.fail();
+        }
+    }
+}

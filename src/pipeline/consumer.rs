@@ -1,0 +1,142 @@
+//! The edge into pipelines: a receiver (or a connector) hands each batch to every
+//! pipeline that lists it, through their bounded input channels.
+
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+
+use crate::pdata::{Batch, Signal};
+
+/// Why a batch was not taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// A pipeline's input is full: backpressure. The sender should retry later.
+    #[error("the pipeline is full")]
+    Full,
+    /// The pipeline is shutting down.
+    #[error("the pipeline is shutting down")]
+    Closed,
+}
+
+/// The input channels of every pipeline that takes one signal from one source.
+#[derive(Clone, Debug, Default)]
+pub struct Consumer {
+    targets: Vec<mpsc::Sender<Batch>>,
+}
+
+impl Consumer {
+    pub fn new(targets: Vec<mpsc::Sender<Batch>>) -> Consumer {
+        Consumer { targets }
+    }
+
+    /// No pipeline takes this signal from this source.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// All or nothing, without waiting: room is taken in every pipeline before the
+    /// batch goes to any, so a refused batch reached none and a retry duplicates nothing.
+    pub fn try_consume(&self, batch: Batch) -> Result<(), Refused> {
+        let mut permits = Vec::with_capacity(self.targets.len());
+        for target in &self.targets {
+            match target.try_reserve() {
+                Ok(permit) => permits.push(permit),
+                Err(TrySendError::Full(())) => return Err(Refused::Full),
+                Err(TrySendError::Closed(())) => return Err(Refused::Closed),
+            }
+        }
+        send_all(permits, batch);
+        Ok(())
+    }
+
+    /// Waits for room in every pipeline (backpressure for sources that can pause,
+    /// such as a file tail), then sends.
+    pub async fn consume(&self, batch: Batch) -> Result<(), Refused> {
+        let mut permits = Vec::with_capacity(self.targets.len());
+        for target in &self.targets {
+            permits.push(target.reserve().await.map_err(|_| Refused::Closed)?);
+        }
+        send_all(permits, batch);
+        Ok(())
+    }
+}
+
+/// Clones for all but the last permit, which takes the original.
+fn send_all(permits: Vec<mpsc::Permit<'_, Batch>>, batch: Batch) {
+    let last = permits.len().saturating_sub(1);
+    let mut batch = Some(batch);
+    for (i, permit) in permits.into_iter().enumerate() {
+        let item = if i == last {
+            batch.take()
+        } else {
+            batch.clone()
+        };
+        if let Some(item) = item {
+            permit.send(item);
+        }
+    }
+}
+
+/// A source's consumers, one per signal.
+#[derive(Clone, Debug, Default)]
+pub struct Consumers {
+    pub traces: Consumer,
+    pub metrics: Consumer,
+    pub logs: Consumer,
+}
+
+impl Consumers {
+    pub fn get(&self, signal: Signal) -> &Consumer {
+        match signal {
+            Signal::Traces => &self.traces,
+            Signal::Metrics => &self.metrics,
+            Signal::Logs => &self.logs,
+        }
+    }
+
+    pub fn get_mut(&mut self, signal: Signal) -> &mut Consumer {
+        match signal {
+            Signal::Traces => &mut self.traces,
+            Signal::Metrics => &mut self.metrics,
+            Signal::Logs => &mut self.logs,
+        }
+    }
+
+    pub fn add(&mut self, signal: Signal, target: mpsc::Sender<Batch>) {
+        self.get_mut(signal).targets.push(target);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdata::split::tests::logs;
+
+    #[tokio::test]
+    async fn refusal_reaches_no_pipeline() {
+        let (tx_a, mut rx_a) = mpsc::channel(1);
+        let (tx_b, mut rx_b) = mpsc::channel(2);
+        let consumer = Consumer::new(vec![tx_a, tx_b]);
+        consumer.try_consume(Batch::new(logs(&[&[1]]))).unwrap();
+        // `a` is full now: the next batch must reach neither.
+        assert_eq!(
+            consumer.try_consume(Batch::new(logs(&[&[2]]))),
+            Err(Refused::Full)
+        );
+        assert_eq!(rx_a.recv().await.unwrap().payload.item_count(), 1);
+        assert_eq!(rx_b.recv().await.unwrap().payload.item_count(), 1);
+        assert!(rx_b.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn fan_out_shares_the_payload() {
+        let (tx_a, mut rx_a) = mpsc::channel(1);
+        let (tx_b, mut rx_b) = mpsc::channel(1);
+        Consumer::new(vec![tx_a, tx_b])
+            .consume(Batch::new(logs(&[&[3]])))
+            .await
+            .unwrap();
+        let a = rx_a.recv().await.unwrap();
+        let b = rx_b.recv().await.unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a.payload, &b.payload));
+    }
+}

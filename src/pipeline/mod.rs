@@ -1,0 +1,219 @@
+//! The pipeline graph built from a config: exporters (one instance per id, each with
+//! its queue), one task per pipeline running its processors and fanning out, and
+//! receivers (one instance per id, fanning out to every pipeline that lists them).
+//!
+//! Everything starts downstream first and stops upstream first: stopping receivers
+//! drops their senders, each pipeline drains and drops its exporter senders, and each
+//! exporter drains its queue. No stage ever stops while another still feeds it.
+
+mod consumer;
+mod run;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info};
+
+pub use consumer::{Consumer, Consumers, Refused};
+
+use crate::config::{ComponentId, Config, PipelineId};
+use crate::pdata::Batch;
+use crate::telemetry::Telemetry;
+
+/// Batches waiting between receivers and a pipeline's processors. Small on purpose:
+/// data waits in exporter queues, which are sized and measured; this is only slack.
+pub const PIPELINE_INPUT_CAPACITY: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("exporter `{id}`: {source}")]
+    Exporter {
+        id: ComponentId,
+        source: crate::exporters::BuildError,
+    },
+    #[error("receiver `{id}`: {source}")]
+    Receiver {
+        id: ComponentId,
+        source: crate::receivers::StartError,
+    },
+}
+
+/// A running graph.
+pub struct Running {
+    stop_receivers: CancellationToken,
+    receivers: TaskTracker,
+    pipelines: TaskTracker,
+    exporters: TaskTracker,
+    give_up: CancellationToken,
+}
+
+/// Builds and starts the graph, downstream first. On error, what was started is
+/// stopped again before returning.
+pub async fn start(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Running, StartError> {
+    let running = Running {
+        stop_receivers: CancellationToken::new(),
+        receivers: TaskTracker::new(),
+        pipelines: TaskTracker::new(),
+        exporters: TaskTracker::new(),
+        give_up: CancellationToken::new(),
+    };
+    match wire(config, telemetry, &running).await {
+        Ok(()) => Ok(running),
+        Err(e) => {
+            running.shutdown(Duration::from_secs(5)).await;
+            Err(e)
+        }
+    }
+}
+
+async fn wire(
+    config: &Config,
+    telemetry: &Arc<Telemetry>,
+    running: &Running,
+) -> Result<(), StartError> {
+    let pipelines = &config.service.pipelines;
+
+    // 1. Exporters, one instance per id however many pipelines use it.
+    let mut exporters: BTreeMap<&ComponentId, mpsc::Sender<Batch>> = BTreeMap::new();
+    for pipeline in pipelines.values() {
+        for id in &pipeline.exporters {
+            let Some(exporter_config) = config.exporters.get(id) else {
+                continue;
+            };
+            if exporters.contains_key(id) {
+                continue;
+            }
+            let sender = crate::exporters::start(
+                id,
+                exporter_config,
+                telemetry,
+                running.give_up.clone(),
+                &running.exporters,
+            )
+            .map_err(|source| StartError::Exporter {
+                id: id.clone(),
+                source,
+            })?;
+            exporters.insert(id, sender);
+        }
+    }
+
+    // 2. Every pipeline's input channel, so connectors can point at them.
+    let mut inputs: BTreeMap<&PipelineId, (mpsc::Sender<Batch>, mpsc::Receiver<Batch>)> = pipelines
+        .keys()
+        .map(|id| (id, mpsc::channel(PIPELINE_INPUT_CAPACITY)))
+        .collect();
+    let sender_of =
+        |inputs: &BTreeMap<&PipelineId, (mpsc::Sender<Batch>, mpsc::Receiver<Batch>)>,
+         id: &PipelineId| { inputs.get(id).map(|(tx, _)| tx.clone()) };
+
+    // 3. Pipelines: processors, then fan-out to exporters and connected pipelines.
+    let mut tasks = Vec::new();
+    for (pipeline_id, pipeline) in pipelines {
+        let mut outputs = Vec::new();
+        for id in &pipeline.exporters {
+            if let Some(sender) = exporters.get(id) {
+                outputs.push(sender.clone());
+            } else if config.connectors.contains_key(id) {
+                // A forward connector: the pipelines that receive from it, same signal.
+                for (other_id, other) in pipelines {
+                    if other_id.signal == pipeline_id.signal && other.receivers.contains(id) {
+                        outputs.extend(sender_of(&inputs, other_id));
+                    }
+                }
+            }
+        }
+        let processors = pipeline
+            .processors
+            .iter()
+            .filter_map(|id| {
+                config
+                    .processors
+                    .get(id)
+                    .map(|c| crate::processors::build(id, c, telemetry))
+            })
+            .collect();
+        tasks.push((pipeline_id.clone(), processors, outputs));
+    }
+    drop(exporters);
+    let mut receiver_consumers: BTreeMap<&ComponentId, Consumers> = BTreeMap::new();
+    for (pipeline_id, pipeline) in pipelines {
+        for id in &pipeline.receivers {
+            if config.receivers.contains_key(id)
+                && let Some(tx) = sender_of(&inputs, pipeline_id)
+            {
+                receiver_consumers
+                    .entry(id)
+                    .or_default()
+                    .add(pipeline_id.signal, tx);
+            }
+        }
+    }
+    for (pipeline_id, processors, outputs) in tasks {
+        let Some((_, rx)) = inputs.remove(&pipeline_id) else {
+            continue;
+        };
+        running
+            .pipelines
+            .spawn(run::run_pipeline(pipeline_id, rx, processors, outputs));
+    }
+    drop(inputs);
+
+    // 4. Receivers last, so nothing is accepted before it has somewhere to go.
+    for (id, consumers) in receiver_consumers {
+        let Some(receiver_config) = config.receivers.get(id) else {
+            continue;
+        };
+        crate::receivers::start(
+            id,
+            receiver_config,
+            consumers,
+            telemetry,
+            running.stop_receivers.clone(),
+            &running.receivers,
+        )
+        .await
+        .map_err(|source| StartError::Receiver {
+            id: id.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+impl Running {
+    /// Stops receivers, drains pipelines and exporters. Exports still failing when
+    /// `deadline` passes are dropped (counted and logged) so shutdown is bounded.
+    pub async fn shutdown(self, deadline: Duration) {
+        self.stop_receivers.cancel();
+        self.receivers.close();
+        self.pipelines.close();
+        self.exporters.close();
+        let drain = async {
+            self.receivers.wait().await;
+            self.pipelines.wait().await;
+            self.exporters.wait().await;
+        };
+        if tokio::time::timeout(deadline, drain).await.is_err() {
+            error!(deadline = ?deadline, "Shutdown deadline passed with data still queued; dropping what cannot be exported.");
+            self.give_up.cancel();
+            let rest = async {
+                self.receivers.wait().await;
+                self.pipelines.wait().await;
+                self.exporters.wait().await;
+            };
+            if tokio::time::timeout(Duration::from_secs(5), rest)
+                .await
+                .is_err()
+            {
+                error!("Components did not stop within 5s after the shutdown deadline.");
+            }
+        } else {
+            info!("Pipelines drained.");
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! One pipeline's task: take batches from the input channel, run the processors in
+//! order (calling back those with deadlines), fan out to exporter queues and
+//! connected pipelines, waiting while they are full.
+
+use std::future::pending;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tracing::{debug, error};
+
+use crate::config::PipelineId;
+use crate::pdata::Batch;
+use crate::processors::Processor;
+
+pub(super) async fn run_pipeline(
+    id: PipelineId,
+    mut input: mpsc::Receiver<Batch>,
+    mut processors: Vec<Box<dyn Processor>>,
+    outputs: Vec<mpsc::Sender<Batch>>,
+) {
+    let mut ready = Vec::new();
+    loop {
+        let deadline = processors.iter().filter_map(|p| p.deadline()).min();
+        let timer = async {
+            match deadline {
+                Some(at) => sleep_until(at).await,
+                None => pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            batch = input.recv() => match batch {
+                Some(batch) => run_from(&mut processors, 0, vec![batch], &mut ready),
+                None => break,
+            },
+            _ = timer => {
+                let now = Instant::now();
+                for i in 0..processors.len() {
+                    let mut out = Vec::new();
+                    processors[i].on_deadline(now, &mut out);
+                    if !out.is_empty() {
+                        run_from(&mut processors, i + 1, out, &mut ready);
+                    }
+                }
+            }
+        }
+        for batch in ready.drain(..) {
+            fan_out(&id, &outputs, batch).await;
+        }
+    }
+    // Input closed: every source has stopped. Flush what processors hold, in order.
+    for i in 0..processors.len() {
+        let mut out = Vec::new();
+        processors[i].flush(&mut out);
+        run_from(&mut processors, i + 1, out, &mut ready);
+    }
+    for batch in ready.drain(..) {
+        fan_out(&id, &outputs, batch).await;
+    }
+    debug!(pipeline = %id, "Pipeline drained.");
+}
+
+/// Runs `batches` through `processors[start..]`, collecting what comes out in `ready`.
+fn run_from(
+    processors: &mut [Box<dyn Processor>],
+    start: usize,
+    batches: Vec<Batch>,
+    ready: &mut Vec<Batch>,
+) {
+    let mut current = batches;
+    for processor in processors.iter_mut().skip(start) {
+        let mut next = Vec::with_capacity(current.len());
+        for batch in current {
+            processor.process(batch, &mut next);
+        }
+        current = next;
+        if current.is_empty() {
+            return;
+        }
+    }
+    ready.extend(current);
+}
+
+/// Sends to every output, waiting for room (backpressure); the last gets the original.
+async fn fan_out(id: &PipelineId, outputs: &[mpsc::Sender<Batch>], batch: Batch) {
+    let Some((last, rest)) = outputs.split_last() else {
+        return;
+    };
+    for output in rest {
+        if let Err(e) = output.send(batch.clone()).await {
+            lost(id, e.0);
+        }
+    }
+    if let Err(e) = last.send(batch).await {
+        lost(id, e.0);
+    }
+}
+
+/// Exporters outlive the pipelines that feed them, so this only happens on a bug.
+fn lost(id: &PipelineId, batch: Batch) {
+    batch.fail();
+    error!(pipeline = %id, items = batch.payload.item_count(), "A pipeline output closed early; data lost.");
+}

@@ -1,0 +1,55 @@
+//! Processors: synchronous functions of a batch, run in order by the pipeline task.
+//!
+//! A processor that needs time (the `batch` processor's timeout) reports its next
+//! deadline and the pipeline task calls it back then; no processor owns a thread or
+//! blocks on I/O, so one task per pipeline drives the whole chain without channels
+//! between stages.
+
+pub mod batch;
+
+use tokio::time::Instant;
+
+use crate::component::{Factory, parse_config};
+use crate::config::ComponentId;
+use crate::pdata::{Batch, Signal};
+use crate::telemetry::Telemetry;
+
+pub trait Processor: Send {
+    /// Takes one batch and pushes what it lets through (zero, one or more) to `out`.
+    fn process(&mut self, batch: Batch, out: &mut Vec<Batch>);
+
+    /// When this processor next wants [`Processor::on_deadline`].
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    fn on_deadline(&mut self, _now: Instant, _out: &mut Vec<Batch>) {}
+
+    /// Releases everything held, at shutdown.
+    fn flush(&mut self, _out: &mut Vec<Batch>) {}
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProcessorConfig {
+    Batch(batch::BatchConfig),
+}
+
+pub static FACTORIES: &[Factory<ProcessorConfig>] = &[Factory {
+    type_name: batch::TYPE,
+    signals: &Signal::ALL,
+    parse: |node| parse_config(node).map(ProcessorConfig::Batch),
+}];
+
+/// Makes a processor instance for one pipeline.
+pub fn build(
+    id: &ComponentId,
+    config: &ProcessorConfig,
+    telemetry: &Telemetry,
+) -> Box<dyn Processor> {
+    match config {
+        ProcessorConfig::Batch(config) => Box::new(batch::BatchProcessor::new(
+            config,
+            telemetry.batch_processor(id),
+        )),
+    }
+}

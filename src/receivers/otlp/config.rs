@@ -1,0 +1,142 @@
+use serde::Deserialize;
+
+use crate::component::Validate;
+use crate::config::ByteSize;
+
+/// The `otlp` receiver: OTLP over gRPC and HTTP for all three signals.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpReceiverConfig {
+    /// Which transports to serve; at least one.
+    #[serde(default)]
+    pub protocols: Protocols,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Protocols {
+    /// OTLP/gRPC; `grpc:` with nothing after it takes every default.
+    #[serde(default, deserialize_with = "present_or_default")]
+    pub grpc: Option<GrpcConfig>,
+    /// OTLP/HTTP; `http:` with nothing after it takes every default.
+    #[serde(default, deserialize_with = "present_or_default")]
+    pub http: Option<HttpConfig>,
+}
+
+/// A key that is present, even with a null value, turns its protocol on.
+fn present_or_default<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(deserializer).map(|v| Some(v.unwrap_or_default()))
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Address to listen on, `host:port`. Default `127.0.0.1:4317`.
+    #[serde(default = "default_grpc_endpoint")]
+    pub endpoint: String,
+    /// Largest request accepted, in MiB, after decompression. Default 4.
+    #[serde(default = "default_max_recv_msg_size_mib")]
+    pub max_recv_msg_size_mib: u64,
+    /// Concurrent HTTP/2 streams per connection. Default: unlimited (as upstream).
+    #[serde(default)]
+    pub max_concurrent_streams: Option<u32>,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig {
+            endpoint: default_grpc_endpoint(),
+            max_recv_msg_size_mib: default_max_recv_msg_size_mib(),
+            max_concurrent_streams: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on, `host:port`. Default `127.0.0.1:4318`.
+    #[serde(default = "default_http_endpoint")]
+    pub endpoint: String,
+    /// Largest request body accepted, before and after decompression. Default 20MiB.
+    #[serde(default = "default_max_request_body_size")]
+    pub max_request_body_size: ByteSize,
+    /// Path for traces. Default `/v1/traces`.
+    #[serde(default = "default_traces_path")]
+    pub traces_url_path: String,
+    /// Path for metrics. Default `/v1/metrics`.
+    #[serde(default = "default_metrics_path")]
+    pub metrics_url_path: String,
+    /// Path for logs. Default `/v1/logs`.
+    #[serde(default = "default_logs_path")]
+    pub logs_url_path: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            endpoint: default_http_endpoint(),
+            max_request_body_size: default_max_request_body_size(),
+            traces_url_path: default_traces_path(),
+            metrics_url_path: default_metrics_path(),
+            logs_url_path: default_logs_path(),
+        }
+    }
+}
+
+fn default_grpc_endpoint() -> String {
+    "127.0.0.1:4317".into()
+}
+fn default_http_endpoint() -> String {
+    "127.0.0.1:4318".into()
+}
+fn default_max_recv_msg_size_mib() -> u64 {
+    4
+}
+fn default_max_request_body_size() -> ByteSize {
+    ByteSize(20 << 20)
+}
+fn default_traces_path() -> String {
+    "/v1/traces".into()
+}
+fn default_metrics_path() -> String {
+    "/v1/metrics".into()
+}
+fn default_logs_path() -> String {
+    "/v1/logs".into()
+}
+
+impl Validate for OtlpReceiverConfig {
+    fn validate(&self) -> Result<(), String> {
+        let p = &self.protocols;
+        if p.grpc.is_none() && p.http.is_none() {
+            return Err("must specify at least one protocol under `protocols` (grpc, http)".into());
+        }
+        if let Some(grpc) = &p.grpc {
+            crate::receivers::otlp::parse_endpoint(&grpc.endpoint)?;
+            if grpc.max_recv_msg_size_mib == 0 {
+                return Err("protocols.grpc.max_recv_msg_size_mib must be at least 1".into());
+            }
+        }
+        if let Some(http) = &p.http {
+            crate::receivers::otlp::parse_endpoint(&http.endpoint)?;
+            if http.max_request_body_size.0 == 0 {
+                return Err("protocols.http.max_request_body_size must be more than 0".into());
+            }
+            for path in [
+                &http.traces_url_path,
+                &http.metrics_url_path,
+                &http.logs_url_path,
+            ] {
+                if !path.starts_with('/') {
+                    return Err(format!("URL path `{path}` must start with `/`"));
+                }
+            }
+        }
+        Ok(())
+    }
+}

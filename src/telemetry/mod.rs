@@ -1,0 +1,336 @@
+//! Self-observability: the metrics registry with the upstream collector's metric
+//! names and labels, the admin HTTP server that serves it, and logging set-up.
+//!
+//! Components take their metric handles once, at build time; counting on the hot path
+//! is an atomic add per batch, never a map lookup.
+
+mod process;
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ComponentId;
+use crate::net::{self, HttpResponse};
+use crate::pdata::Signal;
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    #[serde(default)]
+    pub metrics: MetricsTelemetryConfig,
+    #[serde(default)]
+    pub logs: LogsTelemetryConfig,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsLevel {
+    /// No self-metrics endpoint.
+    None,
+    Basic,
+    #[default]
+    Normal,
+    Detailed,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsTelemetryConfig {
+    /// `none` turns the endpoint off. Default `normal`.
+    #[serde(default)]
+    pub level: MetricsLevel,
+    /// Where `/metrics` is served. Default `127.0.0.1:8888`.
+    #[serde(default = "default_metrics_address")]
+    pub address: String,
+}
+
+impl Default for MetricsTelemetryConfig {
+    fn default() -> Self {
+        MetricsTelemetryConfig {
+            level: MetricsLevel::default(),
+            address: default_metrics_address(),
+        }
+    }
+}
+
+fn default_metrics_address() -> String {
+    "127.0.0.1:8888".into()
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogEncoding {
+    #[default]
+    Console,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogsTelemetryConfig {
+    /// debug, info, warn or error. Default info. `--log-level` and `RUST_LOG` win.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    /// console (human-readable) or json. `--log-format` wins.
+    #[serde(default)]
+    pub encoding: LogEncoding,
+}
+
+impl Default for LogsTelemetryConfig {
+    fn default() -> Self {
+        LogsTelemetryConfig {
+            level: default_log_level(),
+            encoding: LogEncoding::default(),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReceiverLabels {
+    receiver: String,
+    transport: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExporterLabels {
+    exporter: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProcessorLabels {
+    processor: String,
+}
+
+/// One counter family per signal, named `<prefix>_<spans|metric_points|log_records>`.
+struct PerSignal<
+    L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
+> {
+    families: [Family<L, Counter>; 3],
+}
+
+impl<L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static>
+    PerSignal<L>
+{
+    fn register(registry: &mut Registry, prefix: &str, help: &str) -> Self {
+        let families = Signal::ALL.map(|signal| {
+            let family = Family::<L, Counter>::default();
+            registry.register(
+                format!("{prefix}_{}", signal.item_name()),
+                format!("{help} ({})", signal.item_name().replace('_', " ")),
+                family.clone(),
+            );
+            family
+        });
+        PerSignal { families }
+    }
+
+    fn counters(&self, labels: &L) -> [Counter; 3] {
+        std::array::from_fn(|i| self.families[i].get_or_create(labels).clone())
+    }
+}
+
+fn signal_index(signal: Signal) -> usize {
+    match signal {
+        Signal::Traces => 0,
+        Signal::Metrics => 1,
+        Signal::Logs => 2,
+    }
+}
+
+/// A receiver's counters for one transport.
+#[derive(Clone)]
+pub struct ReceiverMetrics {
+    accepted: [Counter; 3],
+    refused: [Counter; 3],
+}
+
+impl ReceiverMetrics {
+    pub fn accepted(&self, signal: Signal) -> &Counter {
+        &self.accepted[signal_index(signal)]
+    }
+    pub fn refused(&self, signal: Signal) -> &Counter {
+        &self.refused[signal_index(signal)]
+    }
+}
+
+/// An exporter's counters and queue gauges.
+#[derive(Clone)]
+pub struct ExporterMetrics {
+    sent: [Counter; 3],
+    failed: [Counter; 3],
+    pub queue_size: Gauge,
+    pub queue_capacity: Gauge,
+}
+
+impl ExporterMetrics {
+    pub fn sent(&self, signal: Signal) -> &Counter {
+        &self.sent[signal_index(signal)]
+    }
+    pub fn send_failed(&self, signal: Signal) -> &Counter {
+        &self.failed[signal_index(signal)]
+    }
+}
+
+const BATCH_SIZE_BUCKETS: [f64; 22] = [
+    10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0,
+    6000.0, 7000.0, 8000.0, 9000.0, 10000.0, 20000.0, 30000.0, 50000.0, 100000.0,
+];
+
+fn batch_size_histogram() -> Histogram {
+    Histogram::new(BATCH_SIZE_BUCKETS)
+}
+
+/// The registry and every metric family, made once per process.
+pub struct Telemetry {
+    registry: Registry,
+    receiver_accepted: PerSignal<ReceiverLabels>,
+    receiver_refused: PerSignal<ReceiverLabels>,
+    exporter_sent: PerSignal<ExporterLabels>,
+    exporter_failed: PerSignal<ExporterLabels>,
+    exporter_queue_size: Family<ExporterLabels, Gauge>,
+    exporter_queue_capacity: Family<ExporterLabels, Gauge>,
+    batch_send_size: Family<ProcessorLabels, Histogram, fn() -> Histogram>,
+    process: process::ProcessMetrics,
+}
+
+impl Telemetry {
+    pub fn new() -> Arc<Telemetry> {
+        let mut registry = Registry::default();
+        let receiver_accepted = PerSignal::register(
+            &mut registry,
+            "otelcol_receiver_accepted",
+            "Number of items successfully pushed into the pipeline",
+        );
+        let receiver_refused = PerSignal::register(
+            &mut registry,
+            "otelcol_receiver_refused",
+            "Number of items that could not be pushed into the pipeline",
+        );
+        let exporter_sent = PerSignal::register(
+            &mut registry,
+            "otelcol_exporter_sent",
+            "Number of items successfully sent to destination",
+        );
+        let exporter_failed = PerSignal::register(
+            &mut registry,
+            "otelcol_exporter_send_failed",
+            "Number of items in failed attempts to send to destination",
+        );
+        let exporter_queue_size = Family::<ExporterLabels, Gauge>::default();
+        registry.register(
+            "otelcol_exporter_queue_size",
+            "Current size of the retry queue (in batches)",
+            exporter_queue_size.clone(),
+        );
+        let exporter_queue_capacity = Family::<ExporterLabels, Gauge>::default();
+        registry.register(
+            "otelcol_exporter_queue_capacity",
+            "Fixed capacity of the retry queue (in batches)",
+            exporter_queue_capacity.clone(),
+        );
+        let batch_send_size: Family<ProcessorLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(batch_size_histogram);
+        registry.register(
+            "otelcol_processor_batch_batch_send_size",
+            "Number of units in the batch",
+            batch_send_size.clone(),
+        );
+        let process = process::ProcessMetrics::register(&mut registry);
+        Arc::new(Telemetry {
+            registry,
+            receiver_accepted,
+            receiver_refused,
+            exporter_sent,
+            exporter_failed,
+            exporter_queue_size,
+            exporter_queue_capacity,
+            batch_send_size,
+            process,
+        })
+    }
+
+    pub fn receiver(&self, id: &ComponentId, transport: &str) -> ReceiverMetrics {
+        let labels = ReceiverLabels {
+            receiver: id.to_string(),
+            transport: transport.to_string(),
+        };
+        ReceiverMetrics {
+            accepted: self.receiver_accepted.counters(&labels),
+            refused: self.receiver_refused.counters(&labels),
+        }
+    }
+
+    pub fn exporter(&self, id: &ComponentId) -> ExporterMetrics {
+        let labels = ExporterLabels {
+            exporter: id.to_string(),
+        };
+        ExporterMetrics {
+            sent: self.exporter_sent.counters(&labels),
+            failed: self.exporter_failed.counters(&labels),
+            queue_size: self.exporter_queue_size.get_or_create(&labels).clone(),
+            queue_capacity: self.exporter_queue_capacity.get_or_create(&labels).clone(),
+        }
+    }
+
+    pub fn batch_processor(&self, id: &ComponentId) -> Histogram {
+        self.batch_send_size
+            .get_or_create(&ProcessorLabels {
+                processor: id.to_string(),
+            })
+            .clone()
+    }
+
+    /// The whole registry in the OpenMetrics text format, process figures refreshed.
+    pub fn encode(&self) -> String {
+        self.process.refresh();
+        let mut out = String::with_capacity(8192);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Serves `GET /metrics` until `cancel`.
+pub async fn serve(
+    telemetry: Arc<Telemetry>,
+    listener: tokio::net::TcpListener,
+    cancel: CancellationToken,
+) {
+    let handler = move |request: hyper::Request<hyper::body::Incoming>, _peer| {
+        let telemetry = telemetry.clone();
+        async move { metrics_response(&telemetry, request.method(), request.uri().path()) }
+    };
+    net::serve_http(listener, handler, cancel).await;
+}
+
+fn metrics_response(telemetry: &Telemetry, method: &http::Method, path: &str) -> HttpResponse {
+    if path != "/metrics" {
+        return net::text_response(
+            http::StatusCode::NOT_FOUND,
+            "not found; self-metrics are at /metrics\n",
+        );
+    }
+    if method != http::Method::GET && method != http::Method::HEAD {
+        return net::text_response(http::StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
+    }
+    let mut response = net::text_response(http::StatusCode::OK, telemetry.encode());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    response
+}

@@ -1,0 +1,140 @@
+//! Client TLS settings (`tls:` under an exporter), as the collector's configtls names
+//! them, turned into rustls configs. Files are read at build time, not validation.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsClientConfig {
+    /// Plain text, no TLS. Default false (TLS on), as upstream.
+    #[serde(default)]
+    pub insecure: bool,
+    /// PEM file of CAs to trust, added to the system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, for mTLS (with `key_file`).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The name to verify the server's certificate against, instead of the endpoint's host.
+    #[serde(default)]
+    pub server_name_override: Option<String>,
+}
+
+/// A client certificate chain and its private key, as PEM.
+pub struct IdentityPem {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {what} `{path}`: {source}")]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what} `{path}` holds no usable PEM {expected}")]
+    Pem {
+        what: &'static str,
+        path: PathBuf,
+        expected: &'static str,
+    },
+    #[error("TLS set-up failed: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+impl TlsClientConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err("tls.cert_file and tls.key_file must be given together".into());
+        }
+        Ok(())
+    }
+
+    pub fn read_ca(&self) -> Result<Option<Vec<u8>>, TlsError> {
+        self.ca_file
+            .as_ref()
+            .map(|path| read(path, "tls.ca_file"))
+            .transpose()
+    }
+
+    /// The client certificate and key PEMs, for mTLS.
+    pub fn read_identity(&self) -> Result<Option<IdentityPem>, TlsError> {
+        match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => Ok(Some(IdentityPem {
+                cert: read(cert, "tls.cert_file")?,
+                key: read(key, "tls.key_file")?,
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    /// A rustls client config: system roots plus `ca_file`, and the client identity.
+    pub fn rustls_config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            // A broken system certificate must not stop the others from working.
+            let _ = roots.add(cert);
+        }
+        if let (Some(pem), Some(path)) = (self.read_ca()?, &self.ca_file) {
+            let certs = parse_certs(&pem, path, "tls.ca_file")?;
+            for cert in certs {
+                roots.add(cert)?;
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots);
+        let identity = self.read_identity()?;
+        let mut config = match (identity, &self.cert_file, &self.key_file) {
+            (Some(pem), Some(cert_path), Some(key_path)) => {
+                let certs = parse_certs(&pem.cert, cert_path, "tls.cert_file")?;
+                let key = PrivateKeyDer::from_pem_slice(&pem.key).map_err(|_| TlsError::Pem {
+                    what: "tls.key_file",
+                    path: key_path.clone(),
+                    expected: "private key",
+                })?;
+                builder.with_client_auth_cert(certs, key)?
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn parse_certs(
+    pem: &[u8],
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .collect();
+    if certs.is_empty() {
+        return Err(TlsError::Pem {
+            what,
+            path: path.to_path_buf(),
+            expected: "certificate",
+        });
+    }
+    Ok(certs)
+}
