@@ -2,6 +2,7 @@
 //! [`Batch`] that carries acknowledgement tokens through the pipeline.
 
 mod ack;
+pub mod grpc;
 pub mod json;
 pub(crate) mod split;
 

@@ -1,13 +1,11 @@
-//! OTLP/gRPC client. Payloads are encoded once with prost and sent as bytes through a
+//! OTLP/gRPC client. Payloads are encoded with prost and sent as bytes through a
 //! pass-through codec, so the shared batch is never copied to build a request.
 
-use std::marker::PhantomData;
-
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use tonic::codec::{Codec, CompressionEncoding, EncodeBuf, Encoder};
+use tonic::codec::CompressionEncoding;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
@@ -16,7 +14,7 @@ use tracing::warn;
 use super::{Compression, OtlpGrpcExporterConfig};
 use crate::exporters::BuildError;
 use crate::exporters::helper::{Export, ExportError};
-use crate::pdata::{Payload, json::to_proto};
+use crate::pdata::{Payload, grpc::ClientCodec, json::to_proto};
 use crate::tls::TlsClientConfig;
 
 /// The URI tonic dials: TLS unless `tls.insecure` or an `http://` endpoint.
@@ -113,7 +111,7 @@ impl OtlpGrpcExporter {
         *request.metadata_mut() = self.metadata.clone();
         let path = http::uri::PathAndQuery::from_static(path);
         let response = grpc
-            .unary(request, path, RawCodec::<Resp>(PhantomData))
+            .unary(request, path, ClientCodec::<Resp>::default())
             .await?;
         Ok(response.into_inner())
     }
@@ -175,35 +173,5 @@ pub fn classify_status(status: Status) -> ExportError {
         | Code::Unavailable
         | Code::DataLoss => ExportError::retryable(message),
         _ => ExportError::permanent(message),
-    }
-}
-
-/// Sends pre-encoded protobuf bytes and decodes a prost response.
-struct RawCodec<Resp>(PhantomData<Resp>);
-
-impl<Resp: prost::Message + Default + Send + 'static> Codec for RawCodec<Resp> {
-    type Encode = Bytes;
-    type Decode = Resp;
-    type Encoder = RawEncoder;
-    type Decoder = tonic_prost::ProstDecoder<Resp>;
-
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        tonic_prost::ProstDecoder::new(Default::default())
-    }
-}
-
-struct RawEncoder;
-
-impl Encoder for RawEncoder {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
     }
 }

@@ -1,93 +1,146 @@
-//! OTLP/gRPC server on tonic.
+//! OTLP/gRPC server on tonic. The three services are one generic tower service over
+//! raw bytes, so decoding (and its `INVALID_ARGUMENT`) is ours.
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use std::convert::Infallible;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
+use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 use tracing::error;
 
 use super::{GrpcConfig, Intake};
-use crate::pdata::{Payload, Signal};
+use crate::pdata::grpc::BytesCodec;
+use crate::pdata::{Signal, json::from_proto};
 use crate::pipeline::Refused;
 
-fn refusal(refused: Refused) -> Status {
-    match refused {
-        Refused::Full => Status::unavailable("pipeline is full; retry later"),
-        Refused::Closed => Status::unavailable("receiver is shutting down"),
+/// The service name and method path of one signal.
+pub(super) trait OtlpService: Send + Sync + 'static {
+    const NAME: &'static str;
+    const PATH: &'static str;
+    const SIGNAL: Signal;
+}
+
+pub(super) struct Traces;
+pub(super) struct Metrics;
+pub(super) struct Logs;
+
+impl OtlpService for Traces {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    const SIGNAL: Signal = Signal::Traces;
+}
+impl OtlpService for Metrics {
+    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    const SIGNAL: Signal = Signal::Metrics;
+}
+impl OtlpService for Logs {
+    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    const SIGNAL: Signal = Signal::Logs;
+}
+
+pub(super) struct GrpcService<S> {
+    intake: Intake,
+    max_message_size: usize,
+    _service: PhantomData<S>,
+}
+
+impl<S> Clone for GrpcService<S> {
+    fn clone(&self) -> Self {
+        GrpcService {
+            intake: self.intake.clone(),
+            max_message_size: self.max_message_size,
+            _service: PhantomData,
+        }
     }
 }
 
-fn not_served(signal: Signal) -> Status {
-    Status::unimplemented(format!("this receiver is in no {signal} pipeline"))
+impl<S: OtlpService> NamedService for GrpcService<S> {
+    const NAME: &'static str = S::NAME;
 }
 
-#[tonic::async_trait]
-impl TraceService for Intake {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        if self.consumers.traces.is_empty() {
-            return Err(not_served(Signal::Traces));
-        }
-        self.accept(Payload::Traces(request.into_inner()))
-            .map_err(refusal)?;
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
+
+impl<S, B> tower_service::Service<http::Request<B>> for GrpcService<S>
+where
+    S: OtlpService,
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let service = self.clone();
+        Box::pin(async move {
+            if request.uri().path() != S::PATH {
+                return Ok(Status::unimplemented(format!(
+                    "unknown method {}",
+                    request.uri().path()
+                ))
+                .into_http());
+            }
+            let mut encodings = EnabledCompressionEncodings::default();
+            encodings.enable(CompressionEncoding::Gzip);
+            encodings.enable(CompressionEncoding::Zstd);
+            let mut grpc = Grpc::new(BytesCodec)
+                .apply_compression_config(encodings, encodings)
+                .apply_max_message_size_config(Some(service.max_message_size), None);
+            Ok(grpc
+                .unary(
+                    Export::<S> {
+                        intake: service.intake,
+                        _service: PhantomData,
+                    },
+                    request,
+                )
+                .await)
+        })
     }
 }
 
-#[tonic::async_trait]
-impl MetricsService for Intake {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        if self.consumers.metrics.is_empty() {
-            return Err(not_served(Signal::Metrics));
-        }
-        self.accept(Payload::Metrics(request.into_inner()))
-            .map_err(refusal)?;
-        Ok(Response::new(ExportMetricsServiceResponse {
-            partial_success: None,
-        }))
-    }
+struct Export<S> {
+    intake: Intake,
+    _service: PhantomData<S>,
 }
 
-#[tonic::async_trait]
-impl LogsService for Intake {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        if self.consumers.logs.is_empty() {
-            return Err(not_served(Signal::Logs));
-        }
-        self.accept(Payload::Logs(request.into_inner()))
-            .map_err(refusal)?;
-        Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: None,
-        }))
+impl<S: OtlpService> UnaryService<Bytes> for Export<S> {
+    type Response = Bytes;
+    type Future = BoxFuture<Response<Bytes>, Status>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let intake = self.intake.clone();
+        Box::pin(async move {
+            if intake.consumers.get(S::SIGNAL).is_empty() {
+                return Err(Status::unimplemented(format!(
+                    "this receiver is in no {} pipeline",
+                    S::SIGNAL
+                )));
+            }
+            let payload = from_proto(S::SIGNAL, request.get_ref()).map_err(|e| {
+                Status::invalid_argument(format!("malformed {} request: {e}", S::SIGNAL))
+            })?;
+            intake.accept(payload).map_err(|refused| match refused {
+                Refused::Full => Status::unavailable("pipeline is full; retry later"),
+                Refused::Closed => Status::unavailable("receiver is shutting down; retry later"),
+            })?;
+            // An empty Export*ServiceResponse encodes to zero bytes.
+            Ok(Response::new(Bytes::new()))
+        })
     }
 }
 
@@ -97,25 +150,27 @@ pub(super) async fn serve(
     intake: Intake,
     stop: CancellationToken,
 ) {
-    let limit = (config.max_recv_msg_size_mib as usize).saturating_mul(1 << 20);
-    macro_rules! service {
-        ($server:ident) => {
-            $server::new(intake.clone())
-                .max_decoding_message_size(limit)
-                .accept_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Zstd)
-                .send_compressed(CompressionEncoding::Gzip)
-        };
-    }
+    let max_message_size = (config.max_recv_msg_size_mib as usize).saturating_mul(1 << 20);
     let mut builder = tonic::transport::Server::builder();
     if let Some(streams) = config.max_concurrent_streams {
         builder = builder.max_concurrent_streams(streams);
     }
     let router = builder
-        .add_service(service!(TraceServiceServer))
-        .add_service(service!(MetricsServiceServer))
-        .add_service(service!(LogsServiceServer));
-    drop(intake);
+        .add_service(GrpcService::<Traces> {
+            intake: intake.clone(),
+            max_message_size,
+            _service: PhantomData,
+        })
+        .add_service(GrpcService::<Metrics> {
+            intake: intake.clone(),
+            max_message_size,
+            _service: PhantomData,
+        })
+        .add_service(GrpcService::<Logs> {
+            intake,
+            max_message_size,
+            _service: PhantomData,
+        });
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     if let Err(e) = router
         .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())

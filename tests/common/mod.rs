@@ -1,0 +1,363 @@
+//! Shared by the end-to-end tests: spawn the real `ocelot` binary with a config, learn
+//! the ports it bound (configs use `127.0.0.1:0`) from its JSON logs, talk HTTP/1.1.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ocelot");
+
+/// A running ocelot and everything it logged.
+pub struct Agent {
+    child: Child,
+    logs: Arc<Mutex<Vec<serde_json::Value>>>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Agent {
+    /// Starts ocelot with `config` (written to a temp dir; `{dir}` in it is replaced
+    /// by that dir) and waits until it says it is running.
+    pub fn start(config: &str) -> Agent {
+        Self::try_start(config).unwrap_or_else(|e| panic!("ocelot did not start: {e}"))
+    }
+
+    pub fn try_start(config: &str) -> Result<Agent, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config.replace("{dir}", dir.path().to_str().unwrap());
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&path)
+            .arg("--log-format")
+            .arg("json")
+            .arg("--log-level")
+            .arg("info")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| serde_json::json!({ "fields": { "message": line } }));
+                sink.lock().unwrap().push(value);
+            }
+        });
+        let agent = Agent { child, logs, dir };
+        let started = Instant::now();
+        let mut agent = agent;
+        loop {
+            if agent.find_log("ocelot is running.").is_some() {
+                return Ok(agent);
+            }
+            if let Ok(Some(status)) = agent.child.try_wait() {
+                return Err(format!("exited with {status}; logs:\n{}", agent.log_text()));
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                return Err(format!(
+                    "not running after 20s; logs:\n{}",
+                    agent.log_text()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn find_log(&self, message: &str) -> Option<serde_json::Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|v| v["fields"]["message"].as_str() == Some(message))
+            .cloned()
+    }
+
+    pub fn count_logs(&self, message_part: &str) -> usize {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| {
+                v["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(message_part))
+            })
+            .count()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|v| format!("{v}\n"))
+            .collect()
+    }
+
+    /// The address a receiver or server logged, e.g. ("OTLP/gRPC listening.", "otlp").
+    fn endpoint(&self, message: &str, field: &str, id: Option<&str>) -> SocketAddr {
+        let logs = self.logs.lock().unwrap();
+        let entry = logs
+            .iter()
+            .find(|v| {
+                v["fields"]["message"].as_str() == Some(message)
+                    && id.is_none_or(|id| {
+                        v["fields"]["receiver"].as_str() == Some(id)
+                            || v["fields"]["extension"].as_str() == Some(id)
+                    })
+            })
+            .unwrap_or_else(|| panic!("no `{message}` in the logs"));
+        entry["fields"][field].as_str().unwrap().parse().unwrap()
+    }
+
+    pub fn grpc(&self, receiver: &str) -> SocketAddr {
+        self.endpoint("OTLP/gRPC listening.", "endpoint", Some(receiver))
+    }
+
+    pub fn http(&self, receiver: &str) -> SocketAddr {
+        self.endpoint("OTLP/HTTP listening.", "endpoint", Some(receiver))
+    }
+
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.endpoint("Self-metrics at /metrics.", "address", None)
+    }
+
+    pub fn health_addr(&self, id: &str) -> SocketAddr {
+        self.endpoint("Health check listening.", "endpoint", Some(id))
+    }
+
+    /// One self-metric's value, summed over the series whose labels contain `labels`.
+    pub fn metric(&self, name: &str, labels: &str) -> f64 {
+        let (status, _, body) = http_get(self.metrics_addr(), "/metrics");
+        assert_eq!(status, 200);
+        parse_metric(&String::from_utf8_lossy(&body), name, labels)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then wait (bounded) for the exit.
+    pub fn stop(mut self) -> ExitStatus {
+        signal(self.child.id(), "TERM");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = self.child.kill();
+                panic!(
+                    "ocelot did not exit within 30s of SIGTERM; logs:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Sums the samples of `name` (exact series name) whose label text contains `labels`.
+pub fn parse_metric(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (series_name, series_labels) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest),
+                None => (series, ""),
+            };
+            (series_name == name && series_labels.contains(labels))
+                .then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+/// A free port on 127.0.0.1, for a server a config must name before it starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub type Headers = BTreeMap<String, String>;
+
+/// A one-shot HTTP/1.1 request; returns status, lower-cased headers and body.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Headers, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    // The server may answer (413) before reading a large body; a failed write is fine then.
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    parse_response(&response)
+}
+
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, Headers, Vec<u8>) {
+    http_request(addr, "GET", path, &[], &[])
+}
+
+pub fn http_post(
+    addr: SocketAddr,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, Headers, Vec<u8>) {
+    http_request(addr, "POST", path, &[("Content-Type", content_type)], body)
+}
+
+fn parse_response(response: &[u8]) -> (u16, Headers, Vec<u8>) {
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response: {:?}", String::from_utf8_lossy(response)));
+    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let raw = &response[split + 4..];
+    let body = if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v == "chunked")
+    {
+        dechunk(raw)
+    } else {
+        raw.to_vec()
+    };
+    (status, headers, body)
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&raw[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
+        raw = &raw[eol + 2 + size + 2..];
+    }
+}
+
+/// Waits until `check` is true, or panics with `what` after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        if started.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every JSON line a `file` exporter wrote so far.
+pub fn read_json_lines(path: &Path) -> Vec<serde_json::Value> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Log record bodies (string values) in file-exporter output, in order.
+pub fn log_bodies(lines: &[serde_json::Value]) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in lines {
+        for rl in line["resourceLogs"].as_array().into_iter().flatten() {
+            for sl in rl["scopeLogs"].as_array().into_iter().flatten() {
+                for lr in sl["logRecords"].as_array().into_iter().flatten() {
+                    out.push(
+                        lr["body"]["stringValue"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+/// An OTLP/JSON logs request with one record per body.
+pub fn logs_json(bodies: &[String]) -> Vec<u8> {
+    let records: Vec<serde_json::Value> = bodies
+        .iter()
+        .map(|b| serde_json::json!({ "timeUnixNano": "1700000000000000000", "body": { "stringValue": b } }))
+        .collect();
+    serde_json::json!({
+        "resourceLogs": [{
+            "resource": { "attributes": [{ "key": "service.name", "value": { "stringValue": "test" } }] },
+            "scopeLogs": [{ "scope": { "name": "t" }, "logRecords": records }]
+        }]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
