@@ -79,6 +79,7 @@ impl TlsClientConfig {
     }
 
     /// A rustls client config: system roots plus `ca_file`, and the client identity.
+    /// ALPN is left to the HTTP client, which sets what it speaks.
     pub fn rustls_config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_native_certs::load_native_certs().certs {
@@ -96,7 +97,7 @@ impl TlsClientConfig {
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots);
         let identity = self.read_identity()?;
-        let mut config = match (identity, &self.cert_file, &self.key_file) {
+        let config = match (identity, &self.cert_file, &self.key_file) {
             (Some(pem), Some(cert_path), Some(key_path)) => {
                 let certs = parse_certs(&pem.cert, cert_path, "tls.cert_file")?;
                 let key = PrivateKeyDer::from_pem_slice(&pem.key).map_err(|_| TlsError::Pem {
@@ -108,7 +109,6 @@ impl TlsClientConfig {
             }
             _ => builder.with_no_client_auth(),
         };
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
 }
