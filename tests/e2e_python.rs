@@ -1,0 +1,228 @@
+//! End to end with real clients: the OpenTelemetry Python SDK sends traces, metrics
+//! and logs over OTLP/gRPC and OTLP/HTTP to one ocelot, which forwards with the `otlp`
+//! and `otlphttp` exporters to a second ocelot writing one `file` exporter per
+//! transport. Every span, data point and log record must arrive with its attributes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const COUNT: usize = 20;
+
+/// The Python with the OpenTelemetry SDK: `OCELOT_TEST_PYTHON`, or the venv that
+/// `scripts/test` makes under `target/`.
+fn python() -> PathBuf {
+    if let Ok(path) = std::env::var("OCELOT_TEST_PYTHON") {
+        return PathBuf::from(path);
+    }
+    let venv = repo_path("target/venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python OpenTelemetry SDK at {}: run scripts/test, which installs it",
+        venv.display()
+    );
+    venv
+}
+
+/// `[{key, value}]` → key → value, the OTLP JSON attribute list as a map.
+fn attributes(list: &Value) -> BTreeMap<String, Value> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|kv| (kv["key"].as_str().unwrap().to_string(), kv["value"].clone()))
+        .collect()
+}
+
+struct Received {
+    spans: BTreeMap<String, (Value, BTreeMap<String, Value>)>,
+    logs: BTreeMap<String, BTreeMap<String, Value>>,
+    /// (metric name, proto attribute) → data point.
+    points: BTreeMap<(String, String), Value>,
+    resources: Vec<BTreeMap<String, Value>>,
+}
+
+fn read(path: &Path) -> Received {
+    let mut received = Received { spans: BTreeMap::new(), logs: BTreeMap::new(), points: BTreeMap::new(), resources: vec![] };
+    for line in read_json_lines(path) {
+        for rs in line["resourceSpans"].as_array().into_iter().flatten() {
+            received.resources.push(attributes(&rs["resource"]["attributes"]));
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                for span in ss["spans"].as_array().into_iter().flatten() {
+                    let name = span["name"].as_str().unwrap().to_string();
+                    assert!(received.spans.insert(name.clone(), (span.clone(), attributes(&span["attributes"]))).is_none(), "span {name} twice");
+                }
+            }
+        }
+        for rl in line["resourceLogs"].as_array().into_iter().flatten() {
+            for sl in rl["scopeLogs"].as_array().into_iter().flatten() {
+                for record in sl["logRecords"].as_array().into_iter().flatten() {
+                    let body = record["body"]["stringValue"].as_str().unwrap().to_string();
+                    assert!(received.logs.insert(body.clone(), attributes(&record["attributes"])).is_none(), "log {body} twice");
+                }
+            }
+        }
+        for rm in line["resourceMetrics"].as_array().into_iter().flatten() {
+            for sm in rm["scopeMetrics"].as_array().into_iter().flatten() {
+                for metric in sm["metrics"].as_array().into_iter().flatten() {
+                    let name = metric["name"].as_str().unwrap().to_string();
+                    let points = metric["sum"]["dataPoints"].as_array().or(metric["histogram"]["dataPoints"].as_array());
+                    for point in points.into_iter().flatten() {
+                        let proto = attributes(&point["attributes"])["proto"]["stringValue"].as_str().unwrap().to_string();
+                        received.points.insert((name.clone(), proto), point.clone());
+                    }
+                }
+            }
+        }
+    }
+    received
+}
+
+fn complete(received: &Received) -> bool {
+    received.spans.len() == 2 * COUNT && received.logs.len() == 2 * COUNT && received.points.len() == 4
+}
+
+#[test]
+fn python_sdk_over_grpc_and_http_through_two_ocelots() {
+    let python = python();
+    let downstream = Agent::start(
+        r#"
+receivers:
+  otlp/grpc:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+  otlp/http:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:0
+exporters:
+  file/grpc:
+    path: "{dir}/grpc.jsonl"
+  file/http:
+    path: "{dir}/http.jsonl"
+service:
+  pipelines:
+    traces/grpc:  { receivers: [otlp/grpc], exporters: [file/grpc] }
+    metrics/grpc: { receivers: [otlp/grpc], exporters: [file/grpc] }
+    logs/grpc:    { receivers: [otlp/grpc], exporters: [file/grpc] }
+    traces/http:  { receivers: [otlp/http], exporters: [file/http] }
+    metrics/http: { receivers: [otlp/http], exporters: [file/http] }
+    logs/http:    { receivers: [otlp/http], exporters: [file/http] }
+  telemetry:
+    metrics:
+      level: none
+"#,
+    );
+    let upstream = Agent::start(&format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+      http:
+        endpoint: 127.0.0.1:0
+processors:
+  batch:
+    timeout: 100ms
+exporters:
+  otlp:
+    endpoint: {grpc}
+    tls:
+      insecure: true
+  otlphttp:
+    endpoint: http://{http}
+    compression: zstd
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:0
+service:
+  extensions: [health_check]
+  pipelines:
+    traces:  {{ receivers: [otlp], processors: [batch], exporters: [otlp, otlphttp] }}
+    metrics: {{ receivers: [otlp], processors: [batch], exporters: [otlp, otlphttp] }}
+    logs:    {{ receivers: [otlp], processors: [batch], exporters: [otlp, otlphttp] }}
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+"#,
+        grpc = downstream.grpc("otlp/grpc"),
+        http = downstream.http("otlp/http"),
+    ));
+    let (status, _, body) = http_get(upstream.health_addr("health_check"), "/");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+
+    let run = format!("run-{}", std::process::id());
+    let output = Command::new(&python)
+        .arg(repo_path("tests/python/send_otlp.py"))
+        .args(["--grpc", &upstream.grpc("otlp").to_string()])
+        .args(["--http", &upstream.http("otlp").to_string()])
+        .args(["--run", &run, "--count", &COUNT.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the Python client failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        upstream.log_text()
+    );
+
+    for transport in ["grpc", "http"] {
+        let path = downstream.dir.path().join(format!("{transport}.jsonl"));
+        wait_until(Duration::from_secs(20), &format!("everything through {transport}"), || complete(&read(&path)));
+        let received = read(&path);
+        for proto in ["grpc", "http"] {
+            for i in 0..COUNT {
+                let (span, attrs) = &received.spans[&format!("span-{proto}-{i}")];
+                assert_eq!(attrs["run"]["stringValue"], run.as_str());
+                assert_eq!(attrs["proto"]["stringValue"], proto);
+                assert_eq!(attrs["index"]["intValue"], i.to_string());
+                assert_eq!(attrs["ok"]["boolValue"], true);
+                assert_eq!(attrs["ratio"]["doubleValue"], 0.5);
+                assert_eq!(attrs["tags"]["arrayValue"]["values"][1]["stringValue"], "b");
+                assert_eq!(span["traceId"].as_str().unwrap().len(), 32);
+                assert_eq!(span["spanId"].as_str().unwrap().len(), 16);
+                assert_eq!(span["events"][0]["name"], "checkpoint");
+                assert_eq!(attributes(&span["events"][0]["attributes"])["step"]["intValue"], i.to_string());
+
+                let log = &received.logs[&format!("log-{proto}-{i}")];
+                assert_eq!(log["run"]["stringValue"], run.as_str());
+                assert_eq!(log["index"]["intValue"], i.to_string());
+            }
+            let counter = &received.points[&("ocelot.test.requests".to_string(), proto.to_string())];
+            assert_eq!(counter["asInt"], "5");
+            assert_eq!(attributes(&counter["attributes"])["run"]["stringValue"], run.as_str());
+            let histogram = &received.points[&("ocelot.test.latency".to_string(), proto.to_string())];
+            assert_eq!(histogram["count"], "3");
+            assert_eq!(histogram["sum"], 6.0);
+        }
+        let services: Vec<&str> = received
+            .resources
+            .iter()
+            .filter_map(|r| r.get("service.name").and_then(|v| v["stringValue"].as_str()))
+            .collect();
+        assert!(services.contains(&"e2e-grpc") && services.contains(&"e2e-http"), "{services:?}");
+    }
+
+    let items = (2 * COUNT) as f64;
+    assert_eq!(upstream.metric("otelcol_receiver_accepted_spans_total", ""), items);
+    assert_eq!(upstream.metric("otelcol_receiver_accepted_log_records_total", ""), items);
+    assert_eq!(upstream.metric("otelcol_exporter_sent_spans_total", "exporter=\"otlp\""), items);
+    assert_eq!(upstream.metric("otelcol_exporter_sent_spans_total", "exporter=\"otlphttp\""), items);
+    // The SDK exports its cumulative metrics at flush and again at shutdown.
+    let points = upstream.metric("otelcol_receiver_accepted_metric_points_total", "");
+    assert!(points >= 4.0);
+    assert_eq!(upstream.metric("otelcol_exporter_sent_metric_points_total", "exporter=\"otlp\""), points);
+    assert_eq!(upstream.metric("otelcol_exporter_sent_metric_points_total", "exporter=\"otlphttp\""), points);
+    assert!(upstream.metric("otelcol_processor_batch_batch_send_size_count", "processor=\"batch\"") >= 1.0);
+    assert!(upstream.metric("otelcol_process_memory_rss", "") > 1e6);
+
+    assert!(upstream.stop().success());
+    assert!(downstream.stop().success());
+}
