@@ -164,6 +164,9 @@ pub fn load_default() -> Loaded {
 #[derive(Default)]
 struct Checker {
     diagnostics: Vec<Diagnostic>,
+    /// Components defined with an invalid config: already reported, so references to
+    /// them are not reported again as undefined.
+    invalid: BTreeSet<ComponentId>,
 }
 
 /// Where each pipeline reference was written, for errors about it.
@@ -315,6 +318,7 @@ impl Checker {
                 Err(e) => {
                     let location = e.location.unwrap_or_else(|| value.location.clone());
                     self.error(Some(location), format!("{kind} `{id}`: {}", e.message));
+                    self.invalid.insert(id);
                 }
             }
         }
@@ -561,7 +565,8 @@ impl Checker {
                 );
             }
         }
-        // A connector joins pipelines: it must be an exporter in one and a receiver in another.
+        // A connector joins pipelines: it must be an exporter in one and a receiver in
+        // another, and (`forward`) of the same signal on both sides.
         for (id, defined) in connectors {
             let as_exporter = refs
                 .iter()
@@ -579,6 +584,25 @@ impl Checker {
                     Some(defined.location.clone()),
                     format!("connector `{id}` is used as {used} but not as {missing}; a connector must join two pipelines"),
                 );
+                continue;
+            }
+            for pipeline in refs {
+                let Some((_, location)) = pipeline.exporters.iter().find(|(e, _)| e == id) else {
+                    continue;
+                };
+                let signal = pipeline.id.signal;
+                let joined = refs
+                    .iter()
+                    .any(|q| q.id.signal == signal && q.receivers.iter().any(|(r, _)| r == id));
+                if !joined {
+                    self.error(
+                        Some(location.clone()),
+                        format!(
+                            "connector `{id}` receives {signal} from pipeline `{}`, but no {signal} pipeline lists it as a receiver; `{}` passes data on within one signal",
+                            pipeline.id, id.type_name
+                        ),
+                    );
+                }
             }
         }
         self.check_cycles(refs, connectors);
@@ -596,6 +620,7 @@ impl Checker {
         defined: impl Fn() -> String,
     ) {
         match found {
+            None if self.invalid.contains(id) => {}
             None => self.error(
                 Some(location.clone()),
                 format!(
@@ -740,7 +765,7 @@ struct Defined<C> {
 
 fn defined_list<C>(defined: &BTreeMap<ComponentId, Defined<C>>) -> String {
     if defined.is_empty() {
-        "; none is defined".into()
+        "; no valid one is defined".into()
     } else {
         let names: Vec<String> = defined.keys().map(|id| format!("`{id}`")).collect();
         format!("; defined: {}", names.join(", "))
@@ -757,7 +782,7 @@ fn defined_list2<A, B>(
         .map(|id| format!("`{id}`"))
         .collect();
     if names.is_empty() {
-        "; none is defined".into()
+        "; no valid one is defined".into()
     } else {
         format!("; defined: {}", names.join(", "))
     }

@@ -1,7 +1,7 @@
 //! Shared by the end-to-end tests: spawn the real `ocelot` binary with a config, learn
 //! the ports it bound (configs use `127.0.0.1:0`) from its JSON logs, talk HTTP/1.1.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -28,6 +28,15 @@ impl Agent {
     }
 
     pub fn try_start(config: &str) -> Result<Agent, String> {
+        Self::try_start_with_args(config, &[])
+    }
+
+    pub fn start_with_args(config: &str, args: &[&str]) -> Agent {
+        Self::try_start_with_args(config, args)
+            .unwrap_or_else(|e| panic!("ocelot did not start: {e}"))
+    }
+
+    pub fn try_start_with_args(config: &str, args: &[&str]) -> Result<Agent, String> {
         let dir = tempfile::tempdir().unwrap();
         let config = config.replace("{dir}", dir.path().to_str().unwrap());
         let path = dir.path().join("config.yaml");
@@ -39,6 +48,7 @@ impl Agent {
             .arg("json")
             .arg("--log-level")
             .arg("info")
+            .args(args)
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -189,6 +189,12 @@ async fn send_with_retry<E: Export>(exporter: &E, batch: Batch, settings: &Expor
     let started = Instant::now();
     let mut backoff = settings.retry.backoff();
     loop {
+        if settings.give_up.is_cancelled() {
+            settings.metrics.send_failed(signal).inc_by(items);
+            batch.fail();
+            error!(exporter = %id, %signal, items, "Shutdown deadline passed before this batch was exported; dropping data.");
+            return;
+        }
         let attempt = exporter.export(&batch.payload);
         let result = match settings.timeout {
             Some(limit) => match tokio::time::timeout(limit, attempt).await {

@@ -1,1 +1,177 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
+use super::*;
+use crate::config::ConfigDuration;
+use crate::pdata::split::tests::logs;
+use crate::pdata::{Ack, AckOutcome, Signal};
+use crate::telemetry::Telemetry;
+
+/// Fails the first `failures` attempts with `error`, then succeeds; records concurrency.
+struct Flaky {
+    failures: usize,
+    error: ExportError,
+    attempts: AtomicUsize,
+    running: AtomicUsize,
+    max_running: AtomicUsize,
+    hold: Duration,
+}
+
+impl Flaky {
+    fn new(failures: usize, error: ExportError) -> Arc<Flaky> {
+        Arc::new(Flaky {
+            failures,
+            error,
+            attempts: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            max_running: AtomicUsize::new(0),
+            hold: Duration::ZERO,
+        })
+    }
+}
+
+impl Export for Arc<Flaky> {
+    async fn export(&self, _payload: &Payload) -> Result<(), ExportError> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(self.hold).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        let attempt = self.attempts.fetch_add(1, Ordering::SeqCst);
+        if attempt < self.failures {
+            Err(self.error.clone())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn settings(telemetry: &Telemetry, queue: QueueConfig, retry: RetryConfig) -> ExporterSettings {
+    let id = ComponentId::new("test");
+    ExporterSettings {
+        metrics: telemetry.exporter(&id),
+        id,
+        queue,
+        retry,
+        timeout: Some(Duration::from_secs(5)),
+        give_up: CancellationToken::new(),
+    }
+}
+
+fn fast_retry() -> RetryConfig {
+    RetryConfig {
+        initial_interval: ConfigDuration::from_millis(10),
+        max_interval: ConfigDuration::from_millis(20),
+        randomization_factor: 0.0,
+        ..RetryConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn retryable_failures_are_retried_until_delivered() {
+    let telemetry = Telemetry::new();
+    let exporter = Flaky::new(3, ExportError::retryable("503"));
+    let tracker = TaskTracker::new();
+    let s = settings(&telemetry, QueueConfig::default(), fast_retry());
+    let metrics = s.metrics.clone();
+    let tx = spawn(exporter.clone(), s, &tracker);
+    let (ack, waiter) = Ack::new();
+    tx.send(Batch::with_ack(logs(&[&[4]]), ack)).await.unwrap();
+    drop(tx);
+    assert_eq!(waiter.wait().await, AckOutcome::Delivered);
+    tracker.close();
+    tracker.wait().await;
+    assert_eq!(exporter.attempts.load(Ordering::SeqCst), 4);
+    assert_eq!(metrics.sent(Signal::Logs).get(), 4);
+    assert_eq!(metrics.send_failed(Signal::Logs).get(), 0);
+}
+
+#[tokio::test]
+async fn permanent_failures_are_not_retried_and_fail_the_ack() {
+    let telemetry = Telemetry::new();
+    let exporter = Flaky::new(1, ExportError::permanent("400"));
+    let tracker = TaskTracker::new();
+    let s = settings(&telemetry, QueueConfig::default(), fast_retry());
+    let metrics = s.metrics.clone();
+    let tx = spawn(exporter.clone(), s, &tracker);
+    let (ack, waiter) = Ack::new();
+    tx.send(Batch::with_ack(logs(&[&[2]]), ack)).await.unwrap();
+    assert_eq!(waiter.wait().await, AckOutcome::Failed);
+    assert_eq!(exporter.attempts.load(Ordering::SeqCst), 1);
+    assert_eq!(metrics.send_failed(Signal::Logs).get(), 2);
+}
+
+#[tokio::test]
+async fn retry_disabled_fails_at_once() {
+    let telemetry = Telemetry::new();
+    let exporter = Flaky::new(1, ExportError::retryable("503"));
+    let tracker = TaskTracker::new();
+    let retry = RetryConfig {
+        enabled: false,
+        ..RetryConfig::default()
+    };
+    let tx = spawn(
+        exporter.clone(),
+        settings(&telemetry, QueueConfig::default(), retry),
+        &tracker,
+    );
+    let (ack, waiter) = Ack::new();
+    tx.send(Batch::with_ack(logs(&[&[1]]), ack)).await.unwrap();
+    assert_eq!(waiter.wait().await, AckOutcome::Failed);
+    assert_eq!(exporter.attempts.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn give_up_drops_what_is_left() {
+    let telemetry = Telemetry::new();
+    let exporter = Flaky::new(usize::MAX, ExportError::retryable("down"));
+    let tracker = TaskTracker::new();
+    let s = settings(
+        &telemetry,
+        QueueConfig::default(),
+        RetryConfig {
+            max_elapsed_time: ConfigDuration::from_secs(0),
+            ..fast_retry()
+        },
+    );
+    let give_up = s.give_up.clone();
+    let metrics = s.metrics.clone();
+    let tx = spawn(exporter, s, &tracker);
+    let (ack, waiter) = Ack::new();
+    tx.send(Batch::with_ack(logs(&[&[3]]), ack)).await.unwrap();
+    drop(tx);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    give_up.cancel();
+    assert_eq!(waiter.wait().await, AckOutcome::Failed);
+    tracker.close();
+    tracker.wait().await;
+    assert_eq!(metrics.send_failed(Signal::Logs).get(), 3);
+}
+
+#[tokio::test]
+async fn consumers_bound_concurrency_and_the_queue_reports_capacity() {
+    let telemetry = Telemetry::new();
+    let exporter = Arc::new(Flaky {
+        hold: Duration::from_millis(20),
+        ..Arc::into_inner(Flaky::new(0, ExportError::permanent(""))).unwrap()
+    });
+    let tracker = TaskTracker::new();
+    let queue = QueueConfig {
+        enabled: true,
+        num_consumers: 3,
+        queue_size: 7,
+    };
+    let s = settings(&telemetry, queue, fast_retry());
+    let metrics = s.metrics.clone();
+    let tx = spawn(exporter.clone(), s, &tracker);
+    assert_eq!(metrics.queue_capacity.get(), 7);
+    for _ in 0..20 {
+        tx.send(Batch::new(logs(&[&[1]]))).await.unwrap();
+    }
+    drop(tx);
+    tracker.close();
+    tracker.wait().await;
+    assert_eq!(exporter.attempts.load(Ordering::SeqCst), 20);
+    assert_eq!(exporter.max_running.load(Ordering::SeqCst), 3);
+    assert_eq!(metrics.queue_size.get(), 0);
+}
