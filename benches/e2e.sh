@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# End-to-end OTLP throughput and memory of the release binary:
+#   ocelot-loadgen send --(OTLP/gRPC)--> ocelot [otlp -> batch -> otlp] --(OTLP/gRPC)--> ocelot-loadgen sink
+# Prints ocelot's idle RSS, then for the load: items/s, ocelot's CPU seconds, items per
+# ocelot CPU-second (items/s per core) and peak RSS. All on 127.0.0.1.
+#
+#   benches/e2e.sh [signal] [seconds] [compression] [extra loadgen args...]
+#   benches/e2e.sh traces 20 gzip
+#   benches/e2e.sh logs 20 none --rate 10000 --batch 100 --concurrency 1
+set -euo pipefail
+cd "$(dirname "$0")/.."
+signal=${1:-traces}
+seconds=${2:-20}
+compression=${3:-gzip}
+shift $(( $# < 3 ? $# : 3 ))
+cargo build --release --quiet --bins
+bin=target/release
+dir=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
+
+pick_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+in_port=$(pick_port); sink_port=$(pick_port); metrics_port=$(pick_port)
+
+cat > "$dir/ocelot.yaml" <<YAML
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:$in_port
+processors:
+  batch:
+exporters:
+  otlp:
+    endpoint: 127.0.0.1:$sink_port
+    compression: $compression
+    tls:
+      insecure: true
+service:
+  pipelines:
+    $signal:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlp]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:$metrics_port
+YAML
+
+"$bin/ocelot-loadgen" sink --grpc "127.0.0.1:$sink_port" --report-every 3600s > "$dir/sink.log" &
+"$bin/ocelot" --config "$dir/ocelot.yaml" 2> "$dir/ocelot.log" &
+pid=$!
+sleep 2
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$pid/status"; }
+hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$pid/status"; }
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); split($0, f, " "); print f[12] + f[13] }' "/proc/$pid/stat"; }
+echo "idle RSS: $(( $(rss_kib) / 1024 )) MiB ($(rss_kib) KiB)"
+
+before=$(cpu_ticks)
+"$bin/ocelot-loadgen" send --endpoint "127.0.0.1:$in_port" --signal "$signal" --duration "${seconds}s" "$@" | tee "$dir/load.log"
+sleep 1
+after=$(cpu_ticks)
+items=$(grep -o 'sent [0-9]*' "$dir/load.log" | awk '{print $2}')
+cpu=$(echo "($after - $before) / 100" | bc -l)
+echo "ocelot CPU: $(printf %.2f "$cpu") s over ${seconds}s ($(printf %.1f "$(echo "100 * $cpu / $seconds" | bc -l)")% of one core)"
+echo "items per ocelot CPU-second: $(printf %.0f "$(echo "$items / $cpu" | bc -l)")"
+echo "peak RSS: $(( $(hwm_kib) / 1024 )) MiB; RSS now: $(( $(rss_kib) / 1024 )) MiB"

@@ -1,0 +1,488 @@
+//! `ocelot-loadgen`: OTLP load for benchmarks and soak tests.
+//!
+//! `ocelot-loadgen send` sends traces, metrics or logs over OTLP/gRPC or OTLP/HTTP at
+//! a rate (or as fast as the receiver takes them) with N concurrent connections and
+//! reports items/s and errors. `ocelot-loadgen sink` is an OTLP/gRPC and HTTP endpoint
+//! that answers success and counts what it got, to stand in for a backend.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand, ValueEnum};
+use ocelot::pdata::grpc::{BytesCodec, ClientCodec};
+use ocelot::pdata::json::{from_proto, to_proto};
+use ocelot::pdata::{Payload, Signal};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+#[derive(Parser)]
+#[command(name = "ocelot-loadgen", version, about = "OTLP load generator and sink for benchmarking ocelot")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Send OTLP load and report items/s and errors.
+    Send(SendArgs),
+    /// Accept OTLP/gRPC (and HTTP) exports, answer success, count them.
+    Sink(SinkArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Protocol {
+    Grpc,
+    Http,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SignalArg {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+#[derive(clap::Args)]
+struct SendArgs {
+    /// host:port of the receiver.
+    #[arg(long, default_value = "127.0.0.1:4317")]
+    endpoint: String,
+    #[arg(long, value_enum, default_value = "grpc")]
+    protocol: Protocol,
+    #[arg(long, value_enum, default_value = "traces")]
+    signal: SignalArg,
+    /// Items (spans, data points, log records) per second in all; 0 sends as fast as accepted.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// How long to send, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = ocelot::config::types::parse_duration)]
+    duration: Duration,
+    /// Concurrent senders, each with its own connection.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Items per request.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Attributes per item.
+    #[arg(long, default_value_t = 5)]
+    attributes: usize,
+}
+
+#[derive(clap::Args)]
+struct SinkArgs {
+    /// Where to accept OTLP/gRPC.
+    #[arg(long, default_value = "127.0.0.1:4319")]
+    grpc: String,
+    /// Decode each request to count items (costs CPU in the sink).
+    #[arg(long)]
+    count_items: bool,
+    /// Print totals every this long.
+    #[arg(long, default_value = "5s", value_parser = ocelot::config::types::parse_duration)]
+    report_every: Duration,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Send(args) => runtime.block_on(send(args)),
+        Command::Sink(args) => runtime.block_on(sink(args)),
+    }
+}
+
+fn string_attr(key: String, value: String) -> KeyValue {
+    KeyValue { key, value: Some(AnyValue { value: Some(any_value::Value::StringValue(value)) }), ..Default::default() }
+}
+
+fn item_attributes(count: usize, seed: usize) -> Vec<KeyValue> {
+    (0..count).map(|i| string_attr(format!("attr.{i}"), format!("value-{}-{i}", seed % 97))).collect()
+}
+
+/// One request of `batch` items, different per `seed` so ids and values vary.
+fn payload(signal: SignalArg, batch: usize, attributes: usize, seed: usize) -> Payload {
+    let resource = Some(Resource {
+        attributes: vec![
+            string_attr("service.name".into(), "loadgen".into()),
+            string_attr("host.name".into(), format!("host-{}", seed % 8)),
+        ],
+        ..Default::default()
+    });
+    let scope = Some(InstrumentationScope { name: "ocelot-loadgen".into(), version: "1".into(), ..Default::default() });
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+    match signal {
+        SignalArg::Traces => Payload::Traces(ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource,
+                scope_spans: vec![ScopeSpans {
+                    scope,
+                    spans: (0..batch)
+                        .map(|i| {
+                            let n = (seed * batch + i) as u64;
+                            Span {
+                                trace_id: [n.to_be_bytes(), (seed as u64).to_be_bytes()].concat(),
+                                span_id: n.to_be_bytes().to_vec(),
+                                name: format!("operation-{}", i % 16),
+                                kind: 2,
+                                start_time_unix_nano: now,
+                                end_time_unix_nano: now + 1_000_000,
+                                attributes: item_attributes(attributes, i),
+                                ..Default::default()
+                            }
+                        })
+                        .collect(),
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        }),
+        SignalArg::Metrics => Payload::Metrics(ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource,
+                scope_metrics: vec![ScopeMetrics {
+                    scope,
+                    metrics: vec![Metric {
+                        name: "loadgen.value".into(),
+                        unit: "1".into(),
+                        data: Some(metric::Data::Gauge(Gauge {
+                            data_points: (0..batch)
+                                .map(|i| NumberDataPoint {
+                                    attributes: item_attributes(attributes, i),
+                                    time_unix_nano: now,
+                                    value: Some(number_data_point::Value::AsDouble(i as f64)),
+                                    ..Default::default()
+                                })
+                                .collect(),
+                        })),
+                        ..Default::default()
+                    }],
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        }),
+        SignalArg::Logs => Payload::Logs(ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource,
+                scope_logs: vec![ScopeLogs {
+                    scope,
+                    log_records: (0..batch)
+                        .map(|i| LogRecord {
+                            time_unix_nano: now,
+                            severity_number: 9,
+                            severity_text: "INFO".into(),
+                            body: Some(AnyValue {
+                                value: Some(any_value::Value::StringValue(format!(
+                                    "request {i} of batch {seed} served in {} ms by worker {}",
+                                    i % 250,
+                                    seed % 16
+                                ))),
+                            }),
+                            attributes: item_attributes(attributes, i),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        }),
+    }
+}
+
+fn grpc_path(signal: SignalArg) -> &'static str {
+    match signal {
+        SignalArg::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        SignalArg::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        SignalArg::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    items: AtomicU64,
+    requests: AtomicU64,
+    refused: AtomicU64,
+    errors: AtomicU64,
+}
+
+async fn send(args: SendArgs) -> anyhow::Result<()> {
+    let totals = Arc::new(Totals::default());
+    // A few distinct pre-encoded requests per sender, cycled, so encoding is not measured.
+    const VARIANTS: usize = 8;
+    let deadline = Instant::now() + args.duration;
+    let per_sender_rate = if args.rate == 0 { 0.0 } else { args.rate as f64 / args.concurrency as f64 };
+    let mut tasks = Vec::new();
+    for sender in 0..args.concurrency {
+        let bodies: Vec<Bytes> = (0..VARIANTS)
+            .map(|v| Bytes::from(to_proto(&payload(args.signal, args.batch, args.attributes, sender * VARIANTS + v))))
+            .collect();
+        let totals = totals.clone();
+        let endpoint = args.endpoint.clone();
+        let (protocol, signal, batch) = (args.protocol, args.signal, args.batch as u64);
+        tasks.push(tokio::spawn(async move {
+            let interval = (per_sender_rate > 0.0).then(|| Duration::from_secs_f64(batch as f64 / per_sender_rate));
+            let mut next = Instant::now();
+            let mut client = Client::connect(protocol, &endpoint, signal).await?;
+            let mut i = 0;
+            while Instant::now() < deadline {
+                if let Some(interval) = interval {
+                    next += interval;
+                    let now = Instant::now();
+                    if next > now {
+                        tokio::time::sleep(next - now).await;
+                    }
+                }
+                let body = bodies[i % bodies.len()].clone();
+                i += 1;
+                totals.requests.fetch_add(1, Ordering::Relaxed);
+                match client.send(body).await {
+                    Ok(()) => {
+                        totals.items.fetch_add(batch, Ordering::Relaxed);
+                    }
+                    Err(Failure::Refused) => {
+                        totals.refused.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err(Failure::Other(e)) => {
+                        if totals.errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                            eprintln!("ocelot-loadgen: {e}");
+                        }
+                    }
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let started = Instant::now();
+    for task in tasks {
+        task.await??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let items = totals.items.load(Ordering::Relaxed);
+    println!(
+        "sent {items} items in {seconds:.1}s: {:.0} items/s; requests {}, refused (retryable) {}, errors {}",
+        items as f64 / seconds,
+        totals.requests.load(Ordering::Relaxed),
+        totals.refused.load(Ordering::Relaxed),
+        totals.errors.load(Ordering::Relaxed),
+    );
+    Ok(())
+}
+
+enum Failure {
+    /// UNAVAILABLE / 429 / 503: the receiver's backpressure.
+    Refused,
+    Other(String),
+}
+
+enum Client {
+    Grpc(tonic::client::Grpc<tonic::transport::Channel>, SignalArg),
+    Http(
+        hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, http_body_util::Full<Bytes>>,
+        http::Uri,
+    ),
+}
+
+impl Client {
+    async fn connect(protocol: Protocol, endpoint: &str, signal: SignalArg) -> anyhow::Result<Client> {
+        Ok(match protocol {
+            Protocol::Grpc => {
+                let channel = tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))?.connect().await?;
+                Client::Grpc(tonic::client::Grpc::new(channel), signal)
+            }
+            Protocol::Http => {
+                let path = match signal {
+                    SignalArg::Traces => "traces",
+                    SignalArg::Metrics => "metrics",
+                    SignalArg::Logs => "logs",
+                };
+                let uri = format!("http://{endpoint}/v1/{path}").parse()?;
+                let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http();
+                Client::Http(client, uri)
+            }
+        })
+    }
+
+    async fn send(&mut self, body: Bytes) -> Result<(), Failure> {
+        match self {
+            Client::Grpc(grpc, signal) => {
+                grpc.ready().await.map_err(|e| Failure::Other(e.to_string()))?;
+                let path = http::uri::PathAndQuery::from_static(grpc_path(*signal));
+                let request = tonic::Request::new(body);
+                // The response type only matters for decoding an empty message.
+                let result = grpc.unary(request, path, ClientCodec::<ExportTraceServiceResponse>::default()).await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(status) if status.code() == tonic::Code::Unavailable => Err(Failure::Refused),
+                    Err(status) => Err(Failure::Other(format!("gRPC {:?}: {}", status.code(), status.message()))),
+                }
+            }
+            Client::Http(client, uri) => {
+                let request = http::Request::post(uri.clone())
+                    .header(http::header::CONTENT_TYPE, "application/x-protobuf")
+                    .body(http_body_util::Full::new(body))
+                    .map_err(|e| Failure::Other(e.to_string()))?;
+                let response = client.request(request).await.map_err(|e| Failure::Other(e.to_string()))?;
+                let status = response.status();
+                use http_body_util::BodyExt;
+                let _ = response.into_body().collect().await;
+                match status.as_u16() {
+                    200..=299 => Ok(()),
+                    429 | 503 => Err(Failure::Refused),
+                    other => Err(Failure::Other(format!("HTTP {other}"))),
+                }
+            }
+        }
+    }
+}
+
+/// Counts for the sink, per signal.
+#[derive(Default)]
+struct SinkTotals {
+    requests: AtomicU64,
+    bytes: AtomicU64,
+    items: AtomicU64,
+}
+
+/// The sink's three OTLP services, one per signal.
+trait SinkSignal: Send + Sync + 'static {
+    const NAME: &'static str;
+    const SIGNAL: Signal;
+}
+struct TracesSink;
+struct MetricsSink;
+struct LogsSink;
+impl SinkSignal for TracesSink {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const SIGNAL: Signal = Signal::Traces;
+}
+impl SinkSignal for MetricsSink {
+    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const SIGNAL: Signal = Signal::Metrics;
+}
+impl SinkSignal for LogsSink {
+    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const SIGNAL: Signal = Signal::Logs;
+}
+
+struct SinkService<S> {
+    totals: Arc<SinkTotals>,
+    count_items: bool,
+    _signal: std::marker::PhantomData<S>,
+}
+
+impl<S> Clone for SinkService<S> {
+    fn clone(&self) -> Self {
+        SinkService { totals: self.totals.clone(), count_items: self.count_items, _signal: std::marker::PhantomData }
+    }
+}
+
+impl<S> SinkService<S> {
+    fn new(totals: &Arc<SinkTotals>, count_items: bool) -> Self {
+        SinkService { totals: totals.clone(), count_items, _signal: std::marker::PhantomData }
+    }
+
+    fn record(&self, signal: Signal, body: &[u8]) {
+        self.totals.requests.fetch_add(1, Ordering::Relaxed);
+        self.totals.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+        if self.count_items
+            && let Ok(payload) = from_proto(signal, body)
+        {
+            self.totals.items.fetch_add(payload.item_count() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<S: SinkSignal, B> tower_service::Service<http::Request<B>> for SinkService<S>
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let service = self.clone();
+        Box::pin(async move {
+            let mut encodings = tonic::codec::EnabledCompressionEncodings::default();
+            encodings.enable(tonic::codec::CompressionEncoding::Gzip);
+            encodings.enable(tonic::codec::CompressionEncoding::Zstd);
+            let mut grpc = tonic::server::Grpc::new(BytesCodec)
+                .apply_compression_config(encodings, encodings)
+                .apply_max_message_size_config(Some(64 << 20), None);
+            Ok(grpc.unary(SinkUnary { service, signal: S::SIGNAL }, request).await)
+        })
+    }
+}
+
+impl<S: SinkSignal> tonic::server::NamedService for SinkService<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+struct SinkUnary<S> {
+    service: SinkService<S>,
+    signal: Signal,
+}
+
+impl<S: SinkSignal> tonic::server::UnaryService<Bytes> for SinkUnary<S> {
+    type Response = Bytes;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<tonic::Response<Bytes>, tonic::Status>> + Send>>;
+
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        self.service.record(self.signal, request.get_ref());
+        Box::pin(async { Ok(tonic::Response::new(Bytes::new())) })
+    }
+}
+
+async fn sink(args: SinkArgs) -> anyhow::Result<()> {
+    let totals = Arc::new(SinkTotals::default());
+    let traces = SinkService::<TracesSink>::new(&totals, args.count_items);
+    let metrics = SinkService::<MetricsSink>::new(&totals, args.count_items);
+    let logs = SinkService::<LogsSink>::new(&totals, args.count_items);
+    let listener = tokio::net::TcpListener::bind(&args.grpc).await?;
+    println!("ocelot-loadgen sink: OTLP/gRPC on {}", listener.local_addr()?);
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let server = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(traces)
+            .add_service(metrics)
+            .add_service(logs)
+            .serve_with_incoming(incoming)
+            .await
+    });
+    let mut last = (Instant::now(), 0u64, 0u64);
+    loop {
+        tokio::time::sleep(args.report_every).await;
+        let requests = totals.requests.load(Ordering::Relaxed);
+        let items = totals.items.load(Ordering::Relaxed);
+        let seconds = last.0.elapsed().as_secs_f64();
+        println!(
+            "sink: {requests} requests ({:.0}/s), {} bytes, {items} items ({:.0}/s)",
+            (requests - last.1) as f64 / seconds,
+            totals.bytes.load(Ordering::Relaxed),
+            (items - last.2) as f64 / seconds,
+        );
+        last = (Instant::now(), requests, items);
+        if server.is_finished() {
+            break;
+        }
+    }
+    server.await??;
+    Ok(())
+}
+
