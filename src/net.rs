@@ -110,6 +110,38 @@ where
     let _ = tokio::time::timeout(CONNECTION_DRAIN, graceful.shutdown()).await;
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum DecompressError {
+    #[error("the body inflates past the size limit")]
+    TooLarge,
+    #[error("unsupported Content-Encoding")]
+    Unsupported,
+    #[error("corrupt compressed body: {0}")]
+    Corrupt(std::io::Error),
+}
+
+/// Inflates a request body by its `Content-Encoding` (`gzip`, `zstd`, or none),
+/// reading at most `limit` bytes of output, so a small bomb cannot grow past it.
+pub fn decompress_body(encoding: &str, body: Bytes, limit: usize) -> Result<Bytes, DecompressError> {
+    use std::io::Read;
+    let reader: Box<dyn Read> = match encoding {
+        "" | "identity" => return Ok(body),
+        "gzip" => Box::new(flate2::read::MultiGzDecoder::new(&body[..])),
+        "zstd" => Box::new(zstd::stream::read::Decoder::new(&body[..]).map_err(DecompressError::Corrupt)?),
+        _ => return Err(DecompressError::Unsupported),
+    };
+    // Read one byte past the limit to tell "exactly at the limit" from "over it".
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(DecompressError::Corrupt)?;
+    if out.len() > limit {
+        return Err(DecompressError::TooLarge);
+    }
+    Ok(Bytes::from(out))
+}
+
 pub fn text_response(status: http::StatusCode, body: impl Into<Bytes>) -> HttpResponse {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;

@@ -4,6 +4,7 @@
 mod ack;
 pub mod grpc;
 pub mod json;
+pub mod synthetic;
 pub(crate) mod split;
 
 use std::fmt;

@@ -3,7 +3,6 @@
 //! decompression at `max_request_body_size`, so a small compressed bomb cannot
 //! grow past it.
 
-use std::io::Read;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -16,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::{HttpConfig, Intake};
-use crate::net::{self, HttpResponse};
+use crate::net::{self, DecompressError, HttpResponse};
 use crate::pdata::{Signal, json};
 use crate::pipeline::Refused;
 
@@ -123,17 +122,17 @@ async fn handle(config: &HttpConfig, intake: &Intake, request: Request<Incoming>
             );
         }
     };
-    let body = match decompress(&encoding, body, limit) {
+    let body = match net::decompress_body(&encoding, body, limit) {
         Ok(body) => body,
-        Err(Decompress::TooLarge) => return too_large(format, limit),
-        Err(Decompress::Unsupported) => {
+        Err(DecompressError::TooLarge) => return too_large(format, limit),
+        Err(DecompressError::Unsupported) => {
             return status_response(
                 format,
                 StatusCode::BAD_REQUEST,
                 &format!("unsupported Content-Encoding {encoding:?}; use gzip, zstd or none"),
             );
         }
-        Err(Decompress::Corrupt(e)) => {
+        Err(DecompressError::Corrupt(e)) => {
             return status_response(
                 format,
                 StatusCode::BAD_REQUEST,
@@ -170,33 +169,6 @@ async fn handle(config: &HttpConfig, intake: &Intake, request: Request<Incoming>
             response
         }
     }
-}
-
-enum Decompress {
-    TooLarge,
-    Unsupported,
-    Corrupt(std::io::Error),
-}
-
-fn decompress(encoding: &str, body: Bytes, limit: usize) -> Result<Bytes, Decompress> {
-    let reader: Box<dyn Read> = match encoding {
-        "" | "identity" => return Ok(body),
-        "gzip" => Box::new(flate2::read::MultiGzDecoder::new(&body[..])),
-        "zstd" => {
-            Box::new(zstd::stream::read::Decoder::new(&body[..]).map_err(Decompress::Corrupt)?)
-        }
-        _ => return Err(Decompress::Unsupported),
-    };
-    // Read one byte past the limit to tell "exactly at the limit" from "over it".
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
-    reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(Decompress::Corrupt)?;
-    if out.len() > limit {
-        return Err(Decompress::TooLarge);
-    }
-    Ok(Bytes::from(out))
 }
 
 fn too_large(format: Format, limit: usize) -> HttpResponse {
