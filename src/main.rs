@@ -52,3 +52,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// mimalloc: OTLP decoding makes many small allocations (about 1.5x the throughput of
+/// glibc's malloc end to end), and it returns freed memory to the system. Its arena
+/// commit is set lazy in `.cargo/config.toml`.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
