@@ -2,9 +2,9 @@
 //!   cargo bench --bench otlp
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ocelot::pdata::Signal;
 use ocelot::pdata::json::{from_json, from_proto, to_json_line, to_proto};
 use ocelot::pdata::synthetic::payload;
-use ocelot::pdata::Signal;
 
 /// Items per request: small, medium and large exports.
 const SIZES: [usize; 3] = [10, 100, 1000];
@@ -16,9 +16,11 @@ fn decode(c: &mut Criterion) {
         for size in SIZES {
             let bytes = to_proto(&payload(signal, size, ATTRIBUTES, 1));
             group.throughput(Throughput::Elements(size as u64));
-            group.bench_with_input(BenchmarkId::new(signal.as_str(), size), &bytes, |b, bytes| {
-                b.iter(|| from_proto(signal, bytes).map(|p| p.item_count()))
-            });
+            group.bench_with_input(
+                BenchmarkId::new(signal.as_str(), size),
+                &bytes,
+                |b, bytes| b.iter(|| from_proto(signal, bytes).map(|p| p.item_count())),
+            );
         }
     }
     group.finish();
@@ -30,9 +32,11 @@ fn encode(c: &mut Criterion) {
         for size in SIZES {
             let request = payload(signal, size, ATTRIBUTES, 1);
             group.throughput(Throughput::Elements(size as u64));
-            group.bench_with_input(BenchmarkId::new(signal.as_str(), size), &request, |b, request| {
-                b.iter(|| to_proto(request).len())
-            });
+            group.bench_with_input(
+                BenchmarkId::new(signal.as_str(), size),
+                &request,
+                |b, request| b.iter(|| to_proto(request).len()),
+            );
         }
     }
     group.finish();
@@ -43,8 +47,12 @@ fn json(c: &mut Criterion) {
     let request = payload(Signal::Logs, 100, ATTRIBUTES, 1);
     let text = to_json_line(&request);
     group.throughput(Throughput::Elements(100));
-    group.bench_function("decode/logs/100", |b| b.iter(|| from_json(Signal::Logs, text.as_bytes()).map(|p| p.item_count())));
-    group.bench_function("encode/logs/100", |b| b.iter(|| to_json_line(&request).len()));
+    group.bench_function("decode/logs/100", |b| {
+        b.iter(|| from_json(Signal::Logs, text.as_bytes()).map(|p| p.item_count()))
+    });
+    group.bench_function("encode/logs/100", |b| {
+        b.iter(|| to_json_line(&request).len())
+    });
     group.finish();
 }
 

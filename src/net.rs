@@ -65,6 +65,9 @@ pub async fn bind(endpoint: &str) -> Result<TcpListener, BindError> {
 
 pub type HttpResponse = Response<Full<Bytes>>;
 
+/// How long a client gets to finish the TLS handshake.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+
 /// How long open connections get to finish their requests at shutdown.
 const CONNECTION_DRAIN: Duration = Duration::from_secs(5);
 
@@ -72,6 +75,20 @@ const CONNECTION_DRAIN: Duration = Duration::from_secs(5);
 /// connections finish (bounded by [`CONNECTION_DRAIN`]).
 pub async fn serve_http<H, F>(listener: TcpListener, handler: H, cancel: CancellationToken)
 where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = HttpResponse> + Send + 'static,
+{
+    serve_https(listener, None, handler, cancel).await
+}
+
+/// [`serve_http`], with TLS when `tls` is given. The handshake runs in the
+/// connection's own task, so a slow client cannot stall `accept`.
+pub async fn serve_https<H, F>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    handler: H,
+    cancel: CancellationToken,
+) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = HttpResponse> + Send + 'static,
 {
@@ -96,12 +113,33 @@ where
             let response = handler(request, peer);
             async move { Ok::<_, Infallible>(response.await) }
         });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let watched = graceful.watch(connection);
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = watched.await {
+            let result = match tls {
+                None => {
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+                Some(acceptor) => {
+                    let stream =
+                        match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+            };
+            if let Err(e) = result {
                 debug!(error = %e, "connection ended with an error");
             }
         });
@@ -122,12 +160,18 @@ pub enum DecompressError {
 
 /// Inflates a request body by its `Content-Encoding` (`gzip`, `zstd`, or none),
 /// reading at most `limit` bytes of output, so a small bomb cannot grow past it.
-pub fn decompress_body(encoding: &str, body: Bytes, limit: usize) -> Result<Bytes, DecompressError> {
+pub fn decompress_body(
+    encoding: &str,
+    body: Bytes,
+    limit: usize,
+) -> Result<Bytes, DecompressError> {
     use std::io::Read;
     let reader: Box<dyn Read> = match encoding {
         "" | "identity" => return Ok(body),
         "gzip" => Box::new(flate2::read::MultiGzDecoder::new(&body[..])),
-        "zstd" => Box::new(zstd::stream::read::Decoder::new(&body[..]).map_err(DecompressError::Corrupt)?),
+        "zstd" => {
+            Box::new(zstd::stream::read::Decoder::new(&body[..]).map_err(DecompressError::Corrupt)?)
+        }
         _ => return Err(DecompressError::Unsupported),
     };
     // Read one byte past the limit to tell "exactly at the limit" from "over it".

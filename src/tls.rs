@@ -1,5 +1,6 @@
-//! Client TLS settings (`tls:` under an exporter), as the collector's configtls names
-//! them, turned into rustls configs. Files are read at build time, not validation.
+//! TLS settings as the collector's configtls names them: client (`tls:` under an
+//! exporter) and server (`tls:` under a receiver protocol), turned into rustls
+//! configs. Files are read when the component starts, not at validation.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub enum TlsError {
     },
     #[error("TLS set-up failed: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("client certificate verification: {0}")]
+    Verifier(String),
 }
 
 impl TlsClientConfig {
@@ -109,6 +112,56 @@ impl TlsClientConfig {
             }
             _ => builder.with_no_client_auth(),
         };
+        Ok(Arc::new(config))
+    }
+}
+
+/// Server TLS settings (`tls:` under a receiver's protocol), as configtls names them.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsServerConfig {
+    /// PEM certificate chain the server presents. Required with `tls`.
+    pub cert_file: PathBuf,
+    /// PEM private key of `cert_file`. Required with `tls`.
+    pub key_file: PathBuf,
+    /// PEM CAs for client certificates: when set, clients must present one (mTLS).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl TlsServerConfig {
+    /// Reads the files and builds a rustls server config that offers `alpn`.
+    pub fn rustls_config(&self, alpn: &[&[u8]]) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?;
+        let builder = match &self.client_ca_file {
+            Some(path) => {
+                let pem = read(path, "tls.client_ca_file")?;
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in parse_certs(&pem, path, "tls.client_ca_file")? {
+                    roots.add(cert)?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .map_err(|e| TlsError::Verifier(e.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let cert_pem = read(&self.cert_file, "tls.cert_file")?;
+        let certs = parse_certs(&cert_pem, &self.cert_file, "tls.cert_file")?;
+        let key_pem = read(&self.key_file, "tls.key_file")?;
+        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::Pem {
+            what: "tls.key_file",
+            path: self.key_file.clone(),
+            expected: "private key",
+        })?;
+        let mut config = builder.with_single_cert(certs, key)?;
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
     }
 }

@@ -11,14 +11,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
+use ocelot::pdata::Signal;
 use ocelot::pdata::grpc::{BytesCodec, ClientCodec};
 use ocelot::pdata::json::{from_proto, to_proto};
-use ocelot::pdata::Signal;
 use ocelot::pdata::synthetic::payload;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 
 #[derive(Parser)]
-#[command(name = "ocelot-loadgen", version, about = "OTLP load generator and sink for benchmarking ocelot")]
+#[command(
+    name = "ocelot-loadgen",
+    version,
+    about = "OTLP load generator and sink for benchmarking ocelot"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -86,7 +90,9 @@ struct SinkArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Send(args) => runtime.block_on(send(args)),
         Command::Sink(args) => runtime.block_on(sink(args)),
@@ -124,17 +130,29 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     // A few distinct pre-encoded requests per sender, cycled, so encoding is not measured.
     const VARIANTS: usize = 8;
     let deadline = Instant::now() + args.duration;
-    let per_sender_rate = if args.rate == 0 { 0.0 } else { args.rate as f64 / args.concurrency as f64 };
+    let per_sender_rate = if args.rate == 0 {
+        0.0
+    } else {
+        args.rate as f64 / args.concurrency as f64
+    };
     let mut tasks = Vec::new();
     for sender in 0..args.concurrency {
         let bodies: Vec<Bytes> = (0..VARIANTS)
-            .map(|v| Bytes::from(to_proto(&payload(args.signal.into(), args.batch, args.attributes, sender * VARIANTS + v))))
+            .map(|v| {
+                Bytes::from(to_proto(&payload(
+                    args.signal.into(),
+                    args.batch,
+                    args.attributes,
+                    sender * VARIANTS + v,
+                )))
+            })
             .collect();
         let totals = totals.clone();
         let endpoint = args.endpoint.clone();
         let (protocol, signal, batch) = (args.protocol, args.signal, args.batch as u64);
         tasks.push(tokio::spawn(async move {
-            let interval = (per_sender_rate > 0.0).then(|| Duration::from_secs_f64(batch as f64 / per_sender_rate));
+            let interval = (per_sender_rate > 0.0)
+                .then(|| Duration::from_secs_f64(batch as f64 / per_sender_rate));
             let mut next = Instant::now();
             let mut client = Client::connect(protocol, &endpoint, signal).await?;
             let mut i = 0;
@@ -192,16 +210,26 @@ enum Failure {
 enum Client {
     Grpc(tonic::client::Grpc<tonic::transport::Channel>, SignalArg),
     Http(
-        hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, http_body_util::Full<Bytes>>,
+        hyper_util::client::legacy::Client<
+            hyper_util::client::legacy::connect::HttpConnector,
+            http_body_util::Full<Bytes>,
+        >,
         http::Uri,
     ),
 }
 
 impl Client {
-    async fn connect(protocol: Protocol, endpoint: &str, signal: SignalArg) -> anyhow::Result<Client> {
+    async fn connect(
+        protocol: Protocol,
+        endpoint: &str,
+        signal: SignalArg,
+    ) -> anyhow::Result<Client> {
         Ok(match protocol {
             Protocol::Grpc => {
-                let channel = tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))?.connect().await?;
+                let channel =
+                    tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))?
+                        .connect()
+                        .await?;
                 Client::Grpc(tonic::client::Grpc::new(channel), signal)
             }
             Protocol::Http => {
@@ -211,8 +239,10 @@ impl Client {
                     SignalArg::Logs => "logs",
                 };
                 let uri = format!("http://{endpoint}/v1/{path}").parse()?;
-                let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                    .build_http();
+                let client = hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .build_http();
                 Client::Http(client, uri)
             }
         })
@@ -221,15 +251,29 @@ impl Client {
     async fn send(&mut self, body: Bytes) -> Result<(), Failure> {
         match self {
             Client::Grpc(grpc, signal) => {
-                grpc.ready().await.map_err(|e| Failure::Other(e.to_string()))?;
+                grpc.ready()
+                    .await
+                    .map_err(|e| Failure::Other(e.to_string()))?;
                 let path = http::uri::PathAndQuery::from_static(grpc_path(*signal));
                 let request = tonic::Request::new(body);
                 // The response type only matters for decoding an empty message.
-                let result = grpc.unary(request, path, ClientCodec::<ExportTraceServiceResponse>::default()).await;
+                let result = grpc
+                    .unary(
+                        request,
+                        path,
+                        ClientCodec::<ExportTraceServiceResponse>::default(),
+                    )
+                    .await;
                 match result {
                     Ok(_) => Ok(()),
-                    Err(status) if status.code() == tonic::Code::Unavailable => Err(Failure::Refused),
-                    Err(status) => Err(Failure::Other(format!("gRPC {:?}: {}", status.code(), status.message()))),
+                    Err(status) if status.code() == tonic::Code::Unavailable => {
+                        Err(Failure::Refused)
+                    }
+                    Err(status) => Err(Failure::Other(format!(
+                        "gRPC {:?}: {}",
+                        status.code(),
+                        status.message()
+                    ))),
                 }
             }
             Client::Http(client, uri) => {
@@ -237,7 +281,10 @@ impl Client {
                     .header(http::header::CONTENT_TYPE, "application/x-protobuf")
                     .body(http_body_util::Full::new(body))
                     .map_err(|e| Failure::Other(e.to_string()))?;
-                let response = client.request(request).await.map_err(|e| Failure::Other(e.to_string()))?;
+                let response = client
+                    .request(request)
+                    .await
+                    .map_err(|e| Failure::Other(e.to_string()))?;
                 let status = response.status();
                 use http_body_util::BodyExt;
                 let _ = response.into_body().collect().await;
@@ -288,22 +335,34 @@ struct SinkService<S> {
 
 impl<S> Clone for SinkService<S> {
     fn clone(&self) -> Self {
-        SinkService { totals: self.totals.clone(), count_items: self.count_items, _signal: std::marker::PhantomData }
+        SinkService {
+            totals: self.totals.clone(),
+            count_items: self.count_items,
+            _signal: std::marker::PhantomData,
+        }
     }
 }
 
 impl<S> SinkService<S> {
     fn new(totals: &Arc<SinkTotals>, count_items: bool) -> Self {
-        SinkService { totals: totals.clone(), count_items, _signal: std::marker::PhantomData }
+        SinkService {
+            totals: totals.clone(),
+            count_items,
+            _signal: std::marker::PhantomData,
+        }
     }
 
     fn record(&self, signal: Signal, body: &[u8]) {
         self.totals.requests.fetch_add(1, Ordering::Relaxed);
-        self.totals.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+        self.totals
+            .bytes
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
         if self.count_items
             && let Ok(payload) = from_proto(signal, body)
         {
-            self.totals.items.fetch_add(payload.item_count() as u64, Ordering::Relaxed);
+            self.totals
+                .items
+                .fetch_add(payload.item_count() as u64, Ordering::Relaxed);
         }
     }
 }
@@ -315,9 +374,14 @@ where
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = std::convert::Infallible;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
 
-    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
         std::task::Poll::Ready(Ok(()))
     }
 
@@ -330,7 +394,15 @@ where
             let mut grpc = tonic::server::Grpc::new(BytesCodec)
                 .apply_compression_config(encodings, encodings)
                 .apply_max_message_size_config(Some(64 << 20), None);
-            Ok(grpc.unary(SinkUnary { service, signal: S::SIGNAL }, request).await)
+            Ok(grpc
+                .unary(
+                    SinkUnary {
+                        service,
+                        signal: S::SIGNAL,
+                    },
+                    request,
+                )
+                .await)
         })
     }
 }
@@ -346,7 +418,9 @@ struct SinkUnary<S> {
 
 impl<S: SinkSignal> tonic::server::UnaryService<Bytes> for SinkUnary<S> {
     type Response = Bytes;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<tonic::Response<Bytes>, tonic::Status>> + Send>>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<tonic::Response<Bytes>, tonic::Status>> + Send>,
+    >;
 
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         self.service.record(self.signal, request.get_ref());
@@ -360,7 +434,10 @@ async fn sink(args: SinkArgs) -> anyhow::Result<()> {
     let metrics = SinkService::<MetricsSink>::new(&totals, args.count_items);
     let logs = SinkService::<LogsSink>::new(&totals, args.count_items);
     let listener = tokio::net::TcpListener::bind(&args.grpc).await?;
-    println!("ocelot-loadgen sink: OTLP/gRPC on {}", listener.local_addr()?);
+    println!(
+        "ocelot-loadgen sink: OTLP/gRPC on {}",
+        listener.local_addr()?
+    );
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     let server = tokio::spawn(async move {
         tonic::transport::Server::builder()
@@ -390,4 +467,3 @@ async fn sink(args: SinkArgs) -> anyhow::Result<()> {
     server.await??;
     Ok(())
 }
-

@@ -4,8 +4,8 @@
 mod ack;
 pub mod grpc;
 pub mod json;
-pub mod synthetic;
 pub(crate) mod split;
+pub mod synthetic;
 
 use std::fmt;
 use std::sync::Arc;

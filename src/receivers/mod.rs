@@ -20,6 +20,10 @@ pub static FACTORIES: &[Factory<ReceiverConfig>] = &[Factory {
 pub enum StartError {
     #[error(transparent)]
     Bind(#[from] crate::net::BindError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("TLS set-up failed: {0}")]
+    GrpcTls(String),
 }
 
 /// Starts a receiver: binds its sockets now (so a busy port fails the start), then

@@ -2,6 +2,7 @@ use serde::Deserialize;
 
 use crate::component::Validate;
 use crate::config::ByteSize;
+use crate::tls::TlsServerConfig;
 
 /// The `otlp` receiver: OTLP over gRPC and HTTP for all three signals.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -44,6 +45,9 @@ pub struct GrpcConfig {
     /// Concurrent HTTP/2 streams per connection. Default: unlimited (as upstream).
     #[serde(default)]
     pub max_concurrent_streams: Option<u32>,
+    /// TLS (and mTLS with `client_ca_file`); plain text without it.
+    #[serde(default)]
+    pub tls: Option<TlsServerConfig>,
 }
 
 impl Default for GrpcConfig {
@@ -52,6 +56,7 @@ impl Default for GrpcConfig {
             endpoint: default_grpc_endpoint(),
             max_recv_msg_size_mib: default_max_recv_msg_size_mib(),
             max_concurrent_streams: None,
+            tls: None,
         }
     }
 }
@@ -74,6 +79,9 @@ pub struct HttpConfig {
     /// Path for logs. Default `/v1/logs`.
     #[serde(default = "default_logs_path")]
     pub logs_url_path: String,
+    /// TLS (and mTLS with `client_ca_file`); plain text without it.
+    #[serde(default)]
+    pub tls: Option<TlsServerConfig>,
 }
 
 impl Default for HttpConfig {
@@ -84,6 +92,7 @@ impl Default for HttpConfig {
             traces_url_path: default_traces_path(),
             metrics_url_path: default_metrics_path(),
             logs_url_path: default_logs_path(),
+            tls: None,
         }
     }
 }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 use tracing::error;
 
@@ -20,6 +21,8 @@ use super::{GrpcConfig, Intake};
 use crate::pdata::grpc::BytesCodec;
 use crate::pdata::{Signal, json::from_proto};
 use crate::pipeline::Refused;
+use crate::receivers::StartError;
+use crate::tls::{TlsError, TlsServerConfig};
 
 /// The service name and method path of one signal.
 pub(super) trait OtlpService: Send + Sync + 'static {
@@ -144,14 +147,45 @@ impl<S: OtlpService> UnaryService<Bytes> for Export<S> {
     }
 }
 
+/// Reads the certificate files into tonic's server TLS settings.
+pub(super) fn tls_config(tls: &TlsServerConfig) -> Result<ServerTlsConfig, StartError> {
+    // Parse with rustls first, so a malformed file fails the start with a clear error.
+    tls.rustls_config(&[b"h2"])?;
+    let read = |path: &std::path::Path, what: &'static str| {
+        std::fs::read(path).map_err(|source| TlsError::Read {
+            what,
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(
+        read(&tls.cert_file, "tls.cert_file")?,
+        read(&tls.key_file, "tls.key_file")?,
+    ));
+    if let Some(ca) = &tls.client_ca_file {
+        config = config.client_ca_root(Certificate::from_pem(read(ca, "tls.client_ca_file")?));
+    }
+    Ok(config)
+}
+
 pub(super) async fn serve(
     config: GrpcConfig,
     listener: TcpListener,
+    tls: Option<ServerTlsConfig>,
     intake: Intake,
     stop: CancellationToken,
 ) {
     let max_message_size = (config.max_recv_msg_size_mib as usize).saturating_mul(1 << 20);
     let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = match builder.tls_config(tls) {
+            Ok(builder) => builder,
+            Err(e) => {
+                error!(error = %e, "OTLP/gRPC TLS set-up failed; not serving.");
+                return;
+            }
+        };
+    }
     if let Some(streams) = config.max_concurrent_streams {
         builder = builder.max_concurrent_streams(streams);
     }

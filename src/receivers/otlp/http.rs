@@ -32,6 +32,7 @@ const RETRY_AFTER_SECONDS: &str = "1";
 pub(super) async fn serve(
     config: HttpConfig,
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     intake: Intake,
     stop: CancellationToken,
 ) {
@@ -41,7 +42,7 @@ pub(super) async fn serve(
         let config = config.clone();
         async move { handle(&config, &intake, request).await }
     };
-    net::serve_http(listener, handler, stop).await;
+    net::serve_https(listener, tls, handler, stop).await;
 }
 
 async fn handle(config: &HttpConfig, intake: &Intake, request: Request<Incoming>) -> HttpResponse {

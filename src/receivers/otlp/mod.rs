@@ -45,13 +45,24 @@ pub async fn start(
         Some(c) => Some((c.clone(), net::bind(&c.endpoint).await?)),
         None => None,
     };
+    // Read certificates before serving, so a bad file fails the start.
+    let grpc_tls = match grpc.as_ref().and_then(|(c, _)| c.tls.as_ref()) {
+        Some(tls) => Some(grpc::tls_config(tls)?),
+        None => None,
+    };
+    let http_tls = match http.as_ref().and_then(|(c, _)| c.tls.as_ref()) {
+        Some(tls) => Some(tokio_rustls::TlsAcceptor::from(
+            tls.rustls_config(&[b"h2", b"http/1.1"])?,
+        )),
+        None => None,
+    };
     if let Some((c, listener)) = grpc {
         let intake = Intake {
             consumers: consumers.clone(),
             metrics: telemetry.receiver(id, "grpc"),
         };
         tracing::info!(receiver = %id, endpoint = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "OTLP/gRPC listening.");
-        tracker.spawn(grpc::serve(c, listener, intake, stop.clone()));
+        tracker.spawn(grpc::serve(c, listener, grpc_tls, intake, stop.clone()));
     }
     if let Some((c, listener)) = http {
         let intake = Intake {
@@ -59,7 +70,7 @@ pub async fn start(
             metrics: telemetry.receiver(id, "http"),
         };
         tracing::info!(receiver = %id, endpoint = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "OTLP/HTTP listening.");
-        tracker.spawn(http::serve(c, listener, intake, stop));
+        tracker.spawn(http::serve(c, listener, http_tls, intake, stop));
     }
     Ok(())
 }

@@ -1,0 +1,162 @@
+//! TLS and mTLS between two real ocelots: the `otlp` and `otlphttp` exporters (client
+//! certificates, a private CA in `ca_file`) to an OTLP receiver serving TLS that
+//! requires client certificates. A client without a certificate is refused.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+/// A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate,
+/// written as PEM files into `dir`.
+fn write_certificates(dir: &Path) {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "ocelot test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&server_key, &issuer)
+            .unwrap();
+    let mut client_params = CertificateParams::new(vec!["client.ocelot.test".to_string()]).unwrap();
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, "ocelot test client");
+    let client_key = KeyPair::generate().unwrap();
+    let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
+
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("server.pem"), server_cert.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("client.pem"), client_cert.pem()).unwrap();
+    std::fs::write(dir.join("client.key"), client_key.serialize_pem()).unwrap();
+}
+
+#[test]
+fn mtls_from_both_otlp_exporters_to_a_tls_receiver() {
+    let certs = tempfile::tempdir().unwrap();
+    write_certificates(certs.path());
+    let c = certs.path().display().to_string();
+    let downstream = Agent::start(&format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+        tls: {{ cert_file: {c}/server.pem, key_file: {c}/server.key, client_ca_file: {c}/ca.pem }}
+      http:
+        endpoint: 127.0.0.1:0
+        tls: {{ cert_file: {c}/server.pem, key_file: {c}/server.key, client_ca_file: {c}/ca.pem }}
+exporters:
+  file:
+    path: "{{dir}}/out.jsonl"
+service:
+  pipelines:
+    logs: {{ receivers: [otlp], exporters: [file] }}
+  telemetry:
+    metrics:
+      level: none
+"#
+    ));
+    let grpc = downstream.grpc("otlp");
+    let https = downstream.http("otlp");
+    let upstream = Agent::start(&format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:0
+exporters:
+  otlp:
+    endpoint: {grpc}
+    tls: {{ ca_file: {c}/ca.pem, cert_file: {c}/client.pem, key_file: {c}/client.key }}
+  otlphttp:
+    endpoint: https://{https}
+    tls: {{ ca_file: {c}/ca.pem, cert_file: {c}/client.pem, key_file: {c}/client.key }}
+  otlphttp/nocert:
+    endpoint: https://{https}
+    tls: {{ ca_file: {c}/ca.pem }}
+    retry_on_failure: {{ enabled: false }}
+service:
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [otlp, otlphttp, otlphttp/nocert]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+"#
+    ));
+    let (status, _, _) = http_post(
+        upstream.http("otlp"),
+        "/v1/logs",
+        "application/json",
+        &logs_json(&["secret".to_string()]),
+    );
+    assert_eq!(status, 200);
+
+    // One copy through each exporter that has a client certificate.
+    let out = downstream.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(15), "two copies over TLS", || {
+        log_bodies(&read_json_lines(&out)).len() == 2
+    });
+    assert_eq!(log_bodies(&read_json_lines(&out)), vec!["secret", "secret"]);
+    // Without a client certificate the handshake is refused and the batch fails.
+    wait_until(
+        Duration::from_secs(15),
+        "the refused exporter to count its failure",
+        || {
+            upstream.metric(
+                "otelcol_exporter_send_failed_log_records_total",
+                "exporter=\"otlphttp/nocert\"",
+            ) == 1.0
+        },
+    );
+    assert_eq!(
+        upstream.metric(
+            "otelcol_exporter_sent_log_records_total",
+            "exporter=\"otlp\""
+        ),
+        1.0
+    );
+    assert_eq!(
+        upstream.metric(
+            "otelcol_exporter_sent_log_records_total",
+            "exporter=\"otlphttp\""
+        ),
+        1.0
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(log_bodies(&read_json_lines(&out)).len(), 2);
+
+    assert!(upstream.stop().success());
+    assert!(downstream.stop().success());
+}
+
+#[test]
+fn a_missing_certificate_fails_the_start_with_its_path() {
+    let error = Agent::try_start(
+        "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:0\n        tls: { cert_file: /nonexistent/cert.pem, key_file: /nonexistent/key.pem }\nexporters:\n  debug:\nservice:\n  pipelines:\n    logs: { receivers: [otlp], exporters: [debug] }\n  telemetry:\n    metrics:\n      level: none\n",
+    )
+    .err()
+    .expect("must not start");
+    assert!(error.contains("exited with exit status: 1"), "{error}");
+    assert!(
+        error.contains("cannot read tls.cert_file `/nonexistent/cert.pem`"),
+        "{error}"
+    );
+}
