@@ -207,6 +207,8 @@ enum Failure {
     Other(String),
 }
 
+/// One per sender, made once: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Client {
     Grpc(tonic::client::Grpc<tonic::transport::Channel>, SignalArg),
     Http(
