@@ -43,3 +43,7 @@ fn batch(c: &mut Criterion) {
 
 criterion_group!(benches, batch);
 criterion_main!(benches);
+
+// Measure with the allocator the agent ships with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -58,3 +58,7 @@ fn json(c: &mut Criterion) {
 
 criterion_group!(benches, decode, encode, json);
 criterion_main!(benches);
+
+// Measure with the allocator the agent ships with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
