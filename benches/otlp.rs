@@ -16,11 +16,9 @@ fn decode(c: &mut Criterion) {
         for size in SIZES {
             let bytes = to_proto(&payload(signal, size, ATTRIBUTES, 1));
             group.throughput(Throughput::Elements(size as u64));
-            group.bench_with_input(
-                BenchmarkId::new(signal.as_str(), size),
-                &bytes,
-                |b, bytes| b.iter(|| from_proto(signal, bytes).map(|p| p.item_count())),
-            );
+            group.bench_with_input(BenchmarkId::new(signal.as_str(), size), &bytes, |b, bytes| {
+                b.iter(|| from_proto(signal, bytes).map(|p| p.item_count()))
+            });
         }
     }
     group.finish();
@@ -32,11 +30,9 @@ fn encode(c: &mut Criterion) {
         for size in SIZES {
             let request = payload(signal, size, ATTRIBUTES, 1);
             group.throughput(Throughput::Elements(size as u64));
-            group.bench_with_input(
-                BenchmarkId::new(signal.as_str(), size),
-                &request,
-                |b, request| b.iter(|| to_proto(request).len()),
-            );
+            group.bench_with_input(BenchmarkId::new(signal.as_str(), size), &request, |b, request| {
+                b.iter(|| to_proto(request).len())
+            });
         }
     }
     group.finish();
@@ -50,9 +46,7 @@ fn json(c: &mut Criterion) {
     group.bench_function("decode/logs/100", |b| {
         b.iter(|| from_json(Signal::Logs, text.as_bytes()).map(|p| p.item_count()))
     });
-    group.bench_function("encode/logs/100", |b| {
-        b.iter(|| to_json_line(&request).len())
-    });
+    group.bench_function("encode/logs/100", |b| b.iter(|| to_json_line(&request).len()));
     group.finish();
 }
 

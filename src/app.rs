@@ -26,10 +26,7 @@ pub fn load_config(paths: &[PathBuf]) -> Loaded {
     let mut unreadable = Vec::new();
     for path in paths {
         match std::fs::read_to_string(path) {
-            Ok(text) => sources.push(Source {
-                name: path.display().to_string(),
-                text,
-            }),
+            Ok(text) => sources.push(Source { name: path.display().to_string(), text }),
             Err(e) => unreadable.push(config::Diagnostic {
                 severity: Severity::Error,
                 location: None,
@@ -38,10 +35,7 @@ pub fn load_config(paths: &[PathBuf]) -> Loaded {
         }
     }
     if !unreadable.is_empty() {
-        return Loaded {
-            config: None,
-            diagnostics: unreadable,
-        };
+        return Loaded { config: None, diagnostics: unreadable };
     }
     config::load(&sources, &|name| std::env::var(name).ok())
 }
@@ -90,25 +84,14 @@ pub fn components() -> String {
     out
 }
 
-fn signals_of<C>(
-    factories: &[crate::component::Factory<C>],
-) -> Vec<(&'static str, Vec<&'static str>)> {
-    factories
-        .iter()
-        .map(|f| (f.type_name, f.signals.iter().map(|s| s.as_str()).collect()))
-        .collect()
+fn signals_of<C>(factories: &[crate::component::Factory<C>]) -> Vec<(&'static str, Vec<&'static str>)> {
+    factories.iter().map(|f| (f.type_name, f.signals.iter().map(|s| s.as_str()).collect())).collect()
 }
 
 /// Sets up `tracing` on stderr. `RUST_LOG` wins over `--log-level`, which wins over
 /// `service.telemetry.logs.level`.
-pub fn init_logging(
-    cli_level: Option<&str>,
-    cli_format: Option<LogFormat>,
-    config: Option<&Config>,
-) {
-    let config_logs = config
-        .map(|c| c.service.telemetry.logs.clone())
-        .unwrap_or_default();
+pub fn init_logging(cli_level: Option<&str>, cli_format: Option<LogFormat>, config: Option<&Config>) {
+    let config_logs = config.map(|c| c.service.telemetry.logs.clone()).unwrap_or_default();
     let level = cli_level.unwrap_or(&config_logs.level).to_string();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&level))
@@ -118,16 +101,9 @@ pub fn init_logging(
         None => config_logs.encoding == LogEncoding::Json,
     };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     // A second initialisation (tests) keeps the first subscriber.
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
 pub struct RunOptions {
@@ -141,14 +117,9 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<()> {
     let admin_stop = CancellationToken::new();
     let admin = TaskTracker::new();
     start_admin(&config, &telemetry, &health, &admin_stop, &admin).await?;
-    let running = crate::pipeline::start(&config, &telemetry)
-        .await
-        .context("starting the pipelines")?;
+    let running = crate::pipeline::start(&config, &telemetry).await.context("starting the pipelines")?;
     health.set_ready();
-    info!(
-        pipelines = config.service.pipelines.len(),
-        "ocelot is running."
-    );
+    info!(pipelines = config.service.pipelines.len(), "ocelot is running.");
 
     wait_for_signal().await;
     info!("Shutting down: stopping receivers and draining pipelines.");
@@ -171,9 +142,8 @@ async fn start_admin(
 ) -> anyhow::Result<()> {
     let metrics = &config.service.telemetry.metrics;
     if metrics.level != MetricsLevel::None {
-        let listener = crate::net::bind(&metrics.address)
-            .await
-            .context("self-metrics (service.telemetry.metrics.address)")?;
+        let listener =
+            crate::net::bind(&metrics.address).await.context("self-metrics (service.telemetry.metrics.address)")?;
         info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "Self-metrics at /metrics.");
         tracker.spawn(telemetry::serve(telemetry.clone(), listener, stop.clone()));
     }
@@ -183,16 +153,9 @@ async fn start_admin(
         };
         match extension {
             ExtensionConfig::HealthCheck(c) => {
-                let listener = crate::net::bind(&c.endpoint)
-                    .await
-                    .with_context(|| format!("extension `{id}`"))?;
+                let listener = crate::net::bind(&c.endpoint).await.with_context(|| format!("extension `{id}`"))?;
                 info!(extension = %id, endpoint = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "Health check listening.");
-                tracker.spawn(health_check::serve(
-                    c.clone(),
-                    health.clone(),
-                    listener,
-                    stop.clone(),
-                ));
+                tracker.spawn(health_check::serve(c.clone(), health.clone(), listener, stop.clone()));
             }
         }
     }
@@ -201,16 +164,20 @@ async fn start_admin(
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
         warn!("Cannot install signal handlers; running until killed.");
         std::future::pending::<()>().await;
         return;
     };
-    tokio::select! {
-        _ = term.recv() => info!(signal = "SIGTERM", "Signal received."),
-        _ = int.recv() => info!(signal = "SIGINT", "Signal received."),
+    loop {
+        tokio::select! {
+            _ = term.recv() => return info!(signal = "SIGTERM", "Signal received."),
+            _ = int.recv() => return info!(signal = "SIGINT", "Signal received."),
+            // SIGHUP's default action would kill the agent without draining; reloading
+            // the config is not part of this version, so it is logged and ignored.
+            _ = hup.recv() => warn!(signal = "SIGHUP", "Config reload is not available in this version; SIGHUP ignored, restart to apply a new config."),
+        }
     }
 }

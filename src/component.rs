@@ -20,13 +20,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::Receiver,
-        Kind::Processor,
-        Kind::Exporter,
-        Kind::Connector,
-        Kind::Extension,
-    ];
+    pub const ALL: [Kind; 5] = [Kind::Receiver, Kind::Processor, Kind::Exporter, Kind::Connector, Kind::Extension];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -74,9 +68,6 @@ pub trait Validate {
 /// Reads and validates a component config; a validation error points at the component.
 pub fn parse_config<T: DeserializeOwned + Validate>(node: &Node) -> Result<T, DeError> {
     let config: T = from_node(node)?;
-    config.validate().map_err(|message| DeError {
-        message,
-        location: Some(node.location.clone()),
-    })?;
+    config.validate().map_err(|message| DeError { message, location: Some(node.location.clone()) })?;
     Ok(config)
 }

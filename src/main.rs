@@ -24,26 +24,17 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     };
     app::init_logging(cli.log_level.as_deref(), cli.log_format, Some(&config));
-    for diagnostic in loaded
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Warning)
-    {
+    for diagnostic in loaded.diagnostics.iter().filter(|d| d.severity == Severity::Warning) {
         tracing::warn!("{diagnostic}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("ocelot: cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
     };
-    let options = app::RunOptions {
-        shutdown_timeout: cli.shutdown_timeout,
-    };
+    let options = app::RunOptions { shutdown_timeout: cli.shutdown_timeout };
     match runtime.block_on(app::run(config, options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -21,25 +21,15 @@ use tracing::debug;
 pub fn normalize_endpoint(endpoint: &str) -> Result<String, String> {
     let endpoint = endpoint.trim();
     let Some((host, port)) = endpoint.rsplit_once(':') else {
-        return Err(format!(
-            "endpoint `{endpoint}` must be host:port, such as 127.0.0.1:4317"
-        ));
+        return Err(format!("endpoint `{endpoint}` must be host:port, such as 127.0.0.1:4317"));
     };
     if port.parse::<u16>().is_err() {
-        return Err(format!(
-            "endpoint `{endpoint}` has an invalid port `{port}`"
-        ));
+        return Err(format!("endpoint `{endpoint}` has an invalid port `{port}`"));
     }
     if host.contains("://") || host.contains('/') {
-        return Err(format!(
-            "endpoint `{endpoint}` must be host:port with no scheme or path"
-        ));
+        return Err(format!("endpoint `{endpoint}` must be host:port with no scheme or path"));
     }
-    Ok(if host.is_empty() {
-        format!("0.0.0.0:{port}")
-    } else {
-        endpoint.to_string()
-    })
+    Ok(if host.is_empty() { format!("0.0.0.0:{port}") } else { endpoint.to_string() })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,16 +41,9 @@ pub struct BindError {
 }
 
 pub async fn bind(endpoint: &str) -> Result<TcpListener, BindError> {
-    let address = normalize_endpoint(endpoint).map_err(|e| BindError {
-        endpoint: endpoint.into(),
-        source: std::io::Error::other(e),
-    })?;
-    TcpListener::bind(&address)
-        .await
-        .map_err(|source| BindError {
-            endpoint: endpoint.into(),
-            source,
-        })
+    let address = normalize_endpoint(endpoint)
+        .map_err(|e| BindError { endpoint: endpoint.into(), source: std::io::Error::other(e) })?;
+    TcpListener::bind(&address).await.map_err(|source| BindError { endpoint: endpoint.into(), source })
 }
 
 pub type HttpResponse = Response<Full<Bytes>>;
@@ -94,7 +77,11 @@ pub async fn serve_https<H, F>(
 {
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
+    // Connection tasks are owned here, so none outlives the server: a connection still
+    // open after the drain is aborted, and with it the handler's hold on the pipelines.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         let (stream, peer) = tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
@@ -116,25 +103,24 @@ pub async fn serve_https<H, F>(
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let result = match tls {
                 None => {
                     let connection = builder.serve_connection(TokioIo::new(stream), service);
                     watcher.watch(connection.into_owned()).await
                 }
                 Some(acceptor) => {
-                    let stream =
-                        match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(e)) => {
-                                debug!(%peer, error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
+                    let stream = match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
                     let connection = builder.serve_connection(TokioIo::new(stream), service);
                     watcher.watch(connection.into_owned()).await
                 }
@@ -146,6 +132,7 @@ pub async fn serve_https<H, F>(
     }
     drop(listener);
     let _ = tokio::time::timeout(CONNECTION_DRAIN, graceful.shutdown()).await;
+    connections.shutdown().await;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,26 +147,17 @@ pub enum DecompressError {
 
 /// Inflates a request body by its `Content-Encoding` (`gzip`, `zstd`, or none),
 /// reading at most `limit` bytes of output, so a small bomb cannot grow past it.
-pub fn decompress_body(
-    encoding: &str,
-    body: Bytes,
-    limit: usize,
-) -> Result<Bytes, DecompressError> {
+pub fn decompress_body(encoding: &str, body: Bytes, limit: usize) -> Result<Bytes, DecompressError> {
     use std::io::Read;
     let reader: Box<dyn Read> = match encoding {
         "" | "identity" => return Ok(body),
         "gzip" => Box::new(flate2::read::MultiGzDecoder::new(&body[..])),
-        "zstd" => {
-            Box::new(zstd::stream::read::Decoder::new(&body[..]).map_err(DecompressError::Corrupt)?)
-        }
+        "zstd" => Box::new(zstd::stream::read::Decoder::new(&body[..]).map_err(DecompressError::Corrupt)?),
         _ => return Err(DecompressError::Unsupported),
     };
     // Read one byte past the limit to tell "exactly at the limit" from "over it".
     let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
-    reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(DecompressError::Corrupt)?;
+    reader.take(limit as u64 + 1).read_to_end(&mut out).map_err(DecompressError::Corrupt)?;
     if out.len() > limit {
         return Err(DecompressError::TooLarge);
     }
@@ -189,10 +167,9 @@ pub fn decompress_body(
 pub fn text_response(status: http::StatusCode, body: impl Into<Bytes>) -> HttpResponse {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
 
@@ -203,10 +180,7 @@ mod tests {
     #[test]
     fn endpoints() {
         assert_eq!(normalize_endpoint(":4317").unwrap(), "0.0.0.0:4317");
-        assert_eq!(
-            normalize_endpoint("localhost:4317").unwrap(),
-            "localhost:4317"
-        );
+        assert_eq!(normalize_endpoint("localhost:4317").unwrap(), "localhost:4317");
         assert_eq!(normalize_endpoint("[::1]:4317").unwrap(), "[::1]:4317");
         assert!(normalize_endpoint("4317").is_err());
         assert!(normalize_endpoint("http://x:1").is_err());

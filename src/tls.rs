@@ -38,17 +38,9 @@ pub struct IdentityPem {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {what} `{path}`: {source}")]
-    Read {
-        what: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { what: &'static str, path: PathBuf, source: std::io::Error },
     #[error("{what} `{path}` holds no usable PEM {expected}")]
-    Pem {
-        what: &'static str,
-        path: PathBuf,
-        expected: &'static str,
-    },
+    Pem { what: &'static str, path: PathBuf, expected: &'static str },
     #[error("TLS set-up failed: {0}")]
     Rustls(#[from] rustls::Error),
     #[error("client certificate verification: {0}")]
@@ -64,19 +56,15 @@ impl TlsClientConfig {
     }
 
     pub fn read_ca(&self) -> Result<Option<Vec<u8>>, TlsError> {
-        self.ca_file
-            .as_ref()
-            .map(|path| read(path, "tls.ca_file"))
-            .transpose()
+        self.ca_file.as_ref().map(|path| read(path, "tls.ca_file")).transpose()
     }
 
     /// The client certificate and key PEMs, for mTLS.
     pub fn read_identity(&self) -> Result<Option<IdentityPem>, TlsError> {
         match (&self.cert_file, &self.key_file) {
-            (Some(cert), Some(key)) => Ok(Some(IdentityPem {
-                cert: read(cert, "tls.cert_file")?,
-                key: read(key, "tls.key_file")?,
-            })),
+            (Some(cert), Some(key)) => {
+                Ok(Some(IdentityPem { cert: read(cert, "tls.cert_file")?, key: read(key, "tls.key_file")? }))
+            }
             _ => Ok(None),
         }
     }
@@ -133,8 +121,8 @@ impl TlsServerConfig {
     /// Reads the files and builds a rustls server config that offers `alpn`.
     pub fn rustls_config(&self, alpn: &[&[u8]]) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?;
+        let builder =
+            rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
         let builder = match &self.client_ca_file {
             Some(path) => {
                 let pem = read(path, "tls.client_ca_file")?;
@@ -142,12 +130,9 @@ impl TlsServerConfig {
                 for cert in parse_certs(&pem, path, "tls.client_ca_file")? {
                     roots.add(cert)?;
                 }
-                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider,
-                )
-                .build()
-                .map_err(|e| TlsError::Verifier(e.to_string()))?;
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .map_err(|e| TlsError::Verifier(e.to_string()))?;
                 builder.with_client_cert_verifier(verifier)
             }
             None => builder.with_no_client_auth(),
@@ -166,28 +151,14 @@ impl TlsServerConfig {
     }
 }
 
-fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })
+pub(crate) fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read { what, path: path.to_path_buf(), source })
 }
 
-fn parse_certs(
-    pem: &[u8],
-    path: &Path,
-    what: &'static str,
-) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
-        .filter_map(Result::ok)
-        .collect();
+fn parse_certs(pem: &[u8], path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem).filter_map(Result::ok).collect();
     if certs.is_empty() {
-        return Err(TlsError::Pem {
-            what,
-            path: path.to_path_buf(),
-            expected: "certificate",
-        });
+        return Err(TlsError::Pem { what, path: path.to_path_buf(), expected: "certificate" });
     }
     Ok(certs)
 }

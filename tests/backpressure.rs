@@ -58,12 +58,8 @@ service:
     let mut next = 0;
     while refusals_in_a_row < 3 {
         let body = format!("record-{next}");
-        let (status, headers, _) = http_post(
-            http,
-            "/v1/logs",
-            "application/json",
-            &logs_json(std::slice::from_ref(&body)),
-        );
+        let (status, headers, _) =
+            http_post(http, "/v1/logs", "application/json", &logs_json(std::slice::from_ref(&body)));
         match status {
             200 => {
                 accepted.push(body);
@@ -81,10 +77,7 @@ service:
     }
     // In flight: one export per consumer, the queue, the one batch the pipeline holds
     // while it waits for queue room, and the pipeline's input channel.
-    assert_eq!(
-        accepted.len(),
-        CONSUMERS + QUEUE_SIZE + 1 + PIPELINE_INPUT_CAPACITY
-    );
+    assert_eq!(accepted.len(), CONSUMERS + QUEUE_SIZE + 1 + PIPELINE_INPUT_CAPACITY);
 
     // gRPC clients are refused the same way, with UNAVAILABLE.
     let grpc = upstream.grpc("otlp");
@@ -102,18 +95,10 @@ service:
     assert_eq!(code, tonic::Code::Unavailable);
 
     assert!(upstream.metric("otelcol_receiver_refused_log_records_total", "") >= 4.0);
-    assert_eq!(
-        upstream.metric("otelcol_exporter_queue_capacity", "exporter=\"otlphttp\""),
-        QUEUE_SIZE as f64
-    );
-    wait_until(
-        Duration::from_secs(5),
-        "queue size gauge to show a full queue",
-        || {
-            upstream.metric("otelcol_exporter_queue_size", "exporter=\"otlphttp\"")
-                == QUEUE_SIZE as f64
-        },
-    );
+    assert_eq!(upstream.metric("otelcol_exporter_queue_capacity", "exporter=\"otlphttp\""), QUEUE_SIZE as f64);
+    wait_until(Duration::from_secs(5), "queue size gauge to show a full queue", || {
+        upstream.metric("otelcol_exporter_queue_size", "exporter=\"otlphttp\"") == QUEUE_SIZE as f64
+    });
 
     // The downstream comes up: everything accepted arrives, exactly once.
     let downstream = Agent::start(&format!(
@@ -137,11 +122,9 @@ service:
 "#
     ));
     let out = downstream.dir.path().join("out.jsonl");
-    wait_until(
-        Duration::from_secs(30),
-        "every accepted record downstream",
-        || log_bodies(&read_json_lines(&out)).len() >= accepted.len(),
-    );
+    wait_until(Duration::from_secs(30), "every accepted record downstream", || {
+        log_bodies(&read_json_lines(&out)).len() >= accepted.len()
+    });
     // Give a duplicate time to show up if there were one.
     std::thread::sleep(Duration::from_millis(500));
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -151,16 +134,10 @@ service:
     let expected: BTreeMap<String, usize> = accepted.iter().map(|b| (b.clone(), 1)).collect();
     assert_eq!(counts, expected);
     assert_eq!(
-        upstream.metric(
-            "otelcol_exporter_sent_log_records_total",
-            "exporter=\"otlphttp\""
-        ),
+        upstream.metric("otelcol_exporter_sent_log_records_total", "exporter=\"otlphttp\""),
         accepted.len() as f64
     );
-    assert_eq!(
-        upstream.metric("otelcol_exporter_send_failed_log_records_total", ""),
-        0.0
-    );
+    assert_eq!(upstream.metric("otelcol_exporter_send_failed_log_records_total", ""), 0.0);
 
     assert!(upstream.stop().success());
     assert!(downstream.stop().success());

@@ -9,11 +9,7 @@ use std::process::Command;
 use common::*;
 
 fn ocelot(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(BIN)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
+    let output = Command::new(BIN).args(args).env_remove("RUST_LOG").output().unwrap();
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -41,30 +37,24 @@ fn validate_reports_every_error_with_file_line_and_column() {
     let base = dir.path().join("base.yaml");
     let overlay = dir.path().join("overlay.yaml");
     std::fs::write(&base, "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpont: x\nexporters:\n  debug:\n  file:\n    path: out.json\n").unwrap();
-    std::fs::write(&overlay, "service:\n  pipelines:\n    logs:\n      receivers: [otlp, kafka]\n      exporters: [debug]\n").unwrap();
-    let (code, _, stderr) = ocelot(&[
-        "validate",
-        "--config",
-        base.to_str().unwrap(),
-        "--config",
-        overlay.to_str().unwrap(),
-    ]);
+    std::fs::write(
+        &overlay,
+        "service:\n  pipelines:\n    logs:\n      receivers: [otlp, kafka]\n      exporters: [debug]\n",
+    )
+    .unwrap();
+    let (code, _, stderr) =
+        ocelot(&["validate", "--config", base.to_str().unwrap(), "--config", overlay.to_str().unwrap()]);
     assert_eq!(code, 1, "{stderr}");
     let base_name = base.display().to_string();
     let overlay_name = overlay.display().to_string();
+    assert!(stderr.contains(&format!("{base_name}:5:9: error: receiver `otlp`: unknown field `endpont`")), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "{base_name}:5:9: error: receiver `otlp`: unknown field `endpont`"
+            "{overlay_name}:4:25: error: pipeline `logs` references receivers `kafka`, which is not defined"
         )),
         "{stderr}"
     );
-    assert!(stderr.contains(&format!("{overlay_name}:4:25: error: pipeline `logs` references receivers `kafka`, which is not defined")), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "{base_name}:8:3: warning: exporter `file` is defined but not used"
-        )),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&format!("{base_name}:8:3: warning: exporter `file` is defined but not used")), "{stderr}");
     assert!(stderr.contains("config is invalid: 2 error(s)"), "{stderr}");
 }
 
@@ -72,40 +62,24 @@ fn validate_reports_every_error_with_file_line_and_column() {
 fn a_missing_file_and_an_invalid_config_exit_1_without_starting() {
     let (code, _, stderr) = ocelot(&["validate", "--config", "/nonexistent/ocelot.yaml"]);
     assert_eq!(code, 1);
-    assert!(
-        stderr.contains("cannot read config file `/nonexistent/ocelot.yaml`"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("cannot read config file `/nonexistent/ocelot.yaml`"), "{stderr}");
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "receivers:\n  otlpp:\n").unwrap();
     let (code, _, stderr) = ocelot(&["--config", bad.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(
-        stderr.contains("unknown receiver type `otlpp` (did you mean `otlp`?)"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("unknown receiver type `otlpp` (did you mean `otlp`?)"), "{stderr}");
 }
 
 #[test]
 fn components_lists_every_kind_and_signal() {
     let (code, stdout, _) = ocelot(&["components"]);
     assert_eq!(code, 0);
-    for expected in [
-        "receivers:",
-        "processors:",
-        "exporters:",
-        "connectors:",
-        "extensions:",
-        "health_check",
-    ] {
+    for expected in ["receivers:", "processors:", "exporters:", "connectors:", "extensions:", "health_check"] {
         assert!(stdout.contains(expected), "{stdout}");
     }
-    let otlphttp = stdout
-        .lines()
-        .find(|l| l.trim_start().starts_with("otlphttp"))
-        .unwrap();
+    let otlphttp = stdout.lines().find(|l| l.trim_start().starts_with("otlphttp")).unwrap();
     assert!(otlphttp.contains("traces, metrics, logs"), "{otlphttp}");
 }
 
@@ -113,10 +87,7 @@ fn components_lists_every_kind_and_signal() {
 fn version() {
     let (code, stdout, _) = ocelot(&["--version"]);
     assert_eq!(code, 0);
-    assert_eq!(
-        stdout.trim(),
-        format!("ocelot {}", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(stdout.trim(), format!("ocelot {}", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]

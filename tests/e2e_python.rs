@@ -24,11 +24,7 @@ fn python() -> PathBuf {
         return PathBuf::from(path);
     }
     let venv = repo_path("target/venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no Python OpenTelemetry SDK at {}: run scripts/test, which installs it",
-        venv.display()
-    );
+    assert!(venv.exists(), "no Python OpenTelemetry SDK at {}: run scripts/test, which installs it", venv.display());
     venv
 }
 
@@ -50,28 +46,16 @@ struct Received {
 }
 
 fn read(path: &Path) -> Received {
-    let mut received = Received {
-        spans: BTreeMap::new(),
-        logs: BTreeMap::new(),
-        points: BTreeMap::new(),
-        resources: vec![],
-    };
+    let mut received =
+        Received { spans: BTreeMap::new(), logs: BTreeMap::new(), points: BTreeMap::new(), resources: vec![] };
     for line in read_json_lines(path) {
         for rs in line["resourceSpans"].as_array().into_iter().flatten() {
-            received
-                .resources
-                .push(attributes(&rs["resource"]["attributes"]));
+            received.resources.push(attributes(&rs["resource"]["attributes"]));
             for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
                 for span in ss["spans"].as_array().into_iter().flatten() {
                     let name = span["name"].as_str().unwrap().to_string();
                     assert!(
-                        received
-                            .spans
-                            .insert(
-                                name.clone(),
-                                (span.clone(), attributes(&span["attributes"]))
-                            )
-                            .is_none(),
+                        received.spans.insert(name.clone(), (span.clone(), attributes(&span["attributes"]))).is_none(),
                         "span {name} twice"
                     );
                 }
@@ -82,10 +66,7 @@ fn read(path: &Path) -> Received {
                 for record in sl["logRecords"].as_array().into_iter().flatten() {
                     let body = record["body"]["stringValue"].as_str().unwrap().to_string();
                     assert!(
-                        received
-                            .logs
-                            .insert(body.clone(), attributes(&record["attributes"]))
-                            .is_none(),
+                        received.logs.insert(body.clone(), attributes(&record["attributes"])).is_none(),
                         "log {body} twice"
                     );
                 }
@@ -95,14 +76,11 @@ fn read(path: &Path) -> Received {
             for sm in rm["scopeMetrics"].as_array().into_iter().flatten() {
                 for metric in sm["metrics"].as_array().into_iter().flatten() {
                     let name = metric["name"].as_str().unwrap().to_string();
-                    let points = metric["sum"]["dataPoints"]
-                        .as_array()
-                        .or(metric["histogram"]["dataPoints"].as_array());
+                    let points =
+                        metric["sum"]["dataPoints"].as_array().or(metric["histogram"]["dataPoints"].as_array());
                     for point in points.into_iter().flatten() {
-                        let proto = attributes(&point["attributes"])["proto"]["stringValue"]
-                            .as_str()
-                            .unwrap()
-                            .to_string();
+                        let proto =
+                            attributes(&point["attributes"])["proto"]["stringValue"].as_str().unwrap().to_string();
                         received.points.insert((name.clone(), proto), point.clone());
                     }
                 }
@@ -113,9 +91,7 @@ fn read(path: &Path) -> Received {
 }
 
 fn complete(received: &Received) -> bool {
-    received.spans.len() == 2 * COUNT
-        && received.logs.len() == 2 * COUNT
-        && received.points.len() == 4
+    received.spans.len() == 2 * COUNT && received.logs.len() == 2 * COUNT && received.points.len() == 4
 }
 
 #[test]
@@ -206,11 +182,7 @@ service:
 
     for transport in ["grpc", "http"] {
         let path = downstream.dir.path().join(format!("{transport}.jsonl"));
-        wait_until(
-            Duration::from_secs(20),
-            &format!("everything through {transport}"),
-            || complete(&read(&path)),
-        );
+        wait_until(Duration::from_secs(20), &format!("everything through {transport}"), || complete(&read(&path)));
         let received = read(&path);
         for proto in ["grpc", "http"] {
             for i in 0..COUNT {
@@ -224,81 +196,38 @@ service:
                 assert_eq!(span["traceId"].as_str().unwrap().len(), 32);
                 assert_eq!(span["spanId"].as_str().unwrap().len(), 16);
                 assert_eq!(span["events"][0]["name"], "checkpoint");
-                assert_eq!(
-                    attributes(&span["events"][0]["attributes"])["step"]["intValue"],
-                    i.to_string()
-                );
+                assert_eq!(attributes(&span["events"][0]["attributes"])["step"]["intValue"], i.to_string());
 
                 let log = &received.logs[&format!("log-{proto}-{i}")];
                 assert_eq!(log["run"]["stringValue"], run.as_str());
                 assert_eq!(log["index"]["intValue"], i.to_string());
             }
-            let counter =
-                &received.points[&("ocelot.test.requests".to_string(), proto.to_string())];
+            let counter = &received.points[&("ocelot.test.requests".to_string(), proto.to_string())];
             assert_eq!(counter["asInt"], "5");
-            assert_eq!(
-                attributes(&counter["attributes"])["run"]["stringValue"],
-                run.as_str()
-            );
-            let histogram =
-                &received.points[&("ocelot.test.latency".to_string(), proto.to_string())];
+            assert_eq!(attributes(&counter["attributes"])["run"]["stringValue"], run.as_str());
+            let histogram = &received.points[&("ocelot.test.latency".to_string(), proto.to_string())];
             assert_eq!(histogram["count"], "3");
             assert_eq!(histogram["sum"], 6.0);
         }
         let services: Vec<&str> = received
             .resources
             .iter()
-            .filter_map(|r| {
-                r.get("service.name")
-                    .and_then(|v| v["stringValue"].as_str())
-            })
+            .filter_map(|r| r.get("service.name").and_then(|v| v["stringValue"].as_str()))
             .collect();
-        assert!(
-            services.contains(&"e2e-grpc") && services.contains(&"e2e-http"),
-            "{services:?}"
-        );
+        assert!(services.contains(&"e2e-grpc") && services.contains(&"e2e-http"), "{services:?}");
     }
 
     let items = (2 * COUNT) as f64;
-    assert_eq!(
-        upstream.metric("otelcol_receiver_accepted_spans_total", ""),
-        items
-    );
-    assert_eq!(
-        upstream.metric("otelcol_receiver_accepted_log_records_total", ""),
-        items
-    );
-    assert_eq!(
-        upstream.metric("otelcol_exporter_sent_spans_total", "exporter=\"otlp\""),
-        items
-    );
-    assert_eq!(
-        upstream.metric("otelcol_exporter_sent_spans_total", "exporter=\"otlphttp\""),
-        items
-    );
+    assert_eq!(upstream.metric("otelcol_receiver_accepted_spans_total", ""), items);
+    assert_eq!(upstream.metric("otelcol_receiver_accepted_log_records_total", ""), items);
+    assert_eq!(upstream.metric("otelcol_exporter_sent_spans_total", "exporter=\"otlp\""), items);
+    assert_eq!(upstream.metric("otelcol_exporter_sent_spans_total", "exporter=\"otlphttp\""), items);
     // The SDK exports its cumulative metrics at flush and again at shutdown.
     let points = upstream.metric("otelcol_receiver_accepted_metric_points_total", "");
     assert!(points >= 4.0);
-    assert_eq!(
-        upstream.metric(
-            "otelcol_exporter_sent_metric_points_total",
-            "exporter=\"otlp\""
-        ),
-        points
-    );
-    assert_eq!(
-        upstream.metric(
-            "otelcol_exporter_sent_metric_points_total",
-            "exporter=\"otlphttp\""
-        ),
-        points
-    );
-    assert!(
-        upstream.metric(
-            "otelcol_processor_batch_batch_send_size_count",
-            "processor=\"batch\""
-        ) >= 1.0
-    );
+    assert_eq!(upstream.metric("otelcol_exporter_sent_metric_points_total", "exporter=\"otlp\""), points);
+    assert_eq!(upstream.metric("otelcol_exporter_sent_metric_points_total", "exporter=\"otlphttp\""), points);
+    assert!(upstream.metric("otelcol_processor_batch_batch_send_size_count", "processor=\"batch\"") >= 1.0);
     assert!(upstream.metric("otelcol_process_memory_rss", "") > 1e6);
 
     assert!(upstream.stop().success());

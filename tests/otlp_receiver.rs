@@ -12,9 +12,7 @@ use bytes::Bytes;
 use common::*;
 use ocelot::pdata::grpc::ClientCodec;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use prost::Message;
@@ -49,9 +47,7 @@ fn logs_request(bodies: &[&str]) -> ExportLogsServiceRequest {
                 log_records: bodies
                     .iter()
                     .map(|b| LogRecord {
-                        body: Some(AnyValue {
-                            value: Some(any_value::Value::StringValue(b.to_string())),
-                        }),
+                        body: Some(AnyValue { value: Some(any_value::Value::StringValue(b.to_string())) }),
                         ..Default::default()
                     })
                     .collect(),
@@ -84,31 +80,21 @@ fn http_bad_input_gets_its_error_and_the_receiver_keeps_serving() {
     let out = agent.dir.path().join("out.jsonl");
 
     // Truncated protobuf: 400 with a google.rpc.Status body (INVALID_ARGUMENT).
-    let mut truncated =
-        logs_request(&["a fairly long body so truncation cuts inside a field"]).encode_to_vec();
+    let mut truncated = logs_request(&["a fairly long body so truncation cuts inside a field"]).encode_to_vec();
     truncated.truncate(truncated.len() - 7);
     let (status, headers, body) = http_post(http, "/v1/logs", "application/x-protobuf", &truncated);
     assert_eq!(status, 400);
     assert_eq!(headers["content-type"], "application/x-protobuf");
     let rpc = RpcStatus::decode(&body[..]).unwrap();
     assert_eq!(rpc.code, 3);
-    assert!(
-        rpc.message.contains("malformed logs request"),
-        "{}",
-        rpc.message
-    );
+    assert!(rpc.message.contains("malformed logs request"), "{}", rpc.message);
 
     // Wrong content type: 415.
     let (status, _, _) = http_post(http, "/v1/logs", "text/plain", b"hello");
     assert_eq!(status, 415);
 
     // Invalid JSON: 400 with a JSON status.
-    let (status, _, body) = http_post(
-        http,
-        "/v1/logs",
-        "application/json",
-        b"{\"resourceLogs\": [",
-    );
+    let (status, _, body) = http_post(http, "/v1/logs", "application/json", b"{\"resourceLogs\": [");
     assert_eq!(status, 400);
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(json["code"], 3);
@@ -120,21 +106,13 @@ fn http_bad_input_gets_its_error_and_the_receiver_keeps_serving() {
         http,
         "POST",
         "/v1/logs",
-        &[
-            ("Content-Type", "application/x-protobuf"),
-            ("Content-Encoding", "gzip"),
-        ],
+        &[("Content-Type", "application/x-protobuf"), ("Content-Encoding", "gzip")],
         &bomb,
     );
     assert_eq!(status, 413);
 
     // A body declared larger than the limit: 413 before it is read.
-    let (status, _, _) = http_post(
-        http,
-        "/v1/logs",
-        "application/x-protobuf",
-        &vec![0u8; (1 << 20) + 1],
-    );
+    let (status, _, _) = http_post(http, "/v1/logs", "application/x-protobuf", &vec![0u8; (1 << 20) + 1]);
     assert_eq!(status, 413);
 
     // Corrupt gzip: 400. Unknown encoding: 400.
@@ -142,10 +120,7 @@ fn http_bad_input_gets_its_error_and_the_receiver_keeps_serving() {
         http,
         "POST",
         "/v1/logs",
-        &[
-            ("Content-Type", "application/x-protobuf"),
-            ("Content-Encoding", "gzip"),
-        ],
+        &[("Content-Type", "application/x-protobuf"), ("Content-Encoding", "gzip")],
         b"not gzip at all",
     );
     assert_eq!(status, 400);
@@ -153,49 +128,28 @@ fn http_bad_input_gets_its_error_and_the_receiver_keeps_serving() {
         http,
         "POST",
         "/v1/logs",
-        &[
-            ("Content-Type", "application/x-protobuf"),
-            ("Content-Encoding", "br"),
-        ],
+        &[("Content-Type", "application/x-protobuf"), ("Content-Encoding", "br")],
         b"x",
     );
     assert_eq!(status, 400);
 
     // Wrong method and path.
     assert_eq!(http_get(http, "/v1/logs").0, 405);
-    assert_eq!(
-        http_post(http, "/v1/nothing", "application/json", b"{}").0,
-        404
-    );
+    assert_eq!(http_post(http, "/v1/nothing", "application/json", b"{}").0, 404);
     // A signal with no pipeline here.
-    assert_eq!(
-        http_post(http, "/v1/traces", "application/json", b"{}").0,
-        404
-    );
+    assert_eq!(http_post(http, "/v1/traces", "application/json", b"{}").0, 404);
 
     // Good requests still work: protobuf, gzip protobuf, zstd JSON.
-    let (status, headers, body) = http_post(
-        http,
-        "/v1/logs",
-        "application/x-protobuf",
-        &logs_request(&["one", "two"]).encode_to_vec(),
-    );
+    let (status, headers, body) =
+        http_post(http, "/v1/logs", "application/x-protobuf", &logs_request(&["one", "two"]).encode_to_vec());
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "application/x-protobuf");
-    assert!(
-        ExportLogsServiceResponse::decode(&body[..])
-            .unwrap()
-            .partial_success
-            .is_none()
-    );
+    assert!(ExportLogsServiceResponse::decode(&body[..]).unwrap().partial_success.is_none());
     let (status, _, _) = http_request(
         http,
         "POST",
         "/v1/logs",
-        &[
-            ("Content-Type", "application/x-protobuf"),
-            ("Content-Encoding", "gzip"),
-        ],
+        &[("Content-Type", "application/x-protobuf"), ("Content-Encoding", "gzip")],
         &gzip(&logs_request(&["three"]).encode_to_vec()),
     );
     assert_eq!(status, 200);
@@ -204,42 +158,25 @@ fn http_bad_input_gets_its_error_and_the_receiver_keeps_serving() {
         http,
         "POST",
         "/v1/logs",
-        &[
-            ("Content-Type", "application/json"),
-            ("Content-Encoding", "zstd"),
-        ],
+        &[("Content-Type", "application/json"), ("Content-Encoding", "zstd")],
         &zstd_json,
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(body, b"{}");
 
-    wait_until(Duration::from_secs(10), "four records in the file", || {
-        log_bodies(&read_json_lines(&out)).len() == 4
-    });
+    wait_until(Duration::from_secs(10), "four records in the file", || log_bodies(&read_json_lines(&out)).len() == 4);
     let mut bodies = log_bodies(&read_json_lines(&out));
     bodies.sort();
     assert_eq!(bodies, vec!["four", "one", "three", "two"]);
-    assert_eq!(
-        agent.metric(
-            "otelcol_receiver_accepted_log_records_total",
-            "transport=\"http\""
-        ),
-        4.0
-    );
+    assert_eq!(agent.metric("otelcol_receiver_accepted_log_records_total", "transport=\"http\""), 4.0);
     assert!(agent.stop().success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_bad_input_is_invalid_argument_and_the_receiver_keeps_serving() {
-    let agent = tokio::task::spawn_blocking(|| Agent::start(CONFIG))
-        .await
-        .unwrap();
+    let agent = tokio::task::spawn_blocking(|| Agent::start(CONFIG)).await.unwrap();
     let url = format!("http://{}", agent.grpc("otlp"));
-    let channel = tonic::transport::Endpoint::from_shared(url)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
 
     let raw = |bytes: Vec<u8>| {
         let channel = channel.clone();
@@ -248,17 +185,14 @@ async fn grpc_bad_input_is_invalid_argument_and_the_receiver_keeps_serving() {
             grpc.ready().await.unwrap();
             grpc.unary(
                 tonic::Request::new(Bytes::from(bytes)),
-                http::uri::PathAndQuery::from_static(
-                    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-                ),
+                http::uri::PathAndQuery::from_static("/opentelemetry.proto.collector.logs.v1.LogsService/Export"),
                 ClientCodec::<ExportLogsServiceResponse>::default(),
             )
             .await
         }
     };
 
-    let mut truncated =
-        logs_request(&["a body long enough to be cut in the middle"]).encode_to_vec();
+    let mut truncated = logs_request(&["a body long enough to be cut in the middle"]).encode_to_vec();
     truncated.truncate(truncated.len() - 5);
     let status = raw(truncated).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
@@ -266,49 +200,29 @@ async fn grpc_bad_input_is_invalid_argument_and_the_receiver_keeps_serving() {
     // Over max_recv_msg_size_mib (1 MiB): refused, not a crash.
     let big = logs_request(&[&"x".repeat(1 << 20)]).encode_to_vec();
     let status = raw(big).await.unwrap_err();
-    assert!(
-        matches!(
-            status.code(),
-            tonic::Code::ResourceExhausted | tonic::Code::OutOfRange
-        ),
-        "{status:?}"
-    );
+    assert!(matches!(status.code(), tonic::Code::ResourceExhausted | tonic::Code::OutOfRange), "{status:?}");
 
     // Traces are in no pipeline of this receiver.
-    let mut traces = opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::new(channel.clone());
+    let mut traces = opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::new(
+        channel.clone(),
+    );
     let status = traces
-        .export(
-            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::default(),
-        )
+        .export(opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::default())
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unimplemented);
 
-    let mut client = LogsServiceClient::new(channel.clone())
-        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
-    client
-        .export(logs_request(&["ok-1", "ok-2", "ok-3"]))
-        .await
-        .unwrap();
+    let mut client = LogsServiceClient::new(channel.clone()).send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    client.export(logs_request(&["ok-1", "ok-2", "ok-3"])).await.unwrap();
 
     let out = agent.dir.path().join("out.jsonl");
     let agent = tokio::task::spawn_blocking(move || {
-        wait_until(Duration::from_secs(10), "three records", || {
-            log_bodies(&read_json_lines(&out)).len() == 3
-        });
+        wait_until(Duration::from_secs(10), "three records", || log_bodies(&read_json_lines(&out)).len() == 3);
         agent
     })
     .await
     .unwrap();
-    let accepted = agent.metric(
-        "otelcol_receiver_accepted_log_records_total",
-        "transport=\"grpc\"",
-    );
+    let accepted = agent.metric("otelcol_receiver_accepted_log_records_total", "transport=\"grpc\"");
     assert_eq!(accepted, 3.0);
-    assert!(
-        tokio::task::spawn_blocking(move || agent.stop())
-            .await
-            .unwrap()
-            .success()
-    );
+    assert!(tokio::task::spawn_blocking(move || agent.stop()).await.unwrap().success());
 }

@@ -48,43 +48,34 @@ service:
     assert_eq!(http_get(health, "/").0, 200);
     assert_eq!(http_get(health, "/other").0, 404);
     for i in 0..5 {
-        let (status, _, _) = http_post(
-            agent.http("otlp"),
-            "/v1/logs",
-            "application/json",
-            &logs_json(&[format!("r{i}")]),
-        );
+        let (status, _, _) =
+            http_post(agent.http("otlp"), "/v1/logs", "application/json", &logs_json(&[format!("r{i}")]));
         assert_eq!(status, 200);
     }
-    wait_until(Duration::from_secs(5), "a retry", || {
-        agent.count_logs("Export failed, retrying.") > 0
-    });
+    wait_until(Duration::from_secs(5), "a retry", || agent.count_logs("Export failed, retrying.") > 0);
 
     signal(agent.pid(), "TERM");
     let started = Instant::now();
     // While it drains toward the deadline, the health check says it is not available.
-    wait_until(Duration::from_secs(2), "health 503 while stopping", || {
-        http_get(health, "/").0 == 503
-    });
+    wait_until(Duration::from_secs(2), "health 503 while stopping", || http_get(health, "/").0 == 503);
     let status = agent.stop();
     let took = started.elapsed();
     assert!(status.success(), "{status}");
-    assert!(
-        took >= Duration::from_secs(2) && took < Duration::from_secs(8),
-        "{took:?}"
-    );
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(8), "{took:?}");
 }
 
 #[test]
-fn sigint_with_nothing_pending_exits_0_at_once() {
+fn sighup_is_ignored_and_sigint_with_nothing_pending_exits_0_at_once() {
     let agent = Agent::start(
         "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n  telemetry:\n    metrics:\n      level: none\n",
     );
+    // SIGHUP must not kill the agent (its default action would, without draining).
+    signal(agent.pid(), "HUP");
+    wait_until(Duration::from_secs(5), "the SIGHUP warning", || agent.count_logs("SIGHUP ignored") == 1);
+    assert!(agent.find_log("ocelot stopped.").is_none());
     signal(agent.pid(), "INT");
     let started = Instant::now();
-    wait_until(Duration::from_secs(5), "exit", || {
-        agent.find_log("ocelot stopped.").is_some()
-    });
+    wait_until(Duration::from_secs(5), "exit", || agent.find_log("ocelot stopped.").is_some());
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(agent.stop().success());
 }

@@ -17,23 +17,18 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 fn write_certificates(dir: &Path) {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "ocelot test CA");
+    ca_params.distinguished_name.push(DnType::CommonName, "ocelot test CA");
     let ca_key = KeyPair::generate().unwrap();
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, ca_key);
 
     let server_key = KeyPair::generate().unwrap();
-    let server_cert =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap()
-            .signed_by(&server_key, &issuer)
-            .unwrap();
+    let server_cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
     let mut client_params = CertificateParams::new(vec!["client.ocelot.test".to_string()]).unwrap();
-    client_params
-        .distinguished_name
-        .push(DnType::CommonName, "ocelot test client");
+    client_params.distinguished_name.push(DnType::CommonName, "ocelot test client");
     let client_key = KeyPair::generate().unwrap();
     let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
 
@@ -101,45 +96,20 @@ service:
       address: 127.0.0.1:0
 "#
     ));
-    let (status, _, _) = http_post(
-        upstream.http("otlp"),
-        "/v1/logs",
-        "application/json",
-        &logs_json(&["secret".to_string()]),
-    );
+    let (status, _, _) =
+        http_post(upstream.http("otlp"), "/v1/logs", "application/json", &logs_json(&["secret".to_string()]));
     assert_eq!(status, 200);
 
     // One copy through each exporter that has a client certificate.
     let out = downstream.dir.path().join("out.jsonl");
-    wait_until(Duration::from_secs(15), "two copies over TLS", || {
-        log_bodies(&read_json_lines(&out)).len() == 2
-    });
+    wait_until(Duration::from_secs(15), "two copies over TLS", || log_bodies(&read_json_lines(&out)).len() == 2);
     assert_eq!(log_bodies(&read_json_lines(&out)), vec!["secret", "secret"]);
     // Without a client certificate the handshake is refused and the batch fails.
-    wait_until(
-        Duration::from_secs(15),
-        "the refused exporter to count its failure",
-        || {
-            upstream.metric(
-                "otelcol_exporter_send_failed_log_records_total",
-                "exporter=\"otlphttp/nocert\"",
-            ) == 1.0
-        },
-    );
-    assert_eq!(
-        upstream.metric(
-            "otelcol_exporter_sent_log_records_total",
-            "exporter=\"otlp\""
-        ),
-        1.0
-    );
-    assert_eq!(
-        upstream.metric(
-            "otelcol_exporter_sent_log_records_total",
-            "exporter=\"otlphttp\""
-        ),
-        1.0
-    );
+    wait_until(Duration::from_secs(15), "the refused exporter to count its failure", || {
+        upstream.metric("otelcol_exporter_send_failed_log_records_total", "exporter=\"otlphttp/nocert\"") == 1.0
+    });
+    assert_eq!(upstream.metric("otelcol_exporter_sent_log_records_total", "exporter=\"otlp\""), 1.0);
+    assert_eq!(upstream.metric("otelcol_exporter_sent_log_records_total", "exporter=\"otlphttp\""), 1.0);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(log_bodies(&read_json_lines(&out)).len(), 2);
 
@@ -155,8 +125,5 @@ fn a_missing_certificate_fails_the_start_with_its_path() {
     .err()
     .expect("must not start");
     assert!(error.contains("exited with exit status: 1"), "{error}");
-    assert!(
-        error.contains("cannot read tls.cert_file `/nonexistent/cert.pem`"),
-        "{error}"
-    );
+    assert!(error.contains("cannot read tls.cert_file `/nonexistent/cert.pem`"), "{error}");
 }

@@ -2,8 +2,8 @@
 //!
 //! `ocelot-loadgen send` sends traces, metrics or logs over OTLP/gRPC or OTLP/HTTP at
 //! a rate (or as fast as the receiver takes them) with N concurrent connections and
-//! reports items/s and errors. `ocelot-loadgen sink` is an OTLP/gRPC and HTTP endpoint
-//! that answers success and counts what it got, to stand in for a backend.
+//! reports items/s and errors. `ocelot-loadgen sink` is an OTLP/gRPC endpoint that
+//! answers success and counts what it got, to stand in for a backend.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,17 +12,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 use ocelot::pdata::Signal;
-use ocelot::pdata::grpc::{BytesCodec, ClientCodec};
+use ocelot::pdata::grpc::{ClientCodec, ExportHandler, Logs, Metrics, OtlpGrpcService, Traces};
 use ocelot::pdata::json::{from_proto, to_proto};
 use ocelot::pdata::synthetic::payload;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 
 #[derive(Parser)]
-#[command(
-    name = "ocelot-loadgen",
-    version,
-    about = "OTLP load generator and sink for benchmarking ocelot"
-)]
+#[command(name = "ocelot-loadgen", version, about = "OTLP load generator and sink for benchmarking ocelot")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,7 +28,7 @@ struct Cli {
 enum Command {
     /// Send OTLP load and report items/s and errors.
     Send(SendArgs),
-    /// Accept OTLP/gRPC (and HTTP) exports, answer success, count them.
+    /// Accept OTLP/gRPC exports, answer success, count them.
     Sink(SinkArgs),
 }
 
@@ -90,9 +86,7 @@ struct SinkArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Send(args) => runtime.block_on(send(args)),
         Command::Sink(args) => runtime.block_on(sink(args)),
@@ -109,14 +103,6 @@ impl From<SignalArg> for Signal {
     }
 }
 
-fn grpc_path(signal: SignalArg) -> &'static str {
-    match signal {
-        SignalArg::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-        SignalArg::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-        SignalArg::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-    }
-}
-
 #[derive(Default)]
 struct Totals {
     items: AtomicU64,
@@ -130,29 +116,19 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     // A few distinct pre-encoded requests per sender, cycled, so encoding is not measured.
     const VARIANTS: usize = 8;
     let deadline = Instant::now() + args.duration;
-    let per_sender_rate = if args.rate == 0 {
-        0.0
-    } else {
-        args.rate as f64 / args.concurrency as f64
-    };
+    let per_sender_rate = if args.rate == 0 { 0.0 } else { args.rate as f64 / args.concurrency as f64 };
     let mut tasks = Vec::new();
     for sender in 0..args.concurrency {
         let bodies: Vec<Bytes> = (0..VARIANTS)
             .map(|v| {
-                Bytes::from(to_proto(&payload(
-                    args.signal.into(),
-                    args.batch,
-                    args.attributes,
-                    sender * VARIANTS + v,
-                )))
+                Bytes::from(to_proto(&payload(args.signal.into(), args.batch, args.attributes, sender * VARIANTS + v)))
             })
             .collect();
         let totals = totals.clone();
         let endpoint = args.endpoint.clone();
         let (protocol, signal, batch) = (args.protocol, args.signal, args.batch as u64);
         tasks.push(tokio::spawn(async move {
-            let interval = (per_sender_rate > 0.0)
-                .then(|| Duration::from_secs_f64(batch as f64 / per_sender_rate));
+            let interval = (per_sender_rate > 0.0).then(|| Duration::from_secs_f64(batch as f64 / per_sender_rate));
             let mut next = Instant::now();
             let mut client = Client::connect(protocol, &endpoint, signal).await?;
             let mut i = 0;
@@ -221,17 +197,10 @@ enum Client {
 }
 
 impl Client {
-    async fn connect(
-        protocol: Protocol,
-        endpoint: &str,
-        signal: SignalArg,
-    ) -> anyhow::Result<Client> {
+    async fn connect(protocol: Protocol, endpoint: &str, signal: SignalArg) -> anyhow::Result<Client> {
         Ok(match protocol {
             Protocol::Grpc => {
-                let channel =
-                    tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))?
-                        .connect()
-                        .await?;
+                let channel = tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))?.connect().await?;
                 Client::Grpc(tonic::client::Grpc::new(channel), signal)
             }
             Protocol::Http => {
@@ -241,10 +210,8 @@ impl Client {
                     SignalArg::Logs => "logs",
                 };
                 let uri = format!("http://{endpoint}/v1/{path}").parse()?;
-                let client = hyper_util::client::legacy::Client::builder(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .build_http();
+                let client =
+                    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
                 Client::Http(client, uri)
             }
         })
@@ -253,29 +220,15 @@ impl Client {
     async fn send(&mut self, body: Bytes) -> Result<(), Failure> {
         match self {
             Client::Grpc(grpc, signal) => {
-                grpc.ready()
-                    .await
-                    .map_err(|e| Failure::Other(e.to_string()))?;
-                let path = http::uri::PathAndQuery::from_static(grpc_path(*signal));
+                grpc.ready().await.map_err(|e| Failure::Other(e.to_string()))?;
+                let path = http::uri::PathAndQuery::from_static(Signal::from(*signal).grpc_path());
                 let request = tonic::Request::new(body);
                 // The response type only matters for decoding an empty message.
-                let result = grpc
-                    .unary(
-                        request,
-                        path,
-                        ClientCodec::<ExportTraceServiceResponse>::default(),
-                    )
-                    .await;
+                let result = grpc.unary(request, path, ClientCodec::<ExportTraceServiceResponse>::default()).await;
                 match result {
                     Ok(_) => Ok(()),
-                    Err(status) if status.code() == tonic::Code::Unavailable => {
-                        Err(Failure::Refused)
-                    }
-                    Err(status) => Err(Failure::Other(format!(
-                        "gRPC {:?}: {}",
-                        status.code(),
-                        status.message()
-                    ))),
+                    Err(status) if status.code() == tonic::Code::Unavailable => Err(Failure::Refused),
+                    Err(status) => Err(Failure::Other(format!("gRPC {:?}: {}", status.code(), status.message()))),
                 }
             }
             Client::Http(client, uri) => {
@@ -283,10 +236,7 @@ impl Client {
                     .header(http::header::CONTENT_TYPE, "application/x-protobuf")
                     .body(http_body_util::Full::new(body))
                     .map_err(|e| Failure::Other(e.to_string()))?;
-                let response = client
-                    .request(request)
-                    .await
-                    .map_err(|e| Failure::Other(e.to_string()))?;
+                let response = client.request(request).await.map_err(|e| Failure::Other(e.to_string()))?;
                 let status = response.status();
                 use http_body_util::BodyExt;
                 let _ = response.into_body().collect().await;
@@ -308,138 +258,35 @@ struct SinkTotals {
     items: AtomicU64,
 }
 
-/// The sink's three OTLP services, one per signal.
-trait SinkSignal: Send + Sync + 'static {
-    const NAME: &'static str;
-    const SIGNAL: Signal;
-}
-struct TracesSink;
-struct MetricsSink;
-struct LogsSink;
-impl SinkSignal for TracesSink {
-    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
-    const SIGNAL: Signal = Signal::Traces;
-}
-impl SinkSignal for MetricsSink {
-    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
-    const SIGNAL: Signal = Signal::Metrics;
-}
-impl SinkSignal for LogsSink {
-    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
-    const SIGNAL: Signal = Signal::Logs;
-}
-
-struct SinkService<S> {
+/// The sink's handler: count, answer success.
+#[derive(Clone)]
+struct Sink {
     totals: Arc<SinkTotals>,
     count_items: bool,
-    _signal: std::marker::PhantomData<S>,
 }
 
-impl<S> Clone for SinkService<S> {
-    fn clone(&self) -> Self {
-        SinkService {
-            totals: self.totals.clone(),
-            count_items: self.count_items,
-            _signal: std::marker::PhantomData,
-        }
-    }
-}
-
-impl<S> SinkService<S> {
-    fn new(totals: &Arc<SinkTotals>, count_items: bool) -> Self {
-        SinkService {
-            totals: totals.clone(),
-            count_items,
-            _signal: std::marker::PhantomData,
-        }
-    }
-
-    fn record(&self, signal: Signal, body: &[u8]) {
+impl ExportHandler for Sink {
+    fn handle(&self, signal: Signal, body: &Bytes) -> Result<(), tonic::Status> {
         self.totals.requests.fetch_add(1, Ordering::Relaxed);
-        self.totals
-            .bytes
-            .fetch_add(body.len() as u64, Ordering::Relaxed);
+        self.totals.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
         if self.count_items
             && let Ok(payload) = from_proto(signal, body)
         {
-            self.totals
-                .items
-                .fetch_add(payload.item_count() as u64, Ordering::Relaxed);
+            self.totals.items.fetch_add(payload.item_count() as u64, Ordering::Relaxed);
         }
-    }
-}
-
-impl<S: SinkSignal, B> tower_service::Service<http::Request<B>> for SinkService<S>
-where
-    B: http_body::Body + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = std::convert::Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let service = self.clone();
-        Box::pin(async move {
-            let mut encodings = tonic::codec::EnabledCompressionEncodings::default();
-            encodings.enable(tonic::codec::CompressionEncoding::Gzip);
-            encodings.enable(tonic::codec::CompressionEncoding::Zstd);
-            let mut grpc = tonic::server::Grpc::new(BytesCodec)
-                .apply_compression_config(encodings, encodings)
-                .apply_max_message_size_config(Some(64 << 20), None);
-            Ok(grpc
-                .unary(
-                    SinkUnary {
-                        service,
-                        signal: S::SIGNAL,
-                    },
-                    request,
-                )
-                .await)
-        })
-    }
-}
-
-impl<S: SinkSignal> tonic::server::NamedService for SinkService<S> {
-    const NAME: &'static str = S::NAME;
-}
-
-struct SinkUnary<S> {
-    service: SinkService<S>,
-    signal: Signal,
-}
-
-impl<S: SinkSignal> tonic::server::UnaryService<Bytes> for SinkUnary<S> {
-    type Response = Bytes;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<tonic::Response<Bytes>, tonic::Status>> + Send>,
-    >;
-
-    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
-        self.service.record(self.signal, request.get_ref());
-        Box::pin(async { Ok(tonic::Response::new(Bytes::new())) })
+        Ok(())
     }
 }
 
 async fn sink(args: SinkArgs) -> anyhow::Result<()> {
     let totals = Arc::new(SinkTotals::default());
-    let traces = SinkService::<TracesSink>::new(&totals, args.count_items);
-    let metrics = SinkService::<MetricsSink>::new(&totals, args.count_items);
-    let logs = SinkService::<LogsSink>::new(&totals, args.count_items);
+    let sink = Sink { totals: totals.clone(), count_items: args.count_items };
+    const MAX_MESSAGE: usize = 64 << 20;
+    let traces = OtlpGrpcService::<_, Traces>::new(sink.clone(), MAX_MESSAGE);
+    let metrics = OtlpGrpcService::<_, Metrics>::new(sink.clone(), MAX_MESSAGE);
+    let logs = OtlpGrpcService::<_, Logs>::new(sink, MAX_MESSAGE);
     let listener = tokio::net::TcpListener::bind(&args.grpc).await?;
-    println!(
-        "ocelot-loadgen sink: OTLP/gRPC on {}",
-        listener.local_addr()?
-    );
+    println!("ocelot-loadgen sink: OTLP/gRPC on {}", listener.local_addr()?);
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     let server = tokio::spawn(async move {
         tonic::transport::Server::builder()

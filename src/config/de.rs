@@ -36,10 +36,7 @@ impl std::error::Error for DeError {}
 
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        DeError {
-            message: msg.to_string(),
-            location: None,
-        }
+        DeError { message: msg.to_string(), location: None }
     }
 }
 
@@ -92,9 +89,7 @@ macro_rules! deserialize_number {
     ($method:ident, $visit:ident, $ty:ty, $what:expr) => {
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
             let value: $ty = self.parse($what)?;
-            visitor
-                .$visit(value)
-                .map_err(|e: DeError| e.at(&self.node.location))
+            visitor.$visit(value).map_err(|e: DeError| e.at(&self.node.location))
         }
     };
 }
@@ -105,10 +100,7 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let result = match &self.node.kind {
             NodeKind::Null => visitor.visit_unit(),
-            NodeKind::Scalar {
-                text,
-                quoted: false,
-            } => {
+            NodeKind::Scalar { text, quoted: false } => {
                 if let Ok(b) = self.parse_bool() {
                     visitor.visit_bool(b)
                 } else if let Ok(i) = text.parse::<i64>() {
@@ -122,22 +114,15 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
                 }
             }
             NodeKind::Scalar { text, quoted: true } => visitor.visit_borrowed_str(text),
-            NodeKind::Seq(items) => visitor.visit_seq(SeqAccess {
-                items: items.iter(),
-            }),
-            NodeKind::Map(entries) => visitor.visit_map(MapAccess {
-                entries: entries.iter(),
-                value: None,
-            }),
+            NodeKind::Seq(items) => visitor.visit_seq(SeqAccess { items: items.iter() }),
+            NodeKind::Map(entries) => visitor.visit_map(MapAccess { entries: entries.iter(), value: None }),
         };
         result.map_err(|e: DeError| e.at(&self.node.location))
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let value = self.parse_bool()?;
-        visitor
-            .visit_bool(value)
-            .map_err(|e: DeError| e.at(&self.node.location))
+        visitor.visit_bool(value).map_err(|e: DeError| e.at(&self.node.location))
     }
 
     deserialize_number!(deserialize_i8, visit_i8, i8, "an integer");
@@ -157,9 +142,7 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
 
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let text = self.scalar()?;
-        visitor
-            .visit_borrowed_str(text)
-            .map_err(|e: DeError| e.at(&self.node.location))
+        visitor.visit_borrowed_str(text).map_err(|e: DeError| e.at(&self.node.location))
     }
 
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
@@ -188,41 +171,25 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
         }
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
         self.deserialize_unit(visitor)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
-        visitor
-            .visit_newtype_struct(self)
-            .map_err(|e: DeError| e.at(&self.node.location))
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_newtype_struct(self).map_err(|e: DeError| e.at(&self.node.location))
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let result = match &self.node.kind {
             // `include:` with nothing after it is an empty list, as upstream reads it.
             NodeKind::Null => visitor.visit_seq(SeqAccess { items: [].iter() }),
-            NodeKind::Seq(items) => visitor.visit_seq(SeqAccess {
-                items: items.iter(),
-            }),
+            NodeKind::Seq(items) => visitor.visit_seq(SeqAccess { items: items.iter() }),
             _ => return Err(self.invalid_type("a list")),
         };
         result.map_err(|e: DeError| e.at(&self.node.location))
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(
-        self,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
         self.deserialize_seq(visitor)
     }
 
@@ -238,14 +205,8 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let result = match &self.node.kind {
             // `debug:` with nothing after it is the component's default config.
-            NodeKind::Null => visitor.visit_map(MapAccess {
-                entries: [].iter(),
-                value: None,
-            }),
-            NodeKind::Map(entries) => visitor.visit_map(MapAccess {
-                entries: entries.iter(),
-                value: None,
-            }),
+            NodeKind::Null => visitor.visit_map(MapAccess { entries: [].iter(), value: None }),
+            NodeKind::Map(entries) => visitor.visit_map(MapAccess { entries: entries.iter(), value: None }),
             _ => return Err(self.invalid_type("a map")),
         };
         result.map_err(|e: DeError| e.at(&self.node.location))
@@ -293,15 +254,9 @@ struct SeqAccess<'a> {
 impl<'de> de::SeqAccess<'de> for SeqAccess<'de> {
     type Error = DeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
         match self.items.next() {
-            Some(node) => seed
-                .deserialize(NodeDeserializer { node })
-                .map(Some)
-                .map_err(|e| e.at(&node.location)),
+            Some(node) => seed.deserialize(NodeDeserializer { node }).map(Some).map_err(|e| e.at(&node.location)),
             None => Ok(None),
         }
     }
@@ -319,16 +274,11 @@ struct MapAccess<'a> {
 impl<'de> de::MapAccess<'de> for MapAccess<'de> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
         match self.entries.next() {
             Some((key, value)) => {
                 self.value = Some(value);
-                seed.deserialize(NodeDeserializer { node: key })
-                    .map(Some)
-                    .map_err(|e| e.at(&key.location))
+                seed.deserialize(NodeDeserializer { node: key }).map(Some).map_err(|e| e.at(&key.location))
             }
             None => Ok(None),
         }
@@ -336,12 +286,9 @@ impl<'de> de::MapAccess<'de> for MapAccess<'de> {
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
         let Some(node) = self.value.take() else {
-            return Err(de::Error::custom(
-                "a map value was asked for before its key",
-            ));
+            return Err(de::Error::custom("a map value was asked for before its key"));
         };
-        seed.deserialize(NodeDeserializer { node })
-            .map_err(|e| e.at(&node.location))
+        seed.deserialize(NodeDeserializer { node }).map_err(|e| e.at(&node.location))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -358,13 +305,8 @@ impl<'de> de::EnumAccess<'de> for EnumAccess<'de> {
     type Error = DeError;
     type Variant = NodeDeserializer<'de>;
 
-    fn variant_seed<V: DeserializeSeed<'de>>(
-        self,
-        seed: V,
-    ) -> Result<(V::Value, Self::Variant), DeError> {
-        let variant = seed
-            .deserialize(NodeDeserializer { node: self.key })
-            .map_err(|e| e.at(&self.key.location))?;
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self::Variant), DeError> {
+        let variant = seed.deserialize(NodeDeserializer { node: self.key }).map_err(|e| e.at(&self.key.location))?;
         Ok((variant, NodeDeserializer { node: self.value }))
     }
 }
@@ -384,11 +326,7 @@ impl<'de> de::VariantAccess<'de> for NodeDeserializer<'de> {
         de::Deserializer::deserialize_tuple(self, len, visitor)
     }
 
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
+    fn struct_variant<V: Visitor<'de>>(self, fields: &'static [&'static str], visitor: V) -> Result<V::Value, DeError> {
         de::Deserializer::deserialize_struct(self, "", fields, visitor)
     }
 }
@@ -419,11 +357,7 @@ mod tests {
 
     #[test]
     fn reads_typed_values() {
-        let node = parse(
-            "c.yaml",
-            "inner:\n  size: 10\n  enabled: true\n  names: [a, b]\nname: x\n",
-        )
-        .unwrap();
+        let node = parse("c.yaml", "inner:\n  size: 10\n  enabled: true\n  names: [a, b]\nname: x\n").unwrap();
         let outer: Outer = from_node(&node).unwrap();
         assert_eq!(outer.inner.size, 10);
         assert!(outer.inner.enabled);
@@ -435,10 +369,7 @@ mod tests {
     fn unknown_field_points_at_the_key() {
         let node = parse("c.yaml", "inner:\n  size: 10\n  sise: 3\n").unwrap();
         let err = from_node::<Outer>(&node).unwrap_err();
-        assert_eq!(
-            err.location.as_ref().map(|l| (l.line, l.column)),
-            Some((3, 3))
-        );
+        assert_eq!(err.location.as_ref().map(|l| (l.line, l.column)), Some((3, 3)));
         assert!(err.message.contains("unknown field `sise`"), "{err}");
         assert!(err.message.contains("`size`"), "{err}");
     }
@@ -447,34 +378,20 @@ mod tests {
     fn bad_value_points_at_the_value() {
         let node = parse("c.yaml", "inner:\n  size: lots\n").unwrap();
         let err = from_node::<Outer>(&node).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "c.yaml:2:9: expected a non-negative integer, found `lots`"
-        );
+        assert_eq!(err.to_string(), "c.yaml:2:9: expected a non-negative integer, found `lots`");
     }
 
     #[test]
     fn null_struct_is_default() {
         let node = parse("c.yaml", "inner:\n").unwrap();
         let outer: Outer = from_node(&node).unwrap();
-        assert_eq!(
-            outer.inner,
-            Inner {
-                size: 0,
-                enabled: false,
-                names: vec![]
-            }
-        );
+        assert_eq!(outer.inner, Inner { size: 0, enabled: false, names: vec![] });
     }
 
     #[test]
     fn missing_field_points_at_the_map() {
         let node = parse("c.yaml", "name: x\n").unwrap();
         let err = from_node::<Outer>(&node).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("c.yaml:1:1: missing field `inner`"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("c.yaml:1:1: missing field `inner`"), "{err}");
     }
 }

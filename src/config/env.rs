@@ -26,17 +26,12 @@ pub fn expand(
                         for name in unset {
                             warnings.push(Expansion {
                                 location: node.location.clone(),
-                                message: format!(
-                                    "environment variable `{name}` is not set; using an empty value"
-                                ),
+                                message: format!("environment variable `{name}` is not set; using an empty value"),
                             });
                         }
                         *text = expanded;
                     }
-                    Err(message) => errors.push(Expansion {
-                        location: node.location.clone(),
-                        message,
-                    }),
+                    Err(message) => errors.push(Expansion { location: node.location.clone(), message }),
                 }
             }
         }
@@ -55,10 +50,7 @@ pub fn expand(
 }
 
 /// Returns the expanded text and the names of unset variables without a default.
-pub fn expand_str(
-    text: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<(String, Vec<String>), String> {
+pub fn expand_str(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(String, Vec<String>), String> {
     let mut out = String::with_capacity(text.len());
     let mut unset = Vec::new();
     let mut rest = text;
@@ -78,18 +70,14 @@ pub fn expand_str(
                 _ => ("env", body),
             };
             if scheme != "env" {
-                return Err(format!(
-                    "unsupported config provider `{scheme}` in `${{{body}}}`; supported: env"
-                ));
+                return Err(format!("unsupported config provider `{scheme}` in `${{{body}}}`; supported: env"));
             }
             let (name, default) = match reference.split_once(":-") {
                 Some((name, default)) => (name, Some(default)),
                 None => (reference, None),
             };
             if !is_name(name) {
-                return Err(format!(
-                    "`{name}` is not a valid environment variable name in `${{{body}}}`"
-                ));
+                return Err(format!("`{name}` is not a valid environment variable name in `${{{body}}}`"));
             }
             match (lookup(name), default) {
                 (Some(value), _) => out.push_str(&value),
@@ -127,22 +115,10 @@ mod tests {
 
     #[test]
     fn expands_all_forms() {
-        assert_eq!(
-            expand_str("${env:HOST}:${PORT}", &env).unwrap().0,
-            "example:4317"
-        );
-        assert_eq!(
-            expand_str("${env:MISSING:-fallback}", &env).unwrap().0,
-            "fallback"
-        );
-        assert_eq!(
-            expand_str("${env:HOST:-fallback}", &env).unwrap().0,
-            "example"
-        );
-        assert_eq!(
-            expand_str("cost $$5 and $HOST", &env).unwrap().0,
-            "cost $5 and $HOST"
-        );
+        assert_eq!(expand_str("${env:HOST}:${PORT}", &env).unwrap().0, "example:4317");
+        assert_eq!(expand_str("${env:MISSING:-fallback}", &env).unwrap().0, "fallback");
+        assert_eq!(expand_str("${env:HOST:-fallback}", &env).unwrap().0, "example");
+        assert_eq!(expand_str("cost $$5 and $HOST", &env).unwrap().0, "cost $5 and $HOST");
     }
 
     #[test]
@@ -154,20 +130,8 @@ mod tests {
 
     #[test]
     fn errors_are_clear() {
-        assert!(
-            expand_str("${env:HOST", &env)
-                .unwrap_err()
-                .contains("unterminated")
-        );
-        assert!(
-            expand_str("${file:/x}", &env)
-                .unwrap_err()
-                .contains("unsupported config provider `file`")
-        );
-        assert!(
-            expand_str("${env:1BAD}", &env)
-                .unwrap_err()
-                .contains("not a valid")
-        );
+        assert!(expand_str("${env:HOST", &env).unwrap_err().contains("unterminated"));
+        assert!(expand_str("${file:/x}", &env).unwrap_err().contains("unsupported config provider `file`"));
+        assert!(expand_str("${env:1BAD}", &env).unwrap_err().contains("not a valid"));
     }
 }

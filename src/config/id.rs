@@ -16,11 +16,7 @@ impl ComponentId {
             Some((t, n)) => (t, Some(n)),
             None => (text, None),
         };
-        if type_name.is_empty()
-            || !type_name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        if type_name.is_empty() || !type_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!(
                 "`{text}` is not a valid component id: the type must be letters, digits and `_`, as in `otlp` or `otlp/backend`"
             ));
@@ -32,17 +28,11 @@ impl ComponentId {
                 "`{text}` is not a valid component id: the name after `/` must be non-empty, with no `/` or spaces"
             ));
         }
-        Ok(ComponentId {
-            type_name: type_name.to_string(),
-            name: name.map(str::to_string),
-        })
+        Ok(ComponentId { type_name: type_name.to_string(), name: name.map(str::to_string) })
     }
 
     pub fn new(type_name: &str) -> ComponentId {
-        ComponentId {
-            type_name: type_name.to_string(),
-            name: None,
-        }
+        ComponentId { type_name: type_name.to_string(), name: None }
     }
 }
 
@@ -73,14 +63,9 @@ impl PipelineId {
             ));
         };
         if name.is_some_and(|n| n.is_empty() || n.contains('/')) {
-            return Err(format!(
-                "`{text}` is not a valid pipeline id: the name after `/` must be non-empty"
-            ));
+            return Err(format!("`{text}` is not a valid pipeline id: the name after `/` must be non-empty"));
         }
-        Ok(PipelineId {
-            signal,
-            name: name.map(str::to_string),
-        })
+        Ok(PipelineId { signal, name: name.map(str::to_string) })
     }
 }
 
@@ -99,10 +84,7 @@ mod tests {
 
     #[test]
     fn component_ids() {
-        assert_eq!(
-            ComponentId::parse("otlp/backend").unwrap().to_string(),
-            "otlp/backend"
-        );
+        assert_eq!(ComponentId::parse("otlp/backend").unwrap().to_string(), "otlp/backend");
         assert_eq!(ComponentId::parse("otlp").unwrap().name, None);
         assert!(ComponentId::parse("").is_err());
         assert!(ComponentId::parse("otlp/").is_err());
@@ -111,14 +93,7 @@ mod tests {
 
     #[test]
     fn pipeline_ids() {
-        assert_eq!(
-            PipelineId::parse("logs/files").unwrap().signal,
-            Signal::Logs
-        );
-        assert!(
-            PipelineId::parse("spans")
-                .unwrap_err()
-                .contains("traces, metrics or logs")
-        );
+        assert_eq!(PipelineId::parse("logs/files").unwrap().signal, Signal::Logs);
+        assert!(PipelineId::parse("spans").unwrap_err().contains("traces, metrics or logs"));
     }
 }

@@ -94,20 +94,11 @@ pub struct Loaded {
 
 impl Loaded {
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
     }
 }
 
-const TOP_LEVEL_KEYS: [&str; 6] = [
-    "receivers",
-    "processors",
-    "exporters",
-    "connectors",
-    "extensions",
-    "service",
-];
+const TOP_LEVEL_KEYS: [&str; 6] = ["receivers", "processors", "exporters", "connectors", "extensions", "service"];
 
 /// Reads, expands, merges and validates config files, later ones winning.
 pub fn load(sources: &[Source], lookup_env: &dyn Fn(&str) -> Option<String>) -> Loaded {
@@ -123,16 +114,10 @@ pub fn load(sources: &[Source], lookup_env: &dyn Fn(&str) -> Option<String>) -> 
         }
     }
     let Some(mut root) = root else {
-        return Loaded {
-            config: None,
-            diagnostics: checker.diagnostics,
-        };
+        return Loaded { config: None, diagnostics: checker.diagnostics };
     };
     if checker.has_errors() {
-        return Loaded {
-            config: None,
-            diagnostics: checker.diagnostics,
-        };
+        return Loaded { config: None, diagnostics: checker.diagnostics };
     }
     let (mut errors, mut warnings) = (Vec::new(), Vec::new());
     env::expand(&mut root, lookup_env, &mut errors, &mut warnings);
@@ -144,21 +129,12 @@ pub fn load(sources: &[Source], lookup_env: &dyn Fn(&str) -> Option<String>) -> 
     }
     let config = checker.check(&root);
     let config = if checker.has_errors() { None } else { config };
-    Loaded {
-        config,
-        diagnostics: checker.diagnostics,
-    }
+    Loaded { config, diagnostics: checker.diagnostics }
 }
 
 /// Reads the default config; it is tested to be valid.
 pub fn load_default() -> Loaded {
-    load(
-        &[Source {
-            name: DEFAULT_CONFIG_NAME.into(),
-            text: DEFAULT_CONFIG.into(),
-        }],
-        &|name| std::env::var(name).ok(),
-    )
+    load(&[Source { name: DEFAULT_CONFIG_NAME.into(), text: DEFAULT_CONFIG.into() }], &|name| std::env::var(name).ok())
 }
 
 #[derive(Default)]
@@ -180,33 +156,20 @@ struct PipelineRefs {
 
 impl Checker {
     fn error(&mut self, location: Option<Location>, message: impl Into<String>) {
-        self.diagnostics.push(Diagnostic {
-            severity: Severity::Error,
-            location,
-            message: message.into(),
-        });
+        self.diagnostics.push(Diagnostic { severity: Severity::Error, location, message: message.into() });
     }
 
     fn warning(&mut self, location: Option<Location>, message: impl Into<String>) {
-        self.diagnostics.push(Diagnostic {
-            severity: Severity::Warning,
-            location,
-            message: message.into(),
-        });
+        self.diagnostics.push(Diagnostic { severity: Severity::Warning, location, message: message.into() });
     }
 
     fn has_errors(&self) -> bool {
-        self.diagnostics
-            .iter()
-            .any(|d| d.severity == Severity::Error)
+        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
     }
 
     fn check(&mut self, root: &Node) -> Option<Config> {
         let Some(entries) = root.as_map() else {
-            self.error(
-                Some(root.location.clone()),
-                format!("the config must be a map, found {}", root.kind_name()),
-            );
+            self.error(Some(root.location.clone()), format!("the config must be a map, found {}", root.kind_name()));
             return None;
         };
         for (key, _) in entries {
@@ -227,35 +190,13 @@ impl Checker {
         let exporters = self.section(root, Kind::Exporter, crate::exporters::FACTORIES);
         let connectors = self.section(root, Kind::Connector, crate::connectors::FACTORIES);
         let extensions = self.section(root, Kind::Extension, crate::extensions::FACTORIES);
-        let service = self.service(
-            root,
-            &receivers,
-            &processors,
-            &exporters,
-            &connectors,
-            &extensions,
-        )?;
+        let service = self.service(root, &receivers, &processors, &exporters, &connectors, &extensions)?;
         Some(Config {
-            receivers: receivers
-                .into_iter()
-                .map(|(id, s)| (id, s.config))
-                .collect(),
-            processors: processors
-                .into_iter()
-                .map(|(id, s)| (id, s.config))
-                .collect(),
-            exporters: exporters
-                .into_iter()
-                .map(|(id, s)| (id, s.config))
-                .collect(),
-            connectors: connectors
-                .into_iter()
-                .map(|(id, s)| (id, s.config))
-                .collect(),
-            extensions: extensions
-                .into_iter()
-                .map(|(id, s)| (id, s.config))
-                .collect(),
+            receivers: receivers.into_iter().map(|(id, s)| (id, s.config)).collect(),
+            processors: processors.into_iter().map(|(id, s)| (id, s.config)).collect(),
+            exporters: exporters.into_iter().map(|(id, s)| (id, s.config)).collect(),
+            connectors: connectors.into_iter().map(|(id, s)| (id, s.config)).collect(),
+            extensions: extensions.into_iter().map(|(id, s)| (id, s.config)).collect(),
             service,
         })
     }
@@ -277,10 +218,7 @@ impl Checker {
         let Some(entries) = section.as_map() else {
             self.error(
                 Some(section.location.clone()),
-                format!(
-                    "`{}` must be a map of component ids to configs",
-                    kind.section()
-                ),
+                format!("`{}` must be a map of component ids to configs", kind.section()),
             );
             return out;
         };
@@ -308,11 +246,7 @@ impl Checker {
             };
             match (factory.parse)(value) {
                 Ok(config) => {
-                    let defined = Defined {
-                        config,
-                        signals: factory.signals,
-                        location: key.location.clone(),
-                    };
+                    let defined = Defined { config, signals: factory.signals, location: key.location.clone() };
                     out.insert(id, defined);
                 }
                 Err(e) => {
@@ -335,7 +269,10 @@ impl Checker {
         extensions: &BTreeMap<ComponentId, Defined<X>>,
     ) -> Option<ServiceConfig> {
         let Some(service) = root.get("service") else {
-            self.error(Some(root.location.clone()), "missing `service` section: it must define at least one pipeline under `service.pipelines`");
+            self.error(
+                Some(root.location.clone()),
+                "missing `service` section: it must define at least one pipeline under `service.pipelines`",
+            );
             return None;
         };
         let mut config = ServiceConfig::default();
@@ -357,7 +294,13 @@ impl Checker {
                 "extensions" => {
                     for (id, location) in self.id_list(value, "service.extensions") {
                         if !extensions.contains_key(&id) {
-                            self.error(Some(location), format!("service.extensions names `{id}`, which is not defined under `extensions`{}", defined_list(extensions)));
+                            self.error(
+                                Some(location),
+                                format!(
+                                    "service.extensions names `{id}`, which is not defined under `extensions`{}",
+                                    defined_list(extensions)
+                                ),
+                            );
                         } else {
                             config.extensions.push(id);
                         }
@@ -366,16 +309,25 @@ impl Checker {
                 "pipelines" => pipelines_node = Some(value),
                 "telemetry" => match de::from_node::<TelemetryConfig>(value) {
                     Ok(telemetry) => config.telemetry = telemetry,
-                    Err(e) => self.error(e.location.clone().or(Some(value.location.clone())), format!("service.telemetry: {}", e.message)),
+                    Err(e) => self.error(
+                        e.location.clone().or(Some(value.location.clone())),
+                        format!("service.telemetry: {}", e.message),
+                    ),
                 },
                 other => self.error(
                     Some(key.location.clone()),
-                    format!("unknown key `{other}` in `service`{}; valid: extensions, pipelines, telemetry", suggest(other, &["extensions", "pipelines", "telemetry"])),
+                    format!(
+                        "unknown key `{other}` in `service`{}; valid: extensions, pipelines, telemetry",
+                        suggest(other, &["extensions", "pipelines", "telemetry"])
+                    ),
                 ),
             }
         }
         let Some(pipelines_node) = pipelines_node.filter(|n| !n.is_null()) else {
-            self.error(Some(service.location.clone()), "service.pipelines must define at least one pipeline, such as `traces`, `metrics` or `logs`");
+            self.error(
+                Some(service.location.clone()),
+                "service.pipelines must define at least one pipeline, such as `traces`, `metrics` or `logs`",
+            );
             return None;
         };
         let Some(pipeline_entries) = pipelines_node.as_map() else {
@@ -404,18 +356,17 @@ impl Checker {
             match &value.kind {
                 NodeKind::Map(fields) => {
                     for (field, list) in fields {
-                        let what = format!(
-                            "pipeline `{}` {}",
-                            pipeline.id,
-                            field.as_str().unwrap_or_default()
-                        );
+                        let what = format!("pipeline `{}` {}", pipeline.id, field.as_str().unwrap_or_default());
                         match field.as_str().unwrap_or_default() {
                             "receivers" => pipeline.receivers = self.id_list(list, &what),
                             "processors" => pipeline.processors = self.id_list(list, &what),
                             "exporters" => pipeline.exporters = self.id_list(list, &what),
                             other => self.error(
                                 Some(field.location.clone()),
-                                format!("unknown key `{other}` in pipeline `{}`; valid: receivers, processors, exporters", pipeline.id),
+                                format!(
+                                    "unknown key `{other}` in pipeline `{}`; valid: receivers, processors, exporters",
+                                    pipeline.id
+                                ),
                             ),
                         }
                     }
@@ -424,10 +375,7 @@ impl Checker {
                 _ => {
                     self.error(
                         Some(value.location.clone()),
-                        format!(
-                            "pipeline `{}` must be a map with receivers, processors and exporters",
-                            pipeline.id
-                        ),
+                        format!("pipeline `{}` must be a map with receivers, processors and exporters", pipeline.id),
                     );
                     continue;
                 }
@@ -435,18 +383,9 @@ impl Checker {
             refs.push(pipeline);
         }
         self.check_pipelines(&refs, receivers, processors, exporters, connectors);
-        self.warn_unused(
-            &refs,
-            receivers,
-            processors,
-            exporters,
-            connectors,
-            extensions,
-            &config.extensions,
-        );
+        self.warn_unused(&refs, receivers, processors, exporters, connectors, extensions, &config.extensions);
         for pipeline in refs {
-            let strip =
-                |list: Vec<(ComponentId, Location)>| list.into_iter().map(|(id, _)| id).collect();
+            let strip = |list: Vec<(ComponentId, Location)>| list.into_iter().map(|(id, _)| id).collect();
             config.pipelines.insert(
                 pipeline.id,
                 PipelineConfig {
@@ -464,10 +403,7 @@ impl Checker {
             NodeKind::Seq(items) => items.as_slice(),
             NodeKind::Null => &[],
             _ => {
-                self.error(
-                    Some(node.location.clone()),
-                    format!("{what} must be a list of component ids"),
-                );
+                self.error(Some(node.location.clone()), format!("{what} must be a list of component ids"));
                 return Vec::new();
             }
         };
@@ -476,20 +412,14 @@ impl Checker {
             let Some(text) = item.as_str() else {
                 self.error(
                     Some(item.location.clone()),
-                    format!(
-                        "{what}: expected a component id, found {}",
-                        item.kind_name()
-                    ),
+                    format!("{what}: expected a component id, found {}", item.kind_name()),
                 );
                 continue;
             };
             match ComponentId::parse(text) {
                 Ok(id) => {
                     if out.iter().any(|(seen, _)| seen == &id) {
-                        self.error(
-                            Some(item.location.clone()),
-                            format!("{what} lists `{id}` twice"),
-                        );
+                        self.error(Some(item.location.clone()), format!("{what} lists `{id}` twice"));
                     } else {
                         out.push((id, item.location.clone()));
                     }
@@ -527,62 +457,39 @@ impl Checker {
                     .get(id)
                     .map(|d| (d.signals, "receiver"))
                     .or(connectors.get(id).map(|d| (d.signals, "connector")));
-                self.check_reference(
-                    &pipeline.id,
-                    id,
-                    location,
-                    found,
-                    signal,
-                    "receivers",
-                    || defined_list2(receivers, connectors),
-                );
+                self.check_reference(&pipeline.id, id, location, found, signal, "receivers", || {
+                    defined_list2(receivers, connectors)
+                });
             }
             for (id, location) in &pipeline.processors {
                 let found = processors.get(id).map(|d| (d.signals, "processor"));
-                self.check_reference(
-                    &pipeline.id,
-                    id,
-                    location,
-                    found,
-                    signal,
-                    "processors",
-                    || defined_list(processors),
-                );
+                self.check_reference(&pipeline.id, id, location, found, signal, "processors", || {
+                    defined_list(processors)
+                });
             }
             for (id, location) in &pipeline.exporters {
                 let found = exporters
                     .get(id)
                     .map(|d| (d.signals, "exporter"))
                     .or(connectors.get(id).map(|d| (d.signals, "connector")));
-                self.check_reference(
-                    &pipeline.id,
-                    id,
-                    location,
-                    found,
-                    signal,
-                    "exporters",
-                    || defined_list2(exporters, connectors),
-                );
+                self.check_reference(&pipeline.id, id, location, found, signal, "exporters", || {
+                    defined_list2(exporters, connectors)
+                });
             }
         }
         // A connector joins pipelines: it must be an exporter in one and a receiver in
         // another, and (`forward`) of the same signal on both sides.
         for (id, defined) in connectors {
-            let as_exporter = refs
-                .iter()
-                .any(|p| p.exporters.iter().any(|(e, _)| e == id));
-            let as_receiver = refs
-                .iter()
-                .any(|p| p.receivers.iter().any(|(r, _)| r == id));
+            let as_exporter = refs.iter().any(|p| p.exporters.iter().any(|(e, _)| e == id));
+            let as_receiver = refs.iter().any(|p| p.receivers.iter().any(|(r, _)| r == id));
             if as_exporter != as_receiver {
-                let (used, missing) = if as_exporter {
-                    ("an exporter", "a receiver")
-                } else {
-                    ("a receiver", "an exporter")
-                };
+                let (used, missing) =
+                    if as_exporter { ("an exporter", "a receiver") } else { ("a receiver", "an exporter") };
                 self.error(
                     Some(defined.location.clone()),
-                    format!("connector `{id}` is used as {used} but not as {missing}; a connector must join two pipelines"),
+                    format!(
+                        "connector `{id}` is used as {used} but not as {missing}; a connector must join two pipelines"
+                    ),
                 );
                 continue;
             }
@@ -591,9 +498,7 @@ impl Checker {
                     continue;
                 };
                 let signal = pipeline.id.signal;
-                let joined = refs
-                    .iter()
-                    .any(|q| q.id.signal == signal && q.receivers.iter().any(|(r, _)| r == id));
+                let joined = refs.iter().any(|q| q.id.signal == signal && q.receivers.iter().any(|(r, _)| r == id));
                 if !joined {
                     self.error(
                         Some(location.clone()),
@@ -623,10 +528,7 @@ impl Checker {
             None if self.invalid.contains(id) => {}
             None => self.error(
                 Some(location.clone()),
-                format!(
-                    "pipeline `{pipeline}` references {section} `{id}`, which is not defined{}",
-                    defined()
-                ),
+                format!("pipeline `{pipeline}` references {section} `{id}`, which is not defined{}", defined()),
             ),
             Some((signals, kind)) if !signals.contains(&signal) => {
                 let supported: Vec<&str> = signals.iter().map(|s| s.as_str()).collect();
@@ -644,18 +546,14 @@ impl Checker {
     }
 
     /// Pipelines joined by connectors must not form a loop: data would circle forever.
-    fn check_cycles<C>(
-        &mut self,
-        refs: &[PipelineRefs],
-        connectors: &BTreeMap<ComponentId, Defined<C>>,
-    ) {
+    fn check_cycles<C>(&mut self, refs: &[PipelineRefs], connectors: &BTreeMap<ComponentId, Defined<C>>) {
         let edges = |from: &PipelineRefs| -> Vec<usize> {
             refs.iter()
                 .enumerate()
                 .filter(|(_, to)| {
-                    from.exporters.iter().any(|(e, _)| {
-                        connectors.contains_key(e) && to.receivers.iter().any(|(r, _)| r == e)
-                    })
+                    from.exporters
+                        .iter()
+                        .any(|(e, _)| connectors.contains_key(e) && to.receivers.iter().any(|(r, _)| r == e))
                 })
                 .map(|(i, _)| i)
                 .collect()
@@ -681,10 +579,7 @@ impl Checker {
             if state[i] == 0 && visit(i, &mut state, &edges, refs) {
                 self.error(
                     Some(refs[i].key.clone()),
-                    format!(
-                        "pipeline `{}` is part of a loop of pipelines joined by connectors",
-                        refs[i].id
-                    ),
+                    format!("pipeline `{}` is part of a loop of pipelines joined by connectors", refs[i].id),
                 );
                 return;
             }
@@ -702,12 +597,9 @@ impl Checker {
         extensions: &BTreeMap<ComponentId, Defined<X>>,
         enabled_extensions: &[ComponentId],
     ) {
-        let used =
-            |pick: fn(&PipelineRefs) -> &Vec<(ComponentId, Location)>| -> BTreeSet<ComponentId> {
-                refs.iter()
-                    .flat_map(|p| pick(p).iter().map(|(id, _)| id.clone()))
-                    .collect()
-            };
+        let used = |pick: fn(&PipelineRefs) -> &Vec<(ComponentId, Location)>| -> BTreeSet<ComponentId> {
+            refs.iter().flat_map(|p| pick(p).iter().map(|(id, _)| id.clone())).collect()
+        };
         let used_receivers = used(|p| &p.receivers);
         let used_processors = used(|p| &p.processors);
         let used_exporters = used(|p| &p.exporters);
@@ -743,11 +635,7 @@ impl Checker {
                 .map(|(id, d)| (Kind::Extension, id, &d.location)),
         );
         for (kind, id, location) in unused {
-            let place = if kind == Kind::Extension {
-                "service.extensions"
-            } else {
-                "any pipeline"
-            };
+            let place = if kind == Kind::Extension { "service.extensions" } else { "any pipeline" };
             self.warning(
                 Some(location.clone()),
                 format!("{kind} `{id}` is defined but not used in {place}; it will not run"),
@@ -772,20 +660,9 @@ fn defined_list<C>(defined: &BTreeMap<ComponentId, Defined<C>>) -> String {
     }
 }
 
-fn defined_list2<A, B>(
-    a: &BTreeMap<ComponentId, Defined<A>>,
-    b: &BTreeMap<ComponentId, Defined<B>>,
-) -> String {
-    let names: Vec<String> = a
-        .keys()
-        .chain(b.keys())
-        .map(|id| format!("`{id}`"))
-        .collect();
-    if names.is_empty() {
-        "; no valid one is defined".into()
-    } else {
-        format!("; defined: {}", names.join(", "))
-    }
+fn defined_list2<A, B>(a: &BTreeMap<ComponentId, Defined<A>>, b: &BTreeMap<ComponentId, Defined<B>>) -> String {
+    let names: Vec<String> = a.keys().chain(b.keys()).map(|id| format!("`{id}`")).collect();
+    if names.is_empty() { "; no valid one is defined".into() } else { format!("; defined: {}", names.join(", ")) }
 }
 
 /// ", did you mean `x`?" for a near miss, or nothing.
@@ -807,9 +684,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let current = row[j + 1];
-            row[j + 1] = (previous + usize::from(ca != *cb))
-                .min(row[j] + 1)
-                .min(current + 1);
+            row[j + 1] = (previous + usize::from(ca != *cb)).min(row[j] + 1).min(current + 1);
             previous = current;
         }
     }

@@ -47,17 +47,11 @@ pub struct Node {
 
 impl Node {
     pub fn null(location: Location) -> Node {
-        Node {
-            kind: NodeKind::Null,
-            location,
-        }
+        Node { kind: NodeKind::Null, location }
     }
 
     pub fn empty_map(location: Location) -> Node {
-        Node {
-            kind: NodeKind::Map(Vec::new()),
-            location,
-        }
+        Node { kind: NodeKind::Map(Vec::new()), location }
     }
 
     /// The text of a scalar key or value.
@@ -81,10 +75,7 @@ impl Node {
 
     /// The value under `key` in a map.
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.as_map()?
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(key))
-            .map(|(_, v)| v)
+        self.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
     }
 
     /// A short name of the node's kind for error messages.
@@ -128,10 +119,7 @@ pub struct YamlError {
 /// Parses one YAML document. An empty document is an empty map.
 pub fn parse(file: &str, text: &str) -> Result<Node, YamlError> {
     let file: Arc<str> = Arc::from(file);
-    let mut loader = Loader {
-        file: file.clone(),
-        anchors: Vec::new(),
-    };
+    let mut loader = Loader { file: file.clone(), anchors: Vec::new() };
     let mut parser = Parser::new_from_str(text);
     let mut root: Option<Node> = None;
     while let Some(event) = parser.next_event() {
@@ -143,8 +131,7 @@ pub fn parse(file: &str, text: &str) -> Result<Node, YamlError> {
                 if root.is_some() {
                     return Err(YamlError {
                         location: loader.location(span.start),
-                        message: "a config file holds one YAML document; found a second `---`"
-                            .into(),
+                        message: "a config file holds one YAML document; found a second `---`".into(),
                     });
                 }
                 let node = loader.node(&mut parser, None)?;
@@ -158,11 +145,7 @@ pub fn parse(file: &str, text: &str) -> Result<Node, YamlError> {
             }
         }
     }
-    let location = Location {
-        file,
-        line: 1,
-        column: 1,
-    };
+    let location = Location { file, line: 1, column: 1 };
     Ok(match root {
         Some(node) if !node.is_null() => node,
         _ => Node::empty_map(location),
@@ -180,18 +163,11 @@ const MAX_DEPTH: usize = 64;
 
 impl Loader {
     fn location(&self, mark: saphyr_parser::Marker) -> Location {
-        Location {
-            file: self.file.clone(),
-            line: mark.line(),
-            column: mark.col() + 1,
-        }
+        Location { file: self.file.clone(), line: mark.line(), column: mark.col() + 1 }
     }
 
     fn scan_error(&self, e: &ScanError) -> YamlError {
-        YamlError {
-            location: self.location(*e.marker()),
-            message: e.info().to_string(),
-        }
+        YamlError { location: self.location(*e.marker()), message: e.info().to_string() }
     }
 
     fn next<'a>(
@@ -202,11 +178,7 @@ impl Loader {
             Some(Ok((event, span))) => Ok((event, self.location(span.start))),
             Some(Err(e)) => Err(self.scan_error(&e)),
             None => Err(YamlError {
-                location: Location {
-                    file: self.file.clone(),
-                    line: 0,
-                    column: 0,
-                },
+                location: Location { file: self.file.clone(), line: 0, column: 0 },
                 message: "unexpected end of document".into(),
             }),
         }
@@ -232,24 +204,13 @@ impl Loader {
             None => self.next(parser)?,
         };
         if depth > MAX_DEPTH {
-            return Err(YamlError {
-                location,
-                message: format!("nesting deeper than {MAX_DEPTH} levels"),
-            });
+            return Err(YamlError { location, message: format!("nesting deeper than {MAX_DEPTH} levels") });
         }
         let (node, anchor) = match event {
             Event::Scalar(text, style, anchor, _tag) => {
                 let quoted = style != ScalarStyle::Plain;
-                let is_null =
-                    !quoted && matches!(text.as_ref(), "" | "~" | "null" | "Null" | "NULL");
-                let kind = if is_null {
-                    NodeKind::Null
-                } else {
-                    NodeKind::Scalar {
-                        text: text.into_owned(),
-                        quoted,
-                    }
-                };
+                let is_null = !quoted && matches!(text.as_ref(), "" | "~" | "null" | "Null" | "NULL");
+                let kind = if is_null { NodeKind::Null } else { NodeKind::Scalar { text: text.into_owned(), quoted } };
                 (Node { kind, location }, anchor)
             }
             Event::SequenceStart(anchor, _) => {
@@ -261,13 +222,7 @@ impl Loader {
                     }
                     items.push(self.node_at(parser, Some((event, at)), depth + 1)?);
                 }
-                (
-                    Node {
-                        kind: NodeKind::Seq(items),
-                        location,
-                    },
-                    anchor,
-                )
+                (Node { kind: NodeKind::Seq(items), location }, anchor)
             }
             Event::MappingStart(anchor, _) => {
                 let mut entries: Vec<(Node, Node)> = Vec::new();
@@ -279,58 +234,37 @@ impl Loader {
                     let key = self.node_at(parser, Some((event, at)), depth + 1)?;
                     let Some(key_text) = key.as_str() else {
                         return Err(YamlError {
-                            message: format!(
-                                "a map key must be a scalar, found {}",
-                                key.kind_name()
-                            ),
+                            message: format!("a map key must be a scalar, found {}", key.kind_name()),
                             location: key.location,
                         });
                     };
                     if key_text == "<<" {
                         return Err(YamlError {
                             location: key.location,
-                            message: "YAML merge keys (`<<`) are not supported; repeat the keys"
-                                .into(),
+                            message: "YAML merge keys (`<<`) are not supported; repeat the keys".into(),
                         });
                     }
-                    if let Some((first, _)) =
-                        entries.iter().find(|(k, _)| k.as_str() == Some(key_text))
-                    {
+                    if let Some((first, _)) = entries.iter().find(|(k, _)| k.as_str() == Some(key_text)) {
                         return Err(YamlError {
                             location: key.location.clone(),
-                            message: format!(
-                                "duplicate key `{key_text}` (first at {})",
-                                first.location
-                            ),
+                            message: format!("duplicate key `{key_text}` (first at {})", first.location),
                         });
                     }
                     let value = self.node_at(parser, None, depth + 1)?;
                     entries.push((key, value));
                 }
-                (
-                    Node {
-                        kind: NodeKind::Map(entries),
-                        location,
-                    },
-                    anchor,
-                )
+                (Node { kind: NodeKind::Map(entries), location }, anchor)
             }
             Event::Alias(id) => {
                 let Some((_, target)) = self.anchors.iter().rev().find(|(a, _)| *a == id) else {
-                    return Err(YamlError {
-                        location,
-                        message: "alias to an unknown anchor".into(),
-                    });
+                    return Err(YamlError { location, message: "alias to an unknown anchor".into() });
                 };
                 let mut node = target.clone();
                 node.location = location;
                 return Ok(node);
             }
             other => {
-                return Err(YamlError {
-                    location,
-                    message: format!("unexpected YAML event {other:?}"),
-                });
+                return Err(YamlError { location, message: format!("unexpected YAML event {other:?}") });
             }
         };
         if anchor != 0 {
@@ -357,10 +291,7 @@ mod tests {
     #[test]
     fn duplicate_keys_are_errors() {
         let err = parse("a.yaml", "a: 1\na: 2\n").unwrap_err();
-        assert!(
-            err.to_string().starts_with("a.yaml:2:1: duplicate key `a`"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("a.yaml:2:1: duplicate key `a`"), "{err}");
     }
 
     #[test]
@@ -378,13 +309,7 @@ mod tests {
     #[test]
     fn empty_document_is_empty_map() {
         assert_eq!(parse("a", "").unwrap().as_map().map(|m| m.len()), Some(0));
-        assert_eq!(
-            parse("a", "# only a comment\n")
-                .unwrap()
-                .as_map()
-                .map(|m| m.len()),
-            Some(0)
-        );
+        assert_eq!(parse("a", "# only a comment\n").unwrap().as_map().map(|m| m.len()), Some(0));
     }
 
     #[test]

@@ -3,16 +3,10 @@
 use super::*;
 
 fn load_one(yaml: &str) -> Loaded {
-    load(
-        &[Source {
-            name: "agent.yaml".into(),
-            text: yaml.into(),
-        }],
-        &|name| match name {
-            "ENDPOINT" => Some("collector:4317".into()),
-            _ => None,
-        },
-    )
+    load(&[Source { name: "agent.yaml".into(), text: yaml.into() }], &|name| match name {
+        "ENDPOINT" => Some("collector:4317".into()),
+        _ => None,
+    })
 }
 
 fn errors(yaml: &str) -> Vec<String> {
@@ -22,12 +16,7 @@ fn errors(yaml: &str) -> Vec<String> {
 }
 
 fn warnings(loaded: &Loaded) -> Vec<String> {
-    loaded
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Warning)
-        .map(ToString::to_string)
-        .collect()
+    loaded.diagnostics.iter().filter(|d| d.severity == Severity::Warning).map(ToString::to_string).collect()
 }
 
 const VALID: &str = "\
@@ -61,16 +50,9 @@ fn a_minimal_config_is_valid() {
 
 #[test]
 fn unknown_key_in_a_component_names_the_valid_ones() {
-    let errors = errors(&VALID.replace(
-        "      grpc:\n",
-        "      grpc:\n        endpont: 127.0.0.1:4317\n",
-    ));
+    let errors = errors(&VALID.replace("      grpc:\n", "      grpc:\n        endpont: 127.0.0.1:4317\n"));
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(
-        errors[0].starts_with("agent.yaml:5:9: error: receiver `otlp`: unknown field `endpont`"),
-        "{}",
-        errors[0]
-    );
+    assert!(errors[0].starts_with("agent.yaml:5:9: error: receiver `otlp`: unknown field `endpont`"), "{}", errors[0]);
     assert!(errors[0].contains("`endpoint`"), "{}", errors[0]);
 }
 
@@ -78,9 +60,7 @@ fn unknown_key_in_a_component_names_the_valid_ones() {
 fn unknown_top_level_key() {
     let errors = errors(&format!("{VALID}recievers: {{}}\n"));
     assert!(
-        errors[0].starts_with(
-            "agent.yaml:12:1: error: unknown top-level key `recievers` (did you mean `receivers`?)"
-        ),
+        errors[0].starts_with("agent.yaml:12:1: error: unknown top-level key `recievers` (did you mean `receivers`?)"),
         "{errors:?}"
     );
 }
@@ -90,15 +70,10 @@ fn unknown_component_type_suggests_and_lists() {
     let errors = errors(&VALID.replace("  debug:\n", "  debgu:\n"));
     let first = &errors[0];
     assert!(
-        first.starts_with(
-            "agent.yaml:6:3: error: unknown exporter type `debgu` (did you mean `debug`?)"
-        ),
+        first.starts_with("agent.yaml:6:3: error: unknown exporter type `debgu` (did you mean `debug`?)"),
         "{first}"
     );
-    assert!(
-        first.contains("valid exporter types: otlp, otlphttp, debug, file"),
-        "{first}"
-    );
+    assert!(first.contains("valid exporter types: otlp, otlphttp, debug, file"), "{first}");
 }
 
 #[test]
@@ -116,24 +91,22 @@ fn pipeline_naming_an_undefined_component() {
 fn connector_joining_different_signals_is_a_signal_mismatch() {
     let yaml = VALID.replace("connectors:", "")
         + "    logs:\n      receivers: [forward]\n      exporters: [debug]\nconnectors:\n  forward:\n";
-    let yaml = yaml.replace(
-        "      exporters: [debug]\n    logs:",
-        "      exporters: [debug, forward]\n    logs:",
-    );
+    let yaml = yaml.replace("      exporters: [debug]\n    logs:", "      exporters: [debug, forward]\n    logs:");
     let errors = errors(&yaml);
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0].contains("connector `forward` receives traces from pipeline `traces`, but no traces pipeline lists it"), "{}", errors[0]);
+    assert!(
+        errors[0]
+            .contains("connector `forward` receives traces from pipeline `traces`, but no traces pipeline lists it"),
+        "{}",
+        errors[0]
+    );
     assert!(errors[0].starts_with("agent.yaml:11:26:"), "{}", errors[0]);
 }
 
 #[test]
 fn component_type_without_the_pipeline_signal() {
     let mut checker = Checker::default();
-    let location = Location {
-        file: "agent.yaml".into(),
-        line: 3,
-        column: 7,
-    };
+    let location = Location { file: "agent.yaml".into(), line: 3, column: 7 };
     checker.check_reference(
         &PipelineId::parse("logs").unwrap(),
         &ComponentId::parse("hostmetrics").unwrap(),
@@ -156,34 +129,31 @@ fn unused_components_are_warnings() {
     let warnings = warnings(&loaded);
     assert_eq!(
         warnings,
-        vec![
-            "agent.yaml:7:3: warning: exporter `file` is defined but not used in any pipeline; it will not run"
-        ]
+        vec!["agent.yaml:7:3: warning: exporter `file` is defined but not used in any pipeline; it will not run"]
     );
 }
 
 #[test]
 fn bad_values_and_missing_fields() {
-    let errors = errors(&format!(
-        "{VALID}processors:\n  batch:\n    send_batch_size: lots\n    timeout: 5 parsecs\n"
-    ));
-    assert!(errors.iter().any(|e| e.starts_with("agent.yaml:14:22: error: processor `batch`: expected a non-negative integer, found `lots`")), "{errors:?}");
-    let errors =
-        self::errors(&VALID.replace("  debug:\n", "  debug:\n  otlp:\n    compression: gzip\n"));
+    let errors = errors(&format!("{VALID}processors:\n  batch:\n    send_batch_size: lots\n    timeout: 5 parsecs\n"));
+    assert!(
+        errors.iter().any(|e| e
+            .starts_with("agent.yaml:14:22: error: processor `batch`: expected a non-negative integer, found `lots`")),
+        "{errors:?}"
+    );
+    let errors = self::errors(&VALID.replace("  debug:\n", "  debug:\n  otlp:\n    compression: gzip\n"));
     assert!(
         errors
             .iter()
-            .any(|e| e.contains("exporter `otlp`: missing field `endpoint`")
-                && e.starts_with("agent.yaml:8:5:")),
+            .any(|e| e.contains("exporter `otlp`: missing field `endpoint`") && e.starts_with("agent.yaml:8:5:")),
         "{errors:?}"
     );
 }
 
 #[test]
 fn validation_errors_point_at_the_component() {
-    let errors = errors(&format!(
-        "{VALID}processors:\n  batch:\n    send_batch_size: 100\n    send_batch_max_size: 10\n"
-    ));
+    let errors =
+        errors(&format!("{VALID}processors:\n  batch:\n    send_batch_size: 100\n    send_batch_max_size: 10\n"));
     assert!(errors[0].starts_with("agent.yaml:14:5: error: processor `batch`: send_batch_max_size (10) must be 0 or at least send_batch_size (100)"), "{errors:?}");
 }
 
@@ -198,27 +168,18 @@ fn several_errors_are_all_reported() {
 
 #[test]
 fn env_expansion_and_merge() {
-    let base = Source {
-        name: "base.yaml".into(),
-        text: VALID.into(),
-    };
+    let base = Source { name: "base.yaml".into(), text: VALID.into() };
     let overlay = Source {
         name: "overlay.yaml".into(),
         text: "exporters:\n  otlp:\n    endpoint: ${env:ENDPOINT}\n    timeout: ${env:TIMEOUT:-7s}\nservice:\n  pipelines:\n    traces:\n      exporters: [otlp]\n".into(),
     };
-    let loaded = load(&[base, overlay], &|name| {
-        (name == "ENDPOINT").then(|| "collector:4317".to_string())
-    });
+    let loaded = load(&[base, overlay], &|name| (name == "ENDPOINT").then(|| "collector:4317".to_string()));
     assert_eq!(
         warnings(&loaded),
-        vec![
-            "base.yaml:6:3: warning: exporter `debug` is defined but not used in any pipeline; it will not run"
-        ]
+        vec!["base.yaml:6:3: warning: exporter `debug` is defined but not used in any pipeline; it will not run"]
     );
     let config = loaded.config.unwrap();
-    let ExporterConfig::Otlp(otlp) = &config.exporters[&ComponentId::new("otlp")] else {
-        panic!()
-    };
+    let ExporterConfig::Otlp(otlp) = &config.exporters[&ComponentId::new("otlp")] else { panic!() };
     assert_eq!(otlp.endpoint, "collector:4317");
     assert_eq!(otlp.timeout.0, std::time::Duration::from_secs(7));
     // The later file replaced the exporter list, and kept the receivers of the first.
@@ -229,16 +190,15 @@ fn env_expansion_and_merge() {
 
 #[test]
 fn unset_env_is_a_warning_with_its_place() {
-    let loaded = load_one(&VALID.replace(
-        "      grpc:\n",
-        "      grpc:\n        endpoint: \"127.0.0.1:${env:NOPE:-4317}${env:ALSO_NOPE}\"\n",
-    ));
+    let loaded =
+        load_one(&VALID.replace(
+            "      grpc:\n",
+            "      grpc:\n        endpoint: \"127.0.0.1:${env:NOPE:-4317}${env:ALSO_NOPE}\"\n",
+        ));
     assert!(loaded.config.is_some());
     assert_eq!(
         warnings(&loaded),
-        vec![
-            "agent.yaml:5:19: warning: environment variable `ALSO_NOPE` is not set; using an empty value"
-        ]
+        vec!["agent.yaml:5:19: warning: environment variable `ALSO_NOPE` is not set; using an empty value"]
     );
 }
 
@@ -255,14 +215,11 @@ fn pipelines_need_receivers_and_exporters_and_valid_ids() {
         "receivers:\n  otlp:\n    protocols: {grpc: }\nservice:\n  pipelines:\n    spans:\n      receivers: [otlp]\n    logs:\n      receivers: [otlp]\n",
     );
     assert!(
-        errors
-            .iter()
-            .any(|e| e.starts_with("agent.yaml:6:5: error: `spans` is not a valid pipeline id")),
+        errors.iter().any(|e| e.starts_with("agent.yaml:6:5: error: `spans` is not a valid pipeline id")),
         "{errors:?}"
     );
     assert!(
-        errors.iter().any(|e| e
-            .starts_with("agent.yaml:8:5: error: pipeline `logs` must have at least one exporter")),
+        errors.iter().any(|e| e.starts_with("agent.yaml:8:5: error: pipeline `logs` must have at least one exporter")),
         "{errors:?}"
     );
 }
@@ -271,19 +228,11 @@ fn pipelines_need_receivers_and_exporters_and_valid_ids() {
 fn connector_loops_are_errors() {
     let yaml = "receivers:\n  otlp:\n    protocols: {grpc: }\nexporters:\n  debug:\nconnectors:\n  forward/a:\n  forward/b:\nservice:\n  pipelines:\n    logs/one:\n      receivers: [otlp, forward/b]\n      exporters: [forward/a]\n    logs/two:\n      receivers: [forward/a]\n      exporters: [forward/b, debug]\n";
     let errors = errors(yaml);
-    assert!(
-        errors
-            .iter()
-            .any(|e| e.contains("is part of a loop of pipelines joined by connectors")),
-        "{errors:?}"
-    );
+    assert!(errors.iter().any(|e| e.contains("is part of a loop of pipelines joined by connectors")), "{errors:?}");
 }
 
 #[test]
 fn missing_service_section() {
     let errors = errors("receivers:\n  otlp:\n    protocols: {grpc: }\n");
-    assert!(
-        errors[0].contains("missing `service` section"),
-        "{errors:?}"
-    );
+    assert!(errors[0].contains("missing `service` section"), "{errors:?}");
 }

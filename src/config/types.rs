@@ -33,21 +33,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = 0f64;
     let mut rest = text;
     while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if number_len == 0 {
-            return Err(format!(
-                "invalid duration `{text}`; write it like 200ms, 10s or 1m30s"
-            ));
+            return Err(format!("invalid duration `{text}`; write it like 200ms, 10s or 1m30s"));
         }
-        let number: f64 = rest[..number_len]
-            .parse()
-            .map_err(|_| format!("invalid number in duration `{text}`"))?;
+        let number: f64 = rest[..number_len].parse().map_err(|_| format!("invalid number in duration `{text}`"))?;
         rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let nanos_per_unit = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,
@@ -56,14 +48,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" => 60e9,
             "h" => 3600e9,
             "" => {
-                return Err(format!(
-                    "duration `{text}` needs a unit (ns, us, ms, s, m, h), e.g. 200ms"
-                ));
+                return Err(format!("duration `{text}` needs a unit (ns, us, ms, s, m, h), e.g. 200ms"));
             }
             other => {
-                return Err(format!(
-                    "unknown unit `{other}` in duration `{text}`; valid: ns, us, ms, s, m, h"
-                ));
+                return Err(format!("unknown unit `{other}` in duration `{text}`; valid: ns, us, ms, s, m, h"));
             }
         };
         total += number * nanos_per_unit;
@@ -111,13 +99,10 @@ pub struct ByteSize(pub u64);
 
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid size `{text}`; write it like 1048576, 1kb or 4MiB"))?;
+    let number: f64 =
+        number.parse().map_err(|_| format!("invalid size `{text}`; write it like 1048576, 1kb or 4MiB"))?;
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" => 1000,
@@ -127,9 +112,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "gb" => 1000 * 1000 * 1000,
         "gib" => 1 << 30,
         other => {
-            return Err(format!(
-                "unknown unit `{other}` in size `{text}`; valid: b, kb, kib, mb, mib, gb, gib"
-            ));
+            return Err(format!("unknown unit `{other}` in size `{text}`; valid: b, kb, kib, mb, mib, gb, gib"));
         }
     };
     let bytes = number * multiplier as f64;
@@ -169,11 +152,7 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
         assert!(parse_duration("10").unwrap_err().contains("needs a unit"));
-        assert!(
-            parse_duration("10parsecs")
-                .unwrap_err()
-                .contains("unknown unit")
-        );
+        assert!(parse_duration("10parsecs").unwrap_err().contains("unknown unit"));
     }
 
     #[test]

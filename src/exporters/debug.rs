@@ -39,10 +39,7 @@ pub struct DebugExporter {
 
 impl DebugExporter {
     pub fn new(id: &ComponentId, config: &DebugConfig) -> DebugExporter {
-        DebugExporter {
-            name: id.to_string(),
-            verbosity: config.verbosity,
-        }
+        DebugExporter { name: id.to_string(), verbosity: config.verbosity }
     }
 }
 
@@ -80,32 +77,17 @@ fn log_each(name: &str, payload: &Payload) {
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
     match payload {
         Payload::Traces(r) => {
-            for span in r
-                .resource_spans
-                .iter()
-                .flat_map(|rs| &rs.scope_spans)
-                .flat_map(|ss| &ss.spans)
-            {
+            for span in r.resource_spans.iter().flat_map(|rs| &rs.scope_spans).flat_map(|ss| &ss.spans) {
                 info!(exporter = %name, trace_id = %hex(&span.trace_id), span_id = %hex(&span.span_id), "{}", span.name);
             }
         }
         Payload::Metrics(r) => {
-            for metric in r
-                .resource_metrics
-                .iter()
-                .flat_map(|rm| &rm.scope_metrics)
-                .flat_map(|sm| &sm.metrics)
-            {
+            for metric in r.resource_metrics.iter().flat_map(|rm| &rm.scope_metrics).flat_map(|sm| &sm.metrics) {
                 info!(exporter = %name, unit = %metric.unit, "{}", metric.name);
             }
         }
         Payload::Logs(r) => {
-            for record in r
-                .resource_logs
-                .iter()
-                .flat_map(|rl| &rl.scope_logs)
-                .flat_map(|sl| &sl.log_records)
-            {
+            for record in r.resource_logs.iter().flat_map(|rl| &rl.scope_logs).flat_map(|sl| &sl.log_records) {
                 let body = match record.body.as_ref().and_then(|b| b.value.as_ref()) {
                     Some(Value::StringValue(s)) => s.clone(),
                     Some(other) => format!("{other:?}"),

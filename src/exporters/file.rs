@@ -60,13 +60,8 @@ impl FileExporter {
         }
         let file = options
             .open(&config.path)
-            .map_err(|source| BuildError::Open {
-                path: config.path.display().to_string(),
-                source,
-            })?;
-        Ok(FileExporter {
-            writer: Arc::new(Mutex::new(BufWriter::new(file))),
-        })
+            .map_err(|source| BuildError::Open { path: config.path.display().to_string(), source })?;
+        Ok(FileExporter { writer: Arc::new(Mutex::new(BufWriter::new(file))) })
     }
 }
 
@@ -76,9 +71,7 @@ impl Export for FileExporter {
         line.push('\n');
         let writer = self.writer.clone();
         let written = tokio::task::spawn_blocking(move || {
-            let mut writer = writer
-                .lock()
-                .map_err(|_| std::io::Error::other("writer lock poisoned"))?;
+            let mut writer = writer.lock().map_err(|_| std::io::Error::other("writer lock poisoned"))?;
             writer.write_all(line.as_bytes())?;
             writer.flush()
         })

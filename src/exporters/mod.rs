@@ -55,30 +55,16 @@ pub enum BuildError {
     #[error("invalid endpoint `{endpoint}`: {reason}")]
     Endpoint { endpoint: String, reason: String },
     #[error("cannot open `{path}`: {source}")]
-    Open {
-        path: String,
-        source: std::io::Error,
-    },
+    Open { path: String, source: std::io::Error },
 }
 
 /// A queue for exporters that write locally and keep order (debug, file): one
 /// consumer, no retry.
-fn local_settings(
-    id: &ComponentId,
-    telemetry: &Telemetry,
-    give_up: CancellationToken,
-) -> ExporterSettings {
+fn local_settings(id: &ComponentId, telemetry: &Telemetry, give_up: CancellationToken) -> ExporterSettings {
     ExporterSettings {
         id: id.clone(),
-        queue: QueueConfig {
-            enabled: true,
-            num_consumers: 1,
-            queue_size: 1000,
-        },
-        retry: RetryConfig {
-            enabled: false,
-            ..RetryConfig::default()
-        },
+        queue: QueueConfig { enabled: true, num_consumers: 1, queue_size: 1000 },
+        retry: RetryConfig { enabled: false, ..RetryConfig::default() },
         timeout: None,
         metrics: telemetry.exporter(id),
         give_up,
@@ -93,15 +79,15 @@ pub fn start(
     give_up: CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<mpsc::Sender<Batch>, BuildError> {
-    let remote =
-        |queue: &QueueConfig, retry: &RetryConfig, timeout: std::time::Duration| ExporterSettings {
-            id: id.clone(),
-            queue: queue.clone(),
-            retry: retry.clone(),
-            timeout: Some(timeout),
-            metrics: telemetry.exporter(id),
-            give_up: give_up.clone(),
-        };
+    let remote = |queue: &QueueConfig, retry: &RetryConfig, timeout: std::time::Duration| ExporterSettings {
+        id: id.clone(),
+        queue: queue.clone(),
+        retry: retry.clone(),
+        // `timeout: 0` means no timeout, as upstream.
+        timeout: (!timeout.is_zero()).then_some(timeout),
+        metrics: telemetry.exporter(id),
+        give_up: give_up.clone(),
+    };
     Ok(match config {
         ExporterConfig::Otlp(c) => {
             let settings = remote(&c.sending_queue, &c.retry_on_failure, c.timeout.0);
@@ -111,15 +97,11 @@ pub fn start(
             let settings = remote(&c.sending_queue, &c.retry_on_failure, c.timeout.0);
             helper::spawn(otlp::http::OtlpHttpExporter::new(c)?, settings, tracker)
         }
-        ExporterConfig::Debug(c) => helper::spawn(
-            debug::DebugExporter::new(id, c),
-            local_settings(id, telemetry, give_up),
-            tracker,
-        ),
-        ExporterConfig::File(c) => helper::spawn(
-            file::FileExporter::new(c)?,
-            local_settings(id, telemetry, give_up),
-            tracker,
-        ),
+        ExporterConfig::Debug(c) => {
+            helper::spawn(debug::DebugExporter::new(id, c), local_settings(id, telemetry, give_up), tracker)
+        }
+        ExporterConfig::File(c) => {
+            helper::spawn(file::FileExporter::new(c)?, local_settings(id, telemetry, give_up), tracker)
+        }
     })
 }

@@ -25,10 +25,7 @@ pub struct HealthCheckConfig {
 
 impl Default for HealthCheckConfig {
     fn default() -> Self {
-        HealthCheckConfig {
-            endpoint: default_endpoint(),
-            path: default_path(),
-        }
+        HealthCheckConfig { endpoint: default_endpoint(), path: default_path() }
     }
 }
 
@@ -93,20 +90,13 @@ pub async fn serve(
             let (status, text) = if health.is_ready() {
                 (http::StatusCode::OK, "Server available")
             } else {
-                (
-                    http::StatusCode::SERVICE_UNAVAILABLE,
-                    "Server not available",
-                )
+                (http::StatusCode::SERVICE_UNAVAILABLE, "Server not available")
             };
-            let body = format!(
-                "{{\"status\":\"{text}\",\"state\":\"{}\"}}\n",
-                health.status_text()
-            );
+            let body = format!("{{\"status\":\"{text}\",\"state\":\"{}\"}}\n", health.status_text());
             let mut response = net::text_response(status, body);
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
+            response
+                .headers_mut()
+                .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
             response
         }
     };

@@ -34,10 +34,7 @@ pub struct AckWaiter(oneshot::Receiver<AckOutcome>);
 impl Ack {
     pub fn new() -> (Ack, AckWaiter) {
         let (tx, rx) = oneshot::channel();
-        let inner = AckInner {
-            failed: AtomicBool::new(false),
-            notify: Mutex::new(Some(tx)),
-        };
+        let inner = AckInner { failed: AtomicBool::new(false), notify: Mutex::new(Some(tx)) };
         (Ack(Arc::new(inner)), AckWaiter(rx))
     }
 
@@ -49,11 +46,7 @@ impl Ack {
 
 impl Drop for AckInner {
     fn drop(&mut self) {
-        let outcome = if self.failed.load(Ordering::Acquire) {
-            AckOutcome::Failed
-        } else {
-            AckOutcome::Delivered
-        };
+        let outcome = if self.failed.load(Ordering::Acquire) { AckOutcome::Failed } else { AckOutcome::Delivered };
         let sender = match self.notify.get_mut() {
             Ok(slot) => slot.take(),
             Err(poisoned) => poisoned.into_inner().take(),

@@ -2,11 +2,18 @@
 //! them itself, so a shared batch is never copied into a request, and a malformed
 //! request is answered `INVALID_ARGUMENT` (tonic's own prost codec says `INTERNAL`).
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::{Buf, BufMut, Bytes};
-use tonic::Status;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder};
+use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::{Request, Response, Status};
+
+use super::Signal;
 
 /// Client side: sends pre-encoded bytes, decodes a prost response.
 pub struct ClientCodec<Resp>(PhantomData<Resp>);
@@ -72,5 +79,175 @@ impl Decoder for BytesDecoder {
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
         let len = src.remaining();
         Ok(Some(src.copy_to_bytes(len)))
+    }
+}
+
+/// What an OTLP/gRPC server does with one export request's protobuf bytes.
+pub trait ExportHandler: Clone + Send + Sync + 'static {
+    fn handle(&self, signal: Signal, body: &Bytes) -> Result<(), Status>;
+}
+
+/// One signal's OTLP gRPC service, at the type level, for tonic's router.
+pub trait SignalService: Send + Sync + 'static {
+    const SIGNAL: Signal;
+}
+pub struct Traces;
+pub struct Metrics;
+pub struct Logs;
+impl SignalService for Traces {
+    const SIGNAL: Signal = Signal::Traces;
+}
+impl SignalService for Metrics {
+    const SIGNAL: Signal = Signal::Metrics;
+}
+impl SignalService for Logs {
+    const SIGNAL: Signal = Signal::Logs;
+}
+
+/// An OTLP/gRPC export service over raw bytes: gzip and zstd accepted, requests
+/// larger than `max_message_size` (after decompression) refused by tonic, each
+/// request handed to `H`. An empty response (no partial success) is zero bytes.
+pub struct OtlpGrpcService<H, S> {
+    handler: H,
+    max_message_size: usize,
+    _service: PhantomData<S>,
+}
+
+impl<H: ExportHandler, S: SignalService> OtlpGrpcService<H, S> {
+    pub fn new(handler: H, max_message_size: usize) -> Self {
+        OtlpGrpcService { handler, max_message_size, _service: PhantomData }
+    }
+}
+
+impl<H: Clone, S> Clone for OtlpGrpcService<H, S> {
+    fn clone(&self) -> Self {
+        OtlpGrpcService {
+            handler: self.handler.clone(),
+            max_message_size: self.max_message_size,
+            _service: PhantomData,
+        }
+    }
+}
+
+impl<H, S: SignalService> NamedService for OtlpGrpcService<H, S> {
+    const NAME: &'static str = S::SIGNAL.grpc_service();
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
+
+impl<H, S, B> tower_service::Service<http::Request<B>> for OtlpGrpcService<H, S>
+where
+    H: ExportHandler,
+    S: SignalService,
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let service = self.clone();
+        Box::pin(async move {
+            if request.uri().path() != S::SIGNAL.grpc_path() {
+                return Ok(Status::unimplemented(format!("unknown method {}", request.uri().path())).into_http());
+            }
+            let mut encodings = EnabledCompressionEncodings::default();
+            encodings.enable(CompressionEncoding::Gzip);
+            encodings.enable(CompressionEncoding::Zstd);
+            let mut grpc = Grpc::new(BytesCodec)
+                .apply_compression_config(encodings, encodings)
+                .apply_max_message_size_config(Some(service.max_message_size), None);
+            let export = Export { handler: service.handler, signal: S::SIGNAL };
+            Ok(grpc.unary(export, request).await)
+        })
+    }
+}
+
+struct Export<H> {
+    handler: H,
+    signal: Signal,
+}
+
+impl<H: ExportHandler> UnaryService<Bytes> for Export<H> {
+    type Response = Bytes;
+    type Future = BoxFuture<Response<Bytes>, Status>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let result = self.handler.handle(self.signal, request.get_ref());
+        Box::pin(async move { result.map(|()| Response::new(Bytes::new())) })
+    }
+}
+
+/// `google.rpc.Status`: the body of OTLP/HTTP errors and the gRPC status details.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+    #[prost(message, repeated, tag = "3")]
+    pub details: Vec<ProtoAny>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProtoAny {
+    #[prost(string, tag = "1")]
+    pub type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: Vec<u8>,
+}
+
+/// `google.rpc.RetryInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    retry_delay: Option<ProtoDuration>,
+}
+
+/// `google.protobuf.Duration`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoDuration {
+    #[prost(int64, tag = "1")]
+    seconds: i64,
+    #[prost(int32, tag = "2")]
+    nanos: i32,
+}
+
+/// The server's `RetryInfo.retry_delay` in a gRPC status's details, if it sent one.
+pub fn retry_delay(status: &Status) -> Option<std::time::Duration> {
+    use prost::Message;
+    let details = RpcStatus::decode(status.details()).ok()?;
+    let info = details.details.iter().find(|any| any.type_url.ends_with("google.rpc.RetryInfo"))?;
+    let delay = RetryInfo::decode(&info.value[..]).ok()?.retry_delay?;
+    let seconds = u64::try_from(delay.seconds).ok()?;
+    let nanos = u32::try_from(delay.nanos).ok()?;
+    Some(std::time::Duration::new(seconds, nanos.min(999_999_999)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn retry_info_is_read_from_status_details() {
+        let info = RetryInfo { retry_delay: Some(ProtoDuration { seconds: 3, nanos: 500_000_000 }) };
+        let details = RpcStatus {
+            code: 8,
+            message: "slow down".into(),
+            details: vec![ProtoAny {
+                type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
+                value: info.encode_to_vec(),
+            }],
+        };
+        let status = Status::with_details(tonic::Code::ResourceExhausted, "slow down", details.encode_to_vec().into());
+        assert_eq!(retry_delay(&status), Some(std::time::Duration::from_millis(3500)));
+        assert_eq!(retry_delay(&Status::resource_exhausted("no details")), None);
     }
 }

@@ -1,10 +1,7 @@
 //! OTLP JSON (the OTLP/HTTP JSON encoding and the file exporter's lines): camelCase
 //! names, hex trace and span ids, 64-bit integers as strings.
 
-use super::{
-    ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest, Payload,
-    Signal,
-};
+use super::{ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest, Payload, Signal};
 
 /// The payload as one line of OTLP JSON.
 pub fn to_json_line(payload: &Payload) -> String {
@@ -19,12 +16,8 @@ pub fn to_json_line(payload: &Payload) -> String {
 
 pub fn from_json(signal: Signal, bytes: &[u8]) -> Result<Payload, serde_json::Error> {
     Ok(match signal {
-        Signal::Traces => {
-            Payload::Traces(serde_json::from_slice::<ExportTraceServiceRequest>(bytes)?)
-        }
-        Signal::Metrics => Payload::Metrics(serde_json::from_slice::<ExportMetricsServiceRequest>(
-            bytes,
-        )?),
+        Signal::Traces => Payload::Traces(serde_json::from_slice::<ExportTraceServiceRequest>(bytes)?),
+        Signal::Metrics => Payload::Metrics(serde_json::from_slice::<ExportMetricsServiceRequest>(bytes)?),
         Signal::Logs => Payload::Logs(serde_json::from_slice::<ExportLogsServiceRequest>(bytes)?),
     })
 }
@@ -66,9 +59,6 @@ mod tests {
     #[test]
     fn proto_round_trip() {
         let payload = logs(&[&[2], &[3]]);
-        assert_eq!(
-            from_proto(Signal::Logs, &to_proto(&payload)).unwrap(),
-            payload
-        );
+        assert_eq!(from_proto(Signal::Logs, &to_proto(&payload)).unwrap(), payload);
     }
 }

@@ -43,6 +43,33 @@ impl Signal {
         }
     }
 
+    /// 0, 1, 2 for traces, metrics, logs: an index into per-signal arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Signal::Traces => 0,
+            Signal::Metrics => 1,
+            Signal::Logs => 2,
+        }
+    }
+
+    /// The OTLP gRPC service of this signal.
+    pub const fn grpc_service(self) -> &'static str {
+        match self {
+            Signal::Traces => "opentelemetry.proto.collector.trace.v1.TraceService",
+            Signal::Metrics => "opentelemetry.proto.collector.metrics.v1.MetricsService",
+            Signal::Logs => "opentelemetry.proto.collector.logs.v1.LogsService",
+        }
+    }
+
+    /// The OTLP gRPC method path of this signal's export.
+    pub const fn grpc_path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+            Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        }
+    }
+
     /// What one item of this signal is called in self-metric names.
     pub fn item_name(self) -> &'static str {
         match self {
@@ -107,9 +134,7 @@ impl Payload {
     pub fn append(&mut self, other: Payload) -> Result<(), Payload> {
         match (self, other) {
             (Payload::Traces(a), Payload::Traces(b)) => a.resource_spans.extend(b.resource_spans),
-            (Payload::Metrics(a), Payload::Metrics(b)) => {
-                a.resource_metrics.extend(b.resource_metrics)
-            }
+            (Payload::Metrics(a), Payload::Metrics(b)) => a.resource_metrics.extend(b.resource_metrics),
             (Payload::Logs(a), Payload::Logs(b)) => a.resource_logs.extend(b.resource_logs),
             (_, other) => return Err(other),
         }
@@ -144,17 +169,11 @@ pub struct Batch {
 
 impl Batch {
     pub fn new(payload: Payload) -> Batch {
-        Batch {
-            payload: Arc::new(payload),
-            acks: Vec::new(),
-        }
+        Batch { payload: Arc::new(payload), acks: Vec::new() }
     }
 
     pub fn with_ack(payload: Payload, ack: Ack) -> Batch {
-        Batch {
-            payload: Arc::new(payload),
-            acks: vec![ack],
-        }
+        Batch { payload: Arc::new(payload), acks: vec![ack] }
     }
 
     pub fn signal(&self) -> Signal {

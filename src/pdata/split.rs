@@ -137,36 +137,29 @@ impl Splittable for Metric {
             points.drain(..n.min(points.len())).collect()
         }
         let data = match &mut self.data {
-            Some(metric::Data::Gauge(g)) => Some(metric::Data::Gauge(metric_gauge(take(
-                &mut g.data_points,
-                n,
-            )))),
-            Some(metric::Data::Sum(s)) => Some(metric::Data::Sum(
-                opentelemetry_proto::tonic::metrics::v1::Sum {
-                    data_points: take(&mut s.data_points, n),
-                    aggregation_temporality: s.aggregation_temporality,
-                    is_monotonic: s.is_monotonic,
-                },
-            )),
-            Some(metric::Data::Histogram(h)) => Some(metric::Data::Histogram(
-                opentelemetry_proto::tonic::metrics::v1::Histogram {
+            Some(metric::Data::Gauge(g)) => Some(metric::Data::Gauge(metric_gauge(take(&mut g.data_points, n)))),
+            Some(metric::Data::Sum(s)) => Some(metric::Data::Sum(opentelemetry_proto::tonic::metrics::v1::Sum {
+                data_points: take(&mut s.data_points, n),
+                aggregation_temporality: s.aggregation_temporality,
+                is_monotonic: s.is_monotonic,
+            })),
+            Some(metric::Data::Histogram(h)) => {
+                Some(metric::Data::Histogram(opentelemetry_proto::tonic::metrics::v1::Histogram {
+                    data_points: take(&mut h.data_points, n),
+                    aggregation_temporality: h.aggregation_temporality,
+                }))
+            }
+            Some(metric::Data::ExponentialHistogram(h)) => Some(metric::Data::ExponentialHistogram(
+                opentelemetry_proto::tonic::metrics::v1::ExponentialHistogram {
                     data_points: take(&mut h.data_points, n),
                     aggregation_temporality: h.aggregation_temporality,
                 },
             )),
-            Some(metric::Data::ExponentialHistogram(h)) => {
-                Some(metric::Data::ExponentialHistogram(
-                    opentelemetry_proto::tonic::metrics::v1::ExponentialHistogram {
-                        data_points: take(&mut h.data_points, n),
-                        aggregation_temporality: h.aggregation_temporality,
-                    },
-                ))
-            }
-            Some(metric::Data::Summary(s)) => Some(metric::Data::Summary(
-                opentelemetry_proto::tonic::metrics::v1::Summary {
+            Some(metric::Data::Summary(s)) => {
+                Some(metric::Data::Summary(opentelemetry_proto::tonic::metrics::v1::Summary {
                     data_points: take(&mut s.data_points, n),
-                },
-            )),
+                }))
+            }
             None => None,
         };
         Metric {
@@ -201,18 +194,14 @@ pub fn count_log_records(r: &ExportLogsServiceRequest) -> usize {
 pub(crate) mod tests {
     use super::*;
     use crate::pdata::Payload;
-    use opentelemetry_proto::tonic::common::v1::{
-        AnyValue, InstrumentationScope, KeyValue, any_value,
-    };
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
     use opentelemetry_proto::tonic::logs::v1::LogRecord;
     use opentelemetry_proto::tonic::resource::v1::Resource;
 
     fn kv(key: &str, value: &str) -> KeyValue {
         KeyValue {
             key: key.into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(value.into())),
-            }),
+            value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }),
             ..Default::default()
         }
     }
@@ -224,25 +213,17 @@ pub(crate) mod tests {
             .iter()
             .enumerate()
             .map(|(r, scopes)| ResourceLogs {
-                resource: Some(Resource {
-                    attributes: vec![kv("r", &r.to_string())],
-                    ..Default::default()
-                }),
+                resource: Some(Resource { attributes: vec![kv("r", &r.to_string())], ..Default::default() }),
                 scope_logs: scopes
                     .iter()
                     .enumerate()
                     .map(|(s, &count)| ScopeLogs {
-                        scope: Some(InstrumentationScope {
-                            name: format!("scope{s}"),
-                            ..Default::default()
-                        }),
+                        scope: Some(InstrumentationScope { name: format!("scope{s}"), ..Default::default() }),
                         log_records: (0..count)
                             .map(|_| {
                                 n += 1;
                                 LogRecord {
-                                    body: Some(AnyValue {
-                                        value: Some(any_value::Value::IntValue(n)),
-                                    }),
+                                    body: Some(AnyValue { value: Some(any_value::Value::IntValue(n)) }),
                                     ..Default::default()
                                 }
                             })
@@ -257,9 +238,7 @@ pub(crate) mod tests {
     }
 
     fn bodies(p: &Payload) -> Vec<i64> {
-        let Payload::Logs(r) = p else {
-            panic!("not logs")
-        };
+        let Payload::Logs(r) = p else { panic!("not logs") };
         r.resource_logs
             .iter()
             .flat_map(|rl| rl.scope_logs.iter())
@@ -281,23 +260,9 @@ pub(crate) mod tests {
         let Payload::Logs(f) = &front else { panic!() };
         assert_eq!(f.resource_logs.len(), 1);
         assert_eq!(f.resource_logs[0].scope_logs.len(), 2);
-        assert_eq!(
-            f.resource_logs[0].scope_logs[1]
-                .scope
-                .as_ref()
-                .unwrap()
-                .name,
-            "scope1"
-        );
+        assert_eq!(f.resource_logs[0].scope_logs[1].scope.as_ref().unwrap().name, "scope1");
         let Payload::Logs(rest) = &p else { panic!() };
-        assert_eq!(
-            rest.resource_logs[0].scope_logs[0]
-                .scope
-                .as_ref()
-                .unwrap()
-                .name,
-            "scope1"
-        );
+        assert_eq!(rest.resource_logs[0].scope_logs[0].scope.as_ref().unwrap().name, "scope1");
         let all = p.split_front(100);
         assert_eq!(all.item_count(), 6);
         assert!(p.is_empty() || p.item_count() == 0);

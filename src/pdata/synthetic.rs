@@ -15,19 +15,11 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use super::{Payload, Signal};
 
 fn string_attr(key: String, value: String) -> KeyValue {
-    KeyValue {
-        key,
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value)),
-        }),
-        ..Default::default()
-    }
+    KeyValue { key, value: Some(AnyValue { value: Some(any_value::Value::StringValue(value)) }), ..Default::default() }
 }
 
 fn item_attributes(count: usize, seed: usize) -> Vec<KeyValue> {
-    (0..count)
-        .map(|i| string_attr(format!("attr.{i}"), format!("value-{}-{i}", seed % 97)))
-        .collect()
+    (0..count).map(|i| string_attr(format!("attr.{i}"), format!("value-{}-{i}", seed % 97))).collect()
 }
 
 /// One request of `batch` items, different per `seed` so ids and values vary.
@@ -39,15 +31,8 @@ pub fn payload(signal: Signal, batch: usize, attributes: usize, seed: usize) -> 
         ],
         ..Default::default()
     });
-    let scope = Some(InstrumentationScope {
-        name: "ocelot-loadgen".into(),
-        version: "1".into(),
-        ..Default::default()
-    });
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64;
+    let scope = Some(InstrumentationScope { name: "ocelot-loadgen".into(), version: "1".into(), ..Default::default() });
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
     match signal {
         Signal::Traces => Payload::Traces(ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {

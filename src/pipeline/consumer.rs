@@ -35,14 +35,20 @@ impl Consumer {
 
     /// All or nothing, without waiting: room is taken in every pipeline before the
     /// batch goes to any, so a refused batch reached none and a retry duplicates nothing.
+    /// A refused batch's acknowledgements are marked failed.
     pub fn try_consume(&self, batch: Batch) -> Result<(), Refused> {
         let mut permits = Vec::with_capacity(self.targets.len());
         for target in &self.targets {
-            match target.try_reserve() {
-                Ok(permit) => permits.push(permit),
-                Err(TrySendError::Full(())) => return Err(Refused::Full),
-                Err(TrySendError::Closed(())) => return Err(Refused::Closed),
-            }
+            let refused = match target.try_reserve() {
+                Ok(permit) => {
+                    permits.push(permit);
+                    continue;
+                }
+                Err(TrySendError::Full(())) => Refused::Full,
+                Err(TrySendError::Closed(())) => Refused::Closed,
+            };
+            batch.fail();
+            return Err(refused);
         }
         send_all(permits, batch);
         Ok(())
@@ -53,7 +59,13 @@ impl Consumer {
     pub async fn consume(&self, batch: Batch) -> Result<(), Refused> {
         let mut permits = Vec::with_capacity(self.targets.len());
         for target in &self.targets {
-            permits.push(target.reserve().await.map_err(|_| Refused::Closed)?);
+            match target.reserve().await {
+                Ok(permit) => permits.push(permit),
+                Err(_) => {
+                    batch.fail();
+                    return Err(Refused::Closed);
+                }
+            }
         }
         send_all(permits, batch);
         Ok(())
@@ -65,11 +77,7 @@ fn send_all(permits: Vec<mpsc::Permit<'_, Batch>>, batch: Batch) {
     let last = permits.len().saturating_sub(1);
     let mut batch = Some(batch);
     for (i, permit) in permits.into_iter().enumerate() {
-        let item = if i == last {
-            batch.take()
-        } else {
-            batch.clone()
-        };
+        let item = if i == last { batch.take() } else { batch.clone() };
         if let Some(item) = item {
             permit.send(item);
         }
@@ -118,23 +126,27 @@ mod tests {
         let consumer = Consumer::new(vec![tx_a, tx_b]);
         consumer.try_consume(Batch::new(logs(&[&[1]]))).unwrap();
         // `a` is full now: the next batch must reach neither.
-        assert_eq!(
-            consumer.try_consume(Batch::new(logs(&[&[2]]))),
-            Err(Refused::Full)
-        );
+        assert_eq!(consumer.try_consume(Batch::new(logs(&[&[2]]))), Err(Refused::Full));
         assert_eq!(rx_a.recv().await.unwrap().payload.item_count(), 1);
         assert_eq!(rx_b.recv().await.unwrap().payload.item_count(), 1);
         assert!(rx_b.try_recv().is_err());
     }
 
     #[tokio::test]
+    async fn refusal_fails_the_acks() {
+        let (tx, _rx) = mpsc::channel(1);
+        let consumer = Consumer::new(vec![tx]);
+        consumer.try_consume(Batch::new(logs(&[&[1]]))).unwrap();
+        let (ack, waiter) = crate::pdata::Ack::new();
+        assert_eq!(consumer.try_consume(Batch::with_ack(logs(&[&[1]]), ack)), Err(Refused::Full));
+        assert_eq!(waiter.wait().await, crate::pdata::AckOutcome::Failed);
+    }
+
+    #[tokio::test]
     async fn fan_out_shares_the_payload() {
         let (tx_a, mut rx_a) = mpsc::channel(1);
         let (tx_b, mut rx_b) = mpsc::channel(1);
-        Consumer::new(vec![tx_a, tx_b])
-            .consume(Batch::new(logs(&[&[3]])))
-            .await
-            .unwrap();
+        Consumer::new(vec![tx_a, tx_b]).consume(Batch::new(logs(&[&[3]]))).await.unwrap();
         let a = rx_a.recv().await.unwrap();
         let b = rx_b.recv().await.unwrap();
         assert!(std::sync::Arc::ptr_eq(&a.payload, &b.payload));

@@ -31,15 +31,9 @@ pub const PIPELINE_INPUT_CAPACITY: usize = 16;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("exporter `{id}`: {source}")]
-    Exporter {
-        id: ComponentId,
-        source: crate::exporters::BuildError,
-    },
+    Exporter { id: ComponentId, source: crate::exporters::BuildError },
     #[error("receiver `{id}`: {source}")]
-    Receiver {
-        id: ComponentId,
-        source: crate::receivers::StartError,
-    },
+    Receiver { id: ComponentId, source: crate::receivers::StartError },
 }
 
 /// A running graph.
@@ -70,11 +64,7 @@ pub async fn start(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Runnin
     }
 }
 
-async fn wire(
-    config: &Config,
-    telemetry: &Arc<Telemetry>,
-    running: &Running,
-) -> Result<(), StartError> {
+async fn wire(config: &Config, telemetry: &Arc<Telemetry>, running: &Running) -> Result<(), StartError> {
     let pipelines = &config.service.pipelines;
 
     // 1. Exporters, one instance per id however many pipelines use it.
@@ -87,29 +77,19 @@ async fn wire(
             if exporters.contains_key(id) {
                 continue;
             }
-            let sender = crate::exporters::start(
-                id,
-                exporter_config,
-                telemetry,
-                running.give_up.clone(),
-                &running.exporters,
-            )
-            .map_err(|source| StartError::Exporter {
-                id: id.clone(),
-                source,
-            })?;
+            let sender =
+                crate::exporters::start(id, exporter_config, telemetry, running.give_up.clone(), &running.exporters)
+                    .map_err(|source| StartError::Exporter { id: id.clone(), source })?;
             exporters.insert(id, sender);
         }
     }
 
     // 2. Every pipeline's input channel, so connectors can point at them.
-    let mut inputs: BTreeMap<&PipelineId, (mpsc::Sender<Batch>, mpsc::Receiver<Batch>)> = pipelines
-        .keys()
-        .map(|id| (id, mpsc::channel(PIPELINE_INPUT_CAPACITY)))
-        .collect();
-    let sender_of =
-        |inputs: &BTreeMap<&PipelineId, (mpsc::Sender<Batch>, mpsc::Receiver<Batch>)>,
-         id: &PipelineId| { inputs.get(id).map(|(tx, _)| tx.clone()) };
+    let mut inputs: BTreeMap<&PipelineId, (mpsc::Sender<Batch>, mpsc::Receiver<Batch>)> =
+        pipelines.keys().map(|id| (id, mpsc::channel(PIPELINE_INPUT_CAPACITY))).collect();
+    let sender_of = |inputs: &BTreeMap<&PipelineId, (mpsc::Sender<Batch>, mpsc::Receiver<Batch>)>, id: &PipelineId| {
+        inputs.get(id).map(|(tx, _)| tx.clone())
+    };
 
     // 3. Pipelines: processors, then fan-out to exporters and connected pipelines.
     let mut tasks = Vec::new();
@@ -130,12 +110,7 @@ async fn wire(
         let processors = pipeline
             .processors
             .iter()
-            .filter_map(|id| {
-                config
-                    .processors
-                    .get(id)
-                    .map(|c| crate::processors::build(id, c, telemetry))
-            })
+            .filter_map(|id| config.processors.get(id).map(|c| crate::processors::build(id, c, telemetry)))
             .collect();
         tasks.push((pipeline_id.clone(), processors, outputs));
     }
@@ -146,10 +121,7 @@ async fn wire(
             if config.receivers.contains_key(id)
                 && let Some(tx) = sender_of(&inputs, pipeline_id)
             {
-                receiver_consumers
-                    .entry(id)
-                    .or_default()
-                    .add(pipeline_id.signal, tx);
+                receiver_consumers.entry(id).or_default().add(pipeline_id.signal, tx);
             }
         }
     }
@@ -157,9 +129,7 @@ async fn wire(
         let Some((_, rx)) = inputs.remove(&pipeline_id) else {
             continue;
         };
-        running
-            .pipelines
-            .spawn(run::run_pipeline(pipeline_id, rx, processors, outputs));
+        running.pipelines.spawn(run::run_pipeline(pipeline_id, rx, processors, outputs));
     }
     drop(inputs);
 
@@ -177,15 +147,19 @@ async fn wire(
             &running.receivers,
         )
         .await
-        .map_err(|source| StartError::Receiver {
-            id: id.clone(),
-            source,
-        })?;
+        .map_err(|source| StartError::Receiver { id: id.clone(), source })?;
     }
     Ok(())
 }
 
 impl Running {
+    /// Resolves once receivers, then pipelines, then exporters have all finished.
+    async fn drained(&self) {
+        self.receivers.wait().await;
+        self.pipelines.wait().await;
+        self.exporters.wait().await;
+    }
+
     /// Stops receivers, drains pipelines and exporters. Exports still failing when
     /// `deadline` passes are dropped (counted and logged) so shutdown is bounded.
     pub async fn shutdown(self, deadline: Duration) {
@@ -193,12 +167,7 @@ impl Running {
         self.receivers.close();
         self.pipelines.close();
         self.exporters.close();
-        let drain = async {
-            self.receivers.wait().await;
-            self.pipelines.wait().await;
-            self.exporters.wait().await;
-        };
-        if tokio::time::timeout(deadline, drain).await.is_err() {
+        if tokio::time::timeout(deadline, self.drained()).await.is_err() {
             error!(deadline = ?deadline, "Shutdown deadline passed with data still queued; dropping what cannot be exported.");
             self.give_up.cancel();
             let rest = async {
@@ -206,10 +175,7 @@ impl Running {
                 self.pipelines.wait().await;
                 self.exporters.wait().await;
             };
-            if tokio::time::timeout(Duration::from_secs(5), rest)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(5), rest).await.is_err() {
                 error!("Components did not stop within 5s after the shutdown deadline.");
             }
         } else {

@@ -33,14 +33,17 @@ pub(super) async fn run_pipeline(
                 Some(batch) => run_from(&mut processors, 0, vec![batch], &mut ready),
                 None => break,
             },
-            _ = timer => {
-                let now = Instant::now();
-                for i in 0..processors.len() {
-                    let mut out = Vec::new();
-                    processors[i].on_deadline(now, &mut out);
-                    if !out.is_empty() {
-                        run_from(&mut processors, i + 1, out, &mut ready);
-                    }
+            _ = timer => {}
+        }
+        // Deadlines are checked after every batch too: under steady input the biased
+        // select would never poll the timer, and a `timeout` must still fire.
+        if deadline.is_some_and(|at| at <= Instant::now()) {
+            let now = Instant::now();
+            for i in 0..processors.len() {
+                let mut out = Vec::new();
+                processors[i].on_deadline(now, &mut out);
+                if !out.is_empty() {
+                    run_from(&mut processors, i + 1, out, &mut ready);
                 }
             }
         }
@@ -61,12 +64,7 @@ pub(super) async fn run_pipeline(
 }
 
 /// Runs `batches` through `processors[start..]`, collecting what comes out in `ready`.
-fn run_from(
-    processors: &mut [Box<dyn Processor>],
-    start: usize,
-    batches: Vec<Batch>,
-    ready: &mut Vec<Batch>,
-) {
+fn run_from(processors: &mut [Box<dyn Processor>], start: usize, batches: Vec<Batch>, ready: &mut Vec<Batch>) {
     let mut current = batches;
     for processor in processors.iter_mut().skip(start) {
         let mut next = Vec::with_capacity(current.len());

@@ -30,11 +30,7 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        BatchConfig {
-            send_batch_size: default_send_batch_size(),
-            send_batch_max_size: 0,
-            timeout: default_timeout(),
-        }
+        BatchConfig { send_batch_size: default_send_batch_size(), send_batch_max_size: 0, timeout: default_timeout() }
     }
 }
 
@@ -135,14 +131,10 @@ impl Processor for BatchProcessor {
             }
             Some(pending) => {
                 let Batch { payload, acks } = batch;
-                let payload =
-                    std::sync::Arc::try_unwrap(payload).unwrap_or_else(|shared| (*shared).clone());
+                let payload = std::sync::Arc::try_unwrap(payload).unwrap_or_else(|shared| (*shared).clone());
                 if let Err(other) = pending.payload_mut().append(payload) {
                     // Pipelines carry one signal, so this cannot happen; pass it on unmerged.
-                    out.push(Batch {
-                        payload: std::sync::Arc::new(other),
-                        acks,
-                    });
+                    out.push(Batch { payload: std::sync::Arc::new(other), acks });
                     return;
                 }
                 pending.acks.extend(acks);
@@ -198,14 +190,8 @@ mod tests {
     #[test]
     fn max_smaller_than_size_is_rejected() {
         let config: BatchConfig =
-            from_node(&parse("t", "send_batch_size: 10\nsend_batch_max_size: 5\n").unwrap())
-                .unwrap();
-        assert!(
-            config
-                .validate()
-                .unwrap_err()
-                .contains("send_batch_max_size (5)")
-        );
+            from_node(&parse("t", "send_batch_size: 10\nsend_batch_max_size: 5\n").unwrap()).unwrap();
+        assert!(config.validate().unwrap_err().contains("send_batch_max_size (5)"));
     }
 
     #[test]

@@ -41,15 +41,8 @@ pub static FACTORIES: &[Factory<ProcessorConfig>] = &[Factory {
 }];
 
 /// Makes a processor instance for one pipeline.
-pub fn build(
-    id: &ComponentId,
-    config: &ProcessorConfig,
-    telemetry: &Telemetry,
-) -> Box<dyn Processor> {
+pub fn build(id: &ComponentId, config: &ProcessorConfig, telemetry: &Telemetry) -> Box<dyn Processor> {
     match config {
-        ProcessorConfig::Batch(config) => Box::new(batch::BatchProcessor::new(
-            config,
-            telemetry.batch_processor(id),
-        )),
+        ProcessorConfig::Batch(config) => Box::new(batch::BatchProcessor::new(config, telemetry.batch_processor(id))),
     }
 }

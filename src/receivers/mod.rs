@@ -37,8 +37,6 @@ pub async fn start(
     tracker: &tokio_util::task::TaskTracker,
 ) -> Result<(), StartError> {
     match config {
-        ReceiverConfig::Otlp(config) => {
-            otlp::start(id, config, consumers, telemetry, stop, tracker).await
-        }
+        ReceiverConfig::Otlp(config) => otlp::start(id, config, consumers, telemetry, stop, tracker).await,
     }
 }

@@ -44,7 +44,9 @@ pub enum MetricsLevel {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsTelemetryConfig {
-    /// `none` turns the endpoint off. Default `normal`.
+    /// Default `normal`.
+    /// Only `none` changes anything today: it turns the endpoint off. `basic`,
+    /// `normal` and `detailed` all serve every metric listed in README.md.
     #[serde(default)]
     pub level: MetricsLevel,
     /// Where `/metrics` is served. Default `127.0.0.1:8888`.
@@ -54,10 +56,7 @@ pub struct MetricsTelemetryConfig {
 
 impl Default for MetricsTelemetryConfig {
     fn default() -> Self {
-        MetricsTelemetryConfig {
-            level: MetricsLevel::default(),
-            address: default_metrics_address(),
-        }
+        MetricsTelemetryConfig { level: MetricsLevel::default(), address: default_metrics_address() }
     }
 }
 
@@ -86,10 +85,7 @@ pub struct LogsTelemetryConfig {
 
 impl Default for LogsTelemetryConfig {
     fn default() -> Self {
-        LogsTelemetryConfig {
-            level: default_log_level(),
-            encoding: LogEncoding::default(),
-        }
+        LogsTelemetryConfig { level: default_log_level(), encoding: LogEncoding::default() }
     }
 }
 
@@ -114,15 +110,11 @@ struct ProcessorLabels {
 }
 
 /// One counter family per signal, named `<prefix>_<spans|metric_points|log_records>`.
-struct PerSignal<
-    L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
-> {
+struct PerSignal<L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static> {
     families: [Family<L, Counter>; 3],
 }
 
-impl<L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static>
-    PerSignal<L>
-{
+impl<L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static> PerSignal<L> {
     fn register(registry: &mut Registry, prefix: &str, help: &str) -> Self {
         let families = Signal::ALL.map(|signal| {
             let family = Family::<L, Counter>::default();
@@ -141,14 +133,6 @@ impl<L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send +
     }
 }
 
-fn signal_index(signal: Signal) -> usize {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
-    }
-}
-
 /// A receiver's counters for one transport.
 #[derive(Clone)]
 pub struct ReceiverMetrics {
@@ -158,10 +142,10 @@ pub struct ReceiverMetrics {
 
 impl ReceiverMetrics {
     pub fn accepted(&self, signal: Signal) -> &Counter {
-        &self.accepted[signal_index(signal)]
+        &self.accepted[signal.index()]
     }
     pub fn refused(&self, signal: Signal) -> &Counter {
-        &self.refused[signal_index(signal)]
+        &self.refused[signal.index()]
     }
 }
 
@@ -176,16 +160,16 @@ pub struct ExporterMetrics {
 
 impl ExporterMetrics {
     pub fn sent(&self, signal: Signal) -> &Counter {
-        &self.sent[signal_index(signal)]
+        &self.sent[signal.index()]
     }
     pub fn send_failed(&self, signal: Signal) -> &Counter {
-        &self.failed[signal_index(signal)]
+        &self.failed[signal.index()]
     }
 }
 
 const BATCH_SIZE_BUCKETS: [f64; 22] = [
-    10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0,
-    6000.0, 7000.0, 8000.0, 9000.0, 10000.0, 20000.0, 30000.0, 50000.0, 100000.0,
+    10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 7000.0, 8000.0,
+    9000.0, 10000.0, 20000.0, 30000.0, 50000.0, 100000.0,
 ];
 
 fn batch_size_histogram() -> Histogram {
@@ -262,10 +246,7 @@ impl Telemetry {
     }
 
     pub fn receiver(&self, id: &ComponentId, transport: &str) -> ReceiverMetrics {
-        let labels = ReceiverLabels {
-            receiver: id.to_string(),
-            transport: transport.to_string(),
-        };
+        let labels = ReceiverLabels { receiver: id.to_string(), transport: transport.to_string() };
         ReceiverMetrics {
             accepted: self.receiver_accepted.counters(&labels),
             refused: self.receiver_refused.counters(&labels),
@@ -273,9 +254,7 @@ impl Telemetry {
     }
 
     pub fn exporter(&self, id: &ComponentId) -> ExporterMetrics {
-        let labels = ExporterLabels {
-            exporter: id.to_string(),
-        };
+        let labels = ExporterLabels { exporter: id.to_string() };
         ExporterMetrics {
             sent: self.exporter_sent.counters(&labels),
             failed: self.exporter_failed.counters(&labels),
@@ -285,11 +264,7 @@ impl Telemetry {
     }
 
     pub fn batch_processor(&self, id: &ComponentId) -> Histogram {
-        self.batch_send_size
-            .get_or_create(&ProcessorLabels {
-                processor: id.to_string(),
-            })
-            .clone()
+        self.batch_send_size.get_or_create(&ProcessorLabels { processor: id.to_string() }).clone()
     }
 
     /// The whole registry in the OpenMetrics text format, process figures refreshed.
@@ -303,11 +278,7 @@ impl Telemetry {
 }
 
 /// Serves `GET /metrics` until `cancel`.
-pub async fn serve(
-    telemetry: Arc<Telemetry>,
-    listener: tokio::net::TcpListener,
-    cancel: CancellationToken,
-) {
+pub async fn serve(telemetry: Arc<Telemetry>, listener: tokio::net::TcpListener, cancel: CancellationToken) {
     let handler = move |request: hyper::Request<hyper::body::Incoming>, _peer| {
         let telemetry = telemetry.clone();
         async move { metrics_response(&telemetry, request.method(), request.uri().path()) }
@@ -317,10 +288,7 @@ pub async fn serve(
 
 fn metrics_response(telemetry: &Telemetry, method: &http::Method, path: &str) -> HttpResponse {
     if path != "/metrics" {
-        return net::text_response(
-            http::StatusCode::NOT_FOUND,
-            "not found; self-metrics are at /metrics\n",
-        );
+        return net::text_response(http::StatusCode::NOT_FOUND, "not found; self-metrics are at /metrics\n");
     }
     if method != http::Method::GET && method != http::Method::HEAD {
         return net::text_response(http::StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
@@ -328,9 +296,7 @@ fn metrics_response(telemetry: &Telemetry, method: &http::Method, path: &str) ->
     let mut response = net::text_response(http::StatusCode::OK, telemetry.encode());
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        ),
+        http::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     response
 }

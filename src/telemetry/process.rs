@@ -23,11 +23,7 @@ impl ProcessMetrics {
             cpu_seconds: Counter::default(),
             memory_rss: Gauge::default(),
         };
-        registry.register(
-            "otelcol_process_uptime",
-            "Uptime of the process in seconds",
-            metrics.uptime.clone(),
-        );
+        registry.register("otelcol_process_uptime", "Uptime of the process in seconds", metrics.uptime.clone());
         registry.register(
             "otelcol_process_cpu_seconds",
             "Total CPU user and system time in seconds",
@@ -72,18 +68,10 @@ pub(crate) fn read_self_usage() -> Option<Usage> {
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let rss_kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
+    let rss_kib: u64 =
+        status.lines().find_map(|line| line.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()?;
     // USER_HZ is 100 on every Linux architecture ocelot targets.
-    Some(Usage {
-        cpu_seconds: ticks as f64 / 100.0,
-        rss_bytes: rss_kib * 1024,
-    })
+    Some(Usage { cpu_seconds: ticks as f64 / 100.0, rss_bytes: rss_kib * 1024 })
 }
 
 #[cfg(test)]

@@ -32,8 +32,7 @@ impl Agent {
     }
 
     pub fn start_with_args(config: &str, args: &[&str]) -> Agent {
-        Self::try_start_with_args(config, args)
-            .unwrap_or_else(|e| panic!("ocelot did not start: {e}"))
+        Self::try_start_with_args(config, args).unwrap_or_else(|e| panic!("ocelot did not start: {e}"))
     }
 
     pub fn try_start_with_args(config: &str, args: &[&str]) -> Result<Agent, String> {
@@ -76,22 +75,14 @@ impl Agent {
                 return Err(format!("exited with {status}; logs:\n{}", agent.log_text()));
             }
             if started.elapsed() > Duration::from_secs(20) {
-                return Err(format!(
-                    "not running after 20s; logs:\n{}",
-                    agent.log_text()
-                ));
+                return Err(format!("not running after 20s; logs:\n{}", agent.log_text()));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     pub fn find_log(&self, message: &str) -> Option<serde_json::Value> {
-        self.logs
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|v| v["fields"]["message"].as_str() == Some(message))
-            .cloned()
+        self.logs.lock().unwrap().iter().find(|v| v["fields"]["message"].as_str() == Some(message)).cloned()
     }
 
     pub fn count_logs(&self, message_part: &str) -> usize {
@@ -99,21 +90,12 @@ impl Agent {
             .lock()
             .unwrap()
             .iter()
-            .filter(|v| {
-                v["fields"]["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains(message_part))
-            })
+            .filter(|v| v["fields"]["message"].as_str().is_some_and(|m| m.contains(message_part)))
             .count()
     }
 
     pub fn log_text(&self) -> String {
-        self.logs
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|v| format!("{v}\n"))
-            .collect()
+        self.logs.lock().unwrap().iter().map(|v| format!("{v}\n")).collect()
     }
 
     /// The address a receiver or server logged, e.g. ("OTLP/gRPC listening.", "otlp").
@@ -124,8 +106,7 @@ impl Agent {
             .find(|v| {
                 v["fields"]["message"].as_str() == Some(message)
                     && id.is_none_or(|id| {
-                        v["fields"]["receiver"].as_str() == Some(id)
-                            || v["fields"]["extension"].as_str() == Some(id)
+                        v["fields"]["receiver"].as_str() == Some(id) || v["fields"]["extension"].as_str() == Some(id)
                     })
             })
             .unwrap_or_else(|| panic!("no `{message}` in the logs"));
@@ -169,10 +150,7 @@ impl Agent {
             }
             if started.elapsed() > Duration::from_secs(30) {
                 let _ = self.child.kill();
-                panic!(
-                    "ocelot did not exit within 30s of SIGTERM; logs:\n{}",
-                    self.log_text()
-                );
+                panic!("ocelot did not exit within 30s of SIGTERM; logs:\n{}", self.log_text());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -187,11 +165,7 @@ impl Drop for Agent {
 }
 
 pub fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
+    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().unwrap();
     assert!(status.success());
 }
 
@@ -205,19 +179,14 @@ pub fn parse_metric(text: &str, name: &str, labels: &str) -> f64 {
                 Some((n, rest)) => (n, rest),
                 None => (series, ""),
             };
-            (series_name == name && series_labels.contains(labels))
-                .then(|| value.parse::<f64>().ok())?
+            (series_name == name && series_labels.contains(labels)).then(|| value.parse::<f64>().ok())?
         })
         .sum()
 }
 
 /// A free port on 127.0.0.1, for a server a config must name before it starts.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub type Headers = BTreeMap<String, String>;
@@ -231,13 +200,9 @@ pub fn http_request(
     body: &[u8],
 ) -> (u16, Headers, Vec<u8>) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -254,12 +219,7 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, Headers, Vec<u8>) {
     http_request(addr, "GET", path, &[], &[])
 }
 
-pub fn http_post(
-    addr: SocketAddr,
-    path: &str,
-    content_type: &str,
-    body: &[u8],
-) -> (u16, Headers, Vec<u8>) {
+pub fn http_post(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> (u16, Headers, Vec<u8>) {
     http_request(addr, "POST", path, &[("Content-Type", content_type)], body)
 }
 
@@ -270,27 +230,14 @@ fn parse_response(response: &[u8]) -> (u16, Headers, Vec<u8>) {
         .unwrap_or_else(|| panic!("no HTTP response: {:?}", String::from_utf8_lossy(response)));
     let head = String::from_utf8_lossy(&response[..split]).to_string();
     let mut lines = head.lines();
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let status: u16 = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
     let headers: Headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let raw = &response[split + 4..];
-    let body = if headers
-        .get("transfer-encoding")
-        .is_some_and(|v| v == "chunked")
-    {
-        dechunk(raw)
-    } else {
-        raw.to_vec()
-    };
+    let body =
+        if headers.get("transfer-encoding").is_some_and(|v| v == "chunked") { dechunk(raw) } else { raw.to_vec() };
     (status, headers, body)
 }
 
@@ -300,8 +247,7 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
         let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") else {
             return out;
         };
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&raw[..eol]).trim(), 16).unwrap_or(0);
+        let size = usize::from_str_radix(String::from_utf8_lossy(&raw[..eol]).trim(), 16).unwrap_or(0);
         if size == 0 {
             return out;
         }
@@ -326,10 +272,7 @@ pub fn read_json_lines(path: &Path) -> Vec<serde_json::Value> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
     };
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// Log record bodies (string values) in file-exporter output, in order.
@@ -339,12 +282,7 @@ pub fn log_bodies(lines: &[serde_json::Value]) -> Vec<String> {
         for rl in line["resourceLogs"].as_array().into_iter().flatten() {
             for sl in rl["scopeLogs"].as_array().into_iter().flatten() {
                 for lr in sl["logRecords"].as_array().into_iter().flatten() {
-                    out.push(
-                        lr["body"]["stringValue"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                    );
+                    out.push(lr["body"]["stringValue"].as_str().unwrap_or_default().to_string());
                 }
             }
         }

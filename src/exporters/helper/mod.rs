@@ -34,19 +34,11 @@ pub struct ExportError {
 
 impl ExportError {
     pub fn retryable(message: impl Into<String>) -> ExportError {
-        ExportError {
-            retryable: true,
-            retry_after: None,
-            message: message.into(),
-        }
+        ExportError { retryable: true, retry_after: None, message: message.into() }
     }
 
     pub fn permanent(message: impl Into<String>) -> ExportError {
-        ExportError {
-            retryable: false,
-            retry_after: None,
-            message: message.into(),
-        }
+        ExportError { retryable: false, retry_after: None, message: message.into() }
     }
 }
 
@@ -73,21 +65,17 @@ pub struct QueueConfig {
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        QueueConfig {
-            enabled: true,
-            num_consumers: default_num_consumers(),
-            queue_size: default_queue_size(),
-        }
+        QueueConfig { enabled: true, num_consumers: default_num_consumers(), queue_size: default_queue_size() }
     }
 }
 
 impl QueueConfig {
     pub fn validate(&self) -> Result<(), String> {
-        if self.enabled && self.queue_size == 0 {
-            return Err("sending_queue.queue_size must be at least 1".into());
+        if !(1..=MAX_QUEUE_SIZE).contains(&self.queue_size) {
+            return Err(format!("sending_queue.queue_size must be between 1 and {MAX_QUEUE_SIZE}"));
         }
-        if self.enabled && self.num_consumers == 0 {
-            return Err("sending_queue.num_consumers must be at least 1".into());
+        if !(1..=MAX_CONSUMERS).contains(&self.num_consumers) {
+            return Err(format!("sending_queue.num_consumers must be between 1 and {MAX_CONSUMERS}"));
         }
         Ok(())
     }
@@ -100,6 +88,11 @@ impl QueueConfig {
         if self.enabled { self.num_consumers } else { 1 }
     }
 }
+
+/// Batches one queue may hold; a bound on memory as much as a sanity check.
+const MAX_QUEUE_SIZE: usize = 1_000_000;
+/// Exports one exporter may run at once.
+const MAX_CONSUMERS: usize = 10_000;
 
 pub(crate) fn default_true() -> bool {
     true
@@ -125,16 +118,9 @@ pub struct ExporterSettings {
 
 /// Starts the queue and its consumers; returns the queue's sending end. The exporter
 /// finishes once every sender is dropped and the queue is drained.
-pub fn spawn<E: Export>(
-    exporter: E,
-    settings: ExporterSettings,
-    tracker: &TaskTracker,
-) -> mpsc::Sender<Batch> {
+pub fn spawn<E: Export>(exporter: E, settings: ExporterSettings, tracker: &TaskTracker) -> mpsc::Sender<Batch> {
     let (tx, rx) = mpsc::channel(settings.queue.capacity());
-    settings
-        .metrics
-        .queue_capacity
-        .set(settings.queue.capacity() as i64);
+    settings.metrics.queue_capacity.set(settings.queue.capacity() as i64);
     let inner = tracker.clone();
     tracker.spawn(dispatch(Arc::new(exporter), Arc::new(settings), rx, inner));
     tx
@@ -195,15 +181,20 @@ async fn send_with_retry<E: Export>(exporter: &E, batch: Batch, settings: &Expor
             error!(exporter = %id, %signal, items, "Shutdown deadline passed before this batch was exported; dropping data.");
             return;
         }
-        let attempt = exporter.export(&batch.payload);
-        let result = match settings.timeout {
-            Some(limit) => match tokio::time::timeout(limit, attempt).await {
-                Ok(result) => result,
-                Err(_) => Err(ExportError::retryable(format!(
-                    "export timed out after {limit:?}"
-                ))),
-            },
-            None => attempt.await,
+        let attempt = async {
+            match settings.timeout {
+                Some(limit) => match tokio::time::timeout(limit, exporter.export(&batch.payload)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(ExportError::retryable(format!("export timed out after {limit:?}"))),
+                },
+                None => exporter.export(&batch.payload).await,
+            }
+        };
+        // An attempt in flight at the shutdown deadline is abandoned too.
+        let result = tokio::select! {
+            biased;
+            _ = settings.give_up.cancelled() => Err(ExportError::retryable("the shutdown deadline passed during the export")),
+            result = attempt => result,
         };
         let error = match result {
             Ok(()) => {
@@ -212,29 +203,19 @@ async fn send_with_retry<E: Export>(exporter: &E, batch: Batch, settings: &Expor
             }
             Err(error) => error,
         };
-        let delay = match (
-            error.retryable && settings.retry.enabled,
-            backoff.next_delay(started.elapsed(), error.retry_after),
-        ) {
-            (true, Some(delay)) => delay,
-            (true, None) => {
-                settings.metrics.send_failed(signal).inc_by(items);
-                batch.fail();
-                error!(exporter = %id, %signal, items, error = %error, elapsed = ?started.elapsed(),
-                    "Export failed and retry_on_failure.max_elapsed_time has passed; dropping data.");
-                return;
-            }
-            (false, _) => {
-                settings.metrics.send_failed(signal).inc_by(items);
-                batch.fail();
-                let reason = if error.retryable {
-                    "retry_on_failure is disabled"
-                } else {
-                    "the error is permanent"
-                };
-                error!(exporter = %id, %signal, items, error = %error, "Export failed and {reason}; dropping data.");
-                return;
-            }
+        if !(error.retryable && settings.retry.enabled) {
+            settings.metrics.send_failed(signal).inc_by(items);
+            batch.fail();
+            let reason = if error.retryable { "retry_on_failure is disabled" } else { "the error is permanent" };
+            error!(exporter = %id, %signal, items, error = %error, "Export failed and {reason}; dropping data.");
+            return;
+        }
+        let Some(delay) = backoff.next_delay(started.elapsed(), error.retry_after) else {
+            settings.metrics.send_failed(signal).inc_by(items);
+            batch.fail();
+            error!(exporter = %id, %signal, items, error = %error, elapsed = ?started.elapsed(),
+                "Export failed and retry_on_failure.max_elapsed_time has passed; dropping data.");
+            return;
         };
         warn!(exporter = %id, %signal, items, error = %error, retry_in = ?delay, "Export failed, retrying.");
         tokio::select! {

@@ -59,10 +59,8 @@ fn default_randomization_factor() -> f64 {
 }
 
 impl RetryConfig {
+    /// Checked even when disabled: a value that is wrong now is wrong when enabled.
     pub fn validate(&self) -> Result<(), String> {
-        if !self.enabled {
-            return Ok(());
-        }
         if self.initial_interval.0.is_zero() {
             return Err("retry_on_failure.initial_interval must be more than 0".into());
         }
@@ -79,10 +77,7 @@ impl RetryConfig {
     }
 
     pub(crate) fn backoff(&self) -> Backoff {
-        Backoff {
-            config: self.clone(),
-            interval: self.initial_interval.0,
-        }
+        Backoff { config: self.clone(), interval: self.initial_interval.0 }
     }
 }
 
@@ -93,22 +88,15 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     /// The wait before the next attempt, or `None` once `max_elapsed_time` would pass.
-    /// A server's `Retry-After` replaces the computed wait.
-    pub(crate) fn next_delay(
-        &mut self,
-        elapsed: Duration,
-        retry_after: Option<Duration>,
-    ) -> Option<Duration> {
+    /// A server's `Retry-After` is a floor: the wait is the longer of the two.
+    pub(crate) fn next_delay(&mut self, elapsed: Duration, retry_after: Option<Duration>) -> Option<Duration> {
         let spread = self.config.randomization_factor * self.interval.as_secs_f64();
         let jittered = self.interval.as_secs_f64() - spread + fastrand::f64() * 2.0 * spread;
         let mut delay = Duration::from_secs_f64(jittered.max(0.0));
         if let Some(hint) = retry_after {
-            delay = hint;
+            delay = delay.max(hint);
         }
-        self.interval = self
-            .interval
-            .mul_f64(self.config.multiplier)
-            .min(self.config.max_interval.0);
+        self.interval = self.interval.mul_f64(self.config.multiplier).min(self.config.max_interval.0);
         let limit = self.config.max_elapsed_time.0;
         if !limit.is_zero() && elapsed + delay > limit {
             return None;
@@ -132,47 +120,26 @@ mod tests {
             ..RetryConfig::default()
         };
         let mut b = config.backoff();
-        assert_eq!(
-            b.next_delay(Duration::ZERO, None),
-            Some(Duration::from_secs(1))
-        );
-        assert_eq!(
-            b.next_delay(Duration::from_secs(1), None),
-            Some(Duration::from_secs(2))
-        );
-        assert_eq!(
-            b.next_delay(Duration::from_secs(3), None),
-            Some(Duration::from_secs(3))
-        );
-        assert_eq!(
-            b.next_delay(Duration::from_secs(6), None),
-            Some(Duration::from_secs(3))
-        );
+        assert_eq!(b.next_delay(Duration::ZERO, None), Some(Duration::from_secs(1)));
+        assert_eq!(b.next_delay(Duration::from_secs(1), None), Some(Duration::from_secs(2)));
+        assert_eq!(b.next_delay(Duration::from_secs(3), None), Some(Duration::from_secs(3)));
+        assert_eq!(b.next_delay(Duration::from_secs(6), None), Some(Duration::from_secs(3)));
         assert_eq!(b.next_delay(Duration::from_secs(9), None), None);
     }
 
     #[test]
     fn retry_after_wins() {
         let mut b = RetryConfig::default().backoff();
-        assert_eq!(
-            b.next_delay(Duration::ZERO, Some(Duration::from_secs(7))),
-            Some(Duration::from_secs(7))
-        );
+        assert_eq!(b.next_delay(Duration::ZERO, Some(Duration::from_secs(7))), Some(Duration::from_secs(7)));
     }
 
     #[test]
     fn jitter_stays_within_the_factor() {
-        let config = RetryConfig {
-            max_elapsed_time: ConfigDuration(Duration::ZERO),
-            ..RetryConfig::default()
-        };
+        let config = RetryConfig { max_elapsed_time: ConfigDuration(Duration::ZERO), ..RetryConfig::default() };
         for _ in 0..100 {
             let mut b = config.backoff();
             let d = b.next_delay(Duration::ZERO, None).unwrap();
-            assert!(
-                d >= Duration::from_millis(2500) && d <= Duration::from_millis(7500),
-                "{d:?}"
-            );
+            assert!(d >= Duration::from_millis(2500) && d <= Duration::from_millis(7500), "{d:?}");
         }
     }
 }

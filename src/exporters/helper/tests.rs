@@ -38,11 +38,7 @@ impl Export for Arc<Flaky> {
         tokio::time::sleep(self.hold).await;
         self.running.fetch_sub(1, Ordering::SeqCst);
         let attempt = self.attempts.fetch_add(1, Ordering::SeqCst);
-        if attempt < self.failures {
-            Err(self.error.clone())
-        } else {
-            Ok(())
-        }
+        if attempt < self.failures { Err(self.error.clone()) } else { Ok(()) }
     }
 }
 
@@ -106,15 +102,8 @@ async fn retry_disabled_fails_at_once() {
     let telemetry = Telemetry::new();
     let exporter = Flaky::new(1, ExportError::retryable("503"));
     let tracker = TaskTracker::new();
-    let retry = RetryConfig {
-        enabled: false,
-        ..RetryConfig::default()
-    };
-    let tx = spawn(
-        exporter.clone(),
-        settings(&telemetry, QueueConfig::default(), retry),
-        &tracker,
-    );
+    let retry = RetryConfig { enabled: false, ..RetryConfig::default() };
+    let tx = spawn(exporter.clone(), settings(&telemetry, QueueConfig::default(), retry), &tracker);
     let (ack, waiter) = Ack::new();
     tx.send(Batch::with_ack(logs(&[&[1]]), ack)).await.unwrap();
     assert_eq!(waiter.wait().await, AckOutcome::Failed);
@@ -129,10 +118,7 @@ async fn give_up_drops_what_is_left() {
     let s = settings(
         &telemetry,
         QueueConfig::default(),
-        RetryConfig {
-            max_elapsed_time: ConfigDuration::from_secs(0),
-            ..fast_retry()
-        },
+        RetryConfig { max_elapsed_time: ConfigDuration::from_secs(0), ..fast_retry() },
     );
     let give_up = s.give_up.clone();
     let metrics = s.metrics.clone();
@@ -156,11 +142,7 @@ async fn consumers_bound_concurrency_and_the_queue_reports_capacity() {
         ..Arc::into_inner(Flaky::new(0, ExportError::permanent(""))).unwrap()
     });
     let tracker = TaskTracker::new();
-    let queue = QueueConfig {
-        enabled: true,
-        num_consumers: 3,
-        queue_size: 7,
-    };
+    let queue = QueueConfig { enabled: true, num_consumers: 3, queue_size: 7 };
     let s = settings(&telemetry, queue, fast_retry());
     let metrics = s.metrics.clone();
     let tx = spawn(exporter.clone(), s, &tracker);

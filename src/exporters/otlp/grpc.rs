@@ -27,8 +27,7 @@ pub fn endpoint_uri(endpoint: &str, tls: &TlsClientConfig) -> Result<String, Str
     } else {
         format!("https://{endpoint}")
     };
-    uri.parse::<http::Uri>()
-        .map_err(|e| format!("endpoint `{endpoint}` is not a valid address: {e}"))?;
+    uri.parse::<http::Uri>().map_err(|e| format!("endpoint `{endpoint}` is not a valid address: {e}"))?;
     Ok(uri)
 }
 
@@ -40,17 +39,10 @@ pub struct OtlpGrpcExporter {
 
 impl OtlpGrpcExporter {
     pub fn new(config: &OtlpGrpcExporterConfig) -> Result<OtlpGrpcExporter, BuildError> {
-        let uri =
-            endpoint_uri(&config.endpoint, &config.tls).map_err(|reason| BuildError::Endpoint {
-                endpoint: config.endpoint.clone(),
-                reason,
-            })?;
-        let bad_endpoint = |reason: String| BuildError::Endpoint {
-            endpoint: config.endpoint.clone(),
-            reason,
-        };
-        let mut endpoint =
-            Endpoint::from_shared(uri.clone()).map_err(|e| bad_endpoint(e.to_string()))?;
+        let uri = endpoint_uri(&config.endpoint, &config.tls)
+            .map_err(|reason| BuildError::Endpoint { endpoint: config.endpoint.clone(), reason })?;
+        let bad_endpoint = |reason: String| BuildError::Endpoint { endpoint: config.endpoint.clone(), reason };
+        let mut endpoint = Endpoint::from_shared(uri.clone()).map_err(|e| bad_endpoint(e.to_string()))?;
         if uri.starts_with("https://") {
             let mut tls = ClientTlsConfig::new().with_native_roots();
             if let Some(ca) = config.tls.read_ca()? {
@@ -62,21 +54,18 @@ impl OtlpGrpcExporter {
             if let Some(name) = &config.tls.server_name_override {
                 tls = tls.domain_name(name.clone());
             }
-            endpoint = endpoint
-                .tls_config(tls)
-                .map_err(|e| bad_endpoint(e.to_string()))?;
+            endpoint = endpoint.tls_config(tls).map_err(|e| bad_endpoint(e.to_string()))?;
         }
-        let channel = endpoint
-            .connect_timeout(config.timeout.0)
-            .tcp_nodelay(true)
-            .connect_lazy();
+        if !config.timeout.0.is_zero() {
+            endpoint = endpoint.connect_timeout(config.timeout.0);
+        }
+        let channel = endpoint.tcp_nodelay(true).connect_lazy();
         let mut metadata = MetadataMap::new();
         for (name, value) in &config.headers {
             // Both were checked in validate(); a failure here would be a bug, so skip.
-            if let (Ok(key), Ok(value)) = (
-                name.to_ascii_lowercase().parse::<AsciiMetadataKey>(),
-                value.parse::<AsciiMetadataValue>(),
-            ) {
+            if let (Ok(key), Ok(value)) =
+                (name.to_ascii_lowercase().parse::<AsciiMetadataKey>(), value.parse::<AsciiMetadataValue>())
+            {
                 metadata.insert(key, value);
             }
         }
@@ -85,11 +74,7 @@ impl OtlpGrpcExporter {
             Compression::Zstd => Some(CompressionEncoding::Zstd),
             Compression::None => None,
         };
-        Ok(OtlpGrpcExporter {
-            channel,
-            metadata,
-            compression,
-        })
+        Ok(OtlpGrpcExporter { channel, metadata, compression })
     }
 
     async fn unary<Resp: prost::Message + Default + Send + 'static>(
@@ -101,18 +86,12 @@ impl OtlpGrpcExporter {
         if let Some(encoding) = self.compression {
             grpc = grpc.send_compressed(encoding);
         }
-        grpc = grpc
-            .accept_compressed(CompressionEncoding::Gzip)
-            .accept_compressed(CompressionEncoding::Zstd);
-        grpc.ready()
-            .await
-            .map_err(|e| Status::unavailable(format!("connection not ready: {e}")))?;
+        grpc = grpc.accept_compressed(CompressionEncoding::Gzip).accept_compressed(CompressionEncoding::Zstd);
+        grpc.ready().await.map_err(|e| Status::unavailable(format!("connection not ready: {e}")))?;
         let mut request = tonic::Request::new(body);
         *request.metadata_mut() = self.metadata.clone();
         let path = http::uri::PathAndQuery::from_static(path);
-        let response = grpc
-            .unary(request, path, ClientCodec::<Resp>::default())
-            .await?;
+        let response = grpc.unary(request, path, ClientCodec::<Resp>::default()).await?;
         Ok(response.into_inner())
     }
 }
@@ -120,37 +99,20 @@ impl OtlpGrpcExporter {
 impl Export for OtlpGrpcExporter {
     async fn export(&self, payload: &Payload) -> Result<(), ExportError> {
         let body = Bytes::from(to_proto(payload));
+        let path = payload.signal().grpc_path();
         let rejected = match payload {
             Payload::Traces(_) => self
-                .unary::<ExportTraceServiceResponse>(
-                    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-                    body,
-                )
+                .unary::<ExportTraceServiceResponse>(path, body)
                 .await
-                .map(|r| {
-                    r.partial_success
-                        .map(|p| (p.rejected_spans, p.error_message))
-                }),
+                .map(|r| r.partial_success.map(|p| (p.rejected_spans, p.error_message))),
             Payload::Metrics(_) => self
-                .unary::<ExportMetricsServiceResponse>(
-                    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-                    body,
-                )
+                .unary::<ExportMetricsServiceResponse>(path, body)
                 .await
-                .map(|r| {
-                    r.partial_success
-                        .map(|p| (p.rejected_data_points, p.error_message))
-                }),
+                .map(|r| r.partial_success.map(|p| (p.rejected_data_points, p.error_message))),
             Payload::Logs(_) => self
-                .unary::<ExportLogsServiceResponse>(
-                    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-                    body,
-                )
+                .unary::<ExportLogsServiceResponse>(path, body)
                 .await
-                .map(|r| {
-                    r.partial_success
-                        .map(|p| (p.rejected_log_records, p.error_message))
-                }),
+                .map(|r| r.partial_success.map(|p| (p.rejected_log_records, p.error_message))),
         }
         .map_err(classify_status)?;
         if let Some((count, message)) = rejected.filter(|(count, _)| *count > 0) {
@@ -161,17 +123,45 @@ impl Export for OtlpGrpcExporter {
     }
 }
 
-/// Retryable gRPC codes per the OTLP specification.
+/// Retryable gRPC codes per the OTLP specification. `RESOURCE_EXHAUSTED` is retried
+/// only when the server says when (`RetryInfo`), and that delay is honoured.
 pub fn classify_status(status: Status) -> ExportError {
     let message = format!("gRPC {:?}: {}", status.code(), status.message());
+    let retry_after = crate::pdata::grpc::retry_delay(&status);
     match status.code() {
         Code::Cancelled
         | Code::DeadlineExceeded
-        | Code::ResourceExhausted
         | Code::Aborted
         | Code::OutOfRange
         | Code::Unavailable
-        | Code::DataLoss => ExportError::retryable(message),
+        | Code::DataLoss => ExportError { retryable: true, retry_after, message },
+        Code::ResourceExhausted if retry_after.is_some() => ExportError { retryable: true, retry_after, message },
         _ => ExportError::permanent(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified_as_the_otlp_specification_says() {
+        for code in [Code::Unavailable, Code::DeadlineExceeded, Code::Aborted, Code::Cancelled, Code::DataLoss] {
+            assert!(classify_status(Status::new(code, "")).retryable, "{code:?}");
+        }
+        for code in [Code::InvalidArgument, Code::PermissionDenied, Code::Unauthenticated, Code::Unimplemented] {
+            assert!(!classify_status(Status::new(code, "")).retryable, "{code:?}");
+        }
+        // RESOURCE_EXHAUSTED without RetryInfo is permanent.
+        assert!(!classify_status(Status::resource_exhausted("full")).retryable);
+    }
+
+    #[test]
+    fn endpoints_get_the_scheme_tls_asks_for() {
+        let tls = TlsClientConfig::default();
+        assert_eq!(endpoint_uri("backend:4317", &tls).unwrap(), "https://backend:4317");
+        let insecure = TlsClientConfig { insecure: true, ..TlsClientConfig::default() };
+        assert_eq!(endpoint_uri("backend:4317", &insecure).unwrap(), "http://backend:4317");
+        assert_eq!(endpoint_uri("http://backend:4317", &tls).unwrap(), "http://backend:4317");
     }
 }

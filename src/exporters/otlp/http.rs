@@ -31,8 +31,7 @@ pub fn signal_url(config: &OtlpHttpExporterConfig, signal: Signal) -> Result<htt
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(format!("`{url}` must start with http:// or https://"));
     }
-    url.parse()
-        .map_err(|e| format!("`{url}` is not a valid URL: {e}"))
+    url.parse().map_err(|e| format!("`{url}` is not a valid URL: {e}"))
 }
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -56,39 +55,31 @@ impl OtlpHttpExporter {
                 reason,
             })
         };
-        let urls = [
-            url(Signal::Traces)?,
-            url(Signal::Metrics)?,
-            url(Signal::Logs)?,
-        ];
+        let urls = [url(Signal::Traces)?, url(Signal::Metrics)?, url(Signal::Logs)?];
         let tls = config.tls.rustls_config()?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.timeout.0));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config((*tls).clone())
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
+        http.set_connect_timeout((!config.timeout.0.is_zero()).then_some(config.timeout.0));
+        let mut builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config((*tls).clone()).https_or_http();
+        if let Some(name) = &config.tls.server_name_override {
+            let name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| BuildError::Endpoint {
+                endpoint: config.endpoint.clone().unwrap_or_default(),
+                reason: format!("tls.server_name_override `{name}`: {e}"),
+            })?;
+            builder = builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
+        }
+        let connector = builder.enable_http1().enable_http2().wrap_connector(http);
         let client = Client::builder(TokioExecutor::new()).build(connector);
         let mut headers = http::HeaderMap::new();
         for (name, value) in &config.headers {
-            if let (Ok(name), Ok(value)) = (
-                http::HeaderName::from_bytes(name.as_bytes()),
-                http::HeaderValue::from_str(value),
-            ) {
+            if let (Ok(name), Ok(value)) =
+                (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_str(value))
+            {
                 headers.insert(name, value);
             }
         }
-        Ok(OtlpHttpExporter {
-            client,
-            urls,
-            headers,
-            compression: config.compression,
-            encoding: config.encoding,
-        })
+        Ok(OtlpHttpExporter { client, urls, headers, compression: config.compression, encoding: config.encoding })
     }
 }
 
@@ -96,18 +87,14 @@ fn compress(compression: Compression, body: Vec<u8>) -> Result<Vec<u8>, ExportEr
     match compression {
         Compression::None => Ok(body),
         Compression::Gzip => {
-            let mut encoder = flate2::write::GzEncoder::new(
-                Vec::with_capacity(body.len() / 4),
-                flate2::Compression::fast(),
-            );
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
             encoder
                 .write_all(&body)
                 .and_then(|_| encoder.finish())
                 .map_err(|e| ExportError::permanent(format!("gzip: {e}")))
         }
-        Compression::Zstd => {
-            zstd::bulk::compress(&body, 1).map_err(|e| ExportError::permanent(format!("zstd: {e}")))
-        }
+        Compression::Zstd => zstd::bulk::compress(&body, 1).map_err(|e| ExportError::permanent(format!("zstd: {e}"))),
     }
 }
 
@@ -119,7 +106,7 @@ impl Export for OtlpHttpExporter {
             Encoding::Json => (json::to_json_line(payload).into_bytes(), "application/json"),
         };
         let body = compress(self.compression, body)?;
-        let url = &self.urls[Signal::ALL.iter().position(|s| *s == signal).unwrap_or(0)];
+        let url = &self.urls[signal.index()];
         let mut request = http::Request::post(url.clone())
             .header(http::header::CONTENT_TYPE, content_type)
             .body(Full::new(Bytes::from(body)))
@@ -131,22 +118,14 @@ impl Export for OtlpHttpExporter {
             Compression::None => None,
         };
         if let Some(encoding) = encoding {
-            request.headers_mut().insert(
-                http::header::CONTENT_ENCODING,
-                http::HeaderValue::from_static(encoding),
-            );
+            request.headers_mut().insert(http::header::CONTENT_ENCODING, http::HeaderValue::from_static(encoding));
         }
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| ExportError::retryable(format!("sending to {url}: {e}")))?;
+        let response =
+            self.client.request(request).await.map_err(|e| ExportError::retryable(format!("sending to {url}: {e}")))?;
         let status = response.status();
         if status.is_success() {
             // Drain the body so the connection can be reused.
-            let _ = Limited::new(response.into_body(), MAX_ERROR_BODY)
-                .collect()
-                .await;
+            let _ = Limited::new(response.into_body(), MAX_ERROR_BODY).collect().await;
             return Ok(());
         }
         let retry_after = response
@@ -155,14 +134,8 @@ impl Export for OtlpHttpExporter {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let text = match Limited::new(response.into_body(), MAX_ERROR_BODY)
-            .collect()
-            .await
-        {
-            Ok(body) => String::from_utf8_lossy(&body.to_bytes())
-                .chars()
-                .take(512)
-                .collect::<String>(),
+        let text = match Limited::new(response.into_body(), MAX_ERROR_BODY).collect().await {
+            Ok(body) => String::from_utf8_lossy(&body.to_bytes()).chars().take(512).collect::<String>(),
             Err(_) => String::new(),
         };
         let message = format!("HTTP {} from {url}: {}", status.as_u16(), text.trim());
@@ -171,17 +144,9 @@ impl Export for OtlpHttpExporter {
 }
 
 /// 429, 502, 503 and 504 are retryable; every other failure status is permanent.
-pub fn classify_status(
-    status: http::StatusCode,
-    retry_after: Option<Duration>,
-    message: String,
-) -> ExportError {
+pub fn classify_status(status: http::StatusCode, retry_after: Option<Duration>, message: String) -> ExportError {
     match status.as_u16() {
-        429 | 502 | 503 | 504 => ExportError {
-            retryable: true,
-            retry_after,
-            message,
-        },
+        429 | 502 | 503 | 504 => ExportError { retryable: true, retry_after, message },
         _ => ExportError::permanent(message),
     }
 }
@@ -198,43 +163,19 @@ mod tests {
     #[test]
     fn urls_append_the_signal_path() {
         let c = config("endpoint: http://gw:4318/\nlogs_endpoint: https://logs:443/custom\n");
-        assert_eq!(
-            signal_url(&c, Signal::Traces).unwrap().to_string(),
-            "http://gw:4318/v1/traces"
-        );
-        assert_eq!(
-            signal_url(&c, Signal::Logs).unwrap().to_string(),
-            "https://logs:443/custom"
-        );
+        assert_eq!(signal_url(&c, Signal::Traces).unwrap().to_string(), "http://gw:4318/v1/traces");
+        assert_eq!(signal_url(&c, Signal::Logs).unwrap().to_string(), "https://logs:443/custom");
         let c = config("endpoint: gw:4318\n");
-        assert!(
-            signal_url(&c, Signal::Metrics)
-                .unwrap_err()
-                .contains("http://")
-        );
+        assert!(signal_url(&c, Signal::Metrics).unwrap_err().contains("http://"));
     }
 
     #[test]
     fn statuses_are_classified() {
         for code in [429, 502, 503, 504] {
-            assert!(
-                classify_status(
-                    http::StatusCode::from_u16(code).unwrap(),
-                    None,
-                    String::new()
-                )
-                .retryable
-            );
+            assert!(classify_status(http::StatusCode::from_u16(code).unwrap(), None, String::new()).retryable);
         }
         for code in [400, 401, 403, 404, 413, 500] {
-            assert!(
-                !classify_status(
-                    http::StatusCode::from_u16(code).unwrap(),
-                    None,
-                    String::new()
-                )
-                .retryable
-            );
+            assert!(!classify_status(http::StatusCode::from_u16(code).unwrap(), None, String::new()).retryable);
         }
     }
 }

@@ -59,15 +59,11 @@ impl Validate for OtlpGrpcExporterConfig {
         grpc::endpoint_uri(&self.endpoint, &self.tls)?;
         for (name, value) in &self.headers {
             let lowercase = name.to_ascii_lowercase();
-            tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(
-                lowercase.as_bytes(),
-            )
-            .map_err(|_| format!("header name `{name}` is not valid gRPC metadata"))?;
+            tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(lowercase.as_bytes())
+                .map_err(|_| format!("header name `{name}` is not valid gRPC metadata"))?;
             value
                 .parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>()
-                .map_err(|_| {
-                    format!("header `{name}` has a value that is not valid gRPC metadata")
-                })?;
+                .map_err(|_| format!("header `{name}` has a value that is not valid gRPC metadata"))?;
         }
         self.tls.validate()?;
         self.sending_queue.validate()?;
@@ -125,9 +121,8 @@ fn default_http_timeout() -> ConfigDuration {
 
 impl Validate for OtlpHttpExporterConfig {
     fn validate(&self) -> Result<(), String> {
-        let all_signals = self.traces_endpoint.is_some()
-            && self.metrics_endpoint.is_some()
-            && self.logs_endpoint.is_some();
+        let all_signals =
+            self.traces_endpoint.is_some() && self.metrics_endpoint.is_some() && self.logs_endpoint.is_some();
         if self.endpoint.is_none() && !all_signals {
             return Err("endpoint must be set (or traces_endpoint, metrics_endpoint and logs_endpoint), such as `https://backend:4318`".into());
         }
@@ -137,8 +132,7 @@ impl Validate for OtlpHttpExporterConfig {
         for (name, value) in &self.headers {
             ::http::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("header name `{name}` is not a valid HTTP header name"))?;
-            ::http::HeaderValue::from_str(value)
-                .map_err(|_| format!("header `{name}` has an invalid value"))?;
+            ::http::HeaderValue::from_str(value).map_err(|_| format!("header `{name}` has an invalid value"))?;
         }
         self.tls.validate()?;
         self.sending_queue.validate()?;

@@ -39,7 +39,7 @@ pub struct GrpcConfig {
     /// Address to listen on, `host:port`. Default `127.0.0.1:4317`.
     #[serde(default = "default_grpc_endpoint")]
     pub endpoint: String,
-    /// Largest request accepted, in MiB, after decompression. Default 4.
+    /// Largest request accepted, in MiB, after decompression. Default 4; 0 means 4.
     #[serde(default = "default_max_recv_msg_size_mib")]
     pub max_recv_msg_size_mib: u64,
     /// Concurrent HTTP/2 streams per connection. Default: unlimited (as upstream).
@@ -48,6 +48,27 @@ pub struct GrpcConfig {
     /// TLS (and mTLS with `client_ca_file`); plain text without it.
     #[serde(default)]
     pub tls: Option<TlsServerConfig>,
+}
+
+impl GrpcConfig {
+    /// The limit in bytes, with 0 read as the default, as upstream.
+    pub fn max_message_bytes(&self) -> usize {
+        let mib =
+            if self.max_recv_msg_size_mib == 0 { default_max_recv_msg_size_mib() } else { self.max_recv_msg_size_mib };
+        (mib as usize).saturating_mul(1 << 20)
+    }
+}
+
+impl HttpConfig {
+    /// The limit in bytes, with 0 read as the default, as upstream.
+    pub fn max_body_bytes(&self) -> usize {
+        let size = if self.max_request_body_size.0 == 0 {
+            default_max_request_body_size()
+        } else {
+            self.max_request_body_size
+        };
+        size.0 as usize
+    }
 }
 
 impl Default for GrpcConfig {
@@ -67,7 +88,8 @@ pub struct HttpConfig {
     /// Address to listen on, `host:port`. Default `127.0.0.1:4318`.
     #[serde(default = "default_http_endpoint")]
     pub endpoint: String,
-    /// Largest request body accepted, before and after decompression. Default 20MiB.
+    /// Largest request body accepted, before and after decompression. Default 20MiB;
+    /// 0 means 20MiB.
     #[serde(default = "default_max_request_body_size")]
     pub max_request_body_size: ByteSize,
     /// Path for traces. Default `/v1/traces`.
@@ -127,20 +149,10 @@ impl Validate for OtlpReceiverConfig {
         }
         if let Some(grpc) = &p.grpc {
             crate::receivers::otlp::parse_endpoint(&grpc.endpoint)?;
-            if grpc.max_recv_msg_size_mib == 0 {
-                return Err("protocols.grpc.max_recv_msg_size_mib must be at least 1".into());
-            }
         }
         if let Some(http) = &p.http {
             crate::receivers::otlp::parse_endpoint(&http.endpoint)?;
-            if http.max_request_body_size.0 == 0 {
-                return Err("protocols.http.max_request_body_size must be more than 0".into());
-            }
-            for path in [
-                &http.traces_url_path,
-                &http.metrics_url_path,
-                &http.logs_url_path,
-            ] {
+            for path in [&http.traces_url_path, &http.metrics_url_path, &http.logs_url_path] {
                 if !path.starts_with('/') {
                     return Err(format!("URL path `{path}` must start with `/`"));
                 }

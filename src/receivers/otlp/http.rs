@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{HttpConfig, Intake};
 use crate::net::{self, DecompressError, HttpResponse};
+use crate::pdata::grpc::RpcStatus;
 use crate::pdata::{Signal, json};
 use crate::pipeline::Refused;
 
@@ -57,20 +58,13 @@ async fn handle(config: &HttpConfig, intake: &Intake, request: Request<Incoming>
         return net::text_response(StatusCode::NOT_FOUND, "404 page not found\n");
     };
     if request.method() != Method::POST {
-        let mut response = net::text_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "405 method not allowed, supported: [POST]\n",
-        );
-        response
-            .headers_mut()
-            .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+        let mut response =
+            net::text_response(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed, supported: [POST]\n");
+        response.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let content_type = request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let content_type =
+        request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let format = match content_type.split(';').next().unwrap_or_default().trim() {
         "application/x-protobuf" => Format::Proto,
         "application/json" => Format::Json,
@@ -78,20 +72,14 @@ async fn handle(config: &HttpConfig, intake: &Intake, request: Request<Incoming>
             return status_response(
                 Format::Json,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                &format!(
-                    "{other:?} is not a supported content type; use application/x-protobuf or application/json"
-                ),
+                &format!("{other:?} is not a supported content type; use application/x-protobuf or application/json"),
             );
         }
     };
     if intake.consumers.get(signal).is_empty() {
-        return status_response(
-            format,
-            StatusCode::NOT_FOUND,
-            &format!("this receiver is in no {signal} pipeline"),
-        );
+        return status_response(format, StatusCode::NOT_FOUND, &format!("this receiver is in no {signal} pipeline"));
     }
-    let limit = config.max_request_body_size.0 as usize;
+    let limit = config.max_body_bytes();
     let encoding = request
         .headers()
         .get(http::header::CONTENT_ENCODING)
@@ -109,18 +97,11 @@ async fn handle(config: &HttpConfig, intake: &Intake, request: Request<Incoming>
     }
     let body = match Limited::new(request.into_body(), limit).collect().await {
         Ok(body) => body.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             return too_large(format, limit);
         }
         Err(e) => {
-            return status_response(
-                format,
-                StatusCode::BAD_REQUEST,
-                &format!("reading the body failed: {e}"),
-            );
+            return status_response(format, StatusCode::BAD_REQUEST, &format!("reading the body failed: {e}"));
         }
     };
     let body = match net::decompress_body(&encoding, body, limit) {
@@ -134,11 +115,7 @@ async fn handle(config: &HttpConfig, intake: &Intake, request: Request<Incoming>
             );
         }
         Err(DecompressError::Corrupt(e)) => {
-            return status_response(
-                format,
-                StatusCode::BAD_REQUEST,
-                &format!("decompressing the body failed: {e}"),
-            );
+            return status_response(format, StatusCode::BAD_REQUEST, &format!("decompressing the body failed: {e}"));
         }
     };
     let payload = match format {
@@ -148,11 +125,7 @@ async fn handle(config: &HttpConfig, intake: &Intake, request: Request<Incoming>
     let payload = match payload {
         Ok(payload) => payload,
         Err(e) => {
-            return status_response(
-                format,
-                StatusCode::BAD_REQUEST,
-                &format!("malformed {signal} request: {e}"),
-            );
+            return status_response(format, StatusCode::BAD_REQUEST, &format!("malformed {signal} request: {e}"));
         }
     };
     match intake.accept(payload) {
@@ -163,10 +136,7 @@ async fn handle(config: &HttpConfig, intake: &Intake, request: Request<Incoming>
                 Refused::Closed => "receiver is shutting down; retry later",
             };
             let mut response = status_response(format, StatusCode::SERVICE_UNAVAILABLE, message);
-            response.headers_mut().insert(
-                http::header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECONDS),
-            );
+            response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             response
         }
     }
@@ -193,23 +163,15 @@ fn success(format: Format) -> HttpResponse {
 /// An error body as the OTLP specification asks: a `google.rpc.Status`.
 fn status_response(format: Format, status: StatusCode, message: &str) -> HttpResponse {
     let code = match status {
-        StatusCode::BAD_REQUEST
-        | StatusCode::PAYLOAD_TOO_LARGE
-        | StatusCode::UNSUPPORTED_MEDIA_TYPE => 3, // INVALID_ARGUMENT
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE => 3, // INVALID_ARGUMENT
         StatusCode::NOT_FOUND => 12, // UNIMPLEMENTED
         _ => 14,                     // UNAVAILABLE
     };
     let body = match format {
-        Format::Proto => Bytes::from(
-            RpcStatus {
-                code,
-                message: message.to_string(),
-            }
-            .encode_to_vec(),
-        ),
-        Format::Json => {
-            Bytes::from(serde_json::json!({ "code": code, "message": message }).to_string())
+        Format::Proto => {
+            Bytes::from(RpcStatus { code, message: message.to_string(), details: Vec::new() }.encode_to_vec())
         }
+        Format::Json => Bytes::from(serde_json::json!({ "code": code, "message": message }).to_string()),
     };
     respond(format, status, body)
 }
@@ -221,18 +183,6 @@ fn respond(format: Format, status: StatusCode, body: Bytes) -> HttpResponse {
         Format::Proto => "application/x-protobuf",
         Format::Json => "application/json",
     };
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type),
-    );
+    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
-}
-
-/// `google.rpc.Status` without `details`, enough for error bodies.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
 }

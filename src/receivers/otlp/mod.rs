@@ -51,24 +51,16 @@ pub async fn start(
         None => None,
     };
     let http_tls = match http.as_ref().and_then(|(c, _)| c.tls.as_ref()) {
-        Some(tls) => Some(tokio_rustls::TlsAcceptor::from(
-            tls.rustls_config(&[b"h2", b"http/1.1"])?,
-        )),
+        Some(tls) => Some(tokio_rustls::TlsAcceptor::from(tls.rustls_config(&[b"h2", b"http/1.1"])?)),
         None => None,
     };
     if let Some((c, listener)) = grpc {
-        let intake = Intake {
-            consumers: consumers.clone(),
-            metrics: telemetry.receiver(id, "grpc"),
-        };
+        let intake = Intake { consumers: consumers.clone(), metrics: telemetry.receiver(id, "grpc") };
         tracing::info!(receiver = %id, endpoint = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "OTLP/gRPC listening.");
         tracker.spawn(grpc::serve(c, listener, grpc_tls, intake, stop.clone()));
     }
     if let Some((c, listener)) = http {
-        let intake = Intake {
-            consumers,
-            metrics: telemetry.receiver(id, "http"),
-        };
+        let intake = Intake { consumers, metrics: telemetry.receiver(id, "http") };
         tracing::info!(receiver = %id, endpoint = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "OTLP/HTTP listening.");
         tracker.spawn(http::serve(c, listener, http_tls, intake, stop));
     }
