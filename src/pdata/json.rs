@@ -3,15 +3,51 @@
 
 use super::{ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest, Payload, Signal};
 
-/// The payload as one line of OTLP JSON.
+/// The payload as one line of OTLP JSON, with default values left out as the
+/// collector's own JSON marshaler (and so its file exporter) writes it.
 pub fn to_json_line(payload: &Payload) -> String {
     let result = match payload {
-        Payload::Traces(r) => serde_json::to_string(r),
-        Payload::Metrics(r) => serde_json::to_string(r),
-        Payload::Logs(r) => serde_json::to_string(r),
+        Payload::Traces(r) => serde_json::to_value(r),
+        Payload::Metrics(r) => serde_json::to_value(r),
+        Payload::Logs(r) => serde_json::to_value(r),
     };
     // The OTLP types serialize without fail: no maps with non-string keys, no I/O.
-    result.unwrap_or_default()
+    let Ok(mut value) = result else { return String::new() };
+    omit_defaults(&mut value);
+    value.to_string()
+}
+
+/// Fields whose zero value is data, not absence: the values of `AnyValue` and of data
+/// points, and the optional `sum`, `min` and `max` of histograms.
+const KEEP_ZERO: [&str; 10] =
+    ["stringValue", "boolValue", "intValue", "doubleValue", "bytesValue", "asInt", "asDouble", "sum", "min", "max"];
+
+/// Removes nulls, empty lists and strings, `false`, and zero numbers (also zero
+/// 64-bit integers, which OTLP JSON writes as strings), except in [`KEEP_ZERO`].
+fn omit_defaults(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(fields) => {
+            fields.retain(|key, field| {
+                if KEEP_ZERO.contains(&key.as_str()) {
+                    return true;
+                }
+                match field {
+                    Value::Null => false,
+                    Value::Bool(b) => *b,
+                    Value::Number(n) => n.as_f64() != Some(0.0),
+                    Value::String(s) => !(s.is_empty() || s == "0"),
+                    Value::Array(items) => !items.is_empty(),
+                    Value::Object(_) => true,
+                }
+            });
+            for field in fields.values_mut() {
+                omit_defaults(field);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(omit_defaults),
+        _ => {}
+    }
 }
 
 pub fn from_json(signal: Signal, bytes: &[u8]) -> Result<Payload, serde_json::Error> {
@@ -54,6 +90,29 @@ mod tests {
         assert!(line.starts_with("{\"resourceLogs\":["), "{line}");
         assert!(line.contains("\"intValue\":\"1\""), "{line}");
         assert_eq!(from_json(Signal::Logs, line.as_bytes()).unwrap(), payload);
+    }
+
+    #[test]
+    fn defaults_are_left_out_as_upstream_writes_them() {
+        let payload = crate::pdata::synthetic::payload(Signal::Traces, 1, 1, 1);
+        let line = to_json_line(&payload);
+        for absent in [
+            "\"status\"",
+            "\"traceState\"",
+            "\"parentSpanId\"",
+            "\"droppedAttributesCount\"",
+            "\"events\"",
+            "\"flags\"",
+        ] {
+            assert!(!line.contains(absent), "{absent} in {line}");
+        }
+        assert!(line.contains("\"kind\":2"), "{line}");
+        assert_eq!(from_json(Signal::Traces, line.as_bytes()).unwrap(), payload);
+        // A zero value that is data stays.
+        let gauge = crate::pdata::synthetic::payload(Signal::Metrics, 1, 0, 1);
+        let line = to_json_line(&gauge);
+        assert!(line.contains("\"asDouble\":0.0"), "{line}");
+        assert_eq!(from_json(Signal::Metrics, line.as_bytes()).unwrap(), gauge);
     }
 
     #[test]
