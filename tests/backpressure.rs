@@ -133,10 +133,7 @@ service:
     }
     let expected: BTreeMap<String, usize> = accepted.iter().map(|b| (b.clone(), 1)).collect();
     assert_eq!(counts, expected);
-    assert_eq!(
-        upstream.metric("otelcol_exporter_sent_log_records_total", "exporter=\"otlphttp\""),
-        accepted.len() as f64
-    );
+    upstream.wait_metric("otelcol_exporter_sent_log_records_total", "exporter=\"otlphttp\"", accepted.len() as f64);
     assert_eq!(upstream.metric("otelcol_exporter_send_failed_log_records_total", ""), 0.0);
 
     assert!(upstream.stop().success());

@@ -220,13 +220,13 @@ service:
     let items = (2 * COUNT) as f64;
     assert_eq!(upstream.metric("otelcol_receiver_accepted_spans_total", ""), items);
     assert_eq!(upstream.metric("otelcol_receiver_accepted_log_records_total", ""), items);
-    assert_eq!(upstream.metric("otelcol_exporter_sent_spans_total", "exporter=\"otlp\""), items);
-    assert_eq!(upstream.metric("otelcol_exporter_sent_spans_total", "exporter=\"otlphttp\""), items);
+    upstream.wait_metric("otelcol_exporter_sent_spans_total", "exporter=\"otlp\"", items);
+    upstream.wait_metric("otelcol_exporter_sent_spans_total", "exporter=\"otlphttp\"", items);
     // The SDK exports its cumulative metrics at flush and again at shutdown.
     let points = upstream.metric("otelcol_receiver_accepted_metric_points_total", "");
     assert!(points >= 4.0);
-    assert_eq!(upstream.metric("otelcol_exporter_sent_metric_points_total", "exporter=\"otlp\""), points);
-    assert_eq!(upstream.metric("otelcol_exporter_sent_metric_points_total", "exporter=\"otlphttp\""), points);
+    upstream.wait_metric("otelcol_exporter_sent_metric_points_total", "exporter=\"otlp\"", points);
+    upstream.wait_metric("otelcol_exporter_sent_metric_points_total", "exporter=\"otlphttp\"", points);
     assert!(upstream.metric("otelcol_processor_batch_batch_send_size_count", "processor=\"batch\"") >= 1.0);
     assert!(upstream.metric("otelcol_process_memory_rss", "") > 1e6);
 

@@ -63,7 +63,7 @@ service:
     // One receiver: accepted once per request, whatever the fan-out.
     assert_eq!(agent.metric("otelcol_receiver_accepted_log_records_total", ""), 3.0);
     // One instance of file/shared, fed by two pipelines.
-    assert_eq!(agent.metric("otelcol_exporter_sent_log_records_total", "exporter=\"file/shared\""), 6.0);
+    agent.wait_metric("otelcol_exporter_sent_log_records_total", "exporter=\"file/shared\"", 6.0);
     assert_eq!(agent.metric("otelcol_exporter_queue_capacity", "exporter=\"file/shared\""), 1000.0);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(log_bodies(&read_json_lines(&shared)).len(), 6);

@@ -108,8 +108,8 @@ service:
     wait_until(Duration::from_secs(15), "the refused exporter to count its failure", || {
         upstream.metric("otelcol_exporter_send_failed_log_records_total", "exporter=\"otlphttp/nocert\"") == 1.0
     });
-    assert_eq!(upstream.metric("otelcol_exporter_sent_log_records_total", "exporter=\"otlp\""), 1.0);
-    assert_eq!(upstream.metric("otelcol_exporter_sent_log_records_total", "exporter=\"otlphttp\""), 1.0);
+    upstream.wait_metric("otelcol_exporter_sent_log_records_total", "exporter=\"otlp\"", 1.0);
+    upstream.wait_metric("otelcol_exporter_sent_log_records_total", "exporter=\"otlphttp\"", 1.0);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(log_bodies(&read_json_lines(&out)).len(), 2);
 

@@ -136,6 +136,21 @@ impl Agent {
         parse_metric(&String::from_utf8_lossy(&body), name, labels)
     }
 
+    /// Waits (up to 10 s) for a self-metric to reach `value`: counters move just after
+    /// the data they count has been handed on, so a test that saw the data may be early.
+    pub fn wait_metric(&self, name: &str, labels: &str, value: f64) {
+        let mut last = f64::NAN;
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            last = self.metric(name, labels);
+            if last == value {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{name}{{{labels}}} is {last}, expected {value}");
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
