@@ -13,5 +13,6 @@ pub mod pdata;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;
+pub mod storage;
 pub mod telemetry;
 pub mod tls;

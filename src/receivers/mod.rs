@@ -1,5 +1,6 @@
 //! Receivers: where data enters ocelot.
 
+pub mod filelog;
 pub mod otlp;
 
 use crate::component::{Factory, parse_config};
