@@ -108,6 +108,7 @@ pub fn init_logging(cli_level: Option<&str>, cli_format: Option<LogFormat>, conf
 
 pub struct RunOptions {
     pub shutdown_timeout: Duration,
+    pub storage_dir: PathBuf,
 }
 
 /// Runs the agent until SIGTERM or SIGINT, then drains and stops.
@@ -117,7 +118,8 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<()> {
     let admin_stop = CancellationToken::new();
     let admin = TaskTracker::new();
     start_admin(&config, &telemetry, &health, &admin_stop, &admin).await?;
-    let running = crate::pipeline::start(&config, &telemetry).await.context("starting the pipelines")?;
+    let running =
+        crate::pipeline::start(&config, &telemetry, &options.storage_dir).await.context("starting the pipelines")?;
     health.set_ready();
     info!(pipelines = config.service.pipelines.len(), "ocelot is running.");
 

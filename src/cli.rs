@@ -29,6 +29,10 @@ pub struct Cli {
     #[arg(long, default_value = "10s", value_parser = parse_duration_arg, value_name = "DURATION")]
     pub shutdown_timeout: std::time::Duration,
 
+    /// Where state that survives restarts is kept (file offsets and fingerprints).
+    #[arg(long, default_value = "/var/lib/ocelot", value_name = "DIR")]
+    pub storage_dir: PathBuf,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

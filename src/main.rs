@@ -34,7 +34,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let options = app::RunOptions { shutdown_timeout: cli.shutdown_timeout };
+    let options = app::RunOptions { shutdown_timeout: cli.shutdown_timeout, storage_dir: cli.storage_dir };
     match runtime.block_on(app::run(config, options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -10,6 +10,7 @@ mod consumer;
 mod run;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,7 +48,7 @@ pub struct Running {
 
 /// Builds and starts the graph, downstream first. On error, what was started is
 /// stopped again before returning.
-pub async fn start(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Running, StartError> {
+pub async fn start(config: &Config, telemetry: &Arc<Telemetry>, storage_dir: &Path) -> Result<Running, StartError> {
     let running = Running {
         stop_receivers: CancellationToken::new(),
         receivers: TaskTracker::new(),
@@ -55,7 +56,7 @@ pub async fn start(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Runnin
         exporters: TaskTracker::new(),
         give_up: CancellationToken::new(),
     };
-    match wire(config, telemetry, &running).await {
+    match wire(config, telemetry, storage_dir, &running).await {
         Ok(()) => Ok(running),
         Err(e) => {
             running.shutdown(Duration::from_secs(5)).await;
@@ -64,7 +65,12 @@ pub async fn start(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Runnin
     }
 }
 
-async fn wire(config: &Config, telemetry: &Arc<Telemetry>, running: &Running) -> Result<(), StartError> {
+async fn wire(
+    config: &Config,
+    telemetry: &Arc<Telemetry>,
+    storage_dir: &Path,
+    running: &Running,
+) -> Result<(), StartError> {
     let pipelines = &config.service.pipelines;
 
     // 1. Exporters, one instance per id however many pipelines use it.
@@ -143,6 +149,7 @@ async fn wire(config: &Config, telemetry: &Arc<Telemetry>, running: &Running) ->
             receiver_config,
             consumers,
             telemetry,
+            storage_dir,
             running.stop_receivers.clone(),
             &running.receivers,
         )

@@ -9,13 +9,21 @@ use crate::pdata::Signal;
 #[derive(Clone, Debug, PartialEq)]
 pub enum ReceiverConfig {
     Otlp(otlp::OtlpReceiverConfig),
+    Filelog(filelog::FilelogConfig),
 }
 
-pub static FACTORIES: &[Factory<ReceiverConfig>] = &[Factory {
-    type_name: otlp::TYPE,
-    signals: &Signal::ALL,
-    parse: |node| parse_config(node).map(ReceiverConfig::Otlp),
-}];
+pub static FACTORIES: &[Factory<ReceiverConfig>] = &[
+    Factory {
+        type_name: otlp::TYPE,
+        signals: &Signal::ALL,
+        parse: |node| parse_config(node).map(ReceiverConfig::Otlp),
+    },
+    Factory {
+        type_name: filelog::TYPE,
+        signals: &[Signal::Logs],
+        parse: |node| parse_config(node).map(ReceiverConfig::Filelog),
+    },
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -23,8 +31,10 @@ pub enum StartError {
     Bind(#[from] crate::net::BindError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
-    #[error("TLS set-up failed: {0}")]
-    GrpcTls(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Storage(String),
 }
 
 /// Starts a receiver: binds its sockets now (so a busy port fails the start), then
@@ -34,10 +44,14 @@ pub async fn start(
     config: &ReceiverConfig,
     consumers: crate::pipeline::Consumers,
     telemetry: &crate::telemetry::Telemetry,
+    storage_dir: &std::path::Path,
     stop: tokio_util::sync::CancellationToken,
     tracker: &tokio_util::task::TaskTracker,
 ) -> Result<(), StartError> {
     match config {
         ReceiverConfig::Otlp(config) => otlp::start(id, config, consumers, telemetry, stop, tracker).await,
+        ReceiverConfig::Filelog(config) => {
+            filelog::start(id, config, consumers.logs, telemetry, storage_dir, stop, tracker).await
+        }
     }
 }

@@ -40,9 +40,17 @@ impl Agent {
         let config = config.replace("{dir}", dir.path().to_str().unwrap());
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, config).unwrap();
+        // State goes under the test's own directory unless the test names a place.
+        let storage = dir.path().join("storage");
+        let storage_args: Vec<&std::ffi::OsStr> = if args.contains(&"--storage-dir") {
+            Vec::new()
+        } else {
+            vec!["--storage-dir".as_ref(), storage.as_os_str()]
+        };
         let mut child = Command::new(BIN)
             .arg("--config")
             .arg(&path)
+            .args(storage_args)
             .arg("--log-format")
             .arg("json")
             .arg("--log-level")

@@ -1,4 +1,316 @@
-//! The `filelog` receiver's building blocks (work in progress, issue 3): not yet a
-//! registered component, so no config can name it until it tails files end to end.
+//! The `filelog` receiver: tails files matched by globs, follows renames and
+//! truncation by fingerprint and inode, and commits offsets only when the batch that
+//! carried the lines has been acknowledged, so a restart (even after kill -9) loses no
+//! line; lines in flight may repeat.
+//!
+//! Reading is blocking file I/O, so each receiver runs on its own thread and hands
+//! batches to the pipelines with a blocking, backpressured send: while the pipelines
+//! are full, the file simply stays unread on disk.
 
+pub mod checkpoint;
+pub mod config;
+pub mod finder;
+pub mod reader;
 pub mod split;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+pub use config::FilelogConfig;
+
+use super::StartError;
+use crate::config::ComponentId;
+use crate::pdata::{Ack, Batch, Payload};
+use crate::pipeline::Consumer;
+use crate::storage::StateFile;
+use crate::telemetry::{ReceiverMetrics, Telemetry};
+use checkpoint::{Checkpoint, KnownFile, PendingAcks, hex_encode};
+use finder::Finder;
+use reader::{Fingerprint, ReadSettings, TrackedFile, string_kv};
+
+pub const TYPE: &str = "filelog";
+
+/// Records per batch handed to the pipelines.
+const BATCH_RECORDS: usize = 1000;
+/// Bytes read from one file per read call.
+const READ_BUDGET: u64 = 256 << 10;
+/// Bytes read from one file per poll, so one busy file cannot starve the others.
+const FILE_POLL_BUDGET: u64 = 16 << 20;
+/// How long a stopping receiver waits for its last batches to be acknowledged.
+const STOP_ACK_WAIT: Duration = Duration::from_secs(5);
+
+pub async fn start(
+    id: &ComponentId,
+    config: &FilelogConfig,
+    consumer: Consumer,
+    telemetry: &Telemetry,
+    storage_dir: &Path,
+    stop: CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<(), StartError> {
+    let finder = Finder::new(&config.include, &config.exclude).map_err(|e| StartError::Config(e.to_string()))?;
+    std::fs::create_dir_all(storage_dir)
+        .map_err(|e| StartError::Storage(format!("cannot create storage directory {}: {e}", storage_dir.display())))?;
+    let state = StateFile::new(storage_dir, &format!("{TYPE}_{id}"));
+    let checkpoint = match state.load() {
+        Ok(Some(bytes)) => Checkpoint::decode(&bytes).unwrap_or_else(|e| {
+            warn!(receiver = %id, path = %state.path().display(), error = %e, "Checkpoint unreadable; ignoring it.");
+            Checkpoint::default()
+        }),
+        Ok(None) => Checkpoint::default(),
+        Err(e) => {
+            warn!(receiver = %id, error = %e, "Checkpoint ignored.");
+            Checkpoint::default()
+        }
+    };
+    if !checkpoint.files.is_empty() {
+        info!(receiver = %id, files = checkpoint.files.len(), "Resuming from checkpointed offsets.");
+    }
+    let tail = Tail {
+        id: id.clone(),
+        finder,
+        settings: ReadSettings::new(config),
+        start_at_end: config.start_at == config::StartAt::End && checkpoint.files.is_empty(),
+        poll_interval: config.poll_interval.0,
+        max_concurrent_files: config.max_concurrent_files,
+        resource: config.resource.iter().map(|(k, v)| string_kv(k, v)).collect(),
+        checkpoint,
+        state,
+        consumer,
+        metrics: telemetry.receiver(id, ""),
+        runtime: tokio::runtime::Handle::current(),
+        stop,
+        files: BTreeMap::new(),
+        next_key: 0,
+        committed: BTreeMap::new(),
+        pending: PendingAcks::default(),
+        persisted: None,
+    };
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name(format!("filelog {id}"))
+        .spawn(move || {
+            tail.run();
+            let _ = done_tx.send(());
+        })
+        .map_err(|e| StartError::Storage(format!("cannot start the file reader thread: {e}")))?;
+    tracker.spawn(async move {
+        let _ = done_rx.await;
+    });
+    Ok(())
+}
+
+struct Tail {
+    id: ComponentId,
+    finder: Finder,
+    settings: ReadSettings,
+    /// First poll of a fresh start with `start_at: end`: existing files start at their end.
+    start_at_end: bool,
+    poll_interval: Duration,
+    max_concurrent_files: usize,
+    resource: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>,
+    checkpoint: Checkpoint,
+    state: StateFile,
+    consumer: Consumer,
+    metrics: ReceiverMetrics,
+    runtime: tokio::runtime::Handle,
+    stop: CancellationToken,
+    files: BTreeMap<u64, TrackedFile>,
+    next_key: u64,
+    /// Delivered offset per tracked file.
+    committed: BTreeMap<u64, u64>,
+    pending: PendingAcks,
+    /// What was last written to the state file.
+    persisted: Option<Checkpoint>,
+}
+
+/// Records gathered for one batch, with the file offsets they reach.
+#[derive(Default)]
+struct Gathered {
+    records: Vec<LogRecord>,
+    offsets: BTreeMap<u64, u64>,
+}
+
+impl Tail {
+    fn run(mut self) {
+        while !self.stop.is_cancelled() {
+            if !self.poll() {
+                break;
+            }
+            self.start_at_end = false;
+            let (stop, interval) = (self.stop.clone(), self.poll_interval);
+            self.runtime.block_on(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::time::sleep(interval) => {}
+                }
+            });
+        }
+        // The pipelines still run: give the last batches a moment to be acknowledged.
+        let waited = std::time::Instant::now();
+        while !self.pending.is_empty() && waited.elapsed() < STOP_ACK_WAIT {
+            self.pending.collect(&mut self.committed);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.persist();
+        info!(receiver = %self.id, unacknowledged_batches = self.pending.len(), "File reader stopped.");
+    }
+
+    /// One poll: find files, read what is new, send it, commit what was acknowledged.
+    /// False once the pipelines are closed.
+    fn poll(&mut self) -> bool {
+        let seen = self.discover();
+        let observed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        let mut gathered = Gathered::default();
+        let keys: Vec<u64> = self.files.keys().copied().collect();
+        let mut finished = Vec::new();
+        for key in keys {
+            let mut file_bytes = 0;
+            while let Some(file) = self.files.get_mut(&key) {
+                let out = match file.read(READ_BUDGET, &self.settings, observed) {
+                    Ok(out) => out,
+                    Err(e) => {
+                        warn!(receiver = %self.id, path = %file.path.display(), error = %e, "Read failed; closing the file.");
+                        finished.push(key);
+                        break;
+                    }
+                };
+                file.refresh_fingerprint(self.settings.fingerprint_size);
+                // At the end, with no partial line held: a file no longer found is done.
+                let at_end = out.bytes == 0;
+                let drained = at_end && out.end == file.read_offset;
+                file_bytes += out.bytes;
+                gathered.records.extend(out.records);
+                gathered.offsets.insert(key, out.end);
+                if gathered.records.len() >= BATCH_RECORDS && !self.send(&mut gathered) {
+                    return false;
+                }
+                if at_end {
+                    if drained && !seen.contains(&key) {
+                        finished.push(key);
+                    }
+                    break;
+                }
+                if file_bytes >= FILE_POLL_BUDGET || self.stop.is_cancelled() {
+                    break;
+                }
+            }
+        }
+        if !gathered.offsets.is_empty() && !self.send(&mut gathered) {
+            return false;
+        }
+        for key in finished {
+            self.files.remove(&key);
+        }
+        self.pending.collect(&mut self.committed);
+        self.persist();
+        true
+    }
+
+    /// Matches this poll's paths to tracked files; returns the keys of files found.
+    fn discover(&mut self) -> HashSet<u64> {
+        let mut seen = HashSet::new();
+        for path in self.finder.find().into_iter().take(self.max_concurrent_files) {
+            let Ok(meta) = std::fs::metadata(&path) else { continue };
+            let same_inode =
+                self.files.iter().find(|(_, f)| f.device == meta.dev() && f.inode == meta.ino()).map(|(k, _)| *k);
+            if let Some(key) = same_inode {
+                let valid = self.files.get(&key).is_some_and(|f| f.still_valid(&self.settings));
+                if valid {
+                    if let Some(file) = self.files.get_mut(&key) {
+                        file.path = path;
+                    }
+                    seen.insert(key);
+                    continue;
+                }
+                // Truncated (copytruncate) or rewritten in place: a new file from offset 0.
+                info!(receiver = %self.id, path = %path.display(), "File was truncated or replaced; reading it from the start.");
+                self.files.remove(&key);
+            }
+            if let Some(key) = self.track(&path) {
+                seen.insert(key);
+            }
+        }
+        seen
+    }
+
+    fn track(&mut self, path: &PathBuf) -> Option<u64> {
+        let file = File::open(path).ok()?;
+        let fingerprint = Fingerprint::read(&file, self.settings.fingerprint_size).ok()?;
+        if fingerprint.0.is_empty() {
+            return None; // Empty: wait until it has content.
+        }
+        // The same content under another name (a rotated copy) is already being read.
+        if self
+            .files
+            .values()
+            .any(|f| fingerprint.starts_with(&f.fingerprint) || f.fingerprint.starts_with(&fingerprint))
+        {
+            return None;
+        }
+        let size = file.metadata().ok()?.len();
+        let offset = match self.checkpoint.offset_for(&fingerprint) {
+            Some(offset) if offset <= size => offset,
+            _ if self.start_at_end => size,
+            _ => 0,
+        };
+        let key = self.next_key;
+        self.next_key += 1;
+        self.committed.insert(key, offset);
+        self.files.insert(key, TrackedFile::open(path, file, fingerprint, offset, &self.settings));
+        Some(key)
+    }
+
+    /// Sends the gathered records as one batch, waiting while the pipelines are full.
+    fn send(&mut self, gathered: &mut Gathered) -> bool {
+        let Gathered { records, offsets } = std::mem::take(gathered);
+        let count = records.len() as u64;
+        let (ack, waiter) = Ack::new();
+        let payload = Payload::Logs(ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource { attributes: self.resource.clone(), ..Default::default() }),
+                scope_logs: vec![ScopeLogs { log_records: records, ..Default::default() }],
+                schema_url: String::new(),
+            }],
+        });
+        let batch = Batch::with_ack(payload, ack);
+        let consumer = self.consumer.clone();
+        if self.runtime.block_on(consumer.consume(batch)).is_err() {
+            return false;
+        }
+        self.metrics.accepted(crate::pdata::Signal::Logs).inc_by(count);
+        self.pending.push(waiter, offsets.into_iter().collect());
+        true
+    }
+
+    /// Writes the delivered offsets of tracked files, if they changed.
+    fn persist(&mut self) {
+        let files = self
+            .files
+            .iter()
+            .map(|(key, file)| KnownFile {
+                fingerprint: hex_encode(&file.fingerprint.0),
+                offset: self.committed.get(key).copied().unwrap_or(0),
+                path: file.path.display().to_string(),
+            })
+            .collect();
+        let checkpoint = Checkpoint { files };
+        if self.persisted.as_ref() == Some(&checkpoint) {
+            return;
+        }
+        match self.state.store(&checkpoint.encode()) {
+            Ok(()) => self.persisted = Some(checkpoint),
+            Err(e) => warn!(receiver = %self.id, error = %e, "Cannot write the checkpoint; will retry."),
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! One file being tailed: its identity (fingerprint, inode), how far it has been read,
+//! and turning new bytes into log records.
+
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+
+use super::config::{Encoding, FilelogConfig};
+use super::split::{LineSplitter, TokenKind};
+
+/// Bytes read from a file per read call.
+const READ_CHUNK: usize = 64 << 10;
+
+/// The first bytes of a file, which identify it: a file that grew still starts with
+/// its old fingerprint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fingerprint(pub Vec<u8>);
+
+impl Fingerprint {
+    pub fn read(file: &File, size: usize) -> std::io::Result<Fingerprint> {
+        let mut buf = vec![0u8; size];
+        let mut filled = 0;
+        while filled < size {
+            match file.read_at(&mut buf[filled..], filled as u64)? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        buf.truncate(filled);
+        Ok(Fingerprint(buf))
+    }
+
+    /// `self` is the same file as `old`, possibly grown.
+    pub fn starts_with(&self, old: &Fingerprint) -> bool {
+        !old.0.is_empty() && self.0.starts_with(&old.0)
+    }
+}
+
+/// What the reader needs from the config, resolved once.
+pub struct ReadSettings {
+    pub fingerprint_size: usize,
+    pub max_log_size: usize,
+    pub encoding: Encoding,
+    pub force_flush_period: Duration,
+    pub trim_leading: bool,
+    pub trim_trailing: bool,
+    pub include_file_name: bool,
+    pub include_file_path: bool,
+    pub include_file_name_resolved: bool,
+    pub include_file_path_resolved: bool,
+    pub attributes: Vec<KeyValue>,
+}
+
+impl ReadSettings {
+    pub fn new(config: &FilelogConfig) -> ReadSettings {
+        ReadSettings {
+            fingerprint_size: config.fingerprint_size.0 as usize,
+            max_log_size: config.max_log_size.0 as usize,
+            encoding: config.encoding,
+            force_flush_period: config.force_flush_period.0,
+            // Upstream never trims `nop` bodies.
+            trim_leading: !config.preserve_leading_whitespaces && config.encoding != Encoding::Nop,
+            trim_trailing: !config.preserve_trailing_whitespaces && config.encoding != Encoding::Nop,
+            include_file_name: config.include_file_name,
+            include_file_path: config.include_file_path,
+            include_file_name_resolved: config.include_file_name_resolved,
+            include_file_path_resolved: config.include_file_path_resolved,
+            attributes: config.attributes.iter().map(|(k, v)| string_kv(k, v)).collect(),
+        }
+    }
+}
+
+pub fn string_kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.to_string())) }),
+        ..Default::default()
+    }
+}
+
+/// A file being read.
+pub struct TrackedFile {
+    pub path: PathBuf,
+    file: File,
+    pub fingerprint: Fingerprint,
+    pub device: u64,
+    pub inode: u64,
+    /// Bytes handed to the splitter so far.
+    pub read_offset: u64,
+    splitter: LineSplitter,
+    last_growth: Instant,
+    attributes: Vec<KeyValue>,
+}
+
+/// What one read produced: records and, for each, the file offset just past it.
+pub struct ReadOutput {
+    pub records: Vec<LogRecord>,
+    /// File offset up to which every record has been produced (the checkpoint value).
+    pub end: u64,
+    pub bytes: u64,
+    /// Lines longer than `max_log_size` that were cut.
+    pub cut: u64,
+}
+
+impl TrackedFile {
+    pub fn open(
+        path: &Path,
+        file: File,
+        fingerprint: Fingerprint,
+        offset: u64,
+        settings: &ReadSettings,
+    ) -> TrackedFile {
+        let (device, inode) = file.metadata().map(|m| (m.dev(), m.ino())).unwrap_or_default();
+        let mut attributes = settings.attributes.clone();
+        if settings.include_file_name {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            attributes.push(string_kv("log.file.name", &name));
+        }
+        if settings.include_file_path {
+            attributes.push(string_kv("log.file.path", &path.to_string_lossy()));
+        }
+        if settings.include_file_name_resolved || settings.include_file_path_resolved {
+            let resolved = super::finder::resolve(path);
+            if settings.include_file_name_resolved {
+                let name = resolved.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                attributes.push(string_kv("log.file.name_resolved", &name));
+            }
+            if settings.include_file_path_resolved {
+                attributes.push(string_kv("log.file.path_resolved", &resolved.to_string_lossy()));
+            }
+        }
+        TrackedFile {
+            path: path.to_path_buf(),
+            file,
+            fingerprint,
+            device,
+            inode,
+            read_offset: offset,
+            splitter: LineSplitter::new(settings.max_log_size, offset),
+            last_growth: Instant::now(),
+            attributes,
+        }
+    }
+
+    /// The file's current size through the open descriptor (works after deletion too).
+    pub fn size(&self) -> u64 {
+        self.file.metadata().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Reads what is new, up to `budget` bytes, and turns it into records. A last line
+    /// with no newline is held until it stops growing for `force_flush_period`.
+    pub fn read(&mut self, budget: u64, settings: &ReadSettings, observed: u64) -> std::io::Result<ReadOutput> {
+        let mut records = Vec::new();
+        let mut bytes = 0u64;
+        let mut cut = 0u64;
+        let mut chunk = vec![0u8; READ_CHUNK];
+        let attributes = &self.attributes;
+        let mut emit = |bytes: &[u8], kind: TokenKind| {
+            if kind == TokenKind::Cut {
+                cut += 1;
+            }
+            if let Some(record) = make_record(bytes, settings, attributes, observed) {
+                records.push(record);
+            }
+        };
+        while bytes < budget {
+            let want = READ_CHUNK.min((budget - bytes) as usize);
+            let n = self.file.read_at(&mut chunk[..want], self.read_offset)?;
+            if n == 0 {
+                break;
+            }
+            self.read_offset += n as u64;
+            bytes += n as u64;
+            match settings.encoding {
+                Encoding::Utf8 => self.splitter.push(&chunk[..n], |t| emit(t.bytes, t.kind)),
+                // `nop`: no line splitting; whole chunks of at most max_log_size.
+                Encoding::Nop => {
+                    for piece in chunk[..n].chunks(settings.max_log_size) {
+                        emit(piece, TokenKind::Flushed);
+                    }
+                    self.splitter = LineSplitter::new(settings.max_log_size, self.read_offset);
+                }
+            }
+        }
+        let now = Instant::now();
+        if bytes > 0 {
+            self.last_growth = now;
+        } else if self.splitter.pending() > 0
+            && !settings.force_flush_period.is_zero()
+            && now.duration_since(self.last_growth) >= settings.force_flush_period
+        {
+            self.splitter.flush(|t| emit(t.bytes, t.kind));
+        }
+        let end = self.splitter.consumed();
+        Ok(ReadOutput { records, end, bytes, cut })
+    }
+
+    /// Re-reads the fingerprint while it is shorter than `fingerprint_size`: a short
+    /// file's identity grows with it, as long as the new one starts with the old.
+    pub fn refresh_fingerprint(&mut self, size: usize) {
+        if self.fingerprint.0.len() < size
+            && let Ok(fresh) = Fingerprint::read(&self.file, size)
+            && fresh.starts_with(&self.fingerprint)
+        {
+            self.fingerprint = fresh;
+        }
+    }
+
+    /// Still the same content: the path's file starts with our fingerprint and is not
+    /// shorter than what was read.
+    pub fn still_valid(&self, settings: &ReadSettings) -> bool {
+        self.size() >= self.read_offset
+            && Fingerprint::read(&self.file, settings.fingerprint_size).is_ok_and(|f| f.starts_with(&self.fingerprint))
+    }
+}
+
+fn trim(mut bytes: &[u8], leading: bool, trailing: bool) -> &[u8] {
+    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    if leading {
+        while let Some((first, rest)) = bytes.split_first() {
+            if !ws(first) {
+                break;
+            }
+            bytes = rest;
+        }
+    }
+    if trailing {
+        while let Some((last, rest)) = bytes.split_last() {
+            if !ws(last) {
+                break;
+            }
+            bytes = rest;
+        }
+    }
+    bytes
+}
+
+/// One record per token; empty tokens (blank lines after trimming) make none.
+fn make_record(bytes: &[u8], settings: &ReadSettings, attributes: &[KeyValue], observed: u64) -> Option<LogRecord> {
+    let bytes = trim(bytes, settings.trim_leading, settings.trim_trailing);
+    if bytes.is_empty() {
+        return None;
+    }
+    let body = match settings.encoding {
+        Encoding::Utf8 => any_value::Value::StringValue(String::from_utf8_lossy(bytes).into_owned()),
+        Encoding::Nop => any_value::Value::BytesValue(bytes.to_vec()),
+    };
+    Some(LogRecord {
+        observed_time_unix_nano: observed,
+        body: Some(AnyValue { value: Some(body) }),
+        attributes: attributes.to_vec(),
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trimming() {
+        assert_eq!(trim(b" \tabc\r", true, true), b"abc");
+        assert_eq!(trim(b" abc\r", false, true), b" abc");
+        assert_eq!(trim(b" abc\r", true, false), b"abc\r");
+        assert_eq!(trim(b"   ", true, true), b"");
+    }
+
+    #[test]
+    fn fingerprints_match_by_prefix() {
+        let a = Fingerprint(b"hello".to_vec());
+        assert!(Fingerprint(b"hello world".to_vec()).starts_with(&a));
+        assert!(!Fingerprint(b"help".to_vec()).starts_with(&a));
+        assert!(!a.starts_with(&Fingerprint(Vec::new())));
+    }
+}

@@ -1,0 +1,206 @@
+//! The `filelog` receiver with the real binary: tailing, rotation by rename and by
+//! copytruncate while a writer keeps writing, restart from the checkpoint, long lines.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+fn config(logs: &Path, extra: &str) -> String {
+    format!(
+        r#"
+receivers:
+  filelog:
+    include: ["{}/*.log"]
+    start_at: beginning
+    poll_interval: 50ms
+{extra}
+exporters:
+  file:
+    path: "{{dir}}/out.jsonl"
+service:
+  pipelines:
+    logs:
+      receivers: [filelog]
+      exporters: [file]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+"#,
+        logs.display()
+    )
+}
+
+fn append(path: &Path, lines: std::ops::Range<usize>, prefix: &str) {
+    let mut file = OpenOptions::new().create(true).append(true).open(path).unwrap();
+    for i in lines {
+        writeln!(file, "{prefix} line {i}").unwrap();
+    }
+}
+
+/// Every body the file exporter wrote, with how often.
+fn counts(out: &Path) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for body in log_bodies(&read_json_lines(out)) {
+        *counts.entry(body).or_default() += 1;
+    }
+    counts
+}
+
+fn expected(prefix: &str, lines: std::ops::Range<usize>) -> BTreeMap<String, usize> {
+    lines.map(|i| (format!("{prefix} line {i}"), 1)).collect()
+}
+
+#[test]
+fn tails_a_file_with_its_name_and_static_attributes() {
+    let logs = tempfile::tempdir().unwrap();
+    let app = logs.path().join("app.log");
+    append(&app, 0..3, "early");
+    let agent = Agent::start(&config(
+        logs.path(),
+        "    include_file_path: true\n    attributes: { team: payments }\n    resource: { service.name: billing }",
+    ));
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(10), "the early lines", || counts(&out) == expected("early", 0..3));
+    // Blank and whitespace-only lines make no record; surrounding whitespace is trimmed.
+    std::fs::OpenOptions::new().append(true).open(&app).unwrap().write_all(b"\n   \n  padded \r\n").unwrap();
+    wait_until(Duration::from_secs(10), "the padded line", || counts(&out).contains_key("padded"));
+    assert_eq!(counts(&out).len(), 4);
+    let line = &read_json_lines(&out)[0];
+    let record = &line["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0];
+    let attributes: BTreeMap<String, serde_json::Value> = record["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| (kv["key"].as_str().unwrap().to_string(), kv["value"]["stringValue"].clone()))
+        .collect();
+    assert_eq!(attributes["log.file.name"], "app.log");
+    assert_eq!(attributes["log.file.path"], app.display().to_string());
+    assert_eq!(attributes["team"], "payments");
+    assert_eq!(line["resourceLogs"][0]["resource"]["attributes"][0]["value"]["stringValue"], "billing");
+    assert!(record["observedTimeUnixNano"].as_str().is_some());
+    agent.wait_metric("otelcol_receiver_accepted_log_records_total", "receiver=\"filelog\"", 4.0);
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn rename_rotation_while_writing_loses_nothing() {
+    let logs = tempfile::tempdir().unwrap();
+    let app = logs.path().join("app.log");
+    append(&app, 0..1, "a");
+    let agent = Agent::start(&config(logs.path(), ""));
+    let out = agent.dir.path().join("out.jsonl");
+    // A writer appends a line every millisecond; every 200 ms the file is renamed out of
+    // the include and a new one created. Lines written just before a rename are read
+    // through the descriptor still open on the renamed file.
+    let mut next = 1;
+    let mut file = OpenOptions::new().append(true).open(&app).unwrap();
+    for round in 0..5 {
+        for _ in 0..200 {
+            writeln!(file, "a line {next}").unwrap();
+            next += 1;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::fs::rename(&app, logs.path().join(format!("app.{round}"))).unwrap();
+        file = OpenOptions::new().create(true).append(true).open(&app).unwrap();
+    }
+    for _ in 0..100 {
+        writeln!(file, "a line {next}").unwrap();
+        next += 1;
+    }
+    wait_until(Duration::from_secs(15), "every line", || counts(&out).len() == next);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counts(&out), expected("a", 0..next));
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn copytruncate_reads_the_new_content_from_the_start() {
+    let logs = tempfile::tempdir().unwrap();
+    let app = logs.path().join("app.log");
+    append(&app, 0..50, "before");
+    let agent = Agent::start(&config(logs.path(), ""));
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(10), "the first lines", || counts(&out).len() == 50);
+    // copytruncate: copy aside (not matched by the include), truncate in place.
+    std::fs::copy(&app, logs.path().join("app.log.1")).unwrap();
+    OpenOptions::new().write(true).open(&app).unwrap().set_len(0).unwrap();
+    append(&app, 0..30, "after");
+    wait_until(Duration::from_secs(10), "the new lines", || counts(&out).len() == 80);
+    let mut all = expected("before", 0..50);
+    all.extend(expected("after", 0..30));
+    assert_eq!(counts(&out), all);
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn restart_resumes_from_the_checkpoint_and_a_corrupt_one_is_ignored() {
+    let logs = tempfile::tempdir().unwrap();
+    let storage = tempfile::tempdir().unwrap();
+    let app = logs.path().join("app.log");
+    append(&app, 0..20, "one");
+    let storage_arg = storage.path().to_str().unwrap();
+    let first = Agent::start_with_args(&config(logs.path(), ""), &["--storage-dir", storage_arg]);
+    let out_first = first.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(10), "the first run's lines", || counts(&out_first).len() == 20);
+    assert!(first.stop().success());
+
+    // Written while no agent runs.
+    append(&app, 0..15, "two");
+    let second = Agent::start_with_args(&config(logs.path(), ""), &["--storage-dir", storage_arg]);
+    let out_second = second.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(10), "the lines written while stopped", || counts(&out_second).len() == 15);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counts(&out_second), expected("two", 0..15));
+    assert!(second.stop().success());
+
+    // A corrupt checkpoint is reported and ignored: the file is read again from the start.
+    let state = std::fs::read_dir(storage.path()).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(&state, b"garbage").unwrap();
+    let third = Agent::start_with_args(&config(logs.path(), ""), &["--storage-dir", storage_arg]);
+    let out_third = third.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(10), "a full re-read", || counts(&out_third).len() == 35);
+    assert_eq!(third.count_logs("Checkpoint ignored."), 1);
+    assert!(third.stop().success());
+}
+
+#[test]
+fn a_10_mb_line_is_cut_at_max_log_size_and_the_next_line_follows() {
+    let logs = tempfile::tempdir().unwrap();
+    let app = logs.path().join("app.log");
+    let mut file = std::fs::File::create(&app).unwrap();
+    file.write_all(&vec![b'x'; 10 << 20]).unwrap();
+    file.write_all(b"\nafter the long line\n").unwrap();
+    drop(file);
+    let agent = Agent::start(&config(logs.path(), "    max_log_size: 4MiB"));
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(20), "the pieces and the next line", || {
+        log_bodies(&read_json_lines(&out)).len() == 4
+    });
+    let bodies = log_bodies(&read_json_lines(&out));
+    assert_eq!(bodies.iter().map(String::len).collect::<Vec<_>>(), vec![4 << 20, 4 << 20, 2 << 20, 19]);
+    assert_eq!(bodies[3], "after the long line");
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn start_at_end_skips_what_was_there_and_invalid_utf8_is_replaced() {
+    let logs = tempfile::tempdir().unwrap();
+    let app = logs.path().join("app.log");
+    append(&app, 0..10, "old");
+    let agent = Agent::start(&config(logs.path(), "").replace("start_at: beginning", "start_at: end"));
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::OpenOptions::new().append(true).open(&app).unwrap().write_all(b"new \xff\xfe bytes\n").unwrap();
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(10), "the new line", || !log_bodies(&read_json_lines(&out)).is_empty());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(log_bodies(&read_json_lines(&out)), vec!["new \u{fffd}\u{fffd} bytes"]);
+    assert!(agent.stop().success());
+}
