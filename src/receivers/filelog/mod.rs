@@ -46,6 +46,8 @@ const BATCH_RECORDS: usize = 1000;
 const READ_BUDGET: u64 = 256 << 10;
 /// Bytes read from one file per poll, so one busy file cannot starve the others.
 const FILE_POLL_BUDGET: u64 = 16 << 20;
+/// Within a long poll, acknowledged offsets are written at least this often.
+const PERSIST_EVERY: Duration = Duration::from_millis(200);
 /// How long a stopping receiver waits for its last batches to be acknowledged.
 const STOP_ACK_WAIT: Duration = Duration::from_secs(5);
 
@@ -95,6 +97,7 @@ pub async fn start(
         committed: BTreeMap::new(),
         pending: PendingAcks::default(),
         persisted: None,
+        last_persist: std::time::Instant::now(),
     };
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     std::thread::Builder::new()
@@ -130,8 +133,9 @@ struct Tail {
     /// Delivered offset per tracked file.
     committed: BTreeMap<u64, u64>,
     pending: PendingAcks,
-    /// What was last written to the state file.
+    /// What was last written to the state file, and when.
     persisted: Option<Checkpoint>,
+    last_persist: std::time::Instant,
 }
 
 /// Records gathered for one batch, with the file offsets they reach.
@@ -290,6 +294,12 @@ impl Tail {
         }
         self.metrics.accepted(crate::pdata::Signal::Logs).inc_by(count);
         self.pending.push(waiter, offsets.into_iter().collect());
+        // A long poll (a big backlog) commits as it goes, so a crash repeats only what
+        // was in flight, not the whole poll.
+        if self.last_persist.elapsed() >= PERSIST_EVERY {
+            self.pending.collect(&mut self.committed);
+            self.persist();
+        }
         true
     }
 
@@ -308,6 +318,7 @@ impl Tail {
         if self.persisted.as_ref() == Some(&checkpoint) {
             return;
         }
+        self.last_persist = std::time::Instant::now();
         match self.state.store(&checkpoint.encode()) {
             Ok(()) => self.persisted = Some(checkpoint),
             Err(e) => warn!(receiver = %self.id, error = %e, "Cannot write the checkpoint; will retry."),
