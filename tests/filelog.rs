@@ -13,6 +13,22 @@ use std::time::Duration;
 
 use common::*;
 
+#[test]
+fn a_thousand_files_at_once() {
+    let logs = tempfile::tempdir().unwrap();
+    for f in 0..1000 {
+        append(&logs.path().join(format!("f{f:04}.log")), 0..3, &format!("file {f}"));
+    }
+    let agent = Agent::start(&config(logs.path(), ""));
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(30), "3000 records", || counts(&out).len() == 3000);
+    let counts = counts(&out);
+    assert!(counts.values().all(|&n| n == 1));
+    assert!(counts.contains_key("file 999 line 2"));
+    agent.wait_metric("otelcol_fileconsumer_open_files", "", 1000.0);
+    assert!(agent.stop().success());
+}
+
 fn config(logs: &Path, extra: &str) -> String {
     format!(
         r#"
@@ -118,6 +134,8 @@ fn rename_rotation_while_writing_loses_nothing() {
     wait_until(Duration::from_secs(15), "every line", || counts(&out).len() == next);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(counts(&out), expected("a", 0..next));
+    agent.wait_metric("ocelot_filelog_rotations_total", "kind=\"moved\"", 5.0);
+    agent.wait_metric("otelcol_fileconsumer_open_files", "receiver=\"filelog\"", 1.0);
     assert!(agent.stop().success());
 }
 
@@ -137,6 +155,7 @@ fn copytruncate_reads_the_new_content_from_the_start() {
     let mut all = expected("before", 0..50);
     all.extend(expected("after", 0..30));
     assert_eq!(counts(&out), all);
+    agent.wait_metric("ocelot_filelog_rotations_total", "kind=\"truncated\"", 1.0);
     assert!(agent.stop().success());
 }
 
@@ -187,6 +206,8 @@ fn a_10_mb_line_is_cut_at_max_log_size_and_the_next_line_follows() {
     let bodies = log_bodies(&read_json_lines(&out));
     assert_eq!(bodies.iter().map(String::len).collect::<Vec<_>>(), vec![4 << 20, 4 << 20, 2 << 20, 19]);
     assert_eq!(bodies[3], "after the long line");
+    agent.wait_metric("ocelot_filelog_lines_truncated_total", "", 2.0);
+    agent.wait_metric("ocelot_filelog_read_bytes_total", "", ((10 << 20) + 21) as f64);
     assert!(agent.stop().success());
 }
 

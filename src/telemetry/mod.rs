@@ -105,6 +105,28 @@ struct ExporterLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FilelogLabels {
+    receiver: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RotationLabels {
+    receiver: String,
+    /// `truncated` (copytruncate, rewritten in place) or `moved` (renamed away or deleted).
+    kind: &'static str,
+}
+
+/// A `filelog` receiver's counters.
+#[derive(Clone)]
+pub struct FilelogMetrics {
+    pub open_files: Gauge,
+    pub bytes_read: Counter,
+    pub lines_cut: Counter,
+    pub truncations: Counter,
+    pub moves: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProcessorLabels {
     processor: String,
 }
@@ -186,6 +208,10 @@ pub struct Telemetry {
     exporter_queue_size: Family<ExporterLabels, Gauge>,
     exporter_queue_capacity: Family<ExporterLabels, Gauge>,
     batch_send_size: Family<ProcessorLabels, Histogram, fn() -> Histogram>,
+    filelog_open_files: Family<FilelogLabels, Gauge>,
+    filelog_bytes_read: Family<FilelogLabels, Counter>,
+    filelog_lines_cut: Family<FilelogLabels, Counter>,
+    filelog_rotations: Family<RotationLabels, Counter>,
     process: process::ProcessMetrics,
 }
 
@@ -231,6 +257,22 @@ impl Telemetry {
             "Number of units in the batch",
             batch_send_size.clone(),
         );
+        let filelog_open_files = Family::<FilelogLabels, Gauge>::default();
+        registry.register("otelcol_fileconsumer_open_files", "Number of open files", filelog_open_files.clone());
+        let filelog_bytes_read = Family::<FilelogLabels, Counter>::default();
+        registry.register("ocelot_filelog_read_bytes", "Bytes read from files", filelog_bytes_read.clone());
+        let filelog_lines_cut = Family::<FilelogLabels, Counter>::default();
+        registry.register(
+            "ocelot_filelog_lines_truncated",
+            "Lines longer than max_log_size, cut into several records",
+            filelog_lines_cut.clone(),
+        );
+        let filelog_rotations = Family::<RotationLabels, Counter>::default();
+        registry.register(
+            "ocelot_filelog_rotations",
+            "Rotations seen: files truncated or rewritten in place, files moved away or deleted",
+            filelog_rotations.clone(),
+        );
         let process = process::ProcessMetrics::register(&mut registry);
         Arc::new(Telemetry {
             registry,
@@ -241,6 +283,10 @@ impl Telemetry {
             exporter_queue_size,
             exporter_queue_capacity,
             batch_send_size,
+            filelog_open_files,
+            filelog_bytes_read,
+            filelog_lines_cut,
+            filelog_rotations,
             process,
         })
     }
@@ -261,6 +307,22 @@ impl Telemetry {
             queue_size: self.exporter_queue_size.get_or_create(&labels).clone(),
             queue_capacity: self.exporter_queue_capacity.get_or_create(&labels).clone(),
         }
+    }
+
+    pub fn filelog(&self, id: &ComponentId) -> FilelogMetrics {
+        let labels = FilelogLabels { receiver: id.to_string() };
+        // One family lookup per statement: a lookup's guard lives to the end of its
+        // statement, and a second lookup in the same family would wait on it.
+        // Edition 2024 drops a tail expression's temporaries (the lookup's guard) at the
+        // end of the closure, before the next lookup in the same family.
+        let rotation =
+            |kind| self.filelog_rotations.get_or_create(&RotationLabels { receiver: id.to_string(), kind }).clone();
+        let truncations = rotation("truncated");
+        let moves = rotation("moved");
+        let open_files = self.filelog_open_files.get_or_create(&labels).clone();
+        let bytes_read = self.filelog_bytes_read.get_or_create(&labels).clone();
+        let lines_cut = self.filelog_lines_cut.get_or_create(&labels).clone();
+        FilelogMetrics { open_files, bytes_read, lines_cut, truncations, moves }
     }
 
     pub fn batch_processor(&self, id: &ComponentId) -> Histogram {

@@ -27,7 +27,8 @@ pub struct FilelogConfig {
     /// Longest record; a longer line is cut into several records. Default 1MiB.
     #[serde(default = "default_max_log_size")]
     pub max_log_size: ByteSize,
-    /// Files read at once. Default 1024.
+    /// Files open at once; more matching files wait until open ones are finished
+    /// (renamed away or deleted and read to the end). Default 1024.
     #[serde(default = "default_max_concurrent_files")]
     pub max_concurrent_files: usize,
     /// `utf-8` (default; invalid bytes replaced) or `nop` (bytes kept, no line splitting).

@@ -33,7 +33,7 @@ use crate::config::ComponentId;
 use crate::pdata::{Ack, Batch, Payload};
 use crate::pipeline::Consumer;
 use crate::storage::StateFile;
-use crate::telemetry::{ReceiverMetrics, Telemetry};
+use crate::telemetry::{FilelogMetrics, ReceiverMetrics, Telemetry};
 use checkpoint::{Checkpoint, KnownFile, PendingAcks, hex_encode};
 use finder::Finder;
 use reader::{Fingerprint, ReadSettings, TrackedFile, string_kv};
@@ -90,6 +90,7 @@ pub async fn start(
         state,
         consumer,
         metrics: telemetry.receiver(id, ""),
+        file_metrics: telemetry.filelog(id),
         runtime: tokio::runtime::Handle::current(),
         stop,
         files: BTreeMap::new(),
@@ -98,6 +99,7 @@ pub async fn start(
         pending: PendingAcks::default(),
         persisted: None,
         last_persist: std::time::Instant::now(),
+        warned_limit: false,
     };
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     std::thread::Builder::new()
@@ -126,6 +128,7 @@ struct Tail {
     state: StateFile,
     consumer: Consumer,
     metrics: ReceiverMetrics,
+    file_metrics: FilelogMetrics,
     runtime: tokio::runtime::Handle,
     stop: CancellationToken,
     files: BTreeMap<u64, TrackedFile>,
@@ -136,6 +139,7 @@ struct Tail {
     /// What was last written to the state file, and when.
     persisted: Option<Checkpoint>,
     last_persist: std::time::Instant,
+    warned_limit: bool,
 }
 
 /// Records gathered for one batch, with the file offsets they reach.
@@ -194,6 +198,13 @@ impl Tail {
                 let at_end = out.bytes == 0;
                 let drained = at_end && out.end == file.read_offset;
                 file_bytes += out.bytes;
+                self.file_metrics.bytes_read.inc_by(out.bytes);
+                self.file_metrics.lines_cut.inc_by(out.cut);
+                if !seen.contains(&key) && !file.moved {
+                    // Renamed out of the include, or deleted: finished through the open descriptor.
+                    file.moved = true;
+                    self.file_metrics.moves.inc();
+                }
                 gathered.records.extend(out.records);
                 gathered.offsets.insert(key, out.end);
                 if gathered.records.len() >= BATCH_RECORDS && !self.send(&mut gathered) {
@@ -216,6 +227,7 @@ impl Tail {
         for key in finished {
             self.files.remove(&key);
         }
+        self.file_metrics.open_files.set(self.files.len() as i64);
         self.pending.collect(&mut self.committed);
         self.persist();
         true
@@ -224,7 +236,8 @@ impl Tail {
     /// Matches this poll's paths to tracked files; returns the keys of files found.
     fn discover(&mut self) -> HashSet<u64> {
         let mut seen = HashSet::new();
-        for path in self.finder.find().into_iter().take(self.max_concurrent_files) {
+        let mut held_back = 0;
+        for path in self.finder.find() {
             let Ok(meta) = std::fs::metadata(&path) else { continue };
             let same_inode =
                 self.files.iter().find(|(_, f)| f.device == meta.dev() && f.inode == meta.ino()).map(|(k, _)| *k);
@@ -239,11 +252,22 @@ impl Tail {
                 }
                 // Truncated (copytruncate) or rewritten in place: a new file from offset 0.
                 info!(receiver = %self.id, path = %path.display(), "File was truncated or replaced; reading it from the start.");
+                self.file_metrics.truncations.inc();
                 self.files.remove(&key);
+            }
+            if self.files.len() >= self.max_concurrent_files {
+                // Read later, when files now open are finished.
+                held_back += 1;
+                continue;
             }
             if let Some(key) = self.track(&path) {
                 seen.insert(key);
             }
+        }
+        if held_back > 0 && !self.warned_limit {
+            warn!(receiver = %self.id, held_back, max_concurrent_files = self.max_concurrent_files,
+                "More matching files than max_concurrent_files; the rest wait until open ones are finished.");
+            self.warned_limit = true;
         }
         seen
     }

@@ -94,6 +94,8 @@ pub struct TrackedFile {
     splitter: LineSplitter,
     last_growth: Instant,
     attributes: Vec<KeyValue>,
+    /// No longer found under a matching path (renamed away or deleted); read to the end.
+    pub moved: bool,
 }
 
 /// What one read produced: records and, for each, the file offset just past it.
@@ -143,6 +145,7 @@ impl TrackedFile {
             splitter: LineSplitter::new(settings.max_log_size, offset),
             last_growth: Instant::now(),
             attributes,
+            moved: false,
         }
     }
 
