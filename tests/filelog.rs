@@ -290,3 +290,30 @@ fn kill_9_in_the_middle_of_a_stream_loses_no_line() {
     }
     assert!(last.stop().success());
 }
+
+#[test]
+fn multiline_stack_traces_become_one_record_each() {
+    let logs = tempfile::tempdir().unwrap();
+    let app = logs.path().join("app.log");
+    let agent = Agent::start(&config(
+        logs.path(),
+        "    multiline:\n      line_start_pattern: '^\\d{4}-\\d{2}-\\d{2}'\n    force_flush_period: 200ms",
+    ));
+    let trace = "2026-11-22 10:00:00 ERROR request failed\n\
+                 java.lang.IllegalStateException: boom\n\
+                 \tat com.example.Handler.handle(Handler.java:42)\n\
+                 \tat com.example.Server.run(Server.java:7)\n\
+                 2026-11-22 10:00:01 INFO recovered\n";
+    std::fs::write(&app, trace).unwrap();
+    let out = agent.dir.path().join("out.jsonl");
+    // The first record ends when the next one starts; the last after the flush period.
+    wait_until(Duration::from_secs(10), "both records", || log_bodies(&read_json_lines(&out)).len() == 2);
+    let bodies = log_bodies(&read_json_lines(&out));
+    assert_eq!(
+        bodies[0],
+        "2026-11-22 10:00:00 ERROR request failed\njava.lang.IllegalStateException: boom\n\
+         \tat com.example.Handler.handle(Handler.java:42)\n\tat com.example.Server.run(Server.java:7)"
+    );
+    assert_eq!(bodies[1], "2026-11-22 10:00:01 INFO recovered");
+    assert!(agent.stop().success());
+}

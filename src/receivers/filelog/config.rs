@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::multiline::MultilineConfig;
 use crate::component::Validate;
 use crate::config::{ByteSize, ConfigDuration};
 
@@ -34,7 +35,11 @@ pub struct FilelogConfig {
     /// `utf-8` (default; invalid bytes replaced) or `nop` (bytes kept, no line splitting).
     #[serde(default)]
     pub encoding: Encoding,
-    /// A last line with no newline is sent once it has not grown for this long. 0 waits
+    /// Join lines into one record by a start or end pattern (stack traces).
+    #[serde(default)]
+    pub multiline: Option<MultilineConfig>,
+    /// A last line with no newline (or, with `multiline`, the last open record) is sent
+    /// once the file has not grown for this long. 0 waits
     /// for the newline forever. Default 500ms.
     #[serde(default = "default_force_flush_period")]
     pub force_flush_period: ConfigDuration,
@@ -119,6 +124,12 @@ impl Validate for FilelogConfig {
         }
         if self.max_concurrent_files == 0 {
             return Err("max_concurrent_files must be at least 1".into());
+        }
+        if let Some(multiline) = &self.multiline {
+            multiline.validate()?;
+            if self.encoding == Encoding::Nop {
+                return Err("multiline cannot be used with encoding: nop".into());
+            }
         }
         if self.poll_interval.0.is_zero() {
             return Err("poll_interval must be more than 0".into());

@@ -10,6 +10,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod finder;
+pub mod multiline;
 pub mod reader;
 pub mod split;
 

@@ -10,7 +10,8 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 use super::config::{Encoding, FilelogConfig};
-use super::split::{LineSplitter, TokenKind};
+use super::multiline::{Aggregator, Mode};
+use super::split::{LineSplitter, Token, TokenKind};
 
 /// Bytes read from a file per read call.
 const READ_CHUNK: usize = 64 << 10;
@@ -53,6 +54,7 @@ pub struct ReadSettings {
     pub include_file_name_resolved: bool,
     pub include_file_path_resolved: bool,
     pub attributes: Vec<KeyValue>,
+    pub multiline: Option<Mode>,
 }
 
 impl ReadSettings {
@@ -70,6 +72,7 @@ impl ReadSettings {
             include_file_name_resolved: config.include_file_name_resolved,
             include_file_path_resolved: config.include_file_path_resolved,
             attributes: config.attributes.iter().map(|(k, v)| string_kv(k, v)).collect(),
+            multiline: config.multiline.as_ref().and_then(|m| m.mode()),
         }
     }
 }
@@ -96,6 +99,8 @@ pub struct TrackedFile {
     attributes: Vec<KeyValue>,
     /// No longer found under a matching path (renamed away or deleted); read to the end.
     pub moved: bool,
+    /// With `multiline`: the record being joined.
+    aggregator: Option<Aggregator>,
 }
 
 /// What one read produced: records and, for each, the file offset just past it.
@@ -146,6 +151,7 @@ impl TrackedFile {
             last_growth: Instant::now(),
             attributes,
             moved: false,
+            aggregator: settings.multiline.clone().map(|mode| Aggregator::new(mode, settings.max_log_size)),
         }
     }
 
@@ -162,13 +168,36 @@ impl TrackedFile {
         let mut cut = 0u64;
         let mut chunk = vec![0u8; READ_CHUNK];
         let attributes = &self.attributes;
-        let mut emit = |bytes: &[u8], kind: TokenKind| {
-            if kind == TokenKind::Cut {
-                cut += 1;
+        let mut aggregator = self.aggregator.take();
+        // Each token (a line, a cut piece, a flushed tail) becomes a record, or with
+        // `multiline` goes through the aggregator; `line_start` is where it began.
+        let mut line_start = self.splitter.consumed();
+        let mut emit = |t: Token<'_>| {
+            let mut push = |bytes: &[u8], _end: u64| {
+                if let Some(record) = make_record(bytes, settings, attributes, observed) {
+                    records.push(record);
+                }
+            };
+            match (aggregator.as_mut(), t.kind) {
+                (None, kind) => {
+                    if kind == TokenKind::Cut {
+                        cut += 1;
+                    }
+                    push(t.bytes, t.end);
+                }
+                (Some(joined), TokenKind::Line) => joined.line(t.bytes, line_start, t.end, &mut push),
+                (Some(joined), TokenKind::Flushed) => {
+                    joined.line(t.bytes, line_start, t.end, &mut push);
+                    joined.flush(&mut push);
+                }
+                (Some(joined), TokenKind::Cut) => {
+                    // A line too long to join: the open record ends, the piece goes alone.
+                    cut += 1;
+                    joined.flush(&mut push);
+                    push(t.bytes, t.end);
+                }
             }
-            if let Some(record) = make_record(bytes, settings, attributes, observed) {
-                records.push(record);
-            }
+            line_start = t.end;
         };
         while bytes < budget {
             let want = READ_CHUNK.min((budget - bytes) as usize);
@@ -179,11 +208,13 @@ impl TrackedFile {
             self.read_offset += n as u64;
             bytes += n as u64;
             match settings.encoding {
-                Encoding::Utf8 => self.splitter.push(&chunk[..n], |t| emit(t.bytes, t.kind)),
+                Encoding::Utf8 => self.splitter.push(&chunk[..n], &mut emit),
                 // `nop`: no line splitting; whole chunks of at most max_log_size.
                 Encoding::Nop => {
+                    let mut end = self.read_offset - n as u64;
                     for piece in chunk[..n].chunks(settings.max_log_size) {
-                        emit(piece, TokenKind::Flushed);
+                        end += piece.len() as u64;
+                        emit(Token { bytes: piece, end, kind: TokenKind::Flushed });
                     }
                     self.splitter = LineSplitter::new(settings.max_log_size, self.read_offset);
                 }
@@ -192,13 +223,22 @@ impl TrackedFile {
         let now = Instant::now();
         if bytes > 0 {
             self.last_growth = now;
-        } else if self.splitter.pending() > 0
-            && !settings.force_flush_period.is_zero()
+        } else if !settings.force_flush_period.is_zero()
             && now.duration_since(self.last_growth) >= settings.force_flush_period
         {
-            self.splitter.flush(|t| emit(t.bytes, t.kind));
+            // Quiet for the flush period: the last line without a newline, and the
+            // record being joined, go out.
+            self.splitter.flush(&mut emit);
+            if let Some(joined) = aggregator.as_mut() {
+                joined.flush(&mut |bytes: &[u8], _| {
+                    if let Some(record) = make_record(bytes, settings, attributes, observed) {
+                        records.push(record);
+                    }
+                });
+            }
         }
-        let end = self.splitter.consumed();
+        let end = aggregator.as_ref().and_then(Aggregator::open_since).unwrap_or_else(|| self.splitter.consumed());
+        self.aggregator = aggregator;
         Ok(ReadOutput { records, end, bytes, cut })
     }
 
