@@ -317,3 +317,79 @@ fn multiline_stack_traces_become_one_record_each() {
     assert_eq!(bodies[1], "2026-11-22 10:00:01 INFO recovered");
     assert!(agent.stop().success());
 }
+
+#[test]
+fn container_logs_cri_and_docker_with_partials_and_kubernetes_metadata() {
+    let logs = tempfile::tempdir().unwrap();
+    let pod_dir = logs.path().join("pods/payments_api-7d9f_0f1e2d3c-aaaa-bbbb/server");
+    std::fs::create_dir_all(&pod_dir).unwrap();
+    std::fs::write(
+        pod_dir.join("0.log"),
+        "2024-03-30T08:31:20.545192187Z stdout P first half, \n\
+         2024-03-30T08:31:20.545192188Z stdout F second half\n\
+         2024-03-30T08:31:21.000000000Z stderr F an error\n",
+    )
+    .unwrap();
+    let docker_dir = logs.path().join("pods/payments_worker-1_11112222-cccc/worker");
+    std::fs::create_dir_all(&docker_dir).unwrap();
+    std::fs::write(
+        docker_dir.join("2.log"),
+        "{\"log\":\"docker \",\"stream\":\"stdout\",\"time\":\"2024-03-30T08:31:22Z\"}\n\
+         {\"log\":\"joined\\n\",\"stream\":\"stdout\",\"time\":\"2024-03-30T08:31:22.1Z\"}\n\
+         not a container line\n",
+    )
+    .unwrap();
+    // Kubernetes' /var/log/containers holds symlinks to the pod logs.
+    let containers = logs.path().join("containers");
+    std::fs::create_dir_all(&containers).unwrap();
+    std::os::unix::fs::symlink(pod_dir.join("0.log"), containers.join("api-7d9f_payments_server-abc.log")).unwrap();
+    std::os::unix::fs::symlink(docker_dir.join("2.log"), containers.join("worker-1_payments_worker-def.log")).unwrap();
+    let agent = Agent::start(&config(&containers, "    operators:\n      - type: container"));
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(10), "four records", || log_bodies(&read_json_lines(&out)).len() == 4);
+    let mut by_body = BTreeMap::new();
+    for line in read_json_lines(&out) {
+        for rl in line["resourceLogs"].as_array().unwrap() {
+            let resource: BTreeMap<String, String> = rl["resource"]["attributes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|kv| {
+                    (kv["key"].as_str().unwrap().to_string(), kv["value"]["stringValue"].as_str().unwrap().to_string())
+                })
+                .collect();
+            for record in rl["scopeLogs"][0]["logRecords"].as_array().unwrap() {
+                let attributes: BTreeMap<String, String> = record["attributes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|kv| {
+                        (
+                            kv["key"].as_str().unwrap().to_string(),
+                            kv["value"]["stringValue"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect();
+                let body = record["body"]["stringValue"].as_str().unwrap().to_string();
+                by_body.insert(body, (resource.clone(), attributes, record["timeUnixNano"].clone()));
+            }
+        }
+    }
+    let (resource, attributes, time) = &by_body["first half, second half"];
+    assert_eq!(resource["k8s.namespace.name"], "payments");
+    assert_eq!(resource["k8s.pod.name"], "api-7d9f");
+    assert_eq!(resource["k8s.pod.uid"], "0f1e2d3c-aaaa-bbbb");
+    assert_eq!(resource["k8s.container.name"], "server");
+    assert_eq!(resource["k8s.container.restart_count"], "0");
+    assert_eq!(attributes["log.iostream"], "stdout");
+    assert_eq!(time, "1711787480545192187");
+    assert_eq!(by_body["an error"].1["log.iostream"], "stderr");
+    let (resource, attributes, _) = &by_body["docker joined"];
+    assert_eq!(resource["k8s.pod.name"], "worker-1");
+    assert_eq!(resource["k8s.container.restart_count"], "2");
+    assert_eq!(attributes["log.iostream"], "stdout");
+    // on_error: send keeps a line it cannot parse, as it was, and counts it.
+    assert!(by_body.contains_key("not a container line"));
+    agent.wait_metric("ocelot_filelog_parse_errors_total", "", 1.0);
+    assert!(agent.stop().success());
+}

@@ -124,6 +124,7 @@ pub struct FilelogMetrics {
     pub lines_cut: Counter,
     pub truncations: Counter,
     pub moves: Counter,
+    pub parse_errors: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -212,6 +213,7 @@ pub struct Telemetry {
     filelog_bytes_read: Family<FilelogLabels, Counter>,
     filelog_lines_cut: Family<FilelogLabels, Counter>,
     filelog_rotations: Family<RotationLabels, Counter>,
+    filelog_parse_errors: Family<FilelogLabels, Counter>,
     process: process::ProcessMetrics,
 }
 
@@ -273,6 +275,12 @@ impl Telemetry {
             "Rotations seen: files truncated or rewritten in place, files moved away or deleted",
             filelog_rotations.clone(),
         );
+        let filelog_parse_errors = Family::<FilelogLabels, Counter>::default();
+        registry.register(
+            "ocelot_filelog_parse_errors",
+            "Records an operator could not parse, and files whose path gave no Kubernetes metadata",
+            filelog_parse_errors.clone(),
+        );
         let process = process::ProcessMetrics::register(&mut registry);
         Arc::new(Telemetry {
             registry,
@@ -287,6 +295,7 @@ impl Telemetry {
             filelog_bytes_read,
             filelog_lines_cut,
             filelog_rotations,
+            filelog_parse_errors,
             process,
         })
     }
@@ -322,7 +331,8 @@ impl Telemetry {
         let open_files = self.filelog_open_files.get_or_create(&labels).clone();
         let bytes_read = self.filelog_bytes_read.get_or_create(&labels).clone();
         let lines_cut = self.filelog_lines_cut.get_or_create(&labels).clone();
-        FilelogMetrics { open_files, bytes_read, lines_cut, truncations, moves }
+        let parse_errors = self.filelog_parse_errors.get_or_create(&labels).clone();
+        FilelogMetrics { open_files, bytes_read, lines_cut, truncations, moves, parse_errors }
     }
 
     pub fn batch_processor(&self, id: &ComponentId) -> Histogram {

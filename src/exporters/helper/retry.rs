@@ -128,9 +128,17 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_wins() {
-        let mut b = RetryConfig::default().backoff();
+    fn retry_after_is_a_floor() {
+        let config = RetryConfig { randomization_factor: 0.0, ..RetryConfig::default() };
+        let mut b = config.backoff();
         assert_eq!(b.next_delay(Duration::ZERO, Some(Duration::from_secs(7))), Some(Duration::from_secs(7)));
+        assert_eq!(b.next_delay(Duration::ZERO, Some(Duration::ZERO)), Some(Duration::from_millis(7500)));
+    }
+
+    #[test]
+    fn bad_values_are_rejected_even_when_disabled() {
+        let config = RetryConfig { enabled: false, multiplier: f64::NAN, ..RetryConfig::default() };
+        assert!(config.validate().unwrap_err().contains("multiplier"));
     }
 
     #[test]

@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::container::ContainerConfig;
 use super::multiline::MultilineConfig;
 use crate::component::Validate;
 use crate::config::{ByteSize, ConfigDuration};
@@ -67,6 +68,16 @@ pub struct FilelogConfig {
     /// Static resource attributes of every record.
     #[serde(default)]
     pub resource: BTreeMap<String, String>,
+    /// Operators applied to each record, in order.
+    #[serde(default)]
+    pub operators: Vec<OperatorConfig>,
+}
+
+/// One entry of `operators`, by its `type`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OperatorConfig {
+    Container(ContainerConfig),
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -130,6 +141,13 @@ impl Validate for FilelogConfig {
             if self.encoding == Encoding::Nop {
                 return Err("multiline cannot be used with encoding: nop".into());
             }
+        }
+        let containers = self.operators.iter().filter(|o| matches!(o, OperatorConfig::Container(_))).count();
+        if containers > 1 {
+            return Err("operators: at most one container operator".into());
+        }
+        if containers == 1 && self.encoding == Encoding::Nop {
+            return Err("the container operator needs text: it cannot be used with encoding: nop".into());
         }
         if self.poll_interval.0.is_zero() {
             return Err("poll_interval must be more than 0".into());

@@ -9,6 +9,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod container;
 pub mod finder;
 pub mod multiline;
 pub mod reader;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use tokio_util::sync::CancellationToken;
@@ -101,6 +103,11 @@ pub async fn start(
         persisted: None,
         last_persist: std::time::Instant::now(),
         warned_limit: false,
+        quiet_errors: config.operators.iter().any(|o| match o {
+            config::OperatorConfig::Container(c) => {
+                matches!(c.on_error, container::OnError::SendQuiet | container::OnError::DropQuiet)
+            }
+        }),
     };
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     std::thread::Builder::new()
@@ -124,7 +131,7 @@ struct Tail {
     start_at_end: bool,
     poll_interval: Duration,
     max_concurrent_files: usize,
-    resource: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>,
+    resource: Vec<KeyValue>,
     checkpoint: Checkpoint,
     state: StateFile,
     consumer: Consumer,
@@ -141,12 +148,16 @@ struct Tail {
     persisted: Option<Checkpoint>,
     last_persist: std::time::Instant,
     warned_limit: bool,
+    /// `on_error: send_quiet` or `drop_quiet`: count parse errors, do not log them.
+    quiet_errors: bool,
 }
 
-/// Records gathered for one batch, with the file offsets they reach.
+/// Records gathered for one batch, per file (each file has its own resource), with
+/// the file offsets they reach.
 #[derive(Default)]
 struct Gathered {
-    records: Vec<LogRecord>,
+    records: BTreeMap<u64, (Vec<KeyValue>, Vec<LogRecord>)>,
+    count: usize,
     offsets: BTreeMap<u64, u64>,
 }
 
@@ -206,9 +217,24 @@ impl Tail {
                     file.moved = true;
                     self.file_metrics.moves.inc();
                 }
-                gathered.records.extend(out.records);
+                if !out.parse_errors.is_empty() {
+                    self.file_metrics.parse_errors.inc_by(out.parse_errors.len() as u64);
+                    if !self.quiet_errors {
+                        warn!(receiver = %self.id, path = %file.path.display(), errors = out.parse_errors.len(),
+                            first = %out.parse_errors[0], "Lines the container operator could not parse.");
+                    }
+                }
+                if file.metadata_missing {
+                    file.metadata_missing = false;
+                    self.file_metrics.parse_errors.inc();
+                    warn!(receiver = %self.id, path = %file.path.display(),
+                        "No Kubernetes metadata in this path (expected /var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log).");
+                }
+                gathered.count += out.records.len();
+                let entry = gathered.records.entry(key).or_insert_with(|| (file.resource.clone(), Vec::new()));
+                entry.1.extend(out.records);
                 gathered.offsets.insert(key, out.end);
-                if gathered.records.len() >= BATCH_RECORDS && !self.send(&mut gathered) {
+                if gathered.count >= BATCH_RECORDS && !self.send(&mut gathered) {
                     return false;
                 }
                 if at_end {
@@ -302,16 +328,23 @@ impl Tail {
 
     /// Sends the gathered records as one batch, waiting while the pipelines are full.
     fn send(&mut self, gathered: &mut Gathered) -> bool {
-        let Gathered { records, offsets } = std::mem::take(gathered);
-        let count = records.len() as u64;
+        let Gathered { records, count, offsets } = std::mem::take(gathered);
+        let count = count as u64;
         let (ack, waiter) = Ack::new();
-        let payload = Payload::Logs(ExportLogsServiceRequest {
-            resource_logs: vec![ResourceLogs {
-                resource: Some(Resource { attributes: self.resource.clone(), ..Default::default() }),
-                scope_logs: vec![ScopeLogs { log_records: records, ..Default::default() }],
-                schema_url: String::new(),
-            }],
-        });
+        let resource_logs = records
+            .into_values()
+            .filter(|(_, records)| !records.is_empty())
+            .map(|(file_resource, records)| {
+                let mut attributes = self.resource.clone();
+                attributes.extend(file_resource);
+                ResourceLogs {
+                    resource: Some(Resource { attributes, ..Default::default() }),
+                    scope_logs: vec![ScopeLogs { log_records: records, ..Default::default() }],
+                    schema_url: String::new(),
+                }
+            })
+            .collect();
+        let payload = Payload::Logs(ExportLogsServiceRequest { resource_logs });
         let batch = Batch::with_ack(payload, ack);
         let consumer = self.consumer.clone();
         if self.runtime.block_on(consumer.consume(batch)).is_err() {

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
-use super::config::{Encoding, FilelogConfig};
+use super::config::{Encoding, FilelogConfig, OperatorConfig};
+use super::container::{ContainerConfig, ContainerParser, Parsed};
 use super::multiline::{Aggregator, Mode};
 use super::split::{LineSplitter, Token, TokenKind};
 
@@ -55,24 +56,32 @@ pub struct ReadSettings {
     pub include_file_path_resolved: bool,
     pub attributes: Vec<KeyValue>,
     pub multiline: Option<Mode>,
+    pub container: Option<ContainerConfig>,
 }
 
 impl ReadSettings {
     pub fn new(config: &FilelogConfig) -> ReadSettings {
+        let container = config.operators.iter().any(|o| matches!(o, OperatorConfig::Container(_)));
         ReadSettings {
             fingerprint_size: config.fingerprint_size.0 as usize,
             max_log_size: config.max_log_size.0 as usize,
             encoding: config.encoding,
             force_flush_period: config.force_flush_period.0,
-            // Upstream never trims `nop` bodies.
-            trim_leading: !config.preserve_leading_whitespaces && config.encoding != Encoding::Nop,
-            trim_trailing: !config.preserve_trailing_whitespaces && config.encoding != Encoding::Nop,
+            // Upstream never trims `nop` bodies. Lines for the container operator are not
+            // trimmed either: a partial fragment's trailing space is part of the message.
+            trim_leading: !config.preserve_leading_whitespaces && config.encoding != Encoding::Nop && !container,
+            trim_trailing: !config.preserve_trailing_whitespaces && config.encoding != Encoding::Nop && !container,
             include_file_name: config.include_file_name,
             include_file_path: config.include_file_path,
             include_file_name_resolved: config.include_file_name_resolved,
             include_file_path_resolved: config.include_file_path_resolved,
             attributes: config.attributes.iter().map(|(k, v)| string_kv(k, v)).collect(),
             multiline: config.multiline.as_ref().and_then(|m| m.mode()),
+            // `find_map`, as other operator types will not map to a container config.
+            #[allow(clippy::unnecessary_find_map)]
+            container: config.operators.iter().find_map(|o| match o {
+                OperatorConfig::Container(c) => Some(c.clone()),
+            }),
         }
     }
 }
@@ -101,11 +110,19 @@ pub struct TrackedFile {
     pub moved: bool,
     /// With `multiline`: the record being joined.
     aggregator: Option<Aggregator>,
+    /// With the `container` operator: its state for this file (partial lines).
+    container: Option<ContainerParser>,
+    /// Resource attributes of this file's records (`k8s.*` from its path).
+    pub resource: Vec<KeyValue>,
+    /// The path did not give Kubernetes metadata: reported once.
+    pub metadata_missing: bool,
 }
 
 /// What one read produced: records and, for each, the file offset just past it.
 pub struct ReadOutput {
     pub records: Vec<LogRecord>,
+    /// Records an operator could not parse (kept or dropped per `on_error`).
+    pub parse_errors: Vec<String>,
     /// File offset up to which every record has been produced (the checkpoint value).
     pub end: u64,
     pub bytes: u64,
@@ -140,6 +157,18 @@ impl TrackedFile {
                 attributes.push(string_kv("log.file.path_resolved", &resolved.to_string_lossy()));
             }
         }
+        // The pod log path, or where a /var/log/containers symlink points.
+        let (resource, metadata_missing) = match &settings.container {
+            Some(c) if c.add_metadata_from_filepath => {
+                match super::container::kubernetes_metadata(&path.to_string_lossy())
+                    .or_else(|| super::container::kubernetes_metadata(&super::finder::resolve(path).to_string_lossy()))
+                {
+                    Some(attrs) => (attrs, false),
+                    None => (Vec::new(), true),
+                }
+            }
+            _ => (Vec::new(), false),
+        };
         TrackedFile {
             path: path.to_path_buf(),
             file,
@@ -152,6 +181,9 @@ impl TrackedFile {
             attributes,
             moved: false,
             aggregator: settings.multiline.clone().map(|mode| Aggregator::new(mode, settings.max_log_size)),
+            container: settings.container.clone().map(ContainerParser::new),
+            resource,
+            metadata_missing,
         }
     }
 
@@ -169,13 +201,23 @@ impl TrackedFile {
         let mut chunk = vec![0u8; READ_CHUNK];
         let attributes = &self.attributes;
         let mut aggregator = self.aggregator.take();
+        let mut container = self.container.take();
+        let mut parse_errors = Vec::new();
         // Each token (a line, a cut piece, a flushed tail) becomes a record, or with
         // `multiline` goes through the aggregator; `line_start` is where it began.
         let mut line_start = self.splitter.consumed();
         let mut emit = |t: Token<'_>| {
+            let token_start = line_start;
             let mut push = |bytes: &[u8], _end: u64| {
                 if let Some(record) = make_record(bytes, settings, attributes, observed) {
-                    records.push(record);
+                    match container.as_mut() {
+                        None => records.push(record),
+                        Some(parser) => {
+                            if let Parsed::Failed(error) = parser.process(record, token_start, &mut records) {
+                                parse_errors.push(error.to_string());
+                            }
+                        }
+                    }
                 }
             };
             match (aggregator.as_mut(), t.kind) {
@@ -237,9 +279,23 @@ impl TrackedFile {
                 });
             }
         }
-        let end = aggregator.as_ref().and_then(Aggregator::open_since).unwrap_or_else(|| self.splitter.consumed());
+        if let Some(parser) = container.as_mut() {
+            parser.flush(false, &mut records);
+        }
+        // The checkpoint stops before anything still held: an open multiline record,
+        // partial container lines, a last line without a newline.
+        let end = [
+            aggregator.as_ref().and_then(Aggregator::open_since),
+            container.as_ref().and_then(ContainerParser::open_since),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or_else(|| self.splitter.consumed())
+        .min(self.splitter.consumed());
         self.aggregator = aggregator;
-        Ok(ReadOutput { records, end, bytes, cut })
+        self.container = container;
+        Ok(ReadOutput { records, parse_errors, end, bytes, cut })
     }
 
     /// Re-reads the fingerprint while it is shorter than `fingerprint_size`: a short
@@ -284,7 +340,11 @@ fn trim(mut bytes: &[u8], leading: bool, trailing: bool) -> &[u8] {
 
 /// One record per token; empty tokens (blank lines after trimming) make none.
 fn make_record(bytes: &[u8], settings: &ReadSettings, attributes: &[KeyValue], observed: u64) -> Option<LogRecord> {
-    let bytes = trim(bytes, settings.trim_leading, settings.trim_trailing);
+    let mut bytes = trim(bytes, settings.trim_leading, settings.trim_trailing);
+    if settings.container.is_some() {
+        // CRLF files: the `\r` is the line ending's, not the message's.
+        bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    }
     if bytes.is_empty() {
         return None;
     }
