@@ -393,3 +393,37 @@ fn container_logs_cri_and_docker_with_partials_and_kubernetes_metadata() {
     agent.wait_metric("ocelot_filelog_parse_errors_total", "", 1.0);
     assert!(agent.stop().success());
 }
+
+#[test]
+fn file_system_events_deliver_new_lines_long_before_the_poll_interval() {
+    let logs = tempfile::tempdir().unwrap();
+    let agent = Agent::start(&config(logs.path(), "").replace("poll_interval: 50ms", "poll_interval: 60s"));
+    std::thread::sleep(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    append(&logs.path().join("new.log"), 0..3, "fresh");
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(10), "lines of a new file", || counts(&out).len() == 3);
+    // Found through inotify: a poll would only come after 60 s.
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    append(&logs.path().join("new.log"), 3..5, "fresh");
+    wait_until(Duration::from_secs(10), "appended lines", || counts(&out).len() == 5);
+    assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn exclude_older_than_skips_stale_files() {
+    let logs = tempfile::tempdir().unwrap();
+    let stale = logs.path().join("stale.log");
+    append(&stale, 0..2, "stale");
+    // Two hours old.
+    let old = std::time::SystemTime::now() - Duration::from_secs(7200);
+    std::fs::File::options().write(true).open(&stale).unwrap().set_modified(old).unwrap();
+    append(&logs.path().join("live.log"), 0..2, "live");
+    let agent = Agent::start(&config(logs.path(), "    exclude_older_than: 1h"));
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(10), "the live lines", || counts(&out).len() == 2);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counts(&out), expected("live", 0..2));
+    assert!(agent.stop().success());
+}

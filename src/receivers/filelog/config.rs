@@ -16,6 +16,10 @@ pub struct FilelogConfig {
     /// Globs removed from what `include` matched.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Files not modified within this long are not opened (already open ones are read
+    /// to the end). Default: off.
+    #[serde(default)]
+    pub exclude_older_than: Option<ConfigDuration>,
     /// Where to start in files found at start-up with no checkpoint: `end` (default) or
     /// `beginning`. Files that appear later are always read from the beginning.
     #[serde(default)]

@@ -61,6 +61,11 @@ impl Finder {
         Ok(Finder { include: glob_set(include)?, exclude: glob_set(exclude)?, roots })
     }
 
+    /// The directories the include patterns start from, and whether below them matters.
+    pub fn watch_roots(&self) -> impl Iterator<Item = (&Path, bool)> {
+        self.roots.iter().map(|(root, depth)| (root.as_path(), *depth > 1))
+    }
+
     /// Every matching regular file (following symlinks), sorted, each once.
     pub fn find(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();

@@ -49,6 +49,8 @@ const BATCH_RECORDS: usize = 1000;
 const READ_BUDGET: u64 = 256 << 10;
 /// Bytes read from one file per poll, so one busy file cannot starve the others.
 const FILE_POLL_BUDGET: u64 = 16 << 20;
+/// Polls woken by file system events are at least this far apart.
+const MIN_POLL_GAP: Duration = Duration::from_millis(20);
 /// Within a long poll, acknowledged offsets are written at least this often.
 const PERSIST_EVERY: Duration = Duration::from_millis(200);
 /// How long a stopping receiver waits for its last batches to be acknowledged.
@@ -103,17 +105,28 @@ pub async fn start(
         persisted: None,
         last_persist: std::time::Instant::now(),
         warned_limit: false,
+        exclude_older_than: config.exclude_older_than.map(|d| d.0).filter(|d| !d.is_zero()),
         quiet_errors: config.operators.iter().any(|o| match o {
             config::OperatorConfig::Container(c) => {
                 matches!(c.on_error, container::OnError::SendQuiet | container::OnError::DropQuiet)
             }
         }),
     };
+    // inotify wakes the reader as soon as something changes; the poll interval stays as
+    // the safety net (events can be missed, and files behind symlinks change elsewhere).
+    let (wake_tx, wake_rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let watcher = watch(&tail.finder, wake_tx.clone(), &tail.id);
+    let stop_wake = tail.stop.clone();
+    tracker.spawn(async move {
+        stop_wake.cancelled().await;
+        let _ = wake_tx.try_send(());
+    });
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     std::thread::Builder::new()
         .name(format!("filelog {id}"))
         .spawn(move || {
-            tail.run();
+            tail.run(&wake_rx);
+            drop(watcher);
             let _ = done_tx.send(());
         })
         .map_err(|e| StartError::Storage(format!("cannot start the file reader thread: {e}")))?;
@@ -121,6 +134,35 @@ pub async fn start(
         let _ = done_rx.await;
     });
     Ok(())
+}
+
+/// Watches the include patterns' directories; each event wakes the reader. Without
+/// inotify (limits reached, unsupported file system) the reader polls alone.
+fn watch(
+    finder: &Finder,
+    wake: std::sync::mpsc::SyncSender<()>,
+    id: &ComponentId,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let handler = move |_event: notify::Result<notify::Event>| {
+        // Full means a wake-up is already pending: nothing is lost.
+        let _ = wake.try_send(());
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(watcher) => watcher,
+        Err(e) => {
+            warn!(receiver = %id, error = %e, "No file system notifications; polling only.");
+            return None;
+        }
+    };
+    for (root, recursive) in finder.watch_roots() {
+        let mode = if recursive { notify::RecursiveMode::Recursive } else { notify::RecursiveMode::NonRecursive };
+        let root = if root.as_os_str().is_empty() { Path::new(".") } else { root };
+        if let Err(e) = watcher.watch(root, mode) {
+            warn!(receiver = %id, path = %root.display(), error = %e, "Cannot watch; polling this directory only.");
+        }
+    }
+    Some(watcher)
 }
 
 struct Tail {
@@ -148,6 +190,7 @@ struct Tail {
     persisted: Option<Checkpoint>,
     last_persist: std::time::Instant,
     warned_limit: bool,
+    exclude_older_than: Option<Duration>,
     /// `on_error: send_quiet` or `drop_quiet`: count parse errors, do not log them.
     quiet_errors: bool,
 }
@@ -162,19 +205,20 @@ struct Gathered {
 }
 
 impl Tail {
-    fn run(mut self) {
+    fn run(mut self, wake: &std::sync::mpsc::Receiver<()>) {
         while !self.stop.is_cancelled() {
+            let started = std::time::Instant::now();
             if !self.poll() {
                 break;
             }
             self.start_at_end = false;
-            let (stop, interval) = (self.stop.clone(), self.poll_interval);
-            self.runtime.block_on(async move {
-                tokio::select! {
-                    _ = stop.cancelled() => {}
-                    _ = tokio::time::sleep(interval) => {}
-                }
-            });
+            // Until the next poll: a file system event, or the poll interval.
+            let _ = wake.recv_timeout(self.poll_interval);
+            // Under a storm of events (a busy file), poll at most every MIN_POLL_GAP.
+            let elapsed = started.elapsed();
+            if elapsed < MIN_POLL_GAP && !self.stop.is_cancelled() {
+                std::thread::sleep(MIN_POLL_GAP - elapsed);
+            }
         }
         // The pipelines still run: give the last batches a moment to be acknowledged.
         let waited = std::time::Instant::now();
@@ -281,6 +325,11 @@ impl Tail {
                 info!(receiver = %self.id, path = %path.display(), "File was truncated or replaced; reading it from the start.");
                 self.file_metrics.truncations.inc();
                 self.files.remove(&key);
+            }
+            if let Some(age) = self.exclude_older_than
+                && meta.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|since| since > age)
+            {
+                continue;
             }
             if self.files.len() >= self.max_concurrent_files {
                 // Read later, when files now open are finished.
