@@ -380,6 +380,13 @@ impl Tail {
         let Gathered { records, count, offsets } = std::mem::take(gathered);
         let count = count as u64;
         let (ack, waiter) = Ack::new();
+        if count == 0 {
+            // Only offsets moved (blank lines, the end of a file): nothing to send, but
+            // the commit still waits its turn behind the batches before it.
+            drop(ack);
+            self.pending.push(waiter, offsets.into_iter().collect());
+            return true;
+        }
         let resource_logs = records
             .into_values()
             .filter(|(_, records)| !records.is_empty())

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# File tail throughput and memory of the release binary:
+#   a log file of N MiB ──► ocelot [filelog ─► otlp exporter] ──OTLP/gRPC──► ocelot-loadgen sink
+# Reports MiB of log per ocelot CPU-second, lines/s and ocelot's peak RSS.
+#
+#   benches/filelog.sh [MiB] [compression]
+#   benches/filelog.sh 150 none
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mib=${1:-150}
+compression=${2:-none}
+cargo build --release --quiet --bins
+bin=target/release
+dir=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
+
+pick_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+sink_port=$(pick_port); metrics_port=$(pick_port)
+
+# Lines of 60 to 260 bytes, like application logs.
+mkdir -p "$dir/logs"
+python3 - "$dir/logs/app.log" "$mib" <<'PY'
+import sys
+path, mib = sys.argv[1], int(sys.argv[2])
+target = mib << 20
+with open(path, "w") as f:
+    written, i = 0, 0
+    while written < target:
+        line = f"2026-11-22T05:00:00.{i % 1000000:06d}Z INFO request {i} " + "x" * (60 + (i * 7919) % 200) + "\n"
+        f.write(line); written += len(line); i += 1
+print(f"{i} lines", file=sys.stderr)
+PY
+lines=$(wc -l < "$dir/logs/app.log")
+
+cat > "$dir/ocelot.yaml" <<YAML
+receivers:
+  filelog:
+    include: ["$dir/logs/*.log"]
+    start_at: beginning
+exporters:
+  otlp:
+    endpoint: 127.0.0.1:$sink_port
+    compression: $compression
+    tls:
+      insecure: true
+service:
+  pipelines:
+    logs:
+      receivers: [filelog]
+      exporters: [otlp]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:$metrics_port
+YAML
+
+"$bin/ocelot-loadgen" sink --grpc "127.0.0.1:$sink_port" --report-every 3600s > "$dir/sink.log" &
+start=$(date +%s.%N)
+"$bin/ocelot" --config "$dir/ocelot.yaml" --storage-dir "$dir/state" 2> "$dir/ocelot.log" &
+pid=$!
+metric() { curl -s "http://127.0.0.1:$metrics_port/metrics" | awk -v n="$1" '$1 ~ "^"n {s+=$2} END {print s+0}'; }
+until [ "$(metric otelcol_exporter_sent_log_records_total)" = "$lines" ] 2>/dev/null; do sleep 0.2; done
+end=$(date +%s.%N)
+ticks=$(awk '{ sub(/^.*\) /, ""); split($0, f, " "); print f[12] + f[13] }' "/proc/$pid/stat")
+hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
+cpu=$(echo "$ticks / 100" | bc -l)
+wall=$(echo "$end - $start" | bc -l)
+echo "$mib MiB, $lines lines in $(printf %.1f "$wall") s wall; ocelot CPU $(printf %.2f "$cpu") s"
+echo "MiB per ocelot CPU-second: $(printf %.0f "$(echo "$mib / $cpu" | bc -l)"); lines/s per core: $(printf %.0f "$(echo "$lines / $cpu" | bc -l)")"
+echo "peak RSS: $(( hwm / 1024 )) MiB"
