@@ -14,11 +14,7 @@ seconds=${2:-20}
 compression=${3:-gzip}
 shift $(( $# < 3 ? $# : 3 ))
 cargo build --release --quiet --bins
-bin=target/release
-dir=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
-
-pick_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. benches/lib.sh
 in_port=$(pick_port); sink_port=$(pick_port); metrics_port=$(pick_port)
 
 cat > "$dir/ocelot.yaml" <<YAML
@@ -50,17 +46,14 @@ YAML
 "$bin/ocelot" --config "$dir/ocelot.yaml" 2> "$dir/ocelot.log" &
 pid=$!
 sleep 2
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$pid/status"; }
-hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$pid/status"; }
-cpu_ticks() { awk '{ sub(/^.*\) /, ""); split($0, f, " "); print f[12] + f[13] }' "/proc/$pid/stat"; }
-echo "idle RSS: $(( $(rss_kib) / 1024 )) MiB ($(rss_kib) KiB)"
+echo "idle RSS: $(( $(rss_kib "$pid") / 1024 )) MiB ($(rss_kib "$pid") KiB)"
 
-before=$(cpu_ticks)
+before=$(cpu_ticks "$pid")
 "$bin/ocelot-loadgen" send --endpoint "127.0.0.1:$in_port" --signal "$signal" --duration "${seconds}s" "$@" | tee "$dir/load.log"
 sleep 1
-after=$(cpu_ticks)
+after=$(cpu_ticks "$pid")
 items=$(grep -o 'sent [0-9]*' "$dir/load.log" | awk '{print $2}')
 cpu=$(echo "($after - $before) / 100" | bc -l)
 echo "ocelot CPU: $(printf %.2f "$cpu") s over ${seconds}s ($(printf %.1f "$(echo "100 * $cpu / $seconds" | bc -l)")% of one core)"
 echo "items per ocelot CPU-second: $(printf %.0f "$(echo "$items / $cpu" | bc -l)")"
-echo "peak RSS: $(( $(hwm_kib) / 1024 )) MiB; RSS now: $(( $(rss_kib) / 1024 )) MiB"
+echo "peak RSS: $(( $(hwm_kib "$pid") / 1024 )) MiB; RSS now: $(( $(rss_kib "$pid") / 1024 )) MiB"

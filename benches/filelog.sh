@@ -10,11 +10,7 @@ cd "$(dirname "$0")/.."
 mib=${1:-150}
 compression=${2:-none}
 cargo build --release --quiet --bins
-bin=target/release
-dir=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
-
-pick_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. benches/lib.sh
 sink_port=$(pick_port); metrics_port=$(pick_port)
 
 # Lines of 60 to 260 bytes, like application logs.
@@ -60,8 +56,8 @@ pid=$!
 metric() { curl -s "http://127.0.0.1:$metrics_port/metrics" | awk -v n="$1" '$1 ~ "^"n {s+=$2} END {print s+0}'; }
 until [ "$(metric otelcol_exporter_sent_log_records_total)" = "$lines" ] 2>/dev/null; do sleep 0.2; done
 end=$(date +%s.%N)
-ticks=$(awk '{ sub(/^.*\) /, ""); split($0, f, " "); print f[12] + f[13] }' "/proc/$pid/stat")
-hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
+ticks=$(cpu_ticks "$pid")
+hwm=$(hwm_kib "$pid")
 cpu=$(echo "$ticks / 100" | bc -l)
 wall=$(echo "$end - $start" | bc -l)
 echo "$mib MiB, $lines lines in $(printf %.1f "$wall") s wall; ocelot CPU $(printf %.2f "$cpu") s"
