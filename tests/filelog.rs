@@ -427,3 +427,39 @@ fn exclude_older_than_skips_stale_files() {
     assert_eq!(counts(&out), expected("live", 0..2));
     assert!(agent.stop().success());
 }
+
+#[test]
+fn copytruncate_with_the_copy_included_recovers_lines_written_before_the_truncation() {
+    let logs = tempfile::tempdir().unwrap();
+    let app = logs.path().join("app.log");
+    append(&app, 0..50, "c");
+    let agent = Agent::start(&config(logs.path(), "").replace("/*.log\"]", "/app.log*\"]"));
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(10), "the first lines", || counts(&out).len() == 50);
+    // Lines land, then logrotate copies and truncates at once, before a poll sees them.
+    for round in 0..3 {
+        let base = 50 + round * 40;
+        append(&app, base..base + 40, "c");
+        std::fs::copy(&app, logs.path().join(format!("app.log.{round}"))).unwrap();
+        OpenOptions::new().write(true).open(&app).unwrap().set_len(0).unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    append(&app, 170..180, "c");
+    wait_until(Duration::from_secs(15), "every line", || counts(&out).len() == 180);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counts(&out), expected("c", 0..180));
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn small_files_with_the_same_first_bytes_are_all_read() {
+    let logs = tempfile::tempdir().unwrap();
+    std::fs::write(logs.path().join("a.log"), "Starting\n").unwrap();
+    std::fs::write(logs.path().join("b.log"), "Starting\nmore\n").unwrap();
+    std::fs::write(logs.path().join("c.log"), "Starting\n").unwrap();
+    let agent = Agent::start(&config(logs.path(), ""));
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(10), "four records", || log_bodies(&read_json_lines(&out)).len() == 4);
+    assert_eq!(counts(&out), BTreeMap::from([("Starting".to_string(), 3), ("more".to_string(), 1)]));
+    assert!(agent.stop().success());
+}

@@ -3,12 +3,12 @@
 //! acknowledgement arrives, in the order batches were sent, so kill -9 at any moment
 //! re-reads at most what was in flight.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
 use super::reader::Fingerprint;
-use crate::pdata::AckWaiter;
+use crate::pdata::{AckOutcome, AckWaiter};
 
 /// One file in the persisted checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,13 +34,17 @@ impl Checkpoint {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// The delivered offset of a file that starts with a known fingerprint.
-    pub fn offset_for(&self, fingerprint: &Fingerprint) -> Option<u64> {
-        self.files
+    /// The delivered offset of a file that starts with a known fingerprint: the longest
+    /// such fingerprint wins, and the entry is used up, so two files never share one.
+    pub fn take_offset_for(&mut self, fingerprint: &Fingerprint) -> Option<u64> {
+        let (index, _) = self
+            .files
             .iter()
-            .filter_map(|known| Some((hex_decode(&known.fingerprint)?, known.offset)))
-            .find(|(known, _)| fingerprint.starts_with(&Fingerprint(known.clone())))
-            .map(|(_, offset)| offset)
+            .enumerate()
+            .filter_map(|(i, known)| Some((i, hex_decode(&known.fingerprint)?)))
+            .filter(|(_, known)| fingerprint.starts_with(&Fingerprint(known.clone())))
+            .max_by_key(|(_, known)| known.len())?;
+        Some(self.files.remove(index).offset)
     }
 }
 
@@ -76,23 +80,28 @@ impl PendingAcks {
     }
 
     /// Moves the offsets of every batch acknowledged so far, in order, into `committed`.
-    /// A batch that failed downstream was counted and logged there; its offsets move
-    /// too, as a retry would fail again. Returns how many batches resolved.
-    pub fn collect(&mut self, committed: &mut BTreeMap<u64, u64>) -> usize {
-        let mut resolved = 0;
+    /// A batch that failed (dropped downstream, or given up at shutdown) blocks its
+    /// files: their offsets stay before it, so a restart reads those lines again.
+    /// Returns the keys newly blocked.
+    pub fn collect(&mut self, committed: &mut BTreeMap<u64, u64>, blocked: &mut BTreeSet<u64>) -> Vec<u64> {
+        let mut newly_blocked = Vec::new();
         while let Some((waiter, _)) = self.queue.front_mut() {
-            if waiter.try_outcome().is_none() {
-                break;
-            }
-            if let Some((_, offsets)) = self.queue.pop_front() {
-                for (key, offset) in offsets {
-                    let entry = committed.entry(key).or_insert(0);
-                    *entry = (*entry).max(offset);
+            let Some(outcome) = waiter.try_outcome() else { break };
+            let Some((_, offsets)) = self.queue.pop_front() else { break };
+            for (key, offset) in offsets {
+                if blocked.contains(&key) {
+                    continue;
                 }
+                if outcome == AckOutcome::Failed {
+                    blocked.insert(key);
+                    newly_blocked.push(key);
+                    continue;
+                }
+                let entry = committed.entry(key).or_insert(0);
+                *entry = (*entry).max(offset);
             }
-            resolved += 1;
         }
-        resolved
+        newly_blocked
     }
 }
 
@@ -116,14 +125,32 @@ mod tests {
         pending.push(wa, vec![(1, 100)]);
         pending.push(wb, vec![(1, 200), (2, 50)]);
         let mut committed = BTreeMap::new();
+        let mut blocked = BTreeSet::new();
         drop(b);
         // The second batch is done but the first is not: nothing moves.
-        assert_eq!(pending.collect(&mut committed), 0);
+        pending.collect(&mut committed, &mut blocked);
         assert!(committed.is_empty());
         drop(a);
-        assert_eq!(pending.collect(&mut committed), 2);
+        pending.collect(&mut committed, &mut blocked);
         assert_eq!(committed, BTreeMap::from([(1, 200), (2, 50)]));
         assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn a_failed_batch_blocks_its_files() {
+        let mut pending = PendingAcks::default();
+        let (a, wa) = Ack::new();
+        let (b, wb) = Ack::new();
+        pending.push(wa, vec![(1, 100), (2, 10)]);
+        pending.push(wb, vec![(1, 200), (3, 5)]);
+        a.fail();
+        drop(a);
+        drop(b);
+        let mut committed = BTreeMap::new();
+        let mut blocked = BTreeSet::new();
+        assert_eq!(pending.collect(&mut committed, &mut blocked), vec![1, 2]);
+        // File 1 stays before the failed batch; file 3 was not in it.
+        assert_eq!(committed, BTreeMap::from([(3, 5)]));
     }
 
     #[test]
@@ -131,8 +158,12 @@ mod tests {
         let checkpoint = Checkpoint {
             files: vec![KnownFile { fingerprint: hex_encode(b"first line"), offset: 11, path: "a".into() }],
         };
-        let decoded = Checkpoint::decode(&checkpoint.encode()).unwrap();
-        assert_eq!(decoded.offset_for(&Fingerprint(b"first line\nsecond".to_vec())), Some(11));
-        assert_eq!(decoded.offset_for(&Fingerprint(b"other".to_vec())), None);
+        let mut decoded = Checkpoint::decode(&checkpoint.encode()).unwrap();
+        decoded.files.push(KnownFile { fingerprint: hex_encode(b"first"), offset: 3, path: "b".into() });
+        assert_eq!(decoded.take_offset_for(&Fingerprint(b"other".to_vec())), None);
+        // The longest match wins and is used up.
+        assert_eq!(decoded.take_offset_for(&Fingerprint(b"first line\nsecond".to_vec())), Some(11));
+        assert_eq!(decoded.take_offset_for(&Fingerprint(b"first line\nsecond".to_vec())), Some(3));
+        assert_eq!(decoded.take_offset_for(&Fingerprint(b"first line\nsecond".to_vec())), None);
     }
 }

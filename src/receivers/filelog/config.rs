@@ -145,6 +145,11 @@ impl Validate for FilelogConfig {
             if self.encoding == Encoding::Nop {
                 return Err("multiline cannot be used with encoding: nop".into());
             }
+            if self.operators.iter().any(|o| matches!(o, OperatorConfig::Container(_))) {
+                return Err(
+                    "multiline cannot be combined with the container operator, which joins partial lines itself".into(),
+                );
+            }
         }
         let containers = self.operators.iter().filter(|o| matches!(o, OperatorConfig::Container(_))).count();
         if containers > 1 {

@@ -69,7 +69,11 @@ pub async fn start(
     std::fs::create_dir_all(storage_dir)
         .map_err(|e| StartError::Storage(format!("cannot create storage directory {}: {e}", storage_dir.display())))?;
     let state = StateFile::new(storage_dir, &format!("{TYPE}_{id}"));
-    let checkpoint = match state.load() {
+    // `start_at: end` applies to a first start only: with a state file (even an empty or
+    // unreadable one) files are read from their checkpoint or the beginning.
+    let loaded = state.load();
+    let first_start = matches!(loaded, Ok(None));
+    let checkpoint = match loaded {
         Ok(Some(bytes)) => Checkpoint::decode(&bytes).unwrap_or_else(|e| {
             warn!(receiver = %id, path = %state.path().display(), error = %e, "Checkpoint unreadable; ignoring it.");
             Checkpoint::default()
@@ -87,7 +91,7 @@ pub async fn start(
         id: id.clone(),
         finder,
         settings: ReadSettings::new(config),
-        start_at_end: config.start_at == config::StartAt::End && checkpoint.files.is_empty(),
+        start_at_end: config.start_at == config::StartAt::End && first_start,
         poll_interval: config.poll_interval.0,
         max_concurrent_files: config.max_concurrent_files,
         resource: config.resource.iter().map(|(k, v)| string_kv(k, v)).collect(),
@@ -105,6 +109,8 @@ pub async fn start(
         persisted: None,
         last_persist: std::time::Instant::now(),
         warned_limit: false,
+        blocked: Default::default(),
+        forgotten: Default::default(),
         exclude_older_than: config.exclude_older_than.map(|d| d.0).filter(|d| !d.is_zero()),
         quiet_errors: config.operators.iter().any(|o| match o {
             config::OperatorConfig::Container(c) => {
@@ -165,6 +171,20 @@ fn watch(
     Some(watcher)
 }
 
+/// A file closed during this run: enough to continue it if its content shows up again.
+struct Forgotten {
+    fingerprint: Fingerprint,
+    key: u64,
+    /// Offset up to which its records were produced (sent, or dropped as blank).
+    emitted: u64,
+    path: String,
+}
+
+/// Closed files remembered per receiver.
+const MAX_FORGOTTEN: usize = 1024;
+/// Bytes of records per batch handed to the pipelines.
+const BATCH_BYTES: u64 = 4 << 20;
+
 struct Tail {
     id: ComponentId,
     finder: Finder,
@@ -190,6 +210,10 @@ struct Tail {
     persisted: Option<Checkpoint>,
     last_persist: std::time::Instant,
     warned_limit: bool,
+    /// Files whose batches failed downstream: their offsets wait for a restart.
+    blocked: std::collections::BTreeSet<u64>,
+    /// Files closed this run, newest last.
+    forgotten: std::collections::VecDeque<Forgotten>,
     exclude_older_than: Option<Duration>,
     /// `on_error: send_quiet` or `drop_quiet`: count parse errors, do not log them.
     quiet_errors: bool,
@@ -201,6 +225,7 @@ struct Tail {
 struct Gathered {
     records: BTreeMap<u64, (Vec<KeyValue>, Vec<LogRecord>)>,
     count: usize,
+    bytes: u64,
     offsets: BTreeMap<u64, u64>,
 }
 
@@ -223,7 +248,7 @@ impl Tail {
         // The pipelines still run: give the last batches a moment to be acknowledged.
         let waited = std::time::Instant::now();
         while !self.pending.is_empty() && waited.elapsed() < STOP_ACK_WAIT {
-            self.pending.collect(&mut self.committed);
+            self.collect();
             std::thread::sleep(Duration::from_millis(20));
         }
         self.persist();
@@ -241,14 +266,11 @@ impl Tail {
         for key in keys {
             let mut file_bytes = 0;
             while let Some(file) = self.files.get_mut(&key) {
-                let out = match file.read(READ_BUDGET, &self.settings, observed) {
-                    Ok(out) => out,
-                    Err(e) => {
-                        warn!(receiver = %self.id, path = %file.path.display(), error = %e, "Read failed; closing the file.");
-                        finished.push(key);
-                        break;
-                    }
-                };
+                // A file no longer found is flushed at its end whatever force_flush_period says.
+                let out = file.read(READ_BUDGET, &self.settings, observed, !seen.contains(&key));
+                if let Some(e) = &out.error {
+                    warn!(receiver = %self.id, path = %file.path.display(), error = %e, "Read failed; closing the file.");
+                }
                 file.refresh_fingerprint(self.settings.fingerprint_size);
                 // At the end, with no partial line held: a file no longer found is done.
                 let at_end = out.bytes == 0;
@@ -275,11 +297,16 @@ impl Tail {
                         "No Kubernetes metadata in this path (expected /var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log).");
                 }
                 gathered.count += out.records.len();
+                gathered.bytes += out.bytes;
                 let entry = gathered.records.entry(key).or_insert_with(|| (file.resource.clone(), Vec::new()));
                 entry.1.extend(out.records);
                 gathered.offsets.insert(key, out.end);
-                if gathered.count >= BATCH_RECORDS && !self.send(&mut gathered) {
+                if (gathered.count >= BATCH_RECORDS || gathered.bytes >= BATCH_BYTES) && !self.send(&mut gathered) {
                     return false;
+                }
+                if out.error.is_some() {
+                    finished.push(key);
+                    break;
                 }
                 if at_end {
                     if drained && !seen.contains(&key) {
@@ -296,12 +323,41 @@ impl Tail {
             return false;
         }
         for key in finished {
-            self.files.remove(&key);
+            self.forget(key);
         }
         self.file_metrics.open_files.set(self.files.len() as i64);
-        self.pending.collect(&mut self.committed);
+        self.collect();
         self.persist();
         true
+    }
+
+    /// Commits what was acknowledged; a failed batch holds its files' offsets back.
+    fn collect(&mut self) {
+        for key in self.pending.collect(&mut self.committed, &mut self.blocked) {
+            let path = self.files.get(&key).map(|f| f.path.display().to_string()).unwrap_or_default();
+            warn!(receiver = %self.id, %path,
+                "A batch from this file failed downstream; its offset stays before it until a restart reads it again.");
+        }
+        // Offsets of files neither open nor remembered are no longer needed.
+        let forgotten: HashSet<u64> = self.forgotten.iter().map(|f| f.key).collect();
+        self.committed.retain(|key, _| self.files.contains_key(key) || forgotten.contains(key));
+    }
+
+    /// Closes a file but remembers where it was, so the same content found again (a
+    /// rotated copy, a file dropped after an error) continues from there.
+    fn forget(&mut self, key: u64) {
+        let Some(file) = self.files.remove(&key) else { return };
+        self.forgotten.push_back(Forgotten {
+            fingerprint: file.fingerprint.clone(),
+            key,
+            emitted: file.emitted,
+            path: file.path.display().to_string(),
+        });
+        while self.forgotten.len() > MAX_FORGOTTEN {
+            if let Some(old) = self.forgotten.pop_front() {
+                self.committed.remove(&old.key);
+            }
+        }
     }
 
     /// Matches this poll's paths to tracked files; returns the keys of files found.
@@ -324,7 +380,7 @@ impl Tail {
                 // Truncated (copytruncate) or rewritten in place: a new file from offset 0.
                 info!(receiver = %self.id, path = %path.display(), "File was truncated or replaced; reading it from the start.");
                 self.file_metrics.truncations.inc();
-                self.files.remove(&key);
+                self.forget(key);
             }
             if let Some(age) = self.exclude_older_than
                 && meta.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|since| since > age)
@@ -354,30 +410,43 @@ impl Tail {
         if fingerprint.0.is_empty() {
             return None; // Empty: wait until it has content.
         }
-        // The same content under another name (a rotated copy) is already being read.
-        if self
-            .files
-            .values()
-            .any(|f| fingerprint.starts_with(&f.fingerprint) || f.fingerprint.starts_with(&fingerprint))
-        {
+        // A full fingerprint equal to one being read is the same content under another
+        // name (a rotated copy): it is already being read. Shorter, equal fingerprints
+        // may be different small files, and are read.
+        let full = fingerprint.0.len() == self.settings.fingerprint_size;
+        if full && self.files.values().any(|f| f.fingerprint == fingerprint) {
             return None;
         }
         let size = file.metadata().ok()?.len();
-        let offset = match self.checkpoint.offset_for(&fingerprint) {
-            Some(offset) if offset <= size => offset,
-            _ if self.start_at_end => size,
-            _ => 0,
+        // Content seen before in this run (the longest match): continue where it was.
+        let remembered = self
+            .forgotten
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| fingerprint.starts_with(&f.fingerprint))
+            .max_by_key(|(_, f)| f.fingerprint.0.len())
+            .map(|(i, _)| i);
+        let (key, offset) = match remembered.and_then(|i| self.forgotten.remove(i)) {
+            Some(old) if old.emitted <= size => (old.key, old.emitted),
+            _ => {
+                let offset = match self.checkpoint.take_offset_for(&fingerprint) {
+                    Some(offset) if offset <= size => offset,
+                    _ if self.start_at_end => size,
+                    _ => 0,
+                };
+                let key = self.next_key;
+                self.next_key += 1;
+                self.committed.insert(key, offset);
+                (key, offset)
+            }
         };
-        let key = self.next_key;
-        self.next_key += 1;
-        self.committed.insert(key, offset);
         self.files.insert(key, TrackedFile::open(path, file, fingerprint, offset, &self.settings));
         Some(key)
     }
 
     /// Sends the gathered records as one batch, waiting while the pipelines are full.
     fn send(&mut self, gathered: &mut Gathered) -> bool {
-        let Gathered { records, count, offsets } = std::mem::take(gathered);
+        let Gathered { records, count, offsets, .. } = std::mem::take(gathered);
         let count = count as u64;
         let (ack, waiter) = Ack::new();
         if count == 0 {
@@ -411,15 +480,16 @@ impl Tail {
         // A long poll (a big backlog) commits as it goes, so a crash repeats only what
         // was in flight, not the whole poll.
         if self.last_persist.elapsed() >= PERSIST_EVERY {
-            self.pending.collect(&mut self.committed);
+            self.collect();
             self.persist();
         }
         true
     }
 
-    /// Writes the delivered offsets of tracked files, if they changed.
+    /// Writes the delivered offsets of open files, of files closed this run, and of
+    /// start-up entries not matched yet, if they changed.
     fn persist(&mut self) {
-        let files = self
+        let mut files: Vec<KnownFile> = self
             .files
             .iter()
             .map(|(key, file)| KnownFile {
@@ -428,6 +498,12 @@ impl Tail {
                 path: file.path.display().to_string(),
             })
             .collect();
+        files.extend(self.forgotten.iter().map(|f| KnownFile {
+            fingerprint: hex_encode(&f.fingerprint.0),
+            offset: self.committed.get(&f.key).copied().unwrap_or(0),
+            path: f.path.clone(),
+        }));
+        files.extend(self.checkpoint.files.iter().take(MAX_FORGOTTEN).cloned());
         let checkpoint = Checkpoint { files };
         if self.persisted.as_ref() == Some(&checkpoint) {
             return;

@@ -103,6 +103,8 @@ pub struct TrackedFile {
     pub inode: u64,
     /// Bytes handed to the splitter so far.
     pub read_offset: u64,
+    /// Offset up to which records have been produced (the last read's `end`).
+    pub emitted: u64,
     splitter: LineSplitter,
     last_growth: Instant,
     attributes: Vec<KeyValue>,
@@ -128,6 +130,8 @@ pub struct ReadOutput {
     pub bytes: u64,
     /// Lines longer than `max_log_size` that were cut.
     pub cut: u64,
+    /// A read that failed; what came before it is in `records`.
+    pub error: Option<std::io::Error>,
 }
 
 impl TrackedFile {
@@ -176,6 +180,7 @@ impl TrackedFile {
             device,
             inode,
             read_offset: offset,
+            emitted: offset,
             splitter: LineSplitter::new(settings.max_log_size, offset),
             last_growth: Instant::now(),
             attributes,
@@ -194,7 +199,8 @@ impl TrackedFile {
 
     /// Reads what is new, up to `budget` bytes, and turns it into records. A last line
     /// with no newline is held until it stops growing for `force_flush_period`.
-    pub fn read(&mut self, budget: u64, settings: &ReadSettings, observed: u64) -> std::io::Result<ReadOutput> {
+    /// `finishing`: the file is no longer found; at its end, everything held goes out.
+    pub fn read(&mut self, budget: u64, settings: &ReadSettings, observed: u64, finishing: bool) -> ReadOutput {
         let mut records = Vec::new();
         let mut bytes = 0u64;
         let mut cut = 0u64;
@@ -241,12 +247,18 @@ impl TrackedFile {
             }
             line_start = t.end;
         };
+        let mut error = None;
         while bytes < budget {
             let want = READ_CHUNK.min((budget - bytes) as usize);
-            let n = self.file.read_at(&mut chunk[..want], self.read_offset)?;
-            if n == 0 {
-                break;
-            }
+            let n = match self.file.read_at(&mut chunk[..want], self.read_offset) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    // Keep what was read and the state held; the caller closes the file.
+                    error = Some(e);
+                    break;
+                }
+            };
             self.read_offset += n as u64;
             bytes += n as u64;
             match settings.encoding {
@@ -265,8 +277,10 @@ impl TrackedFile {
         let now = Instant::now();
         if bytes > 0 {
             self.last_growth = now;
-        } else if !settings.force_flush_period.is_zero()
-            && now.duration_since(self.last_growth) >= settings.force_flush_period
+        } else if error.is_none()
+            && (finishing
+                || (!settings.force_flush_period.is_zero()
+                    && now.duration_since(self.last_growth) >= settings.force_flush_period))
         {
             // Quiet for the flush period: the last line without a newline, and the
             // record being joined, go out.
@@ -280,7 +294,7 @@ impl TrackedFile {
             }
         }
         if let Some(parser) = container.as_mut() {
-            parser.flush(false, &mut records);
+            parser.flush(finishing && bytes == 0, &mut records);
         }
         // The checkpoint stops before anything still held: an open multiline record,
         // partial container lines, a last line without a newline.
@@ -295,7 +309,8 @@ impl TrackedFile {
         .min(self.splitter.consumed());
         self.aggregator = aggregator;
         self.container = container;
-        Ok(ReadOutput { records, parse_errors, end, bytes, cut })
+        self.emitted = end;
+        ReadOutput { records, parse_errors, end, bytes, cut, error }
     }
 
     /// Re-reads the fingerprint while it is shorter than `fingerprint_size`: a short
