@@ -463,3 +463,17 @@ fn small_files_with_the_same_first_bytes_are_all_read() {
     assert_eq!(counts(&out), BTreeMap::from([("Starting".to_string(), 3), ("more".to_string(), 1)]));
     assert!(agent.stop().success());
 }
+
+#[test]
+fn delete_after_read_removes_files_once_delivered() {
+    let logs = tempfile::tempdir().unwrap();
+    append(&logs.path().join("one.log"), 0..5, "done");
+    append(&logs.path().join("two.log"), 5..9, "done");
+    let agent = Agent::start(&config(logs.path(), "    delete_after_read: true"));
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(10), "both files delivered and deleted", || {
+        counts(&out).len() == 9 && !logs.path().join("one.log").exists() && !logs.path().join("two.log").exists()
+    });
+    assert_eq!(counts(&out), expected("done", 0..9));
+    assert!(agent.stop().success());
+}

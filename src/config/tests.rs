@@ -236,3 +236,24 @@ fn missing_service_section() {
     let errors = errors("receivers:\n  otlp:\n    protocols: {grpc: }\n");
     assert!(errors[0].contains("missing `service` section"), "{errors:?}");
 }
+
+#[test]
+fn filelog_options_are_checked() {
+    let yaml = "receivers:\n  filelog:\n    include: [/var/log/*.log]\n    delete_after_read: true\nexporters:\n  debug:\nservice:\n  pipelines:\n    logs:\n      receivers: [filelog]\n      exporters: [debug]\n";
+    let errors = errors(yaml);
+    assert!(
+        errors[0].starts_with("agent.yaml:3:5: error: receiver `filelog`: delete_after_read needs start_at: beginning"),
+        "{errors:?}"
+    );
+    let errors =
+        self::errors(&yaml.replace("    delete_after_read: true\n", "    multiline:\n      line_start_pattern: '('\n"));
+    assert!(errors[0].contains("invalid pattern"), "{errors:?}");
+    let errors = self::errors(
+        &yaml.replace("    include: [/var/log/*.log]\n    delete_after_read: true\n", "    start_at: end\n"),
+    );
+    assert!(errors[0].contains("missing field `include`"), "{errors:?}");
+    // filelog is a logs receiver only.
+    let errors =
+        self::errors(&yaml.replace("    delete_after_read: true\n", "").replace("    logs:\n", "    metrics:\n"));
+    assert!(errors[0].contains("receiver `filelog` does not support metrics"), "{errors:?}");
+}

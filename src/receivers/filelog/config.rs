@@ -40,6 +40,11 @@ pub struct FilelogConfig {
     /// `utf-8` (default; invalid bytes replaced) or `nop` (bytes kept, no line splitting).
     #[serde(default)]
     pub encoding: Encoding,
+    /// Delete each file once everything in it has been read and delivered. For files
+    /// that are complete when they appear: lines appended while it is deleted are lost.
+    /// Needs `start_at: beginning`. Default false.
+    #[serde(default)]
+    pub delete_after_read: bool,
     /// Join lines into one record by a start or end pattern (stack traces).
     #[serde(default)]
     pub multiline: Option<MultilineConfig>,
@@ -157,6 +162,9 @@ impl Validate for FilelogConfig {
         }
         if containers == 1 && self.encoding == Encoding::Nop {
             return Err("the container operator needs text: it cannot be used with encoding: nop".into());
+        }
+        if self.delete_after_read && self.start_at == StartAt::End {
+            return Err("delete_after_read needs start_at: beginning".into());
         }
         if self.poll_interval.0.is_zero() {
             return Err("poll_interval must be more than 0".into());

@@ -111,6 +111,7 @@ pub async fn start(
         warned_limit: false,
         blocked: Default::default(),
         forgotten: Default::default(),
+        delete_after_read: config.delete_after_read,
         exclude_older_than: config.exclude_older_than.map(|d| d.0).filter(|d| !d.is_zero()),
         quiet_errors: config.operators.iter().any(|o| match o {
             config::OperatorConfig::Container(c) => {
@@ -215,6 +216,7 @@ struct Tail {
     /// Files closed this run, newest last.
     forgotten: std::collections::VecDeque<Forgotten>,
     exclude_older_than: Option<Duration>,
+    delete_after_read: bool,
     /// `on_error: send_quiet` or `drop_quiet`: count parse errors, do not log them.
     quiet_errors: bool,
 }
@@ -325,10 +327,39 @@ impl Tail {
         for key in finished {
             self.forget(key);
         }
-        self.file_metrics.open_files.set(self.files.len() as i64);
         self.collect();
+        if self.delete_after_read {
+            self.delete_delivered();
+        }
+        self.file_metrics.open_files.set(self.files.len() as i64);
         self.persist();
         true
+    }
+
+    /// `delete_after_read`: removes files read to the end whose every line was delivered.
+    fn delete_delivered(&mut self) {
+        let done: Vec<u64> = self
+            .files
+            .iter()
+            .filter(|(key, file)| {
+                let size = file.size();
+                size > 0
+                    && file.read_offset == size
+                    && file.emitted == size
+                    && self.committed.get(key).is_some_and(|&delivered| delivered >= size)
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        for key in done {
+            let Some(file) = self.files.remove(&key) else { continue };
+            self.committed.remove(&key);
+            match std::fs::remove_file(&file.path) {
+                Ok(()) => info!(receiver = %self.id, path = %file.path.display(), "Read and delivered; deleted."),
+                Err(e) => {
+                    warn!(receiver = %self.id, path = %file.path.display(), error = %e, "Cannot delete a file read to the end.")
+                }
+            }
+        }
     }
 
     /// Commits what was acknowledged; a failed batch holds its files' offsets back.
