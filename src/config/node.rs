@@ -46,10 +46,6 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn null(location: Location) -> Node {
-        Node { kind: NodeKind::Null, location }
-    }
-
     pub fn empty_map(location: Location) -> Node {
         Node { kind: NodeKind::Map(Vec::new()), location }
     }

@@ -120,15 +120,6 @@ impl Payload {
         }
     }
 
-    /// An empty payload of the given signal.
-    pub fn empty(signal: Signal) -> Payload {
-        match signal {
-            Signal::Traces => Payload::Traces(Default::default()),
-            Signal::Metrics => Payload::Metrics(Default::default()),
-            Signal::Logs => Payload::Logs(Default::default()),
-        }
-    }
-
     /// Moves `other`'s resources to the end of `self`. Both must be of one signal;
     /// a payload of another signal is given back.
     pub fn append(&mut self, other: Payload) -> Result<(), Payload> {
