@@ -159,6 +159,8 @@ async fn start_admin(
                 info!(extension = %id, endpoint = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "Health check listening.");
                 tracker.spawn(health_check::serve(c.clone(), health.clone(), listener, stop.clone()));
             }
+            // A directory that the components naming it check when they start.
+            ExtensionConfig::FileStorage(_) => {}
         }
     }
     Ok(())

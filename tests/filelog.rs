@@ -139,6 +139,60 @@ fn rename_rotation_while_writing_loses_nothing() {
     assert!(agent.stop().success());
 }
 
+fn gzip(lines: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(lines).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[test]
+fn rotation_to_gzip_while_writing_reads_every_line_once() {
+    let logs = tempfile::tempdir().unwrap();
+    let app = logs.path().join("app.log");
+    // An archive from before the start is read (decompressed) too.
+    let old: String = (0..50).map(|i| format!("old line {i}\n")).collect();
+    std::fs::write(logs.path().join("app.log.9.gz"), gzip(old.as_bytes())).unwrap();
+    append(&app, 0..1, "g");
+    let config = config(logs.path(), "    compression: auto").replace("/*.log\"", "/app.log*\"");
+    let agent = Agent::start(&config);
+    let out = agent.dir.path().join("out.jsonl");
+    // logrotate with `compress`: app.log is renamed to app.log.1 and a new app.log
+    // created; app.log.1 is compressed to app.log.1.gz (written in two halves, so the
+    // receiver sees a cut-off gzip stream) and deleted; the archive is then shifted.
+    let mut next = 1;
+    let mut file = OpenOptions::new().append(true).open(&app).unwrap();
+    let write = |file: &mut std::fs::File, n: usize, next: &mut usize| {
+        for _ in 0..n {
+            writeln!(file, "g line {next}").unwrap();
+            *next += 1;
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    };
+    for round in 0..4 {
+        write(&mut file, 300, &mut next);
+        let rotated = logs.path().join("app.log.1");
+        std::fs::rename(&app, &rotated).unwrap();
+        file = OpenOptions::new().create(true).append(true).open(&app).unwrap();
+        write(&mut file, 50, &mut next);
+        let compressed = gzip(&std::fs::read(&rotated).unwrap());
+        let gz = logs.path().join("app.log.1.gz");
+        let (first, second) = compressed.split_at(compressed.len() / 10);
+        std::fs::write(&gz, first).unwrap();
+        write(&mut file, 100, &mut next);
+        OpenOptions::new().append(true).open(&gz).unwrap().write_all(second).unwrap();
+        std::fs::remove_file(&rotated).unwrap();
+        write(&mut file, 50, &mut next);
+        std::fs::rename(&gz, logs.path().join(format!("app.log.{}.gz", round + 2))).unwrap();
+    }
+    write(&mut file, 100, &mut next);
+    let mut want = expected("g", 0..next);
+    want.extend(expected("old", 0..50));
+    wait_until(Duration::from_secs(15), "every line", || counts(&out).len() == want.len());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counts(&out), want);
+    assert!(agent.stop().success());
+}
+
 #[test]
 fn copytruncate_reads_the_new_content_from_the_start() {
     let logs = tempfile::tempdir().unwrap();
@@ -476,4 +530,25 @@ fn delete_after_read_removes_files_once_delivered() {
     });
     assert_eq!(counts(&out), expected("done", 0..9));
     assert!(agent.stop().success());
+}
+
+#[test]
+fn checkpoints_go_to_the_file_storage_extension_directory() {
+    let logs = tempfile::tempdir().unwrap();
+    append(&logs.path().join("a.log"), 0..5, "s");
+    let state = logs.path().join("state/nested");
+    let config = config(logs.path(), "    storage: file_storage/offsets").replace(
+        "service:\n",
+        &format!(
+            "extensions:\n  file_storage/offsets:\n    directory: {}\n    create_directory: true\nservice:\n  extensions: [file_storage/offsets]\n",
+            state.display()
+        ),
+    );
+    let agent = Agent::start(&config);
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(10), "the lines", || counts(&out) == expected("s", 0..5));
+    assert!(agent.stop().success());
+    let names: Vec<String> =
+        std::fs::read_dir(&state).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().any(|n| n.starts_with("filelog")), "{names:?}");
 }

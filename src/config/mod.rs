@@ -191,6 +191,7 @@ impl Checker {
         let connectors = self.section(root, Kind::Connector, crate::connectors::FACTORIES);
         let extensions = self.section(root, Kind::Extension, crate::extensions::FACTORIES);
         let service = self.service(root, &receivers, &processors, &exporters, &connectors, &extensions)?;
+        self.check_storage(&receivers, &extensions, &service.extensions);
         Some(Config {
             receivers: receivers.into_iter().map(|(id, s)| (id, s.config)).collect(),
             processors: processors.into_iter().map(|(id, s)| (id, s.config)).collect(),
@@ -199,6 +200,38 @@ impl Checker {
             extensions: extensions.into_iter().map(|(id, s)| (id, s.config)).collect(),
             service,
         })
+    }
+
+    /// A component's `storage` must name a `file_storage` extension enabled in
+    /// `service.extensions`, as upstream requires.
+    fn check_storage<R: StorageUser, X: StorageProvider>(
+        &mut self,
+        receivers: &BTreeMap<ComponentId, Defined<R>>,
+        extensions: &BTreeMap<ComponentId, Defined<X>>,
+        enabled: &[ComponentId],
+    ) {
+        for (id, defined) in receivers {
+            let Some(storage) = defined.config.storage() else { continue };
+            let problem = match ComponentId::parse(storage) {
+                Err(e) => Some(format!("invalid storage id `{storage}`: {e}")),
+                Ok(storage_id) => match extensions.get(&storage_id) {
+                    None => Some(format!(
+                        "storage names `{storage}`, which is not defined under `extensions`{}",
+                        defined_list(extensions)
+                    )),
+                    Some(ext) if !ext.config.is_storage() => {
+                        Some(format!("storage names `{storage}`, which is not a file_storage extension"))
+                    }
+                    Some(_) if !enabled.contains(&storage_id) => {
+                        Some(format!("storage names `{storage}`, which is not listed in service.extensions"))
+                    }
+                    Some(_) => None,
+                },
+            };
+            if let Some(problem) = problem {
+                self.error(Some(defined.location.clone()), format!("receiver `{id}`: {problem}"));
+            }
+        }
     }
 
     /// Reads one of `receivers`, `processors` … into typed configs.
@@ -645,6 +678,16 @@ impl Checker {
 }
 
 /// A component config as read, with what it supports and where it was defined.
+/// A component config that may keep its state in a storage extension.
+pub trait StorageUser {
+    fn storage(&self) -> Option<&str>;
+}
+
+/// An extension config that may be a storage extension.
+pub trait StorageProvider {
+    fn is_storage(&self) -> bool;
+}
+
 struct Defined<C> {
     config: C,
     signals: &'static [Signal],

@@ -257,3 +257,39 @@ fn filelog_options_are_checked() {
         self::errors(&yaml.replace("    delete_after_read: true\n", "").replace("    logs:\n", "    metrics:\n"));
     assert!(errors[0].contains("receiver `filelog` does not support metrics"), "{errors:?}");
 }
+
+#[test]
+fn filelog_storage_must_name_an_enabled_file_storage_extension() {
+    let yaml = "\
+extensions:
+  file_storage/state:
+    directory: /var/lib/ocelot/state
+  health_check:
+receivers:
+  filelog:
+    include: [/var/log/*.log]
+    storage: file_storage/state
+exporters:
+  debug:
+service:
+  extensions: [file_storage/state, health_check]
+  pipelines:
+    logs:
+      receivers: [filelog]
+      exporters: [debug]
+";
+    let loaded = load_one(yaml);
+    assert!(loaded.config.is_some(), "{:?}", loaded.diagnostics);
+    let errors = self::errors(&yaml.replace("storage: file_storage/state", "storage: file_storage/other"));
+    assert!(errors[0].starts_with("agent.yaml:6:3: error: receiver `filelog`: storage names `file_storage/other`, which is not defined under `extensions`"), "{errors:?}");
+    let errors = self::errors(&yaml.replace("storage: file_storage/state", "storage: health_check"));
+    assert!(errors[0].contains("storage names `health_check`, which is not a file_storage extension"), "{errors:?}");
+    let errors =
+        self::errors(&yaml.replace("extensions: [file_storage/state, health_check]", "extensions: [health_check]"));
+    assert!(errors[0].contains("which is not listed in service.extensions"), "{errors:?}");
+    let errors =
+        self::errors(&yaml.replace("    directory: /var/lib/ocelot/state", "    compaction: {on_start: true}"));
+    assert!(errors[0].contains("unknown field `compaction`"), "{errors:?}");
+    let errors = self::errors(&yaml.replace("    storage: file_storage/state", "    compression: zip"));
+    assert!(errors[0].contains("unknown variant `zip`"), "{errors:?}");
+}

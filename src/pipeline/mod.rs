@@ -144,12 +144,22 @@ async fn wire(
         let Some(receiver_config) = config.receivers.get(id) else {
             continue;
         };
+        // State goes to the named file_storage extension's directory, or --storage-dir.
+        let storage = crate::config::StorageUser::storage(receiver_config)
+            .and_then(|name| ComponentId::parse(name).ok())
+            .and_then(|ext| config.extensions.get(&ext));
+        let receiver_storage = match storage {
+            Some(crate::extensions::ExtensionConfig::FileStorage(fs)) => fs.prepare(storage_dir).map_err(|e| {
+                StartError::Receiver { id: id.clone(), source: crate::receivers::StartError::Storage(e) }
+            })?,
+            _ => storage_dir.to_path_buf(),
+        };
         crate::receivers::start(
             id,
             receiver_config,
             consumers,
             telemetry,
-            storage_dir,
+            &receiver_storage,
             running.stop_receivers.clone(),
             &running.receivers,
         )

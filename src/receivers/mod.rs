@@ -25,6 +25,15 @@ pub static FACTORIES: &[Factory<ReceiverConfig>] = &[
     },
 ];
 
+impl crate::config::StorageUser for ReceiverConfig {
+    fn storage(&self) -> Option<&str> {
+        match self {
+            ReceiverConfig::Filelog(c) => c.storage.as_deref(),
+            ReceiverConfig::Otlp(_) => None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]

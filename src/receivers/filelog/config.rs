@@ -77,6 +77,15 @@ pub struct FilelogConfig {
     /// Static resource attributes of every record.
     #[serde(default)]
     pub resource: BTreeMap<String, String>,
+    /// Id of a `file_storage` extension that keeps the checkpoints. Default: the
+    /// agent's `--storage-dir`.
+    #[serde(default)]
+    pub storage: Option<String>,
+    /// `gzip`: every matched file is gzip-compressed (read decompressed, fingerprinted
+    /// on its decompressed bytes, so a rotated `.gz` continues where its original was
+    /// read); `auto`: detected per file by the gzip magic bytes. Default: none.
+    #[serde(default)]
+    pub compression: Compression,
     /// Operators applied to each record, in order.
     #[serde(default)]
     pub operators: Vec<OperatorConfig>,
@@ -95,6 +104,16 @@ pub enum StartAt {
     Beginning,
     #[default]
     End,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    #[serde(rename = "")]
+    None,
+    Gzip,
+    Auto,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]

@@ -342,11 +342,10 @@ impl Tail {
             .files
             .iter()
             .filter(|(key, file)| {
-                let size = file.size();
-                size > 0
-                    && file.read_offset == size
-                    && file.emitted == size
-                    && self.committed.get(key).is_some_and(|&delivered| delivered >= size)
+                file.read_offset > 0
+                    && file.fully_read()
+                    && file.emitted == file.read_offset
+                    && self.committed.get(key).is_some_and(|&delivered| delivered >= file.read_offset)
             })
             .map(|(key, _)| *key)
             .collect();
@@ -437,7 +436,8 @@ impl Tail {
 
     fn track(&mut self, path: &PathBuf) -> Option<u64> {
         let file = File::open(path).ok()?;
-        let fingerprint = Fingerprint::read(&file, self.settings.fingerprint_size).ok()?;
+        let gzip = self.settings.is_gzip(&file);
+        let fingerprint = Fingerprint::of(&file, self.settings.fingerprint_size, gzip).ok()?;
         if fingerprint.0.is_empty() {
             return None; // Empty: wait until it has content.
         }
@@ -448,7 +448,14 @@ impl Tail {
         if full && self.files.values().any(|f| f.fingerprint == fingerprint) {
             return None;
         }
-        let size = file.metadata().ok()?.len();
+        // A gzip file whose decompressed start is still short and is the start of a file
+        // being read is most likely that file being compressed (a rotation to `.gz`):
+        // it waits until the original is finished, then continues where it was read.
+        if gzip && !full && self.files.values().any(|f| f.fingerprint.starts_with(&fingerprint)) {
+            return None;
+        }
+        // A gzip file's offsets count decompressed bytes, which its size does not bound.
+        let size = if gzip { u64::MAX } else { file.metadata().ok()?.len() };
         // Content seen before in this run (the longest match): continue where it was.
         let remembered = self
             .forgotten
@@ -462,6 +469,7 @@ impl Tail {
             _ => {
                 let offset = match self.checkpoint.take_offset_for(&fingerprint) {
                     Some(offset) if offset <= size => offset,
+                    _ if self.start_at_end && gzip => reader::gzip_len(&file),
                     _ if self.start_at_end => size,
                     _ => 0,
                 };
@@ -471,7 +479,7 @@ impl Tail {
                 (key, offset)
             }
         };
-        self.files.insert(key, TrackedFile::open(path, file, fingerprint, offset, &self.settings));
+        self.files.insert(key, TrackedFile::open(path, file, fingerprint, offset, gzip, &self.settings));
         Some(key)
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
-use super::config::{Encoding, FilelogConfig, OperatorConfig};
+use super::config::{Compression, Encoding, FilelogConfig, OperatorConfig};
 use super::container::{ContainerConfig, ContainerParser, Parsed};
 use super::multiline::{Aggregator, Mode};
 use super::split::{LineSplitter, Token, TokenKind};
@@ -36,9 +36,119 @@ impl Fingerprint {
         Ok(Fingerprint(buf))
     }
 
+    /// The first `size` decompressed bytes of a gzip file (fewer while it is short or
+    /// still being written).
+    pub fn read_gzip(file: &File, size: usize) -> std::io::Result<Fingerprint> {
+        use std::io::Read;
+        let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(At { file, pos: 0 }));
+        let mut buf = vec![0u8; size];
+        let mut filled = 0;
+        while filled < size {
+            match decoder.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(filled);
+        Ok(Fingerprint(buf))
+    }
+
+    /// The fingerprint of `file`, decompressed when it is gzip.
+    pub fn of(file: &File, size: usize, gzip: bool) -> std::io::Result<Fingerprint> {
+        if gzip { Fingerprint::read_gzip(file, size) } else { Fingerprint::read(file, size) }
+    }
+
     /// `self` is the same file as `old`, possibly grown.
     pub fn starts_with(&self, old: &Fingerprint) -> bool {
         !old.0.is_empty() && self.0.starts_with(&old.0)
+    }
+}
+
+/// Reads a file by position, leaving the shared file offset alone.
+struct At<F> {
+    file: F,
+    pos: u64,
+}
+
+impl<F: std::borrow::Borrow<File>> std::io::Read for At<F> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.borrow().read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Decompressed length of a gzip file, as far as it can be decompressed now.
+pub fn gzip_len(file: &File) -> u64 {
+    use std::io::Read;
+    let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(At { file, pos: 0 }));
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut len = 0;
+    while let Ok(n) = decoder.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        len += n as u64;
+    }
+    len
+}
+
+type GzipDecoder = flate2::read::MultiGzDecoder<std::io::BufReader<At<File>>>;
+
+/// A gzip file read as its decompressed bytes; offsets count decompressed bytes.
+#[derive(Default)]
+struct GzipStream {
+    /// The decoder and the decompressed offset it has reached.
+    decoder: Option<(GzipDecoder, u64)>,
+    /// Compressed size when the whole stream was read; more members may be appended.
+    complete_at: Option<u64>,
+    /// Compressed size when decompression stopped at a cut-off end (still being
+    /// written); tried again once the file grows.
+    stalled_at: Option<u64>,
+}
+
+impl GzipStream {
+    fn read_at(&mut self, file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        use std::io::Read;
+        let size = file.metadata()?.len();
+        if self.complete_at == Some(size) || self.stalled_at == Some(size) {
+            return Ok(0);
+        }
+        if self.decoder.as_ref().is_none_or(|(_, pos)| *pos != offset) {
+            // (Re)start from the beginning and skip what was already read.
+            let mut decoder =
+                flate2::read::MultiGzDecoder::new(std::io::BufReader::new(At { file: file.try_clone()?, pos: 0 }));
+            let skipped = match std::io::copy(&mut (&mut decoder).take(offset), &mut std::io::sink()) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                Err(e) => return Err(e),
+            };
+            if skipped < offset {
+                self.stalled_at = Some(size);
+                return Ok(0);
+            }
+            self.decoder = Some((decoder, offset));
+        }
+        let Some((decoder, pos)) = self.decoder.as_mut() else { return Ok(0) };
+        match decoder.read(buf) {
+            Ok(0) => {
+                self.complete_at = Some(size);
+                self.decoder = None;
+                Ok(0)
+            }
+            Ok(n) => {
+                *pos += n as u64;
+                Ok(n)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                self.stalled_at = Some(size);
+                self.decoder = None;
+                Ok(0)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -57,6 +167,7 @@ pub struct ReadSettings {
     pub attributes: Vec<KeyValue>,
     pub multiline: Option<Mode>,
     pub container: Option<ContainerConfig>,
+    pub compression: Compression,
 }
 
 impl ReadSettings {
@@ -77,11 +188,26 @@ impl ReadSettings {
             include_file_path_resolved: config.include_file_path_resolved,
             attributes: config.attributes.iter().map(|(k, v)| string_kv(k, v)).collect(),
             multiline: config.multiline.as_ref().and_then(|m| m.mode()),
+            compression: config.compression,
             // `find_map`, as other operator types will not map to a container config.
             #[allow(clippy::unnecessary_find_map)]
             container: config.operators.iter().find_map(|o| match o {
                 OperatorConfig::Container(c) => Some(c.clone()),
             }),
+        }
+    }
+}
+
+impl ReadSettings {
+    /// Whether `file` is read decompressed: always with `gzip`, by its magic bytes with `auto`.
+    pub fn is_gzip(&self, file: &File) -> bool {
+        match self.compression {
+            Compression::None => false,
+            Compression::Gzip => true,
+            Compression::Auto => {
+                let mut magic = [0u8; 2];
+                file.read_at(&mut magic, 0).is_ok_and(|n| n == 2) && magic == [0x1f, 0x8b]
+            }
         }
     }
 }
@@ -118,6 +244,8 @@ pub struct TrackedFile {
     pub resource: Vec<KeyValue>,
     /// The path did not give Kubernetes metadata: reported once.
     pub metadata_missing: bool,
+    /// Set for gzip files, read decompressed.
+    gzip: Option<GzipStream>,
 }
 
 /// What one read produced: records and, for each, the file offset just past it.
@@ -140,6 +268,7 @@ impl TrackedFile {
         file: File,
         fingerprint: Fingerprint,
         offset: u64,
+        gzip: bool,
         settings: &ReadSettings,
     ) -> TrackedFile {
         let (device, inode) = file.metadata().map(|m| (m.dev(), m.ino())).unwrap_or_default();
@@ -189,6 +318,19 @@ impl TrackedFile {
             container: settings.container.clone().map(ContainerParser::new),
             resource,
             metadata_missing,
+            gzip: gzip.then(GzipStream::default),
+        }
+    }
+
+    pub fn is_gzip(&self) -> bool {
+        self.gzip.is_some()
+    }
+
+    /// Everything in the file has been read: its end (plain), or the whole gzip stream.
+    pub fn fully_read(&self) -> bool {
+        match &self.gzip {
+            None => self.read_offset == self.size(),
+            Some(gz) => gz.complete_at == Some(self.size()),
         }
     }
 
@@ -250,7 +392,11 @@ impl TrackedFile {
         let mut error = None;
         while bytes < budget {
             let want = READ_CHUNK.min((budget - bytes) as usize);
-            let n = match self.file.read_at(&mut chunk[..want], self.read_offset) {
+            let got = match self.gzip.as_mut() {
+                None => self.file.read_at(&mut chunk[..want], self.read_offset),
+                Some(gz) => gz.read_at(&self.file, &mut chunk[..want], self.read_offset),
+            };
+            let n = match got {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) => {
@@ -317,7 +463,7 @@ impl TrackedFile {
     /// file's identity grows with it, as long as the new one starts with the old.
     pub fn refresh_fingerprint(&mut self, size: usize) {
         if self.fingerprint.0.len() < size
-            && let Ok(fresh) = Fingerprint::read(&self.file, size)
+            && let Ok(fresh) = Fingerprint::of(&self.file, size, self.gzip.is_some())
             && fresh.starts_with(&self.fingerprint)
         {
             self.fingerprint = fresh;
@@ -326,9 +472,11 @@ impl TrackedFile {
 
     /// Still the same content: the path's file starts with our fingerprint and is not
     /// shorter than what was read.
+    /// (A gzip file's offset counts decompressed bytes: only its fingerprint is compared.)
     pub fn still_valid(&self, settings: &ReadSettings) -> bool {
-        self.size() >= self.read_offset
-            && Fingerprint::read(&self.file, settings.fingerprint_size).is_ok_and(|f| f.starts_with(&self.fingerprint))
+        (self.gzip.is_some() || self.size() >= self.read_offset)
+            && Fingerprint::of(&self.file, settings.fingerprint_size, self.gzip.is_some())
+                .is_ok_and(|f| f.starts_with(&self.fingerprint))
     }
 }
 
