@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # File tail throughput and memory of the release binary:
 #   a log file of N MiB ──► ocelot [filelog ─► otlp exporter] ──OTLP/gRPC──► ocelot-loadgen sink
+#   or, with `file`:       ──► ocelot [filelog ─► file exporter] ──► OTLP JSON lines on disk
 # Reports MiB of log per ocelot CPU-second, lines/s and ocelot's peak RSS.
 #
-#   benches/filelog.sh [MiB] [compression]
+#   benches/filelog.sh [MiB] [compression] [otlp|file]
 #   benches/filelog.sh 150 none
+#   benches/filelog.sh 150 none file
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mib=${1:-150}
 compression=${2:-none}
+exporter=${3:-otlp}
 cargo build --release --quiet --bins
 . benches/lib.sh
 sink_port=$(pick_port); metrics_port=$(pick_port)
@@ -28,28 +31,34 @@ print(f"{i} lines", file=sys.stderr)
 PY
 lines=$(wc -l < "$dir/logs/app.log")
 
+if [ "$exporter" = file ]; then
+  exporter_config="  file:
+    path: $dir/out.jsonl"
+else
+  exporter_config="  otlp:
+    endpoint: 127.0.0.1:$sink_port
+    compression: $compression
+    tls:
+      insecure: true"
+  "$bin/ocelot-loadgen" sink --grpc "127.0.0.1:$sink_port" --report-every 3600s > "$dir/sink.log" &
+fi
 cat > "$dir/ocelot.yaml" <<YAML
 receivers:
   filelog:
     include: ["$dir/logs/*.log"]
     start_at: beginning
 exporters:
-  otlp:
-    endpoint: 127.0.0.1:$sink_port
-    compression: $compression
-    tls:
-      insecure: true
+$exporter_config
 service:
   pipelines:
     logs:
       receivers: [filelog]
-      exporters: [otlp]
+      exporters: [$exporter]
   telemetry:
     metrics:
       address: 127.0.0.1:$metrics_port
 YAML
 
-"$bin/ocelot-loadgen" sink --grpc "127.0.0.1:$sink_port" --report-every 3600s > "$dir/sink.log" &
 start=$(date +%s.%N)
 "$bin/ocelot" --config "$dir/ocelot.yaml" --storage-dir "$dir/state" 2> "$dir/ocelot.log" &
 pid=$!

@@ -552,3 +552,72 @@ fn checkpoints_go_to_the_file_storage_extension_directory() {
         std::fs::read_dir(&state).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().any(|n| n.starts_with("filelog")), "{names:?}");
 }
+
+#[test]
+fn operators_parse_container_json_logs_filter_and_move_fields() {
+    let logs = tempfile::tempdir().unwrap();
+    let pod_dir = logs.path().join("pods/shop_web-1_0a0b0c0d-1111/web");
+    std::fs::create_dir_all(&pod_dir).unwrap();
+    std::fs::write(
+        pod_dir.join("0.log"),
+        "2024-03-30T08:31:20.000000000Z stdout F {\"msg\":\"order placed\",\"level\":\"error\",\"ts\":\"2024-03-30 10:31:20.250\",\"order\":7}\n\
+         2024-03-30T08:31:21.000000000Z stdout F GET /healthz 200\n\
+         2024-03-30T08:31:22.000000000Z stderr F {\"msg\":\"broken json\"\n\
+         2024-03-30T08:31:23.000000000Z stdout F plain text line\n",
+    )
+    .unwrap();
+    let operators = r#"    operators:
+      - type: container
+      - type: filter
+        expr: 'body matches "^GET /healthz"'
+      - type: json_parser
+        if: 'body startsWith "{"'
+        parse_ints: true
+        timestamp: { parse_from: attributes.ts, layout: '%Y-%m-%d %H:%M:%S.%L', location: Europe/Berlin }
+        severity: { parse_from: attributes.level }
+      - type: move
+        if: 'attributes.msg != nil'
+        from: attributes.msg
+        to: body
+      - type: remove
+        field: attributes.ts
+        on_error: send_quiet
+      - type: add
+        field: resource.team
+        value: checkout"#;
+    let agent = Agent::start(&config(&logs.path().join("pods/*/*"), operators));
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(10), "three records", || log_bodies(&read_json_lines(&out)).len() == 3);
+    let lines = read_json_lines(&out);
+    let records: Vec<&serde_json::Value> = lines
+        .iter()
+        .flat_map(|l| l["resourceLogs"].as_array().unwrap())
+        .flat_map(|rl| rl["scopeLogs"][0]["logRecords"].as_array().unwrap())
+        .collect();
+    let find = |body: &str| *records.iter().find(|r| r["body"]["stringValue"] == body).unwrap();
+    let placed = find("order placed");
+    // 10:31:20.250 in Berlin (UTC+1 in March before the DST switch on the 31st).
+    assert_eq!(placed["timeUnixNano"], "1711791080250000000");
+    assert_eq!(placed["severityNumber"], 17);
+    assert_eq!(placed["severityText"], "error");
+    let attributes = placed["attributes"].as_array().unwrap();
+    let attr = |key: &str| attributes.iter().find(|kv| kv["key"] == key).map(|kv| kv["value"].clone());
+    assert_eq!(attr("order").unwrap()["intValue"], "7");
+    assert_eq!(attr("log.iostream").unwrap()["stringValue"], "stdout");
+    assert!(attr("ts").is_none() && attr("msg").is_none());
+    // Broken JSON is kept as it was; the health check is filtered out.
+    find("{\"msg\":\"broken json\"");
+    find("plain text line");
+    assert!(!records.iter().any(|r| r["body"]["stringValue"].as_str().unwrap().contains("healthz")));
+    for line in &lines {
+        for rl in line["resourceLogs"].as_array().unwrap() {
+            let resource = rl["resource"]["attributes"].as_array().unwrap();
+            assert!(resource.iter().any(|kv| kv["key"] == "team" && kv["value"]["stringValue"] == "checkout"));
+            assert!(resource.iter().any(|kv| kv["key"] == "k8s.pod.name" && kv["value"]["stringValue"] == "web-1"));
+        }
+    }
+    agent.wait_metric("ocelot_filelog_records_dropped_total", "reason=\"filter\"", 1.0);
+    // The broken JSON line, and `remove` on the two records that have no ts.
+    agent.wait_metric("ocelot_filelog_parse_errors_total", "", 3.0);
+    assert!(agent.stop().success());
+}

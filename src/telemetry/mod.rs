@@ -125,6 +125,16 @@ pub struct FilelogMetrics {
     pub truncations: Counter,
     pub moves: Counter,
     pub parse_errors: Counter,
+    /// Records dropped by a `filter` operator.
+    pub filtered: Counter,
+    /// Records dropped by an operator's `on_error: drop`.
+    pub dropped_on_error: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    receiver: String,
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -214,6 +224,7 @@ pub struct Telemetry {
     filelog_lines_cut: Family<FilelogLabels, Counter>,
     filelog_rotations: Family<RotationLabels, Counter>,
     filelog_parse_errors: Family<FilelogLabels, Counter>,
+    filelog_dropped: Family<DropLabels, Counter>,
     process: process::ProcessMetrics,
 }
 
@@ -281,6 +292,12 @@ impl Telemetry {
             "Records an operator could not parse, and files whose path gave no Kubernetes metadata",
             filelog_parse_errors.clone(),
         );
+        let filelog_dropped = Family::<DropLabels, Counter>::default();
+        registry.register(
+            "ocelot_filelog_records_dropped",
+            "Records dropped by operators: by a filter (reason=filter) or by on_error: drop (reason=operator_error)",
+            filelog_dropped.clone(),
+        );
         let process = process::ProcessMetrics::register(&mut registry);
         Arc::new(Telemetry {
             registry,
@@ -296,6 +313,7 @@ impl Telemetry {
             filelog_lines_cut,
             filelog_rotations,
             filelog_parse_errors,
+            filelog_dropped,
             process,
         })
     }
@@ -332,7 +350,20 @@ impl Telemetry {
         let bytes_read = self.filelog_bytes_read.get_or_create(&labels).clone();
         let lines_cut = self.filelog_lines_cut.get_or_create(&labels).clone();
         let parse_errors = self.filelog_parse_errors.get_or_create(&labels).clone();
-        FilelogMetrics { open_files, bytes_read, lines_cut, truncations, moves, parse_errors }
+        let dropped =
+            |reason| self.filelog_dropped.get_or_create(&DropLabels { receiver: id.to_string(), reason }).clone();
+        let filtered = dropped("filter");
+        let dropped_on_error = dropped("operator_error");
+        FilelogMetrics {
+            open_files,
+            bytes_read,
+            lines_cut,
+            truncations,
+            moves,
+            parse_errors,
+            filtered,
+            dropped_on_error,
+        }
     }
 
     pub fn batch_processor(&self, id: &ComponentId) -> Histogram {

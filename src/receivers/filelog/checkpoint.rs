@@ -59,16 +59,28 @@ pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
+/// A batch sent: its acknowledgement, (file key, offset) pairs, and file bytes.
+type InFlight = (AckWaiter, Vec<(u64, u64)>, u64);
+
 /// Batches sent and not yet acknowledged, oldest first, with the offsets each carries.
 #[derive(Default)]
 pub struct PendingAcks {
-    queue: VecDeque<(AckWaiter, Vec<(u64, u64)>)>,
+    queue: VecDeque<InFlight>,
+    /// File bytes behind the batches in `queue`.
+    bytes: u64,
 }
 
 impl PendingAcks {
-    /// `offsets`: (file key, offset just past the batch's last record of that file).
-    pub fn push(&mut self, waiter: AckWaiter, offsets: Vec<(u64, u64)>) {
-        self.queue.push_back((waiter, offsets));
+    /// `offsets`: (file key, offset just past the batch's last record of that file);
+    /// `bytes`: the file bytes the batch was read from.
+    pub fn push(&mut self, waiter: AckWaiter, offsets: Vec<(u64, u64)>, bytes: u64) {
+        self.bytes += bytes;
+        self.queue.push_back((waiter, offsets, bytes));
+    }
+
+    /// File bytes read into batches not yet collected.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     pub fn len(&self) -> usize {
@@ -85,9 +97,10 @@ impl PendingAcks {
     /// Returns the keys newly blocked.
     pub fn collect(&mut self, committed: &mut BTreeMap<u64, u64>, blocked: &mut BTreeSet<u64>) -> Vec<u64> {
         let mut newly_blocked = Vec::new();
-        while let Some((waiter, _)) = self.queue.front_mut() {
+        while let Some((waiter, _, _)) = self.queue.front_mut() {
             let Some(outcome) = waiter.try_outcome() else { break };
-            let Some((_, offsets)) = self.queue.pop_front() else { break };
+            let Some((_, offsets, bytes)) = self.queue.pop_front() else { break };
+            self.bytes -= bytes;
             for (key, offset) in offsets {
                 if blocked.contains(&key) {
                     continue;
@@ -122,8 +135,8 @@ mod tests {
         let mut pending = PendingAcks::default();
         let (a, wa) = Ack::new();
         let (b, wb) = Ack::new();
-        pending.push(wa, vec![(1, 100)]);
-        pending.push(wb, vec![(1, 200), (2, 50)]);
+        pending.push(wa, vec![(1, 100)], 100);
+        pending.push(wb, vec![(1, 200), (2, 50)], 150);
         let mut committed = BTreeMap::new();
         let mut blocked = BTreeSet::new();
         drop(b);
@@ -141,8 +154,8 @@ mod tests {
         let mut pending = PendingAcks::default();
         let (a, wa) = Ack::new();
         let (b, wb) = Ack::new();
-        pending.push(wa, vec![(1, 100), (2, 10)]);
-        pending.push(wb, vec![(1, 200), (3, 5)]);
+        pending.push(wa, vec![(1, 100), (2, 10)], 110);
+        pending.push(wb, vec![(1, 200), (3, 5)], 105);
         a.fail();
         drop(a);
         drop(b);

@@ -2,8 +2,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::container::ContainerConfig;
 use super::multiline::MultilineConfig;
+pub use super::operators::OperatorConfig;
 use crate::component::Validate;
 use crate::config::{ByteSize, ConfigDuration};
 
@@ -91,13 +91,6 @@ pub struct FilelogConfig {
     pub operators: Vec<OperatorConfig>,
 }
 
-/// One entry of `operators`, by its `type`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum OperatorConfig {
-    Container(ContainerConfig),
-}
-
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum StartAt {
@@ -175,6 +168,7 @@ impl Validate for FilelogConfig {
                 );
             }
         }
+        super::operators::validate(&self.operators)?;
         let containers = self.operators.iter().filter(|o| matches!(o, OperatorConfig::Container(_))).count();
         if containers > 1 {
             return Err("operators: at most one container operator".into());

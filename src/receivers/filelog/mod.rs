@@ -12,9 +12,11 @@ pub mod config;
 pub mod container;
 pub mod finder;
 pub mod multiline;
+pub mod operators;
 pub mod reader;
 pub mod split;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -39,7 +41,7 @@ use crate::storage::StateFile;
 use crate::telemetry::{FilelogMetrics, ReceiverMetrics, Telemetry};
 use checkpoint::{Checkpoint, KnownFile, PendingAcks, hex_encode};
 use finder::Finder;
-use reader::{Fingerprint, ReadSettings, TrackedFile, string_kv};
+use reader::{Fingerprint, ReadSettings, TrackedFile};
 
 pub const TYPE: &str = "filelog";
 
@@ -94,7 +96,7 @@ pub async fn start(
         start_at_end: config.start_at == config::StartAt::End && first_start,
         poll_interval: config.poll_interval.0,
         max_concurrent_files: config.max_concurrent_files,
-        resource: config.resource.iter().map(|(k, v)| string_kv(k, v)).collect(),
+        operators: operators::Operators::new(&config.operators).map_err(StartError::Config)?,
         checkpoint,
         state,
         consumer,
@@ -117,6 +119,7 @@ pub async fn start(
             config::OperatorConfig::Container(c) => {
                 matches!(c.on_error, container::OnError::SendQuiet | container::OnError::DropQuiet)
             }
+            _ => false,
         }),
     };
     // inotify wakes the reader as soon as something changes; the poll interval stays as
@@ -185,6 +188,9 @@ struct Forgotten {
 const MAX_FORGOTTEN: usize = 1024;
 /// Bytes of records per batch handed to the pipelines.
 const BATCH_BYTES: u64 = 4 << 20;
+/// File bytes read but not yet acknowledged downstream, per receiver. Past this,
+/// reading waits: it bounds memory however large the exporters' queues are.
+const MAX_IN_FLIGHT_BYTES: u64 = 16 << 20;
 
 struct Tail {
     id: ComponentId,
@@ -194,7 +200,8 @@ struct Tail {
     start_at_end: bool,
     poll_interval: Duration,
     max_concurrent_files: usize,
-    resource: Vec<KeyValue>,
+    /// The operators after `container`.
+    operators: operators::Operators,
     checkpoint: Checkpoint,
     state: StateFile,
     consumer: Consumer,
@@ -217,7 +224,8 @@ struct Tail {
     forgotten: std::collections::VecDeque<Forgotten>,
     exclude_older_than: Option<Duration>,
     delete_after_read: bool,
-    /// `on_error: send_quiet` or `drop_quiet`: count parse errors, do not log them.
+    /// The container operator's `on_error` is `send_quiet` or `drop_quiet`: count its
+    /// parse errors, do not log them.
     quiet_errors: bool,
 }
 
@@ -226,6 +234,8 @@ struct Tail {
 #[derive(Default)]
 struct Gathered {
     records: BTreeMap<u64, (Vec<KeyValue>, Vec<LogRecord>)>,
+    /// Records whose resource an operator changed, grouped by resource as they come.
+    regrouped: Vec<(Vec<KeyValue>, Vec<LogRecord>)>,
     count: usize,
     bytes: u64,
     offsets: BTreeMap<u64, u64>,
@@ -298,10 +308,33 @@ impl Tail {
                     warn!(receiver = %self.id, path = %file.path.display(),
                         "No Kubernetes metadata in this path (expected /var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log).");
                 }
-                gathered.count += out.records.len();
                 gathered.bytes += out.bytes;
-                let entry = gathered.records.entry(key).or_insert_with(|| (file.resource.clone(), Vec::new()));
-                entry.1.extend(out.records);
+                let group = gathered.records.entry(key).or_insert_with(|| (file.resource.clone(), Vec::new()));
+                if self.operators.is_empty() {
+                    gathered.count += out.records.len();
+                    group.1.extend(out.records);
+                } else {
+                    let mut report = operators::Report::default();
+                    for record in out.records {
+                        let entry = operators::field::Entry { record, resource: Cow::Borrowed(&file.resource) };
+                        let Some(entry) = self.operators.run(entry, &mut report) else { continue };
+                        gathered.count += 1;
+                        match entry.resource {
+                            Cow::Borrowed(_) => group.1.push(entry.record),
+                            Cow::Owned(resource) => match gathered.regrouped.last_mut() {
+                                Some((last, records)) if *last == resource => records.push(entry.record),
+                                _ => gathered.regrouped.push((resource, vec![entry.record])),
+                            },
+                        }
+                    }
+                    self.file_metrics.parse_errors.inc_by(report.errors);
+                    self.file_metrics.filtered.inc_by(report.filtered);
+                    self.file_metrics.dropped_on_error.inc_by(report.dropped);
+                    if let Some(first) = report.first_error {
+                        warn!(receiver = %self.id, path = %file.path.display(), errors = report.errors, %first,
+                            "Operators failed on some records.");
+                    }
+                }
                 gathered.offsets.insert(key, out.end);
                 if (gathered.count >= BATCH_RECORDS || gathered.bytes >= BATCH_BYTES) && !self.send(&mut gathered) {
                     return false;
@@ -485,27 +518,24 @@ impl Tail {
 
     /// Sends the gathered records as one batch, waiting while the pipelines are full.
     fn send(&mut self, gathered: &mut Gathered) -> bool {
-        let Gathered { records, count, offsets, .. } = std::mem::take(gathered);
+        let Gathered { records, regrouped, count, offsets, bytes } = std::mem::take(gathered);
         let count = count as u64;
         let (ack, waiter) = Ack::new();
         if count == 0 {
             // Only offsets moved (blank lines, the end of a file): nothing to send, but
             // the commit still waits its turn behind the batches before it.
             drop(ack);
-            self.pending.push(waiter, offsets.into_iter().collect());
+            self.pending.push(waiter, offsets.into_iter().collect(), 0);
             return true;
         }
         let resource_logs = records
             .into_values()
+            .chain(regrouped)
             .filter(|(_, records)| !records.is_empty())
-            .map(|(file_resource, records)| {
-                let mut attributes = self.resource.clone();
-                attributes.extend(file_resource);
-                ResourceLogs {
-                    resource: Some(Resource { attributes, ..Default::default() }),
-                    scope_logs: vec![ScopeLogs { log_records: records, ..Default::default() }],
-                    schema_url: String::new(),
-                }
+            .map(|(attributes, records)| ResourceLogs {
+                resource: Some(Resource { attributes, ..Default::default() }),
+                scope_logs: vec![ScopeLogs { log_records: records, ..Default::default() }],
+                schema_url: String::new(),
             })
             .collect();
         let payload = Payload::Logs(ExportLogsServiceRequest { resource_logs });
@@ -515,7 +545,16 @@ impl Tail {
             return false;
         }
         self.metrics.accepted(crate::pdata::Signal::Logs).inc_by(count);
-        self.pending.push(waiter, offsets.into_iter().collect());
+        self.pending.push(waiter, offsets.into_iter().collect(), bytes);
+        // Bounded memory: past MAX_IN_FLIGHT_BYTES of unacknowledged data, reading
+        // waits for acknowledgements (the lines wait on disk, not in memory).
+        while self.pending.bytes() >= MAX_IN_FLIGHT_BYTES && !self.stop.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(2));
+            self.collect();
+            if self.last_persist.elapsed() >= PERSIST_EVERY {
+                self.persist();
+            }
+        }
         // A long poll (a big backlog) commits as it goes, so a crash repeats only what
         // was in flight, not the whole poll.
         if self.last_persist.elapsed() >= PERSIST_EVERY {

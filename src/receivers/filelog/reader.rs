@@ -168,6 +168,8 @@ pub struct ReadSettings {
     pub multiline: Option<Mode>,
     pub container: Option<ContainerConfig>,
     pub compression: Compression,
+    /// The receiver's static `resource` attributes.
+    pub resource: Vec<KeyValue>,
 }
 
 impl ReadSettings {
@@ -189,11 +191,11 @@ impl ReadSettings {
             attributes: config.attributes.iter().map(|(k, v)| string_kv(k, v)).collect(),
             multiline: config.multiline.as_ref().and_then(|m| m.mode()),
             compression: config.compression,
-            // `find_map`, as other operator types will not map to a container config.
-            #[allow(clippy::unnecessary_find_map)]
             container: config.operators.iter().find_map(|o| match o {
                 OperatorConfig::Container(c) => Some(c.clone()),
+                _ => None,
             }),
+            resource: config.resource.iter().map(|(k, v)| string_kv(k, v)).collect(),
         }
     }
 }
@@ -240,7 +242,8 @@ pub struct TrackedFile {
     aggregator: Option<Aggregator>,
     /// With the `container` operator: its state for this file (partial lines).
     container: Option<ContainerParser>,
-    /// Resource attributes of this file's records (`k8s.*` from its path).
+    /// Resource attributes of this file's records: the receiver's `resource` and
+    /// `k8s.*` from its path.
     pub resource: Vec<KeyValue>,
     /// The path did not give Kubernetes metadata: reported once.
     pub metadata_missing: bool,
@@ -291,16 +294,20 @@ impl TrackedFile {
             }
         }
         // The pod log path, or where a /var/log/containers symlink points.
-        let (resource, metadata_missing) = match &settings.container {
+        let mut resource = settings.resource.clone();
+        let metadata_missing = match &settings.container {
             Some(c) if c.add_metadata_from_filepath => {
                 match super::container::kubernetes_metadata(&path.to_string_lossy())
                     .or_else(|| super::container::kubernetes_metadata(&super::finder::resolve(path).to_string_lossy()))
                 {
-                    Some(attrs) => (attrs, false),
-                    None => (Vec::new(), true),
+                    Some(attrs) => {
+                        resource.extend(attrs);
+                        false
+                    }
+                    None => true,
                 }
             }
-            _ => (Vec::new(), false),
+            _ => false,
         };
         TrackedFile {
             path: path.to_path_buf(),
