@@ -34,13 +34,17 @@ const CHAIN: &str = r#"
   value: EXPR(len(body))
 "#;
 
+static CHAIN_OPERATORS: std::sync::OnceLock<Operators> = std::sync::OnceLock::new();
+
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
     let _ = Field::parse(first);
-    let node = ocelot::config::node::parse("chain.yaml", CHAIN).expect("the chain parses");
-    let configs: Vec<OperatorConfig> = ocelot::config::de::from_node(&node).expect("the chain is valid");
-    let operators = Operators::new(&configs).expect("the chain compiles");
+    let operators = CHAIN_OPERATORS.get_or_init(|| {
+        let node = ocelot::config::node::parse("chain.yaml", CHAIN).expect("the chain parses");
+        let configs: Vec<OperatorConfig> = ocelot::config::de::from_node(&node).expect("the chain is valid");
+        Operators::new(&configs).expect("the chain compiles")
+    });
     let entry = Entry { record: LogRecord { body: Some(string(rest)), ..Default::default() }, resource: Cow::Borrowed(&[]) };
     let mut report = Report::default();
     let out = operators.run(entry, &mut report);
