@@ -113,6 +113,7 @@ pub async fn start(
         warned_limit: false,
         blocked: Default::default(),
         forgotten: Default::default(),
+        unreadable: HashSet::new(),
         delete_after_read: config.delete_after_read,
         exclude_older_than: config.exclude_older_than.map(|d| d.0).filter(|d| !d.is_zero()),
         quiet_errors: config.operators.iter().any(|o| match o {
@@ -220,6 +221,8 @@ struct Tail {
     warned_limit: bool,
     /// Files whose batches failed downstream: their offsets wait for a restart.
     blocked: std::collections::BTreeSet<u64>,
+    /// Paths that could not be read (reported once each).
+    unreadable: HashSet<PathBuf>,
     /// Files closed this run, newest last.
     forgotten: std::collections::VecDeque<Forgotten>,
     exclude_older_than: Option<Duration>,
@@ -275,6 +278,9 @@ impl Tail {
         let mut gathered = Gathered::default();
         let keys: Vec<u64> = self.files.keys().copied().collect();
         let mut finished = Vec::new();
+        // Operator outcomes of the whole poll, logged once.
+        let mut report = operators::Report::default();
+        let mut error_path = None;
         for key in keys {
             let mut file_bytes = 0;
             while let Some(file) = self.files.get_mut(&key) {
@@ -282,6 +288,9 @@ impl Tail {
                 let out = file.read(READ_BUDGET, &self.settings, observed, !seen.contains(&key));
                 if let Some(e) = &out.error {
                     warn!(receiver = %self.id, path = %file.path.display(), error = %e, "Read failed; closing the file.");
+                }
+                if out.restarted {
+                    self.committed.insert(key, 0);
                 }
                 file.refresh_fingerprint(self.settings.fingerprint_size);
                 // At the end, with no partial line held: a file no longer found is done.
@@ -314,7 +323,7 @@ impl Tail {
                     gathered.count += out.records.len();
                     group.1.extend(out.records);
                 } else {
-                    let mut report = operators::Report::default();
+                    let errors_before = report.errors;
                     for record in out.records {
                         let entry = operators::field::Entry { record, resource: Cow::Borrowed(&file.resource) };
                         let Some(entry) = self.operators.run(entry, &mut report) else { continue };
@@ -327,12 +336,8 @@ impl Tail {
                             },
                         }
                     }
-                    self.file_metrics.parse_errors.inc_by(report.errors);
-                    self.file_metrics.filtered.inc_by(report.filtered);
-                    self.file_metrics.dropped_on_error.inc_by(report.dropped);
-                    if let Some(first) = report.first_error {
-                        warn!(receiver = %self.id, path = %file.path.display(), errors = report.errors, %first,
-                            "Operators failed on some records.");
+                    if report.errors > errors_before && error_path.is_none() {
+                        error_path = Some(file.path.clone());
                     }
                 }
                 gathered.offsets.insert(key, out.end);
@@ -356,6 +361,13 @@ impl Tail {
         }
         if !gathered.offsets.is_empty() && !self.send(&mut gathered) {
             return false;
+        }
+        self.file_metrics.parse_errors.inc_by(report.errors);
+        self.file_metrics.filtered.inc_by(report.filtered);
+        self.file_metrics.dropped_on_error.inc_by(report.dropped);
+        if let Some(first) = report.first_error {
+            let path = error_path.map(|p| p.display().to_string()).unwrap_or_default();
+            warn!(receiver = %self.id, %path, errors = report.errors, %first, "Operators failed on some records.");
         }
         for key in finished {
             self.forget(key);
@@ -470,7 +482,16 @@ impl Tail {
     fn track(&mut self, path: &PathBuf) -> Option<u64> {
         let file = File::open(path).ok()?;
         let gzip = self.settings.is_gzip(&file);
-        let fingerprint = Fingerprint::of(&file, self.settings.fingerprint_size, gzip).ok()?;
+        let fingerprint = match Fingerprint::of(&file, self.settings.fingerprint_size, gzip) {
+            Ok(fingerprint) => fingerprint,
+            Err(e) => {
+                // Most likely a plain file under `compression: gzip`: said once per path.
+                if self.unreadable.len() < MAX_FORGOTTEN && self.unreadable.insert(path.clone()) {
+                    warn!(receiver = %self.id, path = %path.display(), error = %e, gzip, "Cannot read this file; skipping it.");
+                }
+                return None;
+            }
+        };
         if fingerprint.0.is_empty() {
             return None; // Empty: wait until it has content.
         }

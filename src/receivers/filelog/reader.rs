@@ -6,6 +6,8 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use tracing::warn;
+
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
@@ -105,8 +107,12 @@ struct GzipStream {
     /// Compressed size when the whole stream was read; more members may be appended.
     complete_at: Option<u64>,
     /// Compressed size when decompression stopped at a cut-off end (still being
-    /// written); tried again once the file grows.
+    /// written) or at corrupt data; tried again once the file grows.
     stalled_at: Option<u64>,
+    /// The offset asked for is past the end of the decompressed content.
+    beyond_end: bool,
+    /// Corrupt data was met (not yet reported).
+    corrupt: Option<String>,
 }
 
 impl GzipStream {
@@ -122,11 +128,14 @@ impl GzipStream {
                 flate2::read::MultiGzDecoder::new(std::io::BufReader::new(At { file: file.try_clone()?, pos: 0 }));
             let skipped = match std::io::copy(&mut (&mut decoder).take(offset), &mut std::io::sink()) {
                 Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-                Err(e) => return Err(e),
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    self.stalled_at = Some(size);
+                    return Ok(0);
+                }
+                Err(e) => return Ok(self.corrupted(e, size)),
             };
             if skipped < offset {
-                self.stalled_at = Some(size);
+                self.beyond_end = true;
                 return Ok(0);
             }
             self.decoder = Some((decoder, offset));
@@ -147,8 +156,17 @@ impl GzipStream {
                 self.decoder = None;
                 Ok(0)
             }
-            Err(e) => Err(e),
+            Err(e) => Ok(self.corrupted(e, size)),
         }
+    }
+
+    /// Corrupt data (or trailing garbage): what came before it counts, the rest cannot
+    /// be read. Not retried until the file changes size, never counted as complete.
+    fn corrupted(&mut self, error: std::io::Error, size: u64) -> usize {
+        self.corrupt = Some(error.to_string());
+        self.stalled_at = Some(size);
+        self.decoder = None;
+        0
     }
 }
 
@@ -263,6 +281,9 @@ pub struct ReadOutput {
     pub cut: u64,
     /// A read that failed; what came before it is in `records`.
     pub error: Option<std::io::Error>,
+    /// The file is read again from its start (a gzip file's checkpoint was past its
+    /// end): the offsets committed for it start over.
+    pub restarted: bool,
 }
 
 impl TrackedFile {
@@ -427,6 +448,20 @@ impl TrackedFile {
                 }
             }
         }
+        let mut restarted = false;
+        if let Some(gz) = self.gzip.as_mut() {
+            if let Some(e) = gz.corrupt.take() {
+                warn!(path = %self.path.display(), offset = self.read_offset, error = %e,
+                    "Corrupt gzip data: what came before it was read, the rest of the file cannot be.");
+            }
+            if std::mem::take(&mut gz.beyond_end) {
+                warn!(path = %self.path.display(), offset = self.read_offset,
+                    "The checkpoint is past the end of this gzip file's content; reading it from the start.");
+                self.read_offset = 0;
+                self.splitter = LineSplitter::new(settings.max_log_size, 0);
+                restarted = true;
+            }
+        }
         let now = Instant::now();
         if bytes > 0 {
             self.last_growth = now;
@@ -463,7 +498,7 @@ impl TrackedFile {
         self.aggregator = aggregator;
         self.container = container;
         self.emitted = end;
-        ReadOutput { records, parse_errors, end, bytes, cut, error }
+        ReadOutput { records, parse_errors, end, bytes, cut, error, restarted }
     }
 
     /// Re-reads the fingerprint while it is shorter than `fingerprint_size`: a short
@@ -548,5 +583,78 @@ mod tests {
         assert!(Fingerprint(b"hello world".to_vec()).starts_with(&a));
         assert!(!Fingerprint(b"help".to_vec()).starts_with(&a));
         assert!(!a.starts_with(&Fingerprint(Vec::new())));
+    }
+}
+
+#[cfg(test)]
+mod gzip_tests {
+    use super::*;
+    use std::io::Write;
+
+    fn settings() -> ReadSettings {
+        let config: FilelogConfig =
+            serde_json::from_value(serde_json::json!({"include": ["*.gz"], "compression": "gzip"})).unwrap();
+        ReadSettings::new(&config)
+    }
+
+    fn gzip_file(dir: &Path, lines: usize, trailer: &[u8]) -> PathBuf {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        for i in 0..lines {
+            writeln!(encoder, "line {i}").unwrap();
+        }
+        let mut bytes = encoder.finish().unwrap();
+        bytes.extend_from_slice(trailer);
+        let path = dir.join("a.log.gz");
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn open(path: &Path, offset: u64, settings: &ReadSettings) -> TrackedFile {
+        let file = File::open(path).unwrap();
+        let fingerprint = Fingerprint::of(&file, settings.fingerprint_size, true).unwrap();
+        TrackedFile::open(path, file, fingerprint, offset, true, settings)
+    }
+
+    #[test]
+    fn trailing_garbage_keeps_what_came_before_and_is_not_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings();
+        let path = gzip_file(dir.path(), 500, b"\0\0\0\0");
+        let mut file = open(&path, 0, &settings);
+        let out = file.read(u64::MAX, &settings, 0, false);
+        assert_eq!(out.records.len(), 500);
+        assert!(out.error.is_none());
+        // Not complete (the rest could not be read), and nothing more on the next reads.
+        assert!(!file.fully_read());
+        assert_eq!(file.read(u64::MAX, &settings, 0, false).bytes, 0);
+    }
+
+    #[test]
+    fn a_checkpoint_past_the_end_reads_the_file_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings();
+        let path = gzip_file(dir.path(), 300, b"");
+        let mut file = open(&path, 1 << 20, &settings);
+        let first = file.read(u64::MAX, &settings, 0, false);
+        assert!(first.restarted && first.records.is_empty() && first.end == 0);
+        let second = file.read(u64::MAX, &settings, 0, false);
+        assert_eq!(second.records.len(), 300);
+        assert!(file.fully_read());
+    }
+
+    #[test]
+    fn a_gzip_file_being_written_is_read_as_it_completes() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings();
+        let path = gzip_file(dir.path(), 2000, b"");
+        let whole = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &whole[..whole.len() / 3]).unwrap();
+        let mut file = open(&path, 0, &settings);
+        let first = file.read(u64::MAX, &settings, 0, false);
+        assert!(!file.fully_read());
+        std::fs::write(&path, &whole).unwrap();
+        let second = file.read(u64::MAX, &settings, 0, true);
+        assert_eq!(first.records.len() + second.records.len(), 2000);
+        assert!(file.fully_read());
     }
 }

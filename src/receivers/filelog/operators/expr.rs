@@ -3,7 +3,8 @@
 //! `attributes["log.iostream"]`, `resource.host`), string, number, `true`, `false`,
 //! `nil` and list literals, `==`, `!=`, `<`, `<=`, `>`, `>=`, `matches` (a regular
 //! expression literal), `contains`, `startsWith`, `endsWith`, `in`, `not in`, `and`/`&&`,
-//! `or`/`||`, `not`/`!`, parentheses, and `len()`, `lower()`, `upper()`, `trim()`.
+//! `or`/`||`, `not`/`!`, parentheses, and `len()`, `lower()`, `upper()`, `trim()`,
+//! `env("NAME")`.
 //! Anything else is refused when the config is read.
 
 use std::borrow::Cow;
@@ -347,6 +348,15 @@ impl Parser {
                 "true" => Node::Bool(true),
                 "false" => Node::Bool(false),
                 "nil" => Node::Null,
+                // The agent's environment, read once when the config is: "" when unset, as upstream.
+                "env" => {
+                    self.expect_op("(")?;
+                    let Some(Token::Str(name)) = self.next() else {
+                        return Err("env() takes the variable's name as a string".into());
+                    };
+                    self.expect_op(")")?;
+                    Node::Str(std::env::var(name).unwrap_or_default())
+                }
                 "len" | "lower" | "upper" | "trim" => {
                     let func = match w.as_str() {
                         "len" => Func::Len,
@@ -361,7 +371,7 @@ impl Parser {
                 }
                 other => {
                     return Err(format!(
-                        "unknown name `{other}` (fields start with body, attributes or resource; functions: len, lower, upper, trim)"
+                        "unknown name `{other}` (fields start with body, attributes or resource; functions: len, lower, upper, trim, env)"
                     ));
                 }
             },
@@ -619,7 +629,7 @@ mod tests {
             "body = 1",
             "(body == 1",
             "body == 1)",
-            "env(\"X\") == 1",
+            "env(X) == 1",
             "body ?? 1",
         ] {
             assert!(Expr::parse(source).is_err(), "{source}");

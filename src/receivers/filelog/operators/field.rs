@@ -33,9 +33,10 @@ impl Field {
     pub const BODY: Field = Field { root: Root::Body, path: Vec::new() };
     pub const ATTRIBUTES: Field = Field { root: Root::Attributes, path: Vec::new() };
 
-    /// Parses a whole field reference.
+    /// Parses a whole field reference. As upstream, a dotted key may hold any
+    /// character but `.` and `[` (`attributes.@timestamp`).
     pub fn parse(text: &str) -> Result<Field, String> {
-        let (field, used) = Field::parse_prefix(text)?;
+        let (field, used) = Field::scan(text, |c| c != '.' && c != '[')?;
         if used != text.len() {
             return Err(format!("invalid field `{text}`: unexpected `{}`", &text[used..]));
         }
@@ -43,10 +44,15 @@ impl Field {
     }
 
     /// Parses a field reference at the start of `text`; returns it and the bytes used.
-    /// Used by the expression parser, where a field is followed by other tokens.
+    /// Used by the expression parser, where a field is followed by other tokens, so
+    /// dotted keys are letters, digits, `_` and `-` there.
     pub fn parse_prefix(text: &str) -> Result<(Field, usize), String> {
-        let name_end = |s: &str| s.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-')).unwrap_or(s.len());
-        let root_len = name_end(text);
+        Field::scan(text, |c| c.is_alphanumeric() || c == '_' || c == '-')
+    }
+
+    fn scan(text: &str, key_char: impl Fn(char) -> bool) -> Result<(Field, usize), String> {
+        let name_end = |s: &str| s.find(|c: char| !key_char(c)).unwrap_or(s.len());
+        let root_len = text.find(|c: char| !c.is_alphanumeric()).unwrap_or(text.len());
         let root = match &text[..root_len] {
             "body" => Root::Body,
             "attributes" => Root::Attributes,
@@ -118,11 +124,17 @@ impl Field {
     pub fn set(&self, entry: &mut Entry<'_>, value: AnyValue) -> Result<(), String> {
         match self.root {
             Root::Body => {
+                let body = entry.record.body.get_or_insert_with(AnyValue::default);
                 if self.path.is_empty() {
-                    entry.record.body = Some(value);
+                    // A map is merged into a map body; anything else replaces the body.
+                    match (&mut body.value, value.value) {
+                        (Some(Value::KvlistValue(map)), Some(Value::KvlistValue(new))) => {
+                            merge(&mut map.values, new.values)
+                        }
+                        (slot, new) => *slot = new,
+                    }
                     return Ok(());
                 }
-                let body = entry.record.body.get_or_insert_with(AnyValue::default);
                 match &mut body.value {
                     Some(Value::KvlistValue(map)) => set_in(&mut map.values, &self.path, value),
                     other => {
@@ -155,7 +167,8 @@ impl Field {
             Root::Attributes => take_list(&mut entry.record.attributes, &self.path),
             Root::Resource => {
                 if entry.resource.is_empty() {
-                    return None;
+                    // Nothing to take; the shared resource stays shared.
+                    return self.path.is_empty().then(|| map(Vec::new()));
                 }
                 take_list(entry.resource.to_mut(), &self.path)
             }
@@ -211,7 +224,11 @@ fn set_in(list: &mut Vec<KeyValue>, path: &[String], value: AnyValue) {
     };
     let slot = &mut list[index].value;
     if rest.is_empty() {
-        *slot = Some(value);
+        // As upstream, a map written onto a map is merged into it.
+        match (slot.as_mut().and_then(|v| v.value.as_mut()), value.value) {
+            (Some(Value::KvlistValue(map)), Some(Value::KvlistValue(new))) => merge(&mut map.values, new.values),
+            (_, new) => *slot = Some(AnyValue { value: new }),
+        }
         return;
     }
     let inner = slot.get_or_insert_with(AnyValue::default);
@@ -230,13 +247,35 @@ fn set_list(list: &mut Vec<KeyValue>, path: &[String], value: AnyValue, name: &s
     }
     match value.value {
         Some(Value::KvlistValue(map)) => {
-            for kv in map.values {
-                let key = [kv.key];
-                set_in(list, &key, kv.value.unwrap_or_default());
-            }
+            merge(list, map.values);
             Ok(())
         }
         _ => Err(format!("cannot set {name} to a value that is not a map")),
+    }
+}
+
+/// Writes `values` into `list`, replacing the values of keys already there. Indexed
+/// past a few keys, so a line with thousands of keys stays linear.
+pub fn merge(list: &mut Vec<KeyValue>, values: Vec<KeyValue>) {
+    if values.len() <= 8 {
+        for kv in values {
+            match list.iter_mut().find(|old| old.key == kv.key) {
+                Some(old) => old.value = kv.value,
+                None => list.push(kv),
+            }
+        }
+        return;
+    }
+    let mut index: std::collections::HashMap<String, usize> =
+        list.iter().enumerate().map(|(i, kv)| (kv.key.clone(), i)).collect();
+    for kv in values {
+        match index.get(&kv.key) {
+            Some(&i) => list[i].value = kv.value,
+            None => {
+                index.insert(kv.key.clone(), list.len());
+                list.push(kv);
+            }
+        }
     }
 }
 
@@ -255,9 +294,6 @@ fn remove_in(list: &mut Vec<KeyValue>, path: &[String]) -> Option<AnyValue> {
 fn take_list(list: &mut Vec<KeyValue>, path: &[String]) -> Option<AnyValue> {
     if !path.is_empty() {
         return remove_in(list, path);
-    }
-    if list.is_empty() {
-        return None;
     }
     Some(AnyValue { value: Some(Value::KvlistValue(KeyValueList { values: std::mem::take(list) })) })
 }
@@ -288,10 +324,12 @@ mod tests {
         assert_eq!(f.to_string(), "attributes[\"k8s.pod.name\"].x");
         assert_eq!(Field::parse("body.a.b").unwrap().path, vec!["a", "b"]);
         assert_eq!(Field::parse("resource['host.name']").unwrap().path, vec!["host.name"]);
-        for bad in ["", "message", "body.", "body[k]", "body[\"k\"", "body[\"k\"]x", "attributes.a b"] {
+        for bad in ["", "message", "body.", "body[k]", "body[\"k\"", "body[\"k\"]x", "attributes..a"] {
             assert!(Field::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Field::parse_prefix("body.level == \"x\"").unwrap().1, 10);
+        // As upstream, dotted keys in config take any character but `.` and `[`.
+        assert_eq!(Field::parse("attributes.@timestamp").unwrap().path, vec!["@timestamp"]);
     }
 
     #[test]

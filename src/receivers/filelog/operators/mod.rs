@@ -142,7 +142,10 @@ pub struct FilterConfig {
     pub id: Option<String>,
     #[serde(default)]
     pub output: Option<String>,
-    /// Entries for which this is true are dropped.
+    /// Only entries for which this is true are considered.
+    #[serde(default, rename = "if")]
+    pub condition: Option<Expr>,
+    /// Entries for which this is true are dropped (as are those it fails on, as upstream).
     pub expr: Expr,
     /// Share of matching entries dropped, 0 to 1. Default 1.
     #[serde(default = "one")]
@@ -330,7 +333,7 @@ impl Operators {
                     if !(0.0..=1.0).contains(&c.drop_ratio) {
                         return Err(fail(format!("drop_ratio must be between 0 and 1, not {}", c.drop_ratio)));
                     }
-                    (None, OnError::Send, Action::Filter(c.expr.clone(), c.drop_ratio))
+                    (c.condition.clone(), OnError::Drop, Action::Filter(c.expr.clone(), c.drop_ratio))
                 }
             };
             steps.push(Step { id, condition, on_error, action });
@@ -451,6 +454,9 @@ impl Parser {
         only(c.regex.is_some(), "regex", "regex_parser")?;
         only(c.delimiter.is_some(), "delimiter", "key_value_parser")?;
         only(c.pair_delimiter.is_some(), "pair_delimiter", "key_value_parser")?;
+        if c.body.is_some() && c.parse_to.root == field::Root::Body {
+            return Err("`body` cannot be used with parse_to: body".into());
+        }
         let kind = match type_name {
             "json_parser" => ParserKind::Json { parse_ints: c.parse_ints.unwrap_or(false) },
             "regex_parser" => {
@@ -515,31 +521,41 @@ impl Parser {
         {
             entry.record.body = Some(value);
         }
-        if let Some((field, parser)) = &self.timestamp {
-            let Some(value) = field.get(entry) else {
-                return Err(format!("timestamp: the entry has no field `{field}`"));
-            };
-            let nanos = match &value.value {
+        // Both are tried; the first error is the one reported.
+        let timestamp = self.timestamp.as_ref().map(|(field, parser)| {
+            let value = field.get(entry).ok_or_else(|| format!("timestamp: the entry has no field `{field}`"))?;
+            match &value.value {
                 Some(Value::StringValue(s)) => parser.parse_str(s),
                 Some(Value::IntValue(n)) => parser.parse_i64(*n),
                 Some(Value::DoubleValue(f)) => parser.parse_f64(*f),
                 _ => Err(format!("`{field}` is not a string or a number")),
             }
-            .map_err(|e| format!("timestamp: {e}"))?;
-            entry.record.time_unix_nano = nanos;
+            .map_err(|e| format!("timestamp: {e}"))
+        });
+        let severity = self.severity.as_ref().map(|severity| {
+            let value = severity
+                .parse_from
+                .get(entry)
+                .ok_or_else(|| format!("severity: the entry has no field `{}`", severity.parse_from))?;
+            severity.map(value).map_err(|e| format!("severity: {e}"))
+        });
+        let mut error = None;
+        match timestamp {
+            Some(Ok(nanos)) => entry.record.time_unix_nano = nanos,
+            Some(Err(e)) => error = Some(e),
+            None => {}
         }
-        if let Some(severity) = &self.severity {
-            let Some(value) = severity.parse_from.get(entry) else {
-                return Err(format!("severity: the entry has no field `{}`", severity.parse_from));
-            };
-            let (number, text) = severity.map(value).map_err(|e| format!("severity: {e}"))?;
-            entry.record.severity_number = number;
-            entry.record.severity_text = text;
+        match severity {
+            Some(Ok((number, text))) => {
+                entry.record.severity_number = number;
+                entry.record.severity_text = text;
+            }
+            Some(Err(e)) => error = error.or(Some(e)),
+            None => {}
         }
-        Ok(())
+        error.map_or(Ok(()), Err)
     }
 }
-
 /// Errors quote at most this much of the input.
 const QUOTE: usize = 100;
 
@@ -577,14 +593,12 @@ impl ParserKind {
                 Ok(field::map(values))
             }
             ParserKind::KeyValue { delimiter, pair_delimiter } => {
-                let pairs = match pair_delimiter {
-                    Some(d) => text.split(d.as_str()).map(str::trim).filter(|p| !p.is_empty()).collect(),
-                    None => split_whitespace_quoted(text),
-                };
+                let pairs =
+                    split_quoted(text, pair_delimiter.as_deref()).map_err(|e| format!("{e}: {}", quote(text)))?;
                 if pairs.is_empty() {
                     return Err("no key-value pairs".into());
                 }
-                let mut values: Vec<KeyValue> = Vec::with_capacity(pairs.len());
+                let mut parsed = Vec::with_capacity(pairs.len());
                 for pair in pairs {
                     let Some((key, value)) = pair.split_once(delimiter.as_str()) else {
                         return Err(format!("`{}` has no `{delimiter}`", quote(pair)));
@@ -594,48 +608,60 @@ impl ParserKind {
                         return Err(format!("`{}` has an empty key", quote(pair)));
                     }
                     let value = string(unquote(value.trim()));
-                    match values.iter_mut().find(|kv| kv.key == key) {
-                        Some(kv) => kv.value = Some(value),
-                        None => {
-                            values.push(KeyValue { key: key.to_string(), value: Some(value), ..Default::default() })
-                        }
-                    }
+                    parsed.push(KeyValue { key: key.to_string(), value: Some(value), ..Default::default() });
                 }
+                // A repeated key keeps its last value.
+                let mut values = Vec::new();
+                field::merge(&mut values, parsed);
                 Ok(field::map(values))
             }
         }
     }
 }
 
-/// Splits at runs of whitespace outside double or single quotes.
-fn split_whitespace_quoted(text: &str) -> Vec<&str> {
-    let mut pairs = Vec::new();
-    let mut start = None;
+/// Splits at `delimiter` (or at runs of whitespace) outside double or single quotes;
+/// empty pieces are skipped. A quote left open is an error.
+fn split_quoted<'t>(text: &'t str, delimiter: Option<&str>) -> Result<Vec<&'t str>, String> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
     let mut quote: Option<char> = None;
-    for (i, c) in text.char_indices() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == '"' || c == '\'' => {
-                quote = Some(c);
-                start.get_or_insert(i);
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
             }
-            None if c.is_whitespace() => {
-                if let Some(s) = start.take() {
-                    pairs.push(&text[s..i]);
-                }
+            continue;
+        }
+        if c == '"' || c == '\'' {
+            quote = Some(c);
+            continue;
+        }
+        let cut = match delimiter {
+            Some(d) => text[i..].starts_with(d).then_some(d.len()),
+            None => c.is_whitespace().then_some(c.len_utf8()),
+        };
+        if let Some(len) = cut {
+            let piece = text[start..i].trim();
+            if !piece.is_empty() {
+                pieces.push(piece);
             }
-            None => {
-                start.get_or_insert(i);
+            start = i + len;
+            // Past the rest of a delimiter of several characters.
+            for _ in 1..text[i..i + len].chars().count() {
+                chars.next();
             }
         }
     }
-    if let Some(s) = start {
-        pairs.push(&text[s..]);
+    if quote.is_some() {
+        return Err("a quote is not closed".into());
     }
-    pairs
+    let piece = text[start..].trim();
+    if !piece.is_empty() {
+        pieces.push(piece);
+    }
+    Ok(pieces)
 }
-
 fn unquote(text: &str) -> &str {
     for q in ['"', '\''] {
         if let Some(inner) = text.strip_prefix(q).and_then(|t| t.strip_suffix(q)) {

@@ -13,7 +13,8 @@ use super::field::Field;
 #[serde(deny_unknown_fields)]
 pub struct SeverityConfig {
     pub parse_from: Field,
-    /// `default` (every alias maps to itself) or `none`.
+    /// `default` (the aliases, their numbers 1–24, and `warning`, `err`…), `otel` or
+    /// `aliases` (the aliases and numbers only), or `none`.
     #[serde(default)]
     pub preset: Preset,
     /// Alias → a value, a list of values and `{min, max}` ranges, or `2xx`…`5xx`.
@@ -30,6 +31,8 @@ pub struct SeverityConfig {
 pub enum Preset {
     #[default]
     Default,
+    #[serde(alias = "aliases")]
+    Otel,
     None,
 }
 
@@ -44,6 +47,9 @@ const ALIASES: [&str; 25] = [
 #[derive(Clone, Debug)]
 pub struct SeverityParser {
     pub parse_from: Field,
+    /// The preset's values (lowercase).
+    preset: HashMap<String, i32>,
+    /// The mapping's values (lowercase) and ranges, which win over the preset.
     values: HashMap<String, i32>,
     ranges: Vec<(i64, i64, i32)>,
     overwrite_text: bool,
@@ -51,15 +57,25 @@ pub struct SeverityParser {
 
 impl SeverityParser {
     pub fn new(config: &SeverityConfig) -> Result<SeverityParser, String> {
-        let mut values = HashMap::new();
-        if config.preset == Preset::Default {
+        let mut preset = HashMap::new();
+        if config.preset != Preset::None {
             for (number, alias) in ALIASES.iter().enumerate().skip(1) {
-                values.insert(alias.to_string(), number as i32);
+                preset.insert(alias.to_string(), number as i32);
+                preset.insert(number.to_string(), number as i32);
             }
         }
+        if config.preset == Preset::Default {
+            for (i, suffix) in ["", "2", "3", "4"].iter().enumerate() {
+                preset.insert(format!("warning{suffix}"), 13 + i as i32);
+                preset.insert(format!("err{suffix}"), 17 + i as i32);
+            }
+        }
+        let mut values = HashMap::new();
         let mut ranges = Vec::new();
         for (alias, spec) in &config.mapping {
-            let Some(number) = ALIASES.iter().position(|a| a == alias) else {
+            let level = alias.to_lowercase();
+            let number = ALIASES.iter().position(|a| *a == level).or_else(|| level.parse().ok().filter(|n| *n <= 24));
+            let Some(number) = number else {
                 return Err(format!("severity mapping: unknown level `{alias}`; valid: {}", ALIASES.join(", ")));
             };
             let number = number as i32;
@@ -86,12 +102,10 @@ impl SeverityParser {
                         let (Some(min), Some(max)) = (bound("min"), bound("max")) else {
                             return Err(format!("severity mapping `{alias}`: a range needs integer `min` and `max`"));
                         };
-                        if range.len() != 2 || min > max {
-                            return Err(format!(
-                                "severity mapping `{alias}`: a range has exactly `min` and `max`, min ≤ max"
-                            ));
+                        if range.len() != 2 {
+                            return Err(format!("severity mapping `{alias}`: a range has exactly `min` and `max`"));
                         }
-                        ranges.push((min, max, number));
+                        ranges.push((min.min(max), min.max(max), number));
                     }
                     other => return Err(format!("severity mapping `{alias}`: cannot map {other}")),
                 }
@@ -99,6 +113,7 @@ impl SeverityParser {
         }
         Ok(SeverityParser {
             parse_from: config.parse_from.clone(),
+            preset,
             values,
             ranges,
             overwrite_text: config.overwrite_text,
@@ -117,9 +132,15 @@ impl SeverityParser {
             Some(Value::BytesValue(b)) => (String::from_utf8_lossy(b).into_owned(), None),
             _ => return Err("the severity field is not a string or a number".into()),
         };
-        let found = self.values.get(&text.to_lowercase()).copied().or_else(|| {
-            number.and_then(|n| self.ranges.iter().find(|(lo, hi, _)| (*lo..=*hi).contains(&n))).map(|r| r.2)
-        });
+        let lower = text.to_lowercase();
+        let found = self
+            .values
+            .get(&lower)
+            .copied()
+            .or_else(|| {
+                number.and_then(|n| self.ranges.iter().find(|(lo, hi, _)| (*lo..=*hi).contains(&n))).map(|r| r.2)
+            })
+            .or_else(|| self.preset.get(&lower).copied());
         let severity = found.unwrap_or(0);
         let text = if self.overwrite_text { short_name(severity) } else { text };
         Ok((severity, text))
@@ -170,6 +191,12 @@ mod tests {
         assert_eq!(p.map(&int(1234)).unwrap(), (5, "1234".into()));
         assert_eq!(p.map(&s("unknown")).unwrap(), (0, "unknown".into()));
         assert_eq!(p.map(&s("trace4")).unwrap(), (4, "trace4".into()));
+        assert_eq!(p.map(&s("WARNING")).unwrap(), (13, "WARNING".into()));
+        assert_eq!(p.map(&s("err3")).unwrap(), (19, "err3".into()));
+        assert_eq!(p.map(&s("21")).unwrap(), (21, "21".into()));
+        let otel = parser(serde_json::json!({"ERROR": {"min": 9, "max": 7}}), Preset::Otel, false);
+        assert_eq!(otel.map(&s("warning")).unwrap().0, 0);
+        assert_eq!(otel.map(&int(8)).unwrap().0, 17);
         let none = parser(serde_json::json!({"error": "nooo!"}), Preset::None, true);
         assert_eq!(none.map(&s("ERROR")).unwrap(), (0, "DEFAULT".into()));
         assert_eq!(none.map(&s("nooo!")).unwrap(), (17, "ERROR".into()));
@@ -181,7 +208,7 @@ mod tests {
         for bad in [
             serde_json::json!({"errors": "x"}),
             serde_json::json!({"error": {"min": 5}}),
-            serde_json::json!({"error": {"min": 5, "max": 1}}),
+            serde_json::json!({"error": {"min": 5, "max": 1, "step": 1}}),
             serde_json::json!({"error": [null]}),
         ] {
             let mapping = serde_json::from_value(bad.clone()).unwrap();

@@ -195,3 +195,73 @@ fn config_mistakes_are_refused_with_the_reason() {
         assert!(error.contains(want), "{yaml}: {error}");
     }
 }
+
+#[test]
+fn maps_merge_into_maps_as_upstream() {
+    // A Docker line parsed into the body, then its `log` parsed into the body too:
+    // the second map is merged in, the first's keys stay.
+    let ops = operators(
+        "- type: json_parser\n  parse_to: body\n- type: json_parser\n  id: inner\n  parse_from: body.log\n  parse_to: body\n",
+    )
+    .unwrap();
+    let (entry, report) = run(&ops, r#"{"log":"{\"level\":\"warn\"}","stream":"stdout"}"#, &[]);
+    let entry = entry.unwrap();
+    assert_eq!(report.errors, 0, "{:?}", report.first_error);
+    assert_eq!(text(&entry, "body.level"), "warn");
+    assert_eq!(text(&entry, "body.stream"), "stdout");
+    assert!(get(&entry, "body.log").is_some());
+}
+
+#[test]
+fn a_bad_timestamp_still_sets_the_severity_and_keys_may_be_wide() {
+    let ops = operators(
+        "- type: json_parser\n  timestamp: { parse_from: attributes.ts, layout: '%Y' }\n  severity: { parse_from: 'attributes[\"log.level\"]' }\n- type: add\n  field: attributes.@origin\n  value: EXPR(env(\"OCELOT_TEST_UNSET_VARIABLE\") + \"\")\n",
+    );
+    // `+` is not part of the expression language: refused when read.
+    let error = ops.unwrap_err();
+    assert!(error.contains("invalid expression"), "{error}");
+    let ops = operators(
+        "- type: json_parser\n  timestamp: { parse_from: attributes.ts, layout: '%Y' }\n  severity: { parse_from: 'attributes[\"log.level\"]' }\n- type: add\n  field: attributes.@origin\n  value: EXPR(env(\"OCELOT_TEST_UNSET_VARIABLE\"))\n",
+    )
+    .unwrap();
+    let (entry, report) = run(&ops, r#"{"ts":"not a year","log.level":"WARNING"}"#, &[]);
+    let entry = entry.unwrap();
+    assert!(report.first_error.unwrap().contains("timestamp"));
+    assert_eq!(entry.record.severity_number, 13);
+    assert_eq!(entry.record.time_unix_nano, 0);
+    assert_eq!(text(&entry, "attributes.@origin"), "");
+}
+
+#[test]
+fn key_value_quotes_hold_delimiters_and_an_open_quote_is_an_error() {
+    let ops = operators("- type: key_value_parser\n  pair_delimiter: ','\n").unwrap();
+    let (entry, _) = run(&ops, r#"a="x, y",b=2"#, &[]);
+    let entry = entry.unwrap();
+    assert_eq!((text(&entry, "attributes.a"), text(&entry, "attributes.b")), ("x, y".into(), "2".into()));
+    let ops = operators("- type: key_value_parser\n").unwrap();
+    let (_, report) = run(&ops, "msg=don't level=info", &[]);
+    assert!(report.first_error.unwrap().contains("quote is not closed"));
+    let ops = operators("- type: key_value_parser\n  pair_delimiter: ' && '\n").unwrap();
+    let (entry, _) = run(&ops, "a=1 && b=2&&3", &[]);
+    assert_eq!(text(&entry.unwrap(), "attributes.b"), "2&&3");
+}
+
+#[test]
+fn filter_if_narrows_it_and_an_expression_error_drops() {
+    let ops = operators("- type: filter\n  if: 'attributes.env == \"dev\"'\n  expr: 'body contains \"x\"'\n").unwrap();
+    assert!(run(&ops, "x marks", &[]).0.is_some(), "the condition is false: kept");
+    let ops = operators("- type: json_parser\n  parse_to: body\n- type: filter\n  expr: 'body matches \"^DEBUG\"'\n")
+        .unwrap();
+    let (entry, report) = run(&ops, r#"{"a":1}"#, &[]);
+    assert!(entry.is_none());
+    assert_eq!((report.errors, report.dropped), (1, 1));
+}
+
+#[test]
+fn a_line_with_many_keys_is_parsed_in_linear_time() {
+    let ops = operators("- type: key_value_parser\n").unwrap();
+    let line: String = (0..100_000).map(|i| format!("k{i}=v ")).collect();
+    let (entry, report) = run(&ops, &line, &[]);
+    assert_eq!(report.errors, 0);
+    assert_eq!(entry.unwrap().record.attributes.len(), 100_000);
+}
