@@ -621,3 +621,29 @@ fn operators_parse_container_json_logs_filter_and_move_fields() {
     agent.wait_metric("ocelot_filelog_parse_errors_total", "", 3.0);
     assert!(agent.stop().success());
 }
+
+#[test]
+fn reading_stops_at_8_mib_not_yet_delivered_while_the_backend_is_down() {
+    let logs = tempfile::tempdir().unwrap();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(logs.path().join("big.log")).unwrap());
+    for i in 0..400_000 {
+        writeln!(file, "line {i} {}", "x".repeat(100)).unwrap();
+    }
+    drop(file);
+    // An OTLP backend that is down (a port nobody listens on): nothing is acknowledged.
+    let dead = free_port();
+    let config = config(logs.path(), "").replace(
+        "  file:\n    path: \"{dir}/out.jsonl\"",
+        &format!("  otlp:\n    endpoint: 127.0.0.1:{dead}\n    tls: {{insecure: true}}\n    retry_on_failure: {{initial_interval: 10s}}"),
+    ).replace("exporters: [file]", "exporters: [otlp]");
+    let agent = Agent::start_with_args(&config, &["--shutdown-timeout", "1s"]);
+    wait_until(Duration::from_secs(10), "some bytes read", || {
+        agent.metric("ocelot_filelog_read_bytes_total", "") > 0.0
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let read = agent.metric("ocelot_filelog_read_bytes_total", "");
+    // 8 MiB in flight, plus at most one batch (4 MiB) and one read (256 KiB) past it;
+    // the file is 43 MiB.
+    assert!(read >= (8 << 20) as f64 && read < (13 << 20) as f64, "{read}");
+    assert!(agent.stop().success());
+}

@@ -191,7 +191,7 @@ const MAX_FORGOTTEN: usize = 1024;
 const BATCH_BYTES: u64 = 4 << 20;
 /// File bytes read but not yet acknowledged downstream, per receiver. Past this,
 /// reading waits: it bounds memory however large the exporters' queues are.
-const MAX_IN_FLIGHT_BYTES: u64 = 16 << 20;
+const MAX_IN_FLIGHT_BYTES: u64 = 8 << 20;
 
 struct Tail {
     id: ComponentId,
