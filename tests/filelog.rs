@@ -70,6 +70,23 @@ fn counts(out: &Path) -> BTreeMap<String, usize> {
     counts
 }
 
+/// Compares line counts, naming only what differs (a few of each kind).
+fn assert_counts(got: BTreeMap<String, usize>, want: BTreeMap<String, usize>) {
+    if got == want {
+        return;
+    }
+    let few = |items: Vec<&String>| format!("{} {:?}", items.len(), items.into_iter().take(5).collect::<Vec<_>>());
+    let missing = want.keys().filter(|k| !got.contains_key(*k)).collect();
+    let unexpected = got.keys().filter(|k| !want.contains_key(*k)).collect();
+    let miscounted = got.iter().filter(|(k, n)| want.get(*k).is_some_and(|w| w != *n)).map(|(k, _)| k).collect();
+    panic!(
+        "missing {}; unexpected {}; counted differently (repeated) {}",
+        few(missing),
+        few(unexpected),
+        few(miscounted)
+    );
+}
+
 fn expected(prefix: &str, lines: std::ops::Range<usize>) -> BTreeMap<String, usize> {
     lines.map(|i| (format!("{prefix} line {i}"), 1)).collect()
 }
@@ -133,7 +150,7 @@ fn rename_rotation_while_writing_loses_nothing() {
     }
     wait_until(Duration::from_secs(15), "every line", || counts(&out).len() == next);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(counts(&out), expected("a", 0..next));
+    assert_counts(counts(&out), expected("a", 0..next));
     agent.wait_metric("ocelot_filelog_rotations_total", "kind=\"moved\"", 5.0);
     agent.wait_metric("otelcol_fileconsumer_open_files", "receiver=\"filelog\"", 1.0);
     assert!(agent.stop().success());
@@ -189,7 +206,7 @@ fn rotation_to_gzip_while_writing_reads_every_line_once() {
     want.extend(expected("old", 0..50));
     wait_until(Duration::from_secs(15), "every line", || counts(&out).len() == want.len());
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(counts(&out), want);
+    assert_counts(counts(&out), want);
     assert!(agent.stop().success());
 }
 
@@ -208,7 +225,7 @@ fn copytruncate_reads_the_new_content_from_the_start() {
     wait_until(Duration::from_secs(10), "the new lines", || counts(&out).len() == 80);
     let mut all = expected("before", 0..50);
     all.extend(expected("after", 0..30));
-    assert_eq!(counts(&out), all);
+    assert_counts(counts(&out), all);
     agent.wait_metric("ocelot_filelog_rotations_total", "kind=\"truncated\"", 1.0);
     assert!(agent.stop().success());
 }
@@ -231,7 +248,7 @@ fn restart_resumes_from_the_checkpoint_and_a_corrupt_one_is_ignored() {
     let out_second = second.dir.path().join("out.jsonl");
     wait_until(Duration::from_secs(10), "the lines written while stopped", || counts(&out_second).len() == 15);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(counts(&out_second), expected("two", 0..15));
+    assert_counts(counts(&out_second), expected("two", 0..15));
     assert!(second.stop().success());
 
     // A corrupt checkpoint is reported and ignored: the file is read again from the start.
@@ -478,7 +495,7 @@ fn exclude_older_than_skips_stale_files() {
     let out = agent.dir.path().join("out.jsonl");
     wait_until(Duration::from_secs(10), "the live lines", || counts(&out).len() == 2);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(counts(&out), expected("live", 0..2));
+    assert_counts(counts(&out), expected("live", 0..2));
     assert!(agent.stop().success());
 }
 
@@ -501,7 +518,7 @@ fn copytruncate_with_the_copy_included_recovers_lines_written_before_the_truncat
     append(&app, 170..180, "c");
     wait_until(Duration::from_secs(15), "every line", || counts(&out).len() == 180);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(counts(&out), expected("c", 0..180));
+    assert_counts(counts(&out), expected("c", 0..180));
     assert!(agent.stop().success());
 }
 
@@ -514,7 +531,7 @@ fn small_files_with_the_same_first_bytes_are_all_read() {
     let agent = Agent::start(&config(logs.path(), ""));
     let out = agent.dir.path().join("out.jsonl");
     wait_until(Duration::from_secs(10), "four records", || log_bodies(&read_json_lines(&out)).len() == 4);
-    assert_eq!(counts(&out), BTreeMap::from([("Starting".to_string(), 3), ("more".to_string(), 1)]));
+    assert_counts(counts(&out), BTreeMap::from([("Starting".to_string(), 3), ("more".to_string(), 1)]));
     assert!(agent.stop().success());
 }
 
@@ -528,7 +545,7 @@ fn delete_after_read_removes_files_once_delivered() {
     wait_until(Duration::from_secs(10), "both files delivered and deleted", || {
         counts(&out).len() == 9 && !logs.path().join("one.log").exists() && !logs.path().join("two.log").exists()
     });
-    assert_eq!(counts(&out), expected("done", 0..9));
+    assert_counts(counts(&out), expected("done", 0..9));
     assert!(agent.stop().success());
 }
 
@@ -645,5 +662,32 @@ fn reading_stops_at_8_mib_not_yet_delivered_while_the_backend_is_down() {
     // 8 MiB in flight, plus at most one batch (4 MiB) and one read (256 KiB) past it;
     // the file is 43 MiB.
     assert!(read >= (8 << 20) as f64 && read < (13 << 20) as f64, "{read}");
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn deletion_while_open_and_replacement_under_the_same_name_lose_nothing() {
+    let logs = tempfile::tempdir().unwrap();
+    let app = logs.path().join("app.log");
+    append(&app, 0..300, "a");
+    let agent = Agent::start(&config(logs.path(), ""));
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(10), "the first lines", || counts(&out).len() == 300);
+    // Lines written just before the deletion are read through the open descriptor.
+    append(&app, 300..400, "a");
+    std::fs::remove_file(&app).unwrap();
+    append(&app, 0..200, "b");
+    wait_until(Duration::from_secs(10), "the new file", || counts(&out).len() == 600);
+    // Replaced atomically by a file with other content (a new inode under the same name).
+    append(&app, 200..250, "b");
+    let replacement = logs.path().join("app.log.tmp");
+    append(&replacement, 0..100, "c");
+    std::fs::rename(&replacement, &app).unwrap();
+    let mut want = expected("a", 0..400);
+    want.extend(expected("b", 0..250));
+    want.extend(expected("c", 0..100));
+    wait_until(Duration::from_secs(10), "every line", || counts(&out).len() == want.len());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_counts(counts(&out), want);
     assert!(agent.stop().success());
 }
