@@ -30,10 +30,10 @@ pub enum OperatorConfig {
     JsonParser(ParserConfig),
     RegexParser(ParserConfig),
     KeyValueParser(ParserConfig),
-    Add(AddConfig),
-    Remove(RemoveConfig),
-    Move(MoveConfig),
-    Filter(FilterConfig),
+    Add(TransformerConfig),
+    Remove(TransformerConfig),
+    Move(TransformerConfig),
+    Filter(TransformerConfig),
 }
 
 /// The options of the three parsers; those of one parser only are refused on the others.
@@ -89,67 +89,39 @@ pub struct TimestampConfig {
     pub location: Option<String>,
 }
 
+/// The options of `add`, `remove`, `move` and `filter`; those of another type are
+/// refused.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct AddConfig {
+pub struct TransformerConfig {
     #[serde(default)]
     pub id: Option<String>,
     #[serde(default)]
     pub output: Option<String>,
+    /// Apply only to entries for which this is true.
     #[serde(default, rename = "if")]
     pub condition: Option<Expr>,
+    /// `add`, `remove`, `move`. (`filter` drops the entries its expression fails on.)
     #[serde(default)]
-    pub on_error: OnError,
-    pub field: Field,
-    /// A string, number, boolean, list or map; `EXPR(...)` evaluates an expression.
-    pub value: serde_json::Value,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RemoveConfig {
+    pub on_error: Option<OnError>,
+    /// `add`: where to write; `remove`: what to remove (`attributes` or `resource`
+    /// alone removes all of them).
     #[serde(default)]
-    pub id: Option<String>,
+    pub field: Option<Field>,
+    /// `add`: a string, number, boolean, list or map; `EXPR(...)` evaluates an expression.
     #[serde(default)]
-    pub output: Option<String>,
-    #[serde(default, rename = "if")]
-    pub condition: Option<Expr>,
+    pub value: Option<serde_json::Value>,
+    /// `move`: from where, to where.
     #[serde(default)]
-    pub on_error: OnError,
-    /// The field to remove; `attributes` or `resource` alone removes all of them.
-    pub field: Field,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MoveConfig {
+    pub from: Option<Field>,
     #[serde(default)]
-    pub id: Option<String>,
+    pub to: Option<Field>,
+    /// `filter`: entries for which this is true are dropped.
     #[serde(default)]
-    pub output: Option<String>,
-    #[serde(default, rename = "if")]
-    pub condition: Option<Expr>,
+    pub expr: Option<Expr>,
+    /// `filter`: share of matching entries dropped, 0 to 1. Default 1.
     #[serde(default)]
-    pub on_error: OnError,
-    pub from: Field,
-    pub to: Field,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct FilterConfig {
-    #[serde(default)]
-    pub id: Option<String>,
-    #[serde(default)]
-    pub output: Option<String>,
-    /// Only entries for which this is true are considered.
-    #[serde(default, rename = "if")]
-    pub condition: Option<Expr>,
-    /// Entries for which this is true are dropped (as are those it fails on, as upstream).
-    pub expr: Expr,
-    /// Share of matching entries dropped, 0 to 1. Default 1.
-    #[serde(default = "one")]
-    pub drop_ratio: f64,
+    pub drop_ratio: Option<f64>,
 }
 
 fn body_field() -> Field {
@@ -157,9 +129,6 @@ fn body_field() -> Field {
 }
 fn attributes_field() -> Field {
     Field::ATTRIBUTES
-}
-fn one() -> f64 {
-    1.0
 }
 
 impl OperatorConfig {
@@ -181,10 +150,10 @@ impl OperatorConfig {
         let id = match self {
             OperatorConfig::Container(c) => &c.id,
             OperatorConfig::JsonParser(c) | OperatorConfig::RegexParser(c) | OperatorConfig::KeyValueParser(c) => &c.id,
-            OperatorConfig::Add(c) => &c.id,
-            OperatorConfig::Remove(c) => &c.id,
-            OperatorConfig::Move(c) => &c.id,
-            OperatorConfig::Filter(c) => &c.id,
+            OperatorConfig::Add(c)
+            | OperatorConfig::Remove(c)
+            | OperatorConfig::Move(c)
+            | OperatorConfig::Filter(c) => &c.id,
         };
         id.as_deref()
     }
@@ -195,10 +164,10 @@ impl OperatorConfig {
             OperatorConfig::JsonParser(c) | OperatorConfig::RegexParser(c) | OperatorConfig::KeyValueParser(c) => {
                 c.output.as_deref()
             }
-            OperatorConfig::Add(c) => c.output.as_deref(),
-            OperatorConfig::Remove(c) => c.output.as_deref(),
-            OperatorConfig::Move(c) => c.output.as_deref(),
-            OperatorConfig::Filter(c) => c.output.as_deref(),
+            OperatorConfig::Add(c)
+            | OperatorConfig::Remove(c)
+            | OperatorConfig::Move(c)
+            | OperatorConfig::Filter(c) => c.output.as_deref(),
         }
     }
 }
@@ -321,19 +290,18 @@ impl Operators {
                     let parser = Parser::new(config.type_name(), c).map_err(fail)?;
                     (c.condition.clone(), c.on_error, Action::Parse(Box::new(parser)))
                 }
-                OperatorConfig::Add(c) => {
-                    let value = add_value(&c.value).map_err(fail)?;
-                    (c.condition.clone(), c.on_error, Action::Add(c.field.clone(), value))
-                }
-                OperatorConfig::Remove(c) => (c.condition.clone(), c.on_error, Action::Remove(c.field.clone())),
-                OperatorConfig::Move(c) => {
-                    (c.condition.clone(), c.on_error, Action::Move(c.from.clone(), c.to.clone()))
-                }
-                OperatorConfig::Filter(c) => {
-                    if !(0.0..=1.0).contains(&c.drop_ratio) {
-                        return Err(fail(format!("drop_ratio must be between 0 and 1, not {}", c.drop_ratio)));
-                    }
-                    (c.condition.clone(), OnError::Drop, Action::Filter(c.expr.clone(), c.drop_ratio))
+                OperatorConfig::Add(c)
+                | OperatorConfig::Remove(c)
+                | OperatorConfig::Move(c)
+                | OperatorConfig::Filter(c) => {
+                    let action = transformer(config.type_name(), c).map_err(fail)?;
+                    // An expression that fails drops the entry, as upstream's filter does.
+                    let on_error = if matches!(action, Action::Filter(..)) {
+                        OnError::Drop
+                    } else {
+                        c.on_error.unwrap_or_default()
+                    };
+                    (c.condition.clone(), on_error, action)
                 }
             };
             steps.push(Step { id, condition, on_error, action });
@@ -405,6 +373,45 @@ impl Step {
             },
         }
     }
+}
+
+/// Checks a transformer's options for its type: what it needs, and nothing of another type's.
+fn transformer(type_name: &str, c: &TransformerConfig) -> Result<Action, String> {
+    let given = [
+        ("field", c.field.is_some()),
+        ("value", c.value.is_some()),
+        ("from", c.from.is_some()),
+        ("to", c.to.is_some()),
+        ("expr", c.expr.is_some()),
+        ("drop_ratio", c.drop_ratio.is_some()),
+        ("on_error", c.on_error.is_some()),
+    ];
+    let allowed: &[&str] = match type_name {
+        "add" => &["field", "value", "on_error"],
+        "remove" => &["field", "on_error"],
+        "move" => &["from", "to", "on_error"],
+        _ => &["expr", "drop_ratio"],
+    };
+    if let Some((option, _)) = given.iter().find(|(option, set)| *set && !allowed.contains(option)) {
+        return Err(format!("`{option}` is not an option of {type_name}"));
+    }
+    let required = |option: &str| format!("{type_name} needs `{option}`");
+    let field = || c.field.clone().ok_or_else(|| required("field"));
+    Ok(match type_name {
+        "add" => Action::Add(field()?, add_value(c.value.as_ref().ok_or_else(|| required("value"))?)?),
+        "remove" => Action::Remove(field()?),
+        "move" => {
+            Action::Move(c.from.clone().ok_or_else(|| required("from"))?, c.to.clone().ok_or_else(|| required("to"))?)
+        }
+        _ => {
+            let expr = c.expr.clone().ok_or_else(|| required("expr"))?;
+            let ratio = c.drop_ratio.unwrap_or(1.0);
+            if !(0.0..=1.0).contains(&ratio) {
+                return Err(format!("drop_ratio must be between 0 and 1, not {ratio}"));
+            }
+            Action::Filter(expr, ratio)
+        }
+    })
 }
 
 fn add_value(value: &serde_json::Value) -> Result<AddValue, String> {

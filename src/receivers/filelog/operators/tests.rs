@@ -188,7 +188,11 @@ fn config_mistakes_are_refused_with_the_reason() {
         ("- type: recombine\n", "unknown variant `recombine`"),
         ("- type: json_parser\n  severity: { parse_from: body, mapping: { loud: x } }\n", "unknown level `loud`"),
         ("- type: json_parser\n  timestamp: { parse_from: body, layout_type: epoch, layout: minutes }\n", "timestamp"),
-        ("- type: add\n  field: body\n", "missing field `value`"),
+        ("- type: add\n  field: body\n", "add needs `value`"),
+        ("- type: remove\n", "remove needs `field`"),
+        ("- type: move\n  from: body\n", "move needs `to`"),
+        ("- type: filter\n  expr: 'true'\n  field: body\n", "`field` is not an option of filter"),
+        ("- type: filter\n  expr: 'true'\n  on_error: send\n", "`on_error` is not an option of filter"),
     ];
     for (yaml, want) in cases {
         let error = operators(yaml).err().unwrap_or_default();
