@@ -5,6 +5,7 @@
 pub mod debug;
 pub mod file;
 pub mod helper;
+pub mod http;
 pub mod otlp;
 
 use tokio::sync::mpsc;

@@ -5,15 +5,10 @@
 use std::io::Write;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-
 use super::{Compression, Encoding, OtlpHttpExporterConfig};
 use crate::exporters::BuildError;
 use crate::exporters::helper::{Export, ExportError};
+use crate::exporters::http::HttpPoster;
 use crate::pdata::{Payload, Signal, json};
 
 /// The URL for one signal: the per-signal endpoint as is, or `endpoint` + `/v1/<signal>`.
@@ -34,52 +29,22 @@ pub fn signal_url(config: &OtlpHttpExporterConfig, signal: Signal) -> Result<htt
     url.parse().map_err(|e| format!("`{url}` is not a valid URL: {e}"))
 }
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
 pub struct OtlpHttpExporter {
-    client: HttpsClient,
+    poster: HttpPoster,
     urls: [http::Uri; 3],
-    headers: http::HeaderMap,
     compression: Compression,
     encoding: Encoding,
 }
 
-/// Error bodies are read for the log line only; more than this is cut.
-const MAX_ERROR_BODY: usize = 4096;
-
 impl OtlpHttpExporter {
     pub fn new(config: &OtlpHttpExporterConfig) -> Result<OtlpHttpExporter, BuildError> {
+        let endpoint = config.endpoint.clone().unwrap_or_default();
         let url = |signal| {
-            signal_url(config, signal).map_err(|reason| BuildError::Endpoint {
-                endpoint: config.endpoint.clone().unwrap_or_default(),
-                reason,
-            })
+            signal_url(config, signal).map_err(|reason| BuildError::Endpoint { endpoint: endpoint.clone(), reason })
         };
         let urls = [url(Signal::Traces)?, url(Signal::Metrics)?, url(Signal::Logs)?];
-        let tls = config.tls.rustls_config()?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout((!config.timeout.0.is_zero()).then_some(config.timeout.0));
-        let mut builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config((*tls).clone()).https_or_http();
-        if let Some(name) = &config.tls.server_name_override {
-            let name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| BuildError::Endpoint {
-                endpoint: config.endpoint.clone().unwrap_or_default(),
-                reason: format!("tls.server_name_override `{name}`: {e}"),
-            })?;
-            builder = builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
-        }
-        let connector = builder.enable_http1().enable_http2().wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
-        let mut headers = http::HeaderMap::new();
-        for (name, value) in &config.headers {
-            if let (Ok(name), Ok(value)) =
-                (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_str(value))
-            {
-                headers.insert(name, value);
-            }
-        }
-        Ok(OtlpHttpExporter { client, urls, headers, compression: config.compression, encoding: config.encoding })
+        let poster = HttpPoster::new(&endpoint, &config.tls, config.timeout.0, &config.headers)?;
+        Ok(OtlpHttpExporter { poster, urls, compression: config.compression, encoding: config.encoding })
     }
 }
 
@@ -107,39 +72,18 @@ impl Export for OtlpHttpExporter {
         };
         let body = compress(self.compression, body)?;
         let url = &self.urls[signal.index()];
-        let mut request = http::Request::post(url.clone())
-            .header(http::header::CONTENT_TYPE, content_type)
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| ExportError::permanent(format!("building the request: {e}")))?;
-        request.headers_mut().extend(self.headers.clone());
-        let encoding = match self.compression {
-            Compression::Gzip => Some("gzip"),
-            Compression::Zstd => Some("zstd"),
-            Compression::None => None,
-        };
-        if let Some(encoding) = encoding {
-            request.headers_mut().insert(http::header::CONTENT_ENCODING, http::HeaderValue::from_static(encoding));
+        let mut headers = vec![(http::header::CONTENT_TYPE, content_type)];
+        match self.compression {
+            Compression::Gzip => headers.push((http::header::CONTENT_ENCODING, "gzip")),
+            Compression::Zstd => headers.push((http::header::CONTENT_ENCODING, "zstd")),
+            Compression::None => {}
         }
-        let response =
-            self.client.request(request).await.map_err(|e| ExportError::retryable(format!("sending to {url}: {e}")))?;
-        let status = response.status();
-        if status.is_success() {
-            // Drain the body so the connection can be reused.
-            let _ = Limited::new(response.into_body(), MAX_ERROR_BODY).collect().await;
+        let response = self.poster.post(url, body, &headers).await?;
+        if response.status.is_success() {
             return Ok(());
         }
-        let retry_after = response
-            .headers()
-            .get(http::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let text = match Limited::new(response.into_body(), MAX_ERROR_BODY).collect().await {
-            Ok(body) => String::from_utf8_lossy(&body.to_bytes()).chars().take(512).collect::<String>(),
-            Err(_) => String::new(),
-        };
-        let message = format!("HTTP {} from {url}: {}", status.as_u16(), text.trim());
-        Err(classify_status(status, retry_after, message))
+        let message = format!("HTTP {} from {url}: {}", response.status.as_u16(), response.text);
+        Err(classify_status(response.status, response.retry_after, message))
     }
 }
 

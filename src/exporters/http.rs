@@ -1,0 +1,105 @@
+//! The HTTP client the HTTP exporters share (otlphttp, prometheusremotewrite): TLS,
+//! connect timeout, configured headers, and a response read for what classifying it
+//! needs (status, `Retry-After`, the start of the body).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::exporters::BuildError;
+use crate::exporters::helper::ExportError;
+use crate::tls::TlsClientConfig;
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+pub struct HttpPoster {
+    client: HttpsClient,
+    headers: http::HeaderMap,
+}
+
+/// What came back, for the caller to classify.
+pub struct Response {
+    pub status: http::StatusCode,
+    pub retry_after: Option<Duration>,
+    /// The start of the body (error bodies are read for the log line only).
+    pub text: String,
+}
+
+/// Bodies are read up to this much; the rest is dropped with the connection.
+const MAX_BODY: usize = 4096;
+
+impl HttpPoster {
+    /// `endpoint` names the exporter's endpoint in errors.
+    pub fn new(
+        endpoint: &str,
+        tls: &TlsClientConfig,
+        timeout: Duration,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<HttpPoster, BuildError> {
+        let rustls = tls.rustls_config()?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout((!timeout.is_zero()).then_some(timeout));
+        let mut builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config((*rustls).clone()).https_or_http();
+        if let Some(name) = &tls.server_name_override {
+            let name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| BuildError::Endpoint {
+                endpoint: endpoint.to_string(),
+                reason: format!("tls.server_name_override `{name}`: {e}"),
+            })?;
+            builder = builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
+        }
+        let connector = builder.enable_http1().enable_http2().wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let mut header_map = http::HeaderMap::new();
+        for (name, value) in headers {
+            let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| BuildError::Endpoint {
+                endpoint: endpoint.to_string(),
+                reason: format!("header name `{name}`: {e}"),
+            })?;
+            let value = http::HeaderValue::from_str(value).map_err(|e| BuildError::Endpoint {
+                endpoint: endpoint.to_string(),
+                reason: format!("header `{name}`: {e}"),
+            })?;
+            header_map.insert(name, value);
+        }
+        Ok(HttpPoster { client, headers: header_map })
+    }
+
+    /// POSTs `body` with the configured headers, then `fixed` ones (which win). A
+    /// transport failure is retryable; any response is returned for classifying.
+    pub async fn post(
+        &self,
+        url: &http::Uri,
+        body: Vec<u8>,
+        fixed: &[(http::HeaderName, &'static str)],
+    ) -> Result<Response, ExportError> {
+        let mut request = http::Request::post(url.clone())
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ExportError::permanent(format!("building the request: {e}")))?;
+        request.headers_mut().extend(self.headers.clone());
+        for (name, value) in fixed {
+            request.headers_mut().insert(name.clone(), http::HeaderValue::from_static(value));
+        }
+        let response =
+            self.client.request(request).await.map_err(|e| ExportError::retryable(format!("sending to {url}: {e}")))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        // Read (a bounded part of) the body: the error text, and so the connection can be reused.
+        let text = match Limited::new(response.into_body(), MAX_BODY).collect().await {
+            Ok(body) if !status.is_success() => String::from_utf8_lossy(&body.to_bytes()).chars().take(512).collect(),
+            _ => String::new(),
+        };
+        Ok(Response { status, retry_after, text: text.trim().to_string() })
+    }
+}
