@@ -5,6 +5,50 @@ use super::{ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceSe
 
 /// The payload as one line of OTLP JSON, with default values left out as the
 /// collector's own JSON marshaler (and so its file exporter) writes it.
+/// An attribute value as JSON text (for arrays and maps written as a label or a line):
+/// `["a",1]`, `{"k":"v"}`; bytes as base64.
+pub fn any_value_json(value: &opentelemetry_proto::tonic::common::v1::AnyValue) -> String {
+    any_to_json(value).to_string()
+}
+
+fn any_to_json(value: &opentelemetry_proto::tonic::common::v1::AnyValue) -> serde_json::Value {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    match &value.value {
+        Some(Value::StringValue(s)) => serde_json::Value::String(s.clone()),
+        Some(Value::BoolValue(b)) => serde_json::Value::Bool(*b),
+        Some(Value::IntValue(i)) => serde_json::Value::from(*i),
+        Some(Value::DoubleValue(d)) => {
+            serde_json::Number::from_f64(*d).map_or(serde_json::Value::Null, serde_json::Value::Number)
+        }
+        Some(Value::BytesValue(b)) => serde_json::Value::String(base64(b)),
+        Some(Value::ArrayValue(a)) => serde_json::Value::Array(a.values.iter().map(any_to_json).collect()),
+        Some(Value::KvlistValue(m)) => serde_json::Value::Object(
+            m.values
+                .iter()
+                .map(|kv| (kv.key.clone(), kv.value.as_ref().map_or(serde_json::Value::Null, any_to_json)))
+                .collect(),
+        ),
+        Some(Value::StringValueStrindex(_)) | None => serde_json::Value::Null,
+    }
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 pub fn to_json_line(payload: &Payload) -> String {
     let result = match payload {
         Payload::Traces(r) => serde_json::to_value(r),

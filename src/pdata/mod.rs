@@ -4,6 +4,7 @@
 mod ack;
 pub mod grpc;
 pub mod json;
+pub mod prometheus;
 pub(crate) mod split;
 pub mod synthetic;
 
