@@ -7,6 +7,7 @@ pub mod file;
 pub mod helper;
 pub mod http;
 pub mod otlp;
+pub mod prometheusremotewrite;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,7 @@ pub enum ExporterConfig {
     OtlpHttp(otlp::OtlpHttpExporterConfig),
     Debug(debug::DebugConfig),
     File(file::FileConfig),
+    PrometheusRemoteWrite(prometheusremotewrite::PrwConfig),
 }
 
 pub static FACTORIES: &[Factory<ExporterConfig>] = &[
@@ -46,6 +48,11 @@ pub static FACTORIES: &[Factory<ExporterConfig>] = &[
         type_name: file::TYPE,
         signals: &Signal::ALL,
         parse: |node| parse_config(node).map(ExporterConfig::File),
+    },
+    Factory {
+        type_name: prometheusremotewrite::TYPE,
+        signals: &[Signal::Metrics],
+        parse: |node| parse_config(node).map(ExporterConfig::PrometheusRemoteWrite),
     },
 ];
 
@@ -76,7 +83,7 @@ fn local_settings(id: &ComponentId, telemetry: &Telemetry, give_up: Cancellation
 pub fn start(
     id: &ComponentId,
     config: &ExporterConfig,
-    telemetry: &Telemetry,
+    telemetry: &std::sync::Arc<Telemetry>,
     give_up: CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<mpsc::Sender<Batch>, BuildError> {
@@ -103,6 +110,10 @@ pub fn start(
         }
         ExporterConfig::File(c) => {
             helper::spawn(file::FileExporter::new(c)?, local_settings(id, telemetry, give_up), tracker)
+        }
+        ExporterConfig::PrometheusRemoteWrite(c) => {
+            let settings = remote(&c.remote_write_queue.queue(), &c.retry_on_failure, c.timeout.0);
+            helper::spawn(prometheusremotewrite::PrwExporter::new(id, c, telemetry)?, settings, tracker)
         }
     })
 }

@@ -132,6 +132,12 @@ pub struct FilelogMetrics {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExporterDropLabels {
+    exporter: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DropLabels {
     receiver: String,
     reason: &'static str,
@@ -225,6 +231,7 @@ pub struct Telemetry {
     filelog_rotations: Family<RotationLabels, Counter>,
     filelog_parse_errors: Family<FilelogLabels, Counter>,
     filelog_dropped: Family<DropLabels, Counter>,
+    exporter_dropped: Family<ExporterDropLabels, Counter>,
     process: process::ProcessMetrics,
 }
 
@@ -298,6 +305,12 @@ impl Telemetry {
             "Records dropped by operators: by a filter (reason=filter) or by on_error: drop (reason=operator_error)",
             filelog_dropped.clone(),
         );
+        let exporter_dropped = Family::<ExporterDropLabels, Counter>::default();
+        registry.register(
+            "ocelot_exporter_dropped_items",
+            "Items (data points, log records) an exporter did not deliver: refused by the server for good, or not translatable, by reason",
+            exporter_dropped.clone(),
+        );
         let process = process::ProcessMetrics::register(&mut registry);
         Arc::new(Telemetry {
             registry,
@@ -314,6 +327,7 @@ impl Telemetry {
             filelog_rotations,
             filelog_parse_errors,
             filelog_dropped,
+            exporter_dropped,
             process,
         })
     }
@@ -334,6 +348,11 @@ impl Telemetry {
             queue_size: self.exporter_queue_size.get_or_create(&labels).clone(),
             queue_capacity: self.exporter_queue_capacity.get_or_create(&labels).clone(),
         }
+    }
+
+    /// Items an exporter dropped for `reason` (a short snake_case word).
+    pub fn exporter_dropped(&self, id: &ComponentId, reason: &'static str) -> Counter {
+        self.exporter_dropped.get_or_create(&ExporterDropLabels { exporter: id.to_string(), reason }).clone()
     }
 
     pub fn filelog(&self, id: &ComponentId) -> FilelogMetrics {

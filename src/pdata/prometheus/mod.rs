@@ -37,13 +37,40 @@ pub struct Series {
     pub samples: Vec<(f64, i64)>,
 }
 
+/// A metric family's type, help and unit, for remote write's metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metadata {
+    /// Remote write's enum: COUNTER 1, GAUGE 2, HISTOGRAM 3, SUMMARY 5.
+    pub kind: i32,
+    pub family: String,
+    pub help: String,
+    pub unit: String,
+}
+
+/// Why data points were not translated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Untranslated {
+    DeltaTemporality,
+    ExponentialHistogram,
+}
+
+impl Untranslated {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Untranslated::DeltaTemporality => "delta_temporality",
+            Untranslated::ExponentialHistogram => "exponential_histogram",
+        }
+    }
+}
+
 /// The series of one request, and what could not be translated.
 #[derive(Debug, Default)]
 pub struct Translation {
     pub series: Vec<Series>,
     index: HashMap<Vec<(String, String)>, usize>,
-    /// Data points not translated, with why (one entry per metric).
-    pub dropped: Vec<(u64, String)>,
+    pub metadata: Vec<Metadata>,
+    /// Data points not translated: how many, why, and which metric.
+    pub dropped: Vec<(u64, Untranslated, String)>,
 }
 
 impl Translation {
@@ -54,6 +81,17 @@ impl Translation {
                 self.index.insert(labels.clone(), self.series.len());
                 self.series.push(Series { labels, samples: vec![(value, timestamp_ms)] });
             }
+        }
+    }
+
+    fn describe(&mut self, metric: &Metric, family: &str, kind: i32) {
+        if !self.metadata.iter().any(|m| m.family == family) {
+            self.metadata.push(Metadata {
+                kind,
+                family: family.to_string(),
+                help: metric.description.clone(),
+                unit: metric.unit.clone(),
+            });
         }
     }
 
@@ -238,6 +276,7 @@ fn metric_points(metric: &Metric, context: &Context<'_>, out: &mut Translation) 
     match &metric.data {
         Some(Data::Gauge(gauge)) => {
             let name = name(NameKind::Gauge);
+            out.describe(metric, &name, 2);
             for point in &gauge.data_points {
                 newest = newest.max(point.time_unix_nano);
                 let labels = context.labels(&point.attributes, &name);
@@ -246,10 +285,11 @@ fn metric_points(metric: &Metric, context: &Context<'_>, out: &mut Translation) 
         }
         Some(Data::Sum(sum)) => {
             if delta(sum.aggregation_temporality) {
-                out.dropped.push((sum.data_points.len() as u64, format!("`{}` is a delta sum", metric.name)));
+                out.dropped.push((sum.data_points.len() as u64, Untranslated::DeltaTemporality, metric.name.clone()));
                 return 0;
             }
             let name = name(if sum.is_monotonic { NameKind::Counter } else { NameKind::Gauge });
+            out.describe(metric, &name, if sum.is_monotonic { 1 } else { 2 });
             for point in &sum.data_points {
                 newest = newest.max(point.time_unix_nano);
                 let labels = context.labels(&point.attributes, &name);
@@ -258,11 +298,15 @@ fn metric_points(metric: &Metric, context: &Context<'_>, out: &mut Translation) 
         }
         Some(Data::Histogram(histogram)) => {
             if delta(histogram.aggregation_temporality) {
-                out.dropped
-                    .push((histogram.data_points.len() as u64, format!("`{}` is a delta histogram", metric.name)));
+                out.dropped.push((
+                    histogram.data_points.len() as u64,
+                    Untranslated::DeltaTemporality,
+                    metric.name.clone(),
+                ));
                 return 0;
             }
             let base = name(NameKind::Other);
+            out.describe(metric, &base, 3);
             for point in &histogram.data_points {
                 newest = newest.max(point.time_unix_nano);
                 let t = ms(point.time_unix_nano);
@@ -285,6 +329,7 @@ fn metric_points(metric: &Metric, context: &Context<'_>, out: &mut Translation) 
         }
         Some(Data::Summary(summary)) => {
             let base = name(NameKind::Other);
+            out.describe(metric, &base, 5);
             for point in &summary.data_points {
                 newest = newest.max(point.time_unix_nano);
                 let t = ms(point.time_unix_nano);
@@ -301,7 +346,8 @@ fn metric_points(metric: &Metric, context: &Context<'_>, out: &mut Translation) 
         Some(Data::ExponentialHistogram(histogram)) => {
             out.dropped.push((
                 histogram.data_points.len() as u64,
-                format!("`{}` is an exponential histogram (native histograms are not written yet)", metric.name),
+                Untranslated::ExponentialHistogram,
+                metric.name.clone(),
             ));
         }
         None => {}

@@ -161,5 +161,9 @@ fn histograms_summaries_staleness_and_deltas() {
     assert_eq!(find(&t, "gc_pause_milliseconds_count", None).samples[0].0, 4.0);
     assert_eq!(find(&t, "queue_depth", None).samples[0].0.to_bits(), STALE_NAN);
     assert_eq!(t.dropped.len(), 1);
-    assert!(t.dropped[0].1.contains("delta"));
+    assert_eq!(t.dropped[0], (1, Untranslated::DeltaTemporality, "bytes.sent".to_string()));
+    assert_eq!(
+        t.metadata.iter().map(|m| (m.kind, m.family.as_str())).collect::<Vec<_>>(),
+        vec![(3, "rpc_duration_seconds"), (5, "gc_pause_milliseconds"), (2, "queue_depth")]
+    );
 }

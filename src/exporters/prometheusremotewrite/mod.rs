@@ -1,0 +1,187 @@
+//! The `prometheusremotewrite` exporter: metrics as remote write 1.0 (protobuf +
+//! snappy) to Prometheus, Mimir, Thanos, Cortex or VictoriaMetrics. Names and labels
+//! come from [`crate::pdata::prometheus`]. 5xx, 429 and transport errors are retried
+//! (honouring `Retry-After`); other 4xx are permanent: the samples are dropped and
+//! counted by the reason the server gave, never retried.
+
+pub mod config;
+pub mod proto;
+
+use std::sync::Arc;
+
+use prost::Message;
+use tracing::warn;
+
+pub use config::PrwConfig;
+
+use crate::config::ComponentId;
+use crate::exporters::BuildError;
+use crate::exporters::helper::{Export, ExportError};
+use crate::exporters::http::HttpPoster;
+use crate::pdata::Payload;
+use crate::pdata::prometheus::{Options, Series, Translation, translate};
+use crate::telemetry::Telemetry;
+use proto::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
+
+pub const TYPE: &str = "prometheusremotewrite";
+
+const USER_AGENT: &str = concat!("ocelot/", env!("CARGO_PKG_VERSION"));
+
+pub struct PrwExporter {
+    id: ComponentId,
+    poster: HttpPoster,
+    url: http::Uri,
+    options: Options,
+    send_metadata: bool,
+    max_request_bytes: usize,
+    telemetry: Arc<Telemetry>,
+}
+
+impl PrwExporter {
+    pub fn new(id: &ComponentId, config: &PrwConfig, telemetry: &Arc<Telemetry>) -> Result<PrwExporter, BuildError> {
+        let url = config
+            .endpoint
+            .parse()
+            .map_err(|e| BuildError::Endpoint { endpoint: config.endpoint.clone(), reason: format!("{e}") })?;
+        let poster = HttpPoster::new(&config.endpoint, &config.tls, config.timeout.0, &config.headers)?;
+        let options = Options {
+            namespace: config.namespace.clone(),
+            add_metric_suffixes: config.add_metric_suffixes,
+            resource_to_telemetry: config.resource_to_telemetry_conversion.enabled,
+            target_info: config.target_info.enabled,
+            external_labels: config
+                .external_labels
+                .iter()
+                .map(|(k, v)| (crate::pdata::prometheus::naming::label_name(k), v.clone()))
+                .collect(),
+        };
+        Ok(PrwExporter {
+            id: id.clone(),
+            poster,
+            url,
+            options,
+            send_metadata: config.send_metadata,
+            max_request_bytes: config.max_batch_size_bytes,
+            telemetry: telemetry.clone(),
+        })
+    }
+
+    /// The write requests for one batch, each under `max_request_bytes` (a series
+    /// bigger than that goes alone).
+    fn requests(&self, translation: Translation) -> Vec<(WriteRequest, u64)> {
+        let metadata: Vec<MetricMetadata> = if self.send_metadata {
+            translation
+                .metadata
+                .into_iter()
+                .map(|m| MetricMetadata { r#type: m.kind, metric_family_name: m.family, help: m.help, unit: m.unit })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let metadata_bytes: usize = metadata.iter().map(|m| m.encoded_len() + 4).sum();
+        let mut requests = Vec::new();
+        let mut current = WriteRequest { timeseries: Vec::new(), metadata: metadata.clone() };
+        let (mut bytes, mut samples) = (metadata_bytes, 0u64);
+        for series in translation.series {
+            let series = time_series(series);
+            let size = series.encoded_len() + 4;
+            if !current.timeseries.is_empty() && bytes + size > self.max_request_bytes {
+                let full = std::mem::replace(
+                    &mut current,
+                    WriteRequest { timeseries: Vec::new(), metadata: metadata.clone() },
+                );
+                requests.push((full, samples));
+                (bytes, samples) = (metadata_bytes, 0);
+            }
+            bytes += size;
+            samples += series.samples.len() as u64;
+            current.timeseries.push(series);
+        }
+        if !current.timeseries.is_empty() {
+            requests.push((current, samples));
+        }
+        requests
+    }
+
+    async fn send(&self, request: &WriteRequest, samples: u64) -> Result<(), ExportError> {
+        let body = snap::raw::Encoder::new()
+            .compress_vec(&request.encode_to_vec())
+            .map_err(|e| ExportError::permanent(format!("snappy: {e}")))?;
+        let headers = [
+            (http::header::CONTENT_TYPE, "application/x-protobuf"),
+            (http::header::CONTENT_ENCODING, "snappy"),
+            (http::HeaderName::from_static("x-prometheus-remote-write-version"), "0.1.0"),
+            (http::header::USER_AGENT, USER_AGENT),
+        ];
+        let response = self.poster.post(&self.url, body, &headers).await?;
+        let status = response.status;
+        if status.is_success() {
+            return Ok(());
+        }
+        let message = format!("HTTP {} from {}: {}", status.as_u16(), self.url, response.text);
+        if status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS {
+            return Err(ExportError { retryable: true, retry_after: response.retry_after, message });
+        }
+        // Refused for good: never retried, counted by the server's reason.
+        self.telemetry.exporter_dropped(&self.id, rejection_reason(&response.text)).inc_by(samples);
+        Err(ExportError::permanent(message))
+    }
+}
+
+/// The reason in a Prometheus-compatible server's 4xx body, as a label value.
+pub fn rejection_reason(body: &str) -> &'static str {
+    let body = body.to_ascii_lowercase();
+    if body.contains("out of order") {
+        "out_of_order"
+    } else if body.contains("out of bounds") {
+        "out_of_bounds"
+    } else if body.contains("duplicate sample") {
+        "duplicate_sample"
+    } else if body.contains("too old") {
+        "too_old"
+    } else if body.contains("label") {
+        "invalid_labels"
+    } else {
+        "rejected"
+    }
+}
+
+fn time_series(series: Series) -> TimeSeries {
+    TimeSeries {
+        labels: series.labels.into_iter().map(|(name, value)| Label { name, value }).collect(),
+        samples: series.samples.into_iter().map(|(value, timestamp)| Sample { value, timestamp }).collect(),
+    }
+}
+
+impl Export for PrwExporter {
+    async fn export(&self, payload: &Payload) -> Result<(), ExportError> {
+        let Payload::Metrics(request) = payload else { return Ok(()) };
+        let mut translation = Translation::default();
+        translate(request, &self.options, &mut translation);
+        translation.sort_samples();
+        for (points, why, metric) in std::mem::take(&mut translation.dropped) {
+            self.telemetry.exporter_dropped(&self.id, why.as_str()).inc_by(points);
+            warn!(exporter = %self.id, metric, points, reason = why.as_str(), "Data points not sent: no remote-write form for them.");
+        }
+        // Requests go in order; a failure stops the batch (and a retry sends it again:
+        // Prometheus ignores a sample it already has with the same value).
+        for (request, samples) in self.requests(translation) {
+            self.send(&request, samples).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_from_prometheus_bodies() {
+        assert_eq!(rejection_reason("out of order sample"), "out_of_order");
+        assert_eq!(rejection_reason("out of bounds"), "out_of_bounds");
+        assert_eq!(rejection_reason("duplicate sample for timestamp"), "duplicate_sample");
+        assert_eq!(rejection_reason("too old sample"), "too_old");
+        assert_eq!(rejection_reason("something else"), "rejected");
+    }
+}
