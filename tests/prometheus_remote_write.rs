@@ -194,3 +194,28 @@ fn an_out_of_order_sample_is_refused_counted_and_not_retried() {
     });
     assert!(agent.stop().success());
 }
+
+#[test]
+fn delta_sums_become_cumulative_series() {
+    let prometheus = Prometheus::start("");
+    let agent = agent(&prometheus);
+    let delta = |value: f64, time: u64| {
+        let mut metric = counter("orders.placed", value, time);
+        if let Some(Data::Sum(sum)) = &mut metric.data {
+            sum.aggregation_temporality = AggregationTemporality::Delta as i32;
+        }
+        metric
+    };
+    let t = now_nanos();
+    send(&agent, request(vec![delta(3.0, t - 2_000_000_000)]));
+    prometheus.wait_for("orders_placed_total");
+    send(&agent, request(vec![delta(4.0, t)]));
+    wait_until(Duration::from_secs(10), "the running total", || {
+        prometheus.query("orders_placed_total").first().is_some_and(|(_, v)| *v == 7.0)
+    });
+    // rate() sees a counter that only grows.
+    let increase = prometheus.wait_for("increase(orders_placed_total[1m])");
+    assert!(increase[0].1 > 0.0, "{increase:?}");
+    assert_eq!(agent.metric("ocelot_exporter_dropped_items_total", ""), 0.0);
+    assert!(agent.stop().success());
+}

@@ -34,6 +34,10 @@ pub struct PrwConfig {
     /// Unit and type suffixes on names (`_seconds`, `_total`). Default true.
     #[serde(default = "default_true")]
     pub add_metric_suffixes: bool,
+    /// Delta sums and histograms are written as running totals; a series not seen for
+    /// this long is forgotten (its total starts over if it comes back). Default 5m.
+    #[serde(default = "default_delta_expiry")]
+    pub delta_expiry: ConfigDuration,
     /// Send each metric's type, help and unit. Default false.
     #[serde(default)]
     pub send_metadata: bool,
@@ -94,6 +98,9 @@ impl RemoteWriteQueue {
 
 fn default_timeout() -> ConfigDuration {
     ConfigDuration::from_secs(5)
+}
+fn default_delta_expiry() -> ConfigDuration {
+    ConfigDuration::from_secs(300)
 }
 fn default_true() -> bool {
     true

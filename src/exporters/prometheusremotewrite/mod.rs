@@ -19,6 +19,7 @@ use crate::exporters::BuildError;
 use crate::exporters::helper::{Export, ExportError};
 use crate::exporters::http::HttpPoster;
 use crate::pdata::Payload;
+use crate::pdata::prometheus::delta::DeltaState;
 use crate::pdata::prometheus::{Options, Series, Translation, translate};
 use crate::telemetry::Telemetry;
 use proto::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
@@ -35,6 +36,8 @@ pub struct PrwExporter {
     send_metadata: bool,
     max_request_bytes: usize,
     telemetry: Arc<Telemetry>,
+    /// Running totals of delta sums and histograms.
+    deltas: std::sync::Mutex<DeltaState>,
 }
 
 impl PrwExporter {
@@ -63,6 +66,7 @@ impl PrwExporter {
             send_metadata: config.send_metadata,
             max_request_bytes: config.max_batch_size_bytes,
             telemetry: telemetry.clone(),
+            deltas: std::sync::Mutex::new(DeltaState::new(config.delta_expiry.0)),
         })
     }
 
@@ -157,7 +161,11 @@ impl Export for PrwExporter {
     async fn export(&self, payload: &Payload) -> Result<(), ExportError> {
         let Payload::Metrics(request) = payload else { return Ok(()) };
         let mut translation = Translation::default();
-        translate(request, &self.options, &mut translation);
+        {
+            // A poisoned lock only means a panic elsewhere mid-update: the totals stay usable.
+            let mut deltas = self.deltas.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            translate(request, &self.options, &mut deltas, &mut translation);
+        }
         translation.sort_samples();
         for (points, why, metric) in std::mem::take(&mut translation.dropped) {
             self.telemetry.exporter_dropped(&self.id, why.as_str()).inc_by(points);

@@ -3,6 +3,7 @@
 //! compatibility specification, `job`/`instance` from the resource, `target_info`,
 //! scope labels, and each point type as Prometheus writes it.
 
+pub mod delta;
 pub mod naming;
 
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, DataPointFlags, Metric, metric::Data, number_data_point,
 };
 
+use delta::{DeltaState, HistogramTotal};
 use naming::{NameKind, label_name, metric_name};
 
 /// Prometheus' staleness marker: a point with the "no recorded value" flag.
@@ -50,14 +52,15 @@ pub struct Metadata {
 /// Why data points were not translated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Untranslated {
-    DeltaTemporality,
+    /// A new delta series past [`delta::MAX_DELTA_SERIES`].
+    DeltaSeriesLimit,
     ExponentialHistogram,
 }
 
 impl Untranslated {
     pub fn as_str(self) -> &'static str {
         match self {
-            Untranslated::DeltaTemporality => "delta_temporality",
+            Untranslated::DeltaSeriesLimit => "delta_series_limit",
             Untranslated::ExponentialHistogram => "exponential_histogram",
         }
     }
@@ -165,7 +168,15 @@ pub fn format_float(value: f64) -> String {
     format!("{value}")
 }
 
-pub fn translate(request: &ExportMetricsServiceRequest, options: &Options, out: &mut Translation) {
+/// Translates a request; delta sums and histograms are added to `deltas` and written
+/// as their running totals.
+pub fn translate(
+    request: &ExportMetricsServiceRequest,
+    options: &Options,
+    deltas: &mut DeltaState,
+    out: &mut Translation,
+) {
+    deltas.expire();
     for resource_metrics in &request.resource_metrics {
         let resource: &[KeyValue] = resource_metrics.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
         let find = |key: &str| resource.iter().find(|kv| kv.key == key).map(|kv| text(kv.value.as_ref()));
@@ -192,7 +203,7 @@ pub fn translate(request: &ExportMetricsServiceRequest, options: &Options, out: 
             }
             for metric in &scope_metrics.metrics {
                 let context = Context { options, job: &job, instance: &instance, base: &scope_labels };
-                newest = newest.max(metric_points(metric, &context, out));
+                newest = newest.max(metric_points(metric, &context, deltas, out));
             }
         }
         let info: Vec<&KeyValue> = resource.iter().filter(|kv| !IDENTIFYING.contains(&kv.key.as_str())).collect();
@@ -267,7 +278,7 @@ fn value_or_stale(value: f64, flags: u32) -> f64 {
 }
 
 /// Translates one metric's points; returns the newest point time (ns).
-fn metric_points(metric: &Metric, context: &Context<'_>, out: &mut Translation) -> u64 {
+fn metric_points(metric: &Metric, context: &Context<'_>, deltas: &mut DeltaState, out: &mut Translation) -> u64 {
     let options = context.options;
     let name = |kind| metric_name(&metric.name, &metric.unit, kind, &options.namespace, options.add_metric_suffixes);
     let suffixed = |base: &str, suffix: &str| format!("{base}_{suffix}");
@@ -284,47 +295,63 @@ fn metric_points(metric: &Metric, context: &Context<'_>, out: &mut Translation) 
             }
         }
         Some(Data::Sum(sum)) => {
-            if delta(sum.aggregation_temporality) {
-                out.dropped.push((sum.data_points.len() as u64, Untranslated::DeltaTemporality, metric.name.clone()));
-                return 0;
-            }
+            let is_delta = delta(sum.aggregation_temporality);
             let name = name(if sum.is_monotonic { NameKind::Counter } else { NameKind::Gauge });
             out.describe(metric, &name, if sum.is_monotonic { 1 } else { 2 });
+            let mut over_limit = 0;
             for point in &sum.data_points {
                 newest = newest.max(point.time_unix_nano);
                 let labels = context.labels(&point.attributes, &name);
-                out.push(labels, value_or_stale(number(&point.value), point.flags), ms(point.time_unix_nano));
+                let t = ms(point.time_unix_nano);
+                if stale(point.flags) {
+                    out.push(labels, f64::from_bits(STALE_NAN), t);
+                    continue;
+                }
+                let (value, t) = if is_delta {
+                    match deltas.sum(&labels, number(&point.value), t) {
+                        Some(total) => total,
+                        None => {
+                            over_limit += 1;
+                            continue;
+                        }
+                    }
+                } else {
+                    (number(&point.value), t)
+                };
+                out.push(labels, value, t);
+            }
+            if over_limit > 0 {
+                out.dropped.push((over_limit, Untranslated::DeltaSeriesLimit, metric.name.clone()));
             }
         }
         Some(Data::Histogram(histogram)) => {
-            if delta(histogram.aggregation_temporality) {
-                out.dropped.push((
-                    histogram.data_points.len() as u64,
-                    Untranslated::DeltaTemporality,
-                    metric.name.clone(),
-                ));
-                return 0;
-            }
+            let is_delta = delta(histogram.aggregation_temporality);
             let base = name(NameKind::Other);
             out.describe(metric, &base, 3);
+            let mut over_limit = 0;
             for point in &histogram.data_points {
                 newest = newest.max(point.time_unix_nano);
-                let t = ms(point.time_unix_nano);
                 let labels = context.labels(&point.attributes, &base);
-                let value = |v: f64| value_or_stale(v, point.flags);
-                let bucket = suffixed(&base, "bucket");
-                let mut cumulative = 0u64;
-                for (i, bound) in point.explicit_bounds.iter().enumerate() {
-                    cumulative += point.bucket_counts.get(i).copied().unwrap_or(0);
-                    let le = renamed_with(&labels, &bucket, Some(("le", format_float(*bound))));
-                    out.push(le, value(cumulative as f64), t);
+                let mut total = HistogramTotal {
+                    bounds: point.explicit_bounds.clone(),
+                    counts: point.bucket_counts.clone(),
+                    count: point.count,
+                    sum: point.sum.unwrap_or(0.0),
+                };
+                let mut t = ms(point.time_unix_nano);
+                if is_delta && !stale(point.flags) {
+                    match deltas.histogram(&labels, &total, t) {
+                        Some((accumulated, at)) => (total, t) = (accumulated, at),
+                        None => {
+                            over_limit += 1;
+                            continue;
+                        }
+                    }
                 }
-                let inf = renamed_with(&labels, &bucket, Some(("le", "+Inf".into())));
-                out.push(inf, value(point.count as f64), t);
-                if let Some(sum) = point.sum {
-                    out.push(renamed(&labels, &suffixed(&base, "sum")), value(sum), t);
-                }
-                out.push(renamed(&labels, &suffixed(&base, "count")), value(point.count as f64), t);
+                histogram_series(out, &labels, &base, &total, point.sum.is_some(), point.flags, t);
+            }
+            if over_limit > 0 {
+                out.dropped.push((over_limit, Untranslated::DeltaSeriesLimit, metric.name.clone()));
             }
         }
         Some(Data::Summary(summary)) => {
@@ -353,6 +380,30 @@ fn metric_points(metric: &Metric, context: &Context<'_>, out: &mut Translation) 
         None => {}
     }
     newest
+}
+
+/// `_bucket{le}` (cumulative over the bounds, `+Inf` = count), `_sum`, `_count`.
+fn histogram_series(
+    out: &mut Translation,
+    labels: &[(String, String)],
+    base: &str,
+    total: &HistogramTotal,
+    has_sum: bool,
+    flags: u32,
+    t: i64,
+) {
+    let value = |v: f64| value_or_stale(v, flags);
+    let bucket = format!("{base}_bucket");
+    let mut cumulative = 0u64;
+    for (i, bound) in total.bounds.iter().enumerate() {
+        cumulative += total.counts.get(i).copied().unwrap_or(0);
+        out.push(renamed_with(labels, &bucket, Some(("le", format_float(*bound)))), value(cumulative as f64), t);
+    }
+    out.push(renamed_with(labels, &bucket, Some(("le", "+Inf".into()))), value(total.count as f64), t);
+    if has_sum {
+        out.push(renamed(labels, &format!("{base}_sum")), value(total.sum), t);
+    }
+    out.push(renamed(labels, &format!("{base}_count")), value(total.count as f64), t);
 }
 
 fn number(value: &Option<number_data_point::Value>) -> f64 {

@@ -69,7 +69,7 @@ fn translate_all(request: &ExportMetricsServiceRequest) -> Translation {
         ..Default::default()
     };
     let mut out = Translation::default();
-    translate(request, &options, &mut out);
+    translate(request, &options, &mut DeltaState::new(std::time::Duration::from_secs(300)), &mut out);
     out
 }
 
@@ -160,10 +160,16 @@ fn histograms_summaries_staleness_and_deltas() {
     assert_eq!(find(&t, "gc_pause_milliseconds", Some(("quantile", "0.99"))).samples[0].0, 5.0);
     assert_eq!(find(&t, "gc_pause_milliseconds_count", None).samples[0].0, 4.0);
     assert_eq!(find(&t, "queue_depth", None).samples[0].0.to_bits(), STALE_NAN);
-    assert_eq!(t.dropped.len(), 1);
-    assert_eq!(t.dropped[0], (1, Untranslated::DeltaTemporality, "bytes.sent".to_string()));
+    // A delta sum is written as its running total.
+    assert!(t.dropped.is_empty());
+    assert_eq!(find(&t, "bytes_sent_total", None).samples[0].0, 5.0);
     assert_eq!(
         t.metadata.iter().map(|m| (m.kind, m.family.as_str())).collect::<Vec<_>>(),
-        vec![(3, "rpc_duration_seconds"), (5, "gc_pause_milliseconds"), (2, "queue_depth")]
+        vec![
+            (3, "rpc_duration_seconds"),
+            (5, "gc_pause_milliseconds"),
+            (2, "queue_depth"),
+            (1, "bytes_sent_total")
+        ]
     );
 }
