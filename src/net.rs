@@ -46,6 +46,18 @@ pub async fn bind(endpoint: &str) -> Result<TcpListener, BindError> {
     TcpListener::bind(&address).await.map_err(|source| BindError { endpoint: endpoint.into(), source })
 }
 
+/// [`bind`] for callers that are not async (components built synchronously). Needs a
+/// Tokio runtime context.
+pub fn bind_now(endpoint: &str) -> Result<TcpListener, BindError> {
+    let address = normalize_endpoint(endpoint)
+        .map_err(|e| BindError { endpoint: endpoint.into(), source: std::io::Error::other(e) })?;
+    let listener = std::net::TcpListener::bind(&address)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .and_then(TcpListener::from_std)
+        .map_err(|source| BindError { endpoint: endpoint.into(), source })?;
+    Ok(listener)
+}
+
 pub type HttpResponse = Response<Full<Bytes>>;
 
 /// How long a client gets to finish the TLS handshake.

@@ -7,6 +7,7 @@ pub mod file;
 pub mod helper;
 pub mod http;
 pub mod otlp;
+pub mod prometheus;
 pub mod prometheusremotewrite;
 
 use tokio::sync::mpsc;
@@ -26,6 +27,7 @@ pub enum ExporterConfig {
     Debug(debug::DebugConfig),
     File(file::FileConfig),
     PrometheusRemoteWrite(prometheusremotewrite::PrwConfig),
+    Prometheus(prometheus::PrometheusConfig),
 }
 
 pub static FACTORIES: &[Factory<ExporterConfig>] = &[
@@ -54,6 +56,11 @@ pub static FACTORIES: &[Factory<ExporterConfig>] = &[
         signals: &[Signal::Metrics],
         parse: |node| parse_config(node).map(ExporterConfig::PrometheusRemoteWrite),
     },
+    Factory {
+        type_name: prometheus::TYPE,
+        signals: &[Signal::Metrics],
+        parse: |node| parse_config(node).map(ExporterConfig::Prometheus),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +69,8 @@ pub enum BuildError {
     Tls(#[from] crate::tls::TlsError),
     #[error("invalid endpoint `{endpoint}`: {reason}")]
     Endpoint { endpoint: String, reason: String },
+    #[error(transparent)]
+    Bind(#[from] crate::net::BindError),
     #[error("cannot open `{path}`: {source}")]
     Open { path: String, source: std::io::Error },
 }
@@ -114,6 +123,10 @@ pub fn start(
         ExporterConfig::PrometheusRemoteWrite(c) => {
             let settings = remote(&c.remote_write_queue.queue(), &c.retry_on_failure, c.timeout.0);
             helper::spawn(prometheusremotewrite::PrwExporter::new(id, c, telemetry)?, settings, tracker)
+        }
+        ExporterConfig::Prometheus(c) => {
+            let exporter = prometheus::PrometheusExporter::new(id, c, tracker)?;
+            helper::spawn(exporter, local_settings(id, telemetry, give_up), tracker)
         }
     })
 }

@@ -116,7 +116,7 @@ impl Agent {
             .find(|v| {
                 v["fields"]["message"].as_str() == Some(message)
                     && id.is_none_or(|id| {
-                        v["fields"]["receiver"].as_str() == Some(id) || v["fields"]["extension"].as_str() == Some(id)
+                        ["receiver", "extension", "exporter"].iter().any(|kind| v["fields"][kind].as_str() == Some(id))
                     })
             })
             .unwrap_or_else(|| panic!("no `{message}` in the logs"));
@@ -129,6 +129,11 @@ impl Agent {
 
     pub fn http(&self, receiver: &str) -> SocketAddr {
         self.endpoint("OTLP/HTTP listening.", "endpoint", Some(receiver))
+    }
+
+    /// Where a `prometheus` exporter serves /metrics.
+    pub fn prometheus_exporter(&self, exporter: &str) -> SocketAddr {
+        self.endpoint("Prometheus metrics served at /metrics.", "endpoint", Some(exporter))
     }
 
     pub fn metrics_addr(&self) -> SocketAddr {

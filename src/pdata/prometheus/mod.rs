@@ -37,6 +37,8 @@ pub struct Options {
 pub struct Series {
     pub labels: Vec<(String, String)>,
     pub samples: Vec<(f64, i64)>,
+    /// Its family in [`Translation::metadata`].
+    pub family: usize,
 }
 
 /// A metric family's type, help and unit, for remote write's metadata.
@@ -72,6 +74,8 @@ pub struct Translation {
     pub series: Vec<Series>,
     index: HashMap<Vec<(String, String)>, usize>,
     pub metadata: Vec<Metadata>,
+    /// The family series are being added to.
+    current: usize,
     /// Data points not translated: how many, why, and which metric.
     pub dropped: Vec<(u64, Untranslated, String)>,
 }
@@ -82,20 +86,29 @@ impl Translation {
             Some(&i) => self.series[i].samples.push((value, timestamp_ms)),
             None => {
                 self.index.insert(labels.clone(), self.series.len());
-                self.series.push(Series { labels, samples: vec![(value, timestamp_ms)] });
+                self.series.push(Series { labels, samples: vec![(value, timestamp_ms)], family: self.current });
             }
         }
     }
 
     fn describe(&mut self, metric: &Metric, family: &str, kind: i32) {
-        if !self.metadata.iter().any(|m| m.family == family) {
-            self.metadata.push(Metadata {
-                kind,
-                family: family.to_string(),
-                help: metric.description.clone(),
-                unit: metric.unit.clone(),
-            });
-        }
+        self.family(family, kind, &metric.description, &metric.unit);
+    }
+
+    /// Makes `family` the one series are added to.
+    fn family(&mut self, family: &str, kind: i32, help: &str, unit: &str) {
+        self.current = match self.metadata.iter().position(|m| m.family == family) {
+            Some(i) => i,
+            None => {
+                self.metadata.push(Metadata {
+                    kind,
+                    family: family.to_string(),
+                    help: help.to_string(),
+                    unit: unit.to_string(),
+                });
+                self.metadata.len() - 1
+            }
+        };
     }
 
     /// Samples of each series in time order, as remote write requires.
@@ -210,7 +223,9 @@ pub fn translate(
         if options.target_info && newest > 0 && !info.is_empty() && (job.is_some() || instance.is_some()) {
             let mut labels = attribute_labels(&info);
             let context = Context { options, job: &job, instance: &instance, base: &[] };
-            context.finish(&mut labels, &metric_name("target_info", "", NameKind::Other, &options.namespace, false));
+            let name = metric_name("target_info", "", NameKind::Other, &options.namespace, false);
+            context.finish(&mut labels, &name);
+            out.family(&name, 2, "Target metadata", "");
             out.push(labels, 1.0, ms(newest));
         }
     }

@@ -169,7 +169,8 @@ fn histograms_summaries_staleness_and_deltas() {
             (3, "rpc_duration_seconds"),
             (5, "gc_pause_milliseconds"),
             (2, "queue_depth"),
-            (1, "bytes_sent_total")
+            (1, "bytes_sent_total"),
+            (2, "target_info")
         ]
     );
 }

@@ -1,6 +1,7 @@
 //! The `prometheusremotewrite` exporter into a real Prometheus, read back through its
-//! query API: names, labels, `target_info`, counters, histogram buckets, and an
-//! out-of-order sample refused, counted and not retried.
+//! query API (names, labels, `target_info`, counters, histogram buckets, delta sums
+//! made cumulative, an out-of-order sample refused, counted and not retried), and the
+//! `prometheus` exporter scraped by that Prometheus.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -217,5 +218,61 @@ fn delta_sums_become_cumulative_series() {
     let increase = prometheus.wait_for("increase(orders_placed_total[1m])");
     assert!(increase[0].1 > 0.0, "{increase:?}");
     assert_eq!(agent.metric("ocelot_exporter_dropped_items_total", ""), 0.0);
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn the_prometheus_exporter_is_scraped_by_prometheus() {
+    let agent = Agent::start(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:0
+exporters:
+  prometheus:
+    endpoint: 127.0.0.1:0
+    namespace: app
+    const_labels: { region: eu }
+service:
+  pipelines:
+    metrics:
+      receivers: [otlp]
+      exporters: [prometheus]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+"#,
+    );
+    let target = agent.prometheus_exporter("prometheus");
+    let t = now_nanos();
+    let mut delta = counter("orders.placed", 3.0, t);
+    if let Some(Data::Sum(sum)) = &mut delta.data {
+        sum.aggregation_temporality = AggregationTemporality::Delta as i32;
+    }
+    send(&agent, request(vec![counter("http.server.requests", 7.0, t), delta.clone()]));
+    send(&agent, request(vec![delta]));
+    // What Prometheus will scrape, in the text format.
+    let (status, headers, body) = http_get(target, "/metrics");
+    let text = String::from_utf8(body).unwrap();
+    assert_eq!(status, 200);
+    assert!(headers.get("content-type").unwrap().starts_with("text/plain; version=0.0.4"), "{headers:?}");
+    assert!(text.contains("# TYPE app_http_server_requests_total counter\n"), "{text}");
+    assert!(text.contains("app_orders_placed_total{"), "{text}");
+    let prometheus = Prometheus::start(&format!(
+        "scrape_configs:\n  - job_name: ocelot\n    honor_labels: true\n    static_configs:\n      - targets: ['{target}']\n"
+    ));
+    let result = prometheus.wait_for(r#"app_http_server_requests_total{job="shop/api"}"#);
+    let (labels, value) = &result[0];
+    assert_eq!(*value, 7.0);
+    assert_eq!(labels["region"], "eu");
+    assert_eq!(labels["instance"], "pod-1");
+    assert_eq!(labels["otel_scope_name"], "checkout");
+    // Two deltas of 3: served as their running total.
+    assert_eq!(prometheus.wait_for("app_orders_placed_total")[0].1, 6.0);
+    assert_eq!(prometheus.wait_for("app_target_info")[0].0["host_name"], "node-7");
+    // Prometheus first: its keep-alive scrape connection would hold the shutdown's drain.
+    drop(prometheus);
     assert!(agent.stop().success());
 }
