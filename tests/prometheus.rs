@@ -276,3 +276,38 @@ service:
     drop(prometheus);
     assert!(agent.stop().success());
 }
+
+#[test]
+fn exponential_histograms_become_native_histograms() {
+    use opentelemetry_proto::tonic::metrics::v1::{
+        ExponentialHistogram, ExponentialHistogramDataPoint, exponential_histogram_data_point::Buckets,
+    };
+    let prometheus = Prometheus::start_with("", &["--enable-feature=native-histograms"]);
+    let agent = agent(&prometheus);
+    let metric = Metric {
+        name: "request.latency".into(),
+        unit: "s".into(),
+        data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+            data_points: vec![ExponentialHistogramDataPoint {
+                time_unix_nano: now_nanos(),
+                count: 12,
+                sum: Some(30.5),
+                scale: 2,
+                zero_count: 1,
+                positive: Some(Buckets { offset: 3, bucket_counts: vec![4, 0, 0, 0, 5, 2] }),
+                ..Default::default()
+            }],
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+        })),
+        ..Default::default()
+    };
+    send(&agent, request(vec![metric]));
+    assert_eq!(prometheus.wait_for("histogram_count(request_latency_seconds)")[0].1, 12.0);
+    assert_eq!(prometheus.wait_for("histogram_sum(request_latency_seconds)")[0].1, 30.5);
+    // Buckets: 4 in (2^(3/4), 2^(4/4)] = (1.68, 2]; the median falls in the bucket
+    // holding observations 6 and 7, (2^(7/4), 2^(8/4)] = (3.36, 4].
+    let median = prometheus.wait_for("histogram_quantile(0.5, request_latency_seconds)")[0].1;
+    assert!((3.36..=4.0).contains(&median), "{median}");
+    assert_eq!(agent.metric("ocelot_exporter_dropped_items_total", ""), 0.0);
+    assert!(agent.stop().success());
+}

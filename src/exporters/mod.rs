@@ -125,7 +125,7 @@ pub fn start(
             helper::spawn(prometheusremotewrite::PrwExporter::new(id, c, telemetry)?, settings, tracker)
         }
         ExporterConfig::Prometheus(c) => {
-            let exporter = prometheus::PrometheusExporter::new(id, c, tracker)?;
+            let exporter = prometheus::PrometheusExporter::new(id, c, telemetry, tracker)?;
             helper::spawn(exporter, local_settings(id, telemetry, give_up), tracker)
         }
     })

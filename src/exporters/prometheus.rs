@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::component::Validate;
 use crate::config::ConfigDuration;
@@ -23,7 +23,7 @@ use crate::net;
 use crate::pdata::Payload;
 use crate::pdata::prometheus::delta::DeltaState;
 use crate::pdata::prometheus::naming::label_name;
-use crate::pdata::prometheus::{Options, Translation, translate};
+use crate::pdata::prometheus::{Options, Translation, Untranslated, translate};
 
 pub const TYPE: &str = "prometheus";
 
@@ -85,6 +85,8 @@ struct Latest {
 }
 
 pub struct PrometheusExporter {
+    id: crate::config::ComponentId,
+    telemetry: Arc<crate::telemetry::Telemetry>,
     options: Options,
     store: Arc<Mutex<Store>>,
     expiration: Duration,
@@ -97,6 +99,7 @@ impl PrometheusExporter {
     pub fn new(
         id: &crate::config::ComponentId,
         config: &PrometheusConfig,
+        telemetry: &Arc<crate::telemetry::Telemetry>,
         tracker: &TaskTracker,
     ) -> Result<PrometheusExporter, BuildError> {
         let listener = net::bind_now(&config.endpoint)?;
@@ -133,7 +136,18 @@ impl PrometheusExporter {
             target_info: true,
             external_labels: config.const_labels.iter().map(|(k, v)| (label_name(k), v.clone())).collect(),
         };
-        Ok(PrometheusExporter { options, store, expiration, _server: stop.drop_guard() })
+        Ok(PrometheusExporter {
+            id: id.clone(),
+            telemetry: telemetry.clone(),
+            options,
+            store,
+            expiration,
+            _server: stop.drop_guard(),
+        })
+    }
+
+    fn dropped(&self, reason: &'static str) -> prometheus_client::metrics::counter::Counter {
+        self.telemetry.exporter_dropped(&self.id, reason)
     }
 }
 
@@ -146,8 +160,18 @@ impl Export for PrometheusExporter {
         translate(request, &self.options, &mut deltas, &mut translation);
         store.deltas = Some(deltas);
         let now = Instant::now();
-        let Translation { series, metadata, .. } = translation;
+        let Translation { series, metadata, dropped, .. } = translation;
+        for (points, why, metric) in dropped {
+            self.dropped(why.as_str()).inc_by(points);
+            warn!(exporter = %self.id, metric, points, reason = why.as_str(), "Data points not served.");
+        }
         for s in series {
+            if !s.histograms.is_empty() {
+                // The text format has no native histograms.
+                let why = Untranslated::NativeHistogramUnsupported.as_str();
+                self.dropped(why).inc_by(s.histograms.len() as u64);
+                warn!(exporter = %self.id, series = ?s.labels, reason = why, "Data points not served.");
+            }
             let Some(&(value, timestamp_ms)) = s.samples.iter().max_by_key(|(_, t)| *t) else { continue };
             let meta = &metadata[s.family];
             // A sample older than the one served is not served over it.

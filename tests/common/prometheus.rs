@@ -34,6 +34,11 @@ fn binary() -> PathBuf {
 impl Prometheus {
     /// Starts Prometheus with `scrape_configs` (YAML, may be empty) and waits until ready.
     pub fn start(scrape_configs: &str) -> Prometheus {
+        Prometheus::start_with(scrape_configs, &[])
+    }
+
+    /// [`Prometheus::start`] with more flags, e.g. `--enable-feature=native-histograms`.
+    pub fn start_with(scrape_configs: &str, flags: &[&str]) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("prometheus.yml");
         std::fs::write(
@@ -49,6 +54,7 @@ impl Prometheus {
             .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--web.enable-remote-write-receiver")
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -22,7 +22,7 @@ use crate::pdata::Payload;
 use crate::pdata::prometheus::delta::DeltaState;
 use crate::pdata::prometheus::{Options, Series, Translation, translate};
 use crate::telemetry::Telemetry;
-use proto::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
+use proto::{BucketSpan, Histogram, Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
 
 pub const TYPE: &str = "prometheusremotewrite";
 
@@ -98,7 +98,7 @@ impl PrwExporter {
                 (bytes, samples) = (metadata_bytes, 0);
             }
             bytes += size;
-            samples += series.samples.len() as u64;
+            samples += (series.samples.len() + series.histograms.len()) as u64;
             current.timeseries.push(series);
         }
         if !current.timeseries.is_empty() {
@@ -151,9 +151,28 @@ pub fn rejection_reason(body: &str) -> &'static str {
 }
 
 fn time_series(series: Series) -> TimeSeries {
+    let spans =
+        |spans: Vec<(i32, u32)>| spans.into_iter().map(|(offset, length)| BucketSpan { offset, length }).collect();
     TimeSeries {
         labels: series.labels.into_iter().map(|(name, value)| Label { name, value }).collect(),
         samples: series.samples.into_iter().map(|(value, timestamp)| Sample { value, timestamp }).collect(),
+        histograms: series
+            .histograms
+            .into_iter()
+            .map(|h| Histogram {
+                count_int: h.count,
+                sum: h.sum,
+                schema: h.schema,
+                zero_threshold: h.zero_threshold,
+                zero_count_int: h.zero_count,
+                negative_spans: spans(h.negative_spans),
+                negative_deltas: h.negative_deltas,
+                positive_spans: spans(h.positive_spans),
+                positive_deltas: h.positive_deltas,
+                reset_hint: 0,
+                timestamp: h.timestamp_ms,
+            })
+            .collect(),
     }
 }
 

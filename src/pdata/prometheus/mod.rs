@@ -5,6 +5,7 @@
 
 pub mod delta;
 pub mod naming;
+pub mod native;
 
 use std::collections::HashMap;
 
@@ -37,6 +38,8 @@ pub struct Options {
 pub struct Series {
     pub labels: Vec<(String, String)>,
     pub samples: Vec<(f64, i64)>,
+    /// Native histogram samples (exponential histograms).
+    pub histograms: Vec<native::NativeHistogram>,
     /// Its family in [`Translation::metadata`].
     pub family: usize,
 }
@@ -56,14 +59,21 @@ pub struct Metadata {
 pub enum Untranslated {
     /// A new delta series past [`delta::MAX_DELTA_SERIES`].
     DeltaSeriesLimit,
-    ExponentialHistogram,
+    /// An exponential histogram with a scale below -4: no native histogram schema.
+    ExponentialScale,
+    /// Delta exponential histograms are not accumulated.
+    DeltaExponentialHistogram,
+    /// The format has no native histograms (the text exposition).
+    NativeHistogramUnsupported,
 }
 
 impl Untranslated {
     pub fn as_str(self) -> &'static str {
         match self {
             Untranslated::DeltaSeriesLimit => "delta_series_limit",
-            Untranslated::ExponentialHistogram => "exponential_histogram",
+            Untranslated::ExponentialScale => "exponential_histogram_scale",
+            Untranslated::DeltaExponentialHistogram => "delta_exponential_histogram",
+            Untranslated::NativeHistogramUnsupported => "native_histogram_unsupported",
         }
     }
 }
@@ -86,7 +96,13 @@ impl Translation {
             Some(&i) => self.series[i].samples.push((value, timestamp_ms)),
             None => {
                 self.index.insert(labels.clone(), self.series.len());
-                self.series.push(Series { labels, samples: vec![(value, timestamp_ms)], family: self.current });
+                let family = self.current;
+                self.series.push(Series {
+                    labels,
+                    samples: vec![(value, timestamp_ms)],
+                    histograms: Vec::new(),
+                    family,
+                });
             }
         }
     }
@@ -111,10 +127,22 @@ impl Translation {
         };
     }
 
+    fn push_histogram(&mut self, labels: Vec<(String, String)>, histogram: native::NativeHistogram) {
+        match self.index.get(&labels) {
+            Some(&i) => self.series[i].histograms.push(histogram),
+            None => {
+                self.index.insert(labels.clone(), self.series.len());
+                let family = self.current;
+                self.series.push(Series { labels, samples: Vec::new(), histograms: vec![histogram], family });
+            }
+        }
+    }
+
     /// Samples of each series in time order, as remote write requires.
     pub fn sort_samples(&mut self) {
         for series in &mut self.series {
             series.samples.sort_by_key(|(_, t)| *t);
+            series.histograms.sort_by_key(|h| h.timestamp_ms);
         }
     }
 }
@@ -386,11 +414,31 @@ fn metric_points(metric: &Metric, context: &Context<'_>, deltas: &mut DeltaState
             }
         }
         Some(Data::ExponentialHistogram(histogram)) => {
-            out.dropped.push((
-                histogram.data_points.len() as u64,
-                Untranslated::ExponentialHistogram,
-                metric.name.clone(),
-            ));
+            if delta(histogram.aggregation_temporality) {
+                let points = histogram.data_points.len() as u64;
+                out.dropped.push((points, Untranslated::DeltaExponentialHistogram, metric.name.clone()));
+                return 0;
+            }
+            let base = name(NameKind::Other);
+            out.describe(metric, &base, 3);
+            let mut unconvertible = 0;
+            for point in &histogram.data_points {
+                newest = newest.max(point.time_unix_nano);
+                let labels = context.labels(&point.attributes, &base);
+                match native::convert(point, ms(point.time_unix_nano)) {
+                    Ok(mut native) => {
+                        if stale(point.flags) {
+                            native.sum = f64::from_bits(STALE_NAN);
+                            native.count = STALE_NAN;
+                        }
+                        out.push_histogram(labels, native);
+                    }
+                    Err(_) => unconvertible += 1,
+                }
+            }
+            if unconvertible > 0 {
+                out.dropped.push((unconvertible, Untranslated::ExponentialScale, metric.name.clone()));
+            }
         }
         None => {}
     }
