@@ -70,43 +70,6 @@ impl PrwExporter {
         })
     }
 
-    /// The write requests for one batch, each under `max_request_bytes` (a series
-    /// bigger than that goes alone).
-    fn requests(&self, translation: Translation) -> Vec<(WriteRequest, u64)> {
-        let metadata: Vec<MetricMetadata> = if self.send_metadata {
-            translation
-                .metadata
-                .into_iter()
-                .map(|m| MetricMetadata { r#type: m.kind, metric_family_name: m.family, help: m.help, unit: m.unit })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let metadata_bytes: usize = metadata.iter().map(|m| m.encoded_len() + 4).sum();
-        let mut requests = Vec::new();
-        let mut current = WriteRequest { timeseries: Vec::new(), metadata: metadata.clone() };
-        let (mut bytes, mut samples) = (metadata_bytes, 0u64);
-        for series in translation.series {
-            let series = time_series(series);
-            let size = series.encoded_len() + 4;
-            if !current.timeseries.is_empty() && bytes + size > self.max_request_bytes {
-                let full = std::mem::replace(
-                    &mut current,
-                    WriteRequest { timeseries: Vec::new(), metadata: metadata.clone() },
-                );
-                requests.push((full, samples));
-                (bytes, samples) = (metadata_bytes, 0);
-            }
-            bytes += size;
-            samples += (series.samples.len() + series.histograms.len()) as u64;
-            current.timeseries.push(series);
-        }
-        if !current.timeseries.is_empty() {
-            requests.push((current, samples));
-        }
-        requests
-    }
-
     async fn send(&self, request: &WriteRequest, samples: u64) -> Result<(), ExportError> {
         let body = snap::raw::Encoder::new()
             .compress_vec(&request.encode_to_vec())
@@ -130,6 +93,45 @@ impl PrwExporter {
         self.telemetry.exporter_dropped(&self.id, rejection_reason(&response.text)).inc_by(samples);
         Err(ExportError::permanent(message))
     }
+}
+
+/// The write requests for one batch, each under `max_request_bytes` (a series
+/// bigger than that goes alone), with the samples each carries.
+pub fn write_requests(
+    translation: Translation,
+    send_metadata: bool,
+    max_request_bytes: usize,
+) -> Vec<(WriteRequest, u64)> {
+    let metadata: Vec<MetricMetadata> = if send_metadata {
+        translation
+            .metadata
+            .into_iter()
+            .map(|m| MetricMetadata { r#type: m.kind, metric_family_name: m.family, help: m.help, unit: m.unit })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let metadata_bytes: usize = metadata.iter().map(|m| m.encoded_len() + 4).sum();
+    let mut requests = Vec::new();
+    let mut current = WriteRequest { timeseries: Vec::new(), metadata: metadata.clone() };
+    let (mut bytes, mut samples) = (metadata_bytes, 0u64);
+    for series in translation.series {
+        let series = time_series(series);
+        let size = series.encoded_len() + 4;
+        if !current.timeseries.is_empty() && bytes + size > max_request_bytes {
+            let full =
+                std::mem::replace(&mut current, WriteRequest { timeseries: Vec::new(), metadata: metadata.clone() });
+            requests.push((full, samples));
+            (bytes, samples) = (metadata_bytes, 0);
+        }
+        bytes += size;
+        samples += (series.samples.len() + series.histograms.len()) as u64;
+        current.timeseries.push(series);
+    }
+    if !current.timeseries.is_empty() {
+        requests.push((current, samples));
+    }
+    requests
 }
 
 /// The reason in a Prometheus-compatible server's 4xx body, as a label value.
@@ -192,7 +194,7 @@ impl Export for PrwExporter {
         }
         // Requests go in order; a failure stops the batch (and a retry sends it again:
         // Prometheus ignores a sample it already has with the same value).
-        for (request, samples) in self.requests(translation) {
+        for (request, samples) in write_requests(translation, self.send_metadata, self.max_request_bytes) {
             self.send(&request, samples).await?;
         }
         Ok(())
