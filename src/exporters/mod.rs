@@ -6,6 +6,7 @@ pub mod debug;
 pub mod file;
 pub mod helper;
 pub mod http;
+pub mod loki;
 pub mod otlp;
 pub mod prometheus;
 pub mod prometheusremotewrite;

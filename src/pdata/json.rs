@@ -11,7 +11,7 @@ pub fn any_value_json(value: &opentelemetry_proto::tonic::common::v1::AnyValue) 
     any_to_json(value).to_string()
 }
 
-fn any_to_json(value: &opentelemetry_proto::tonic::common::v1::AnyValue) -> serde_json::Value {
+pub fn any_to_json(value: &opentelemetry_proto::tonic::common::v1::AnyValue) -> serde_json::Value {
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
     match &value.value {
         Some(Value::StringValue(s)) => serde_json::Value::String(s.clone()),
@@ -33,7 +33,7 @@ fn any_to_json(value: &opentelemetry_proto::tonic::common::v1::AnyValue) -> serd
 }
 
 /// Standard base64 with padding.
-fn base64(bytes: &[u8]) -> String {
+pub fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
