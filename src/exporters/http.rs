@@ -77,14 +77,14 @@ impl HttpPoster {
         &self,
         url: &http::Uri,
         body: Vec<u8>,
-        fixed: &[(http::HeaderName, &'static str)],
+        fixed: &[(http::HeaderName, http::HeaderValue)],
     ) -> Result<Response, ExportError> {
         let mut request = http::Request::post(url.clone())
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ExportError::permanent(format!("building the request: {e}")))?;
         request.headers_mut().extend(self.headers.clone());
         for (name, value) in fixed {
-            request.headers_mut().insert(name.clone(), http::HeaderValue::from_static(value));
+            request.headers_mut().insert(name.clone(), value.clone());
         }
         let response =
             self.client.request(request).await.map_err(|e| ExportError::retryable(format!("sending to {url}: {e}")))?;

@@ -29,6 +29,7 @@ pub enum ExporterConfig {
     File(file::FileConfig),
     PrometheusRemoteWrite(prometheusremotewrite::PrwConfig),
     Prometheus(prometheus::PrometheusConfig),
+    Loki(loki::LokiConfig),
 }
 
 pub static FACTORIES: &[Factory<ExporterConfig>] = &[
@@ -61,6 +62,11 @@ pub static FACTORIES: &[Factory<ExporterConfig>] = &[
         type_name: prometheus::TYPE,
         signals: &[Signal::Metrics],
         parse: |node| parse_config(node).map(ExporterConfig::Prometheus),
+    },
+    Factory {
+        type_name: loki::TYPE,
+        signals: &[Signal::Logs],
+        parse: |node| parse_config(node).map(ExporterConfig::Loki),
     },
 ];
 
@@ -124,6 +130,10 @@ pub fn start(
         ExporterConfig::PrometheusRemoteWrite(c) => {
             let settings = remote(&c.remote_write_queue.queue(), &c.retry_on_failure, c.timeout.0);
             helper::spawn(prometheusremotewrite::PrwExporter::new(id, c, telemetry)?, settings, tracker)
+        }
+        ExporterConfig::Loki(c) => {
+            let settings = remote(&c.sending_queue, &c.retry_on_failure, c.timeout.0);
+            helper::spawn(loki::LokiExporter::new(id, c, telemetry)?, settings, tracker)
         }
         ExporterConfig::Prometheus(c) => {
             let exporter = prometheus::PrometheusExporter::new(id, c, telemetry, tracker)?;

@@ -232,6 +232,7 @@ pub struct Telemetry {
     filelog_parse_errors: Family<FilelogLabels, Counter>,
     filelog_dropped: Family<DropLabels, Counter>,
     exporter_dropped: Family<ExporterDropLabels, Counter>,
+    loki_folded: Family<ExporterLabels, Counter>,
     process: process::ProcessMetrics,
 }
 
@@ -311,6 +312,12 @@ impl Telemetry {
             "Items (data points, log records) an exporter did not deliver: refused by the server for good, or not translatable, by reason",
             exporter_dropped.clone(),
         );
+        let loki_folded = Family::<ExporterLabels, Counter>::default();
+        registry.register(
+            "ocelot_loki_folded_entries",
+            "Log entries of streams past max_streams, sent in one stream per tenant with fewer labels",
+            loki_folded.clone(),
+        );
         let process = process::ProcessMetrics::register(&mut registry);
         Arc::new(Telemetry {
             registry,
@@ -328,6 +335,7 @@ impl Telemetry {
             filelog_parse_errors,
             filelog_dropped,
             exporter_dropped,
+            loki_folded,
             process,
         })
     }
@@ -353,6 +361,10 @@ impl Telemetry {
     /// Items an exporter dropped for `reason` (a short snake_case word).
     pub fn exporter_dropped(&self, id: &ComponentId, reason: &'static str) -> Counter {
         self.exporter_dropped.get_or_create(&ExporterDropLabels { exporter: id.to_string(), reason }).clone()
+    }
+
+    pub fn loki_folded(&self, id: &ComponentId) -> Counter {
+        self.loki_folded.get_or_create(&ExporterLabels { exporter: id.to_string() }).clone()
     }
 
     pub fn filelog(&self, id: &ComponentId) -> FilelogMetrics {

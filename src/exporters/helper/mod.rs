@@ -23,22 +23,29 @@ use crate::pdata::{Batch, Payload};
 use crate::telemetry::ExporterMetrics;
 
 /// Why an export failed, decided where the failure is born.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, Default, thiserror::Error)]
 #[error("{message}")]
 pub struct ExportError {
     pub retryable: bool,
     /// The server's own wait hint (`Retry-After`), if it gave one.
     pub retry_after: Option<Duration>,
     pub message: String,
+    /// The exporter has already logged it (throttled its own way): not logged again.
+    pub logged: bool,
 }
 
 impl ExportError {
     pub fn retryable(message: impl Into<String>) -> ExportError {
-        ExportError { retryable: true, retry_after: None, message: message.into() }
+        ExportError { retryable: true, message: message.into(), ..ExportError::default() }
+    }
+
+    /// Retryable, after at least `retry_after` when the server said so.
+    pub fn retry_after(message: impl Into<String>, retry_after: Option<Duration>) -> ExportError {
+        ExportError { retryable: true, retry_after, message: message.into(), logged: false }
     }
 
     pub fn permanent(message: impl Into<String>) -> ExportError {
-        ExportError { retryable: false, retry_after: None, message: message.into() }
+        ExportError { message: message.into(), ..ExportError::default() }
     }
 }
 
@@ -207,7 +214,9 @@ async fn send_with_retry<E: Export>(exporter: &E, batch: Batch, settings: &Expor
             settings.metrics.send_failed(signal).inc_by(items);
             batch.fail();
             let reason = if error.retryable { "retry_on_failure is disabled" } else { "the error is permanent" };
-            error!(exporter = %id, %signal, items, error = %error, "Export failed and {reason}; dropping data.");
+            if !error.logged {
+                error!(exporter = %id, %signal, items, error = %error, "Export failed and {reason}; dropping data.");
+            }
             return;
         }
         let Some(delay) = backoff.next_delay(started.elapsed(), error.retry_after) else {

@@ -134,8 +134,8 @@ pub fn classify_status(status: Status) -> ExportError {
         | Code::Aborted
         | Code::OutOfRange
         | Code::Unavailable
-        | Code::DataLoss => ExportError { retryable: true, retry_after, message },
-        Code::ResourceExhausted if retry_after.is_some() => ExportError { retryable: true, retry_after, message },
+        | Code::DataLoss => ExportError::retry_after(message, retry_after),
+        Code::ResourceExhausted if retry_after.is_some() => ExportError::retry_after(message, retry_after),
         _ => ExportError::permanent(message),
     }
 }

@@ -72,10 +72,10 @@ impl Export for OtlpHttpExporter {
         };
         let body = compress(self.compression, body)?;
         let url = &self.urls[signal.index()];
-        let mut headers = vec![(http::header::CONTENT_TYPE, content_type)];
+        let mut headers = vec![(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type))];
         match self.compression {
-            Compression::Gzip => headers.push((http::header::CONTENT_ENCODING, "gzip")),
-            Compression::Zstd => headers.push((http::header::CONTENT_ENCODING, "zstd")),
+            Compression::Gzip => headers.push((http::header::CONTENT_ENCODING, http::HeaderValue::from_static("gzip"))),
+            Compression::Zstd => headers.push((http::header::CONTENT_ENCODING, http::HeaderValue::from_static("zstd"))),
             Compression::None => {}
         }
         let response = self.poster.post(url, body, &headers).await?;
@@ -90,7 +90,7 @@ impl Export for OtlpHttpExporter {
 /// 429, 502, 503 and 504 are retryable; every other failure status is permanent.
 pub fn classify_status(status: http::StatusCode, retry_after: Option<Duration>, message: String) -> ExportError {
     match status.as_u16() {
-        429 | 502 | 503 | 504 => ExportError { retryable: true, retry_after, message },
+        429 | 502 | 503 | 504 => ExportError::retry_after(message, retry_after),
         _ => ExportError::permanent(message),
     }
 }

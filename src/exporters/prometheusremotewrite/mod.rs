@@ -75,10 +75,13 @@ impl PrwExporter {
             .compress_vec(&request.encode_to_vec())
             .map_err(|e| ExportError::permanent(format!("snappy: {e}")))?;
         let headers = [
-            (http::header::CONTENT_TYPE, "application/x-protobuf"),
-            (http::header::CONTENT_ENCODING, "snappy"),
-            (http::HeaderName::from_static("x-prometheus-remote-write-version"), "0.1.0"),
-            (http::header::USER_AGENT, USER_AGENT),
+            (http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-protobuf")),
+            (http::header::CONTENT_ENCODING, http::HeaderValue::from_static("snappy")),
+            (
+                http::HeaderName::from_static("x-prometheus-remote-write-version"),
+                http::HeaderValue::from_static("0.1.0"),
+            ),
+            (http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT)),
         ];
         let response = self.poster.post(&self.url, body, &headers).await?;
         let status = response.status;
@@ -87,7 +90,7 @@ impl PrwExporter {
         }
         let message = format!("HTTP {} from {}: {}", status.as_u16(), self.url, response.text);
         if status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS {
-            return Err(ExportError { retryable: true, retry_after: response.retry_after, message });
+            return Err(ExportError::retry_after(message, response.retry_after));
         }
         // Refused for good: never retried, counted by the server's reason.
         self.telemetry.exporter_dropped(&self.id, rejection_reason(&response.text)).inc_by(samples);
