@@ -34,7 +34,9 @@ fn loki(c: &mut Criterion) {
                 tenants
                     .into_values()
                     .flat_map(|streams| exporter.requests(streams))
-                    .map(|(push, _)| snap::raw::Encoder::new().compress_vec(&push.encode_to_vec()).map_or(0, |b| b.len()))
+                    .map(|(push, _)| {
+                        snap::raw::Encoder::new().compress_vec(&push.encode_to_vec()).map_or(0, |b| b.len())
+                    })
                     .sum::<usize>()
             })
         });

@@ -69,6 +69,11 @@ struct SendArgs {
     /// Attributes per item.
     #[arg(long, default_value_t = 5)]
     attributes: usize,
+    /// Encode every request anew with the current time (for backends that refuse
+    /// samples older than what they have, such as Prometheus), instead of cycling
+    /// pre-encoded ones.
+    #[arg(long)]
+    fresh_timestamps: bool,
 }
 
 #[derive(clap::Args)]
@@ -127,6 +132,7 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         let totals = totals.clone();
         let endpoint = args.endpoint.clone();
         let (protocol, signal, batch) = (args.protocol, args.signal, args.batch as u64);
+        let (fresh, attributes) = (args.fresh_timestamps, args.attributes);
         tasks.push(tokio::spawn(async move {
             let interval = (per_sender_rate > 0.0).then(|| Duration::from_secs_f64(batch as f64 / per_sender_rate));
             let mut next = Instant::now();
@@ -140,7 +146,11 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
                         tokio::time::sleep(next - now).await;
                     }
                 }
-                let body = bodies[i % bodies.len()].clone();
+                let body = if fresh {
+                    Bytes::from(to_proto(&payload(signal.into(), batch as usize, attributes, sender * VARIANTS)))
+                } else {
+                    bodies[i % bodies.len()].clone()
+                };
                 i += 1;
                 totals.requests.fetch_add(1, Ordering::Relaxed);
                 match client.send(body).await {

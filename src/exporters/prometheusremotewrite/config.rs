@@ -79,7 +79,9 @@ pub struct RemoteWriteQueue {
     /// Batches waiting. Default 10000.
     #[serde(default = "default_queue_size")]
     pub queue_size: usize,
-    /// Requests in flight. Default 5.
+    /// Requests of one batch sent at once (each series is in one request, so this
+    /// keeps every series in time order). Batches go one after another, as upstream:
+    /// two batches in flight could deliver a series' samples out of order. Default 5.
     #[serde(default = "default_num_consumers")]
     pub num_consumers: usize,
 }
@@ -91,8 +93,9 @@ impl Default for RemoteWriteQueue {
 }
 
 impl RemoteWriteQueue {
+    /// The sending queue: one batch at a time.
     pub fn queue(&self) -> QueueConfig {
-        QueueConfig { enabled: self.enabled, num_consumers: self.num_consumers, queue_size: self.queue_size }
+        QueueConfig { enabled: self.enabled, num_consumers: 1, queue_size: self.queue_size }
     }
 }
 

@@ -38,6 +38,8 @@ pub struct PrwExporter {
     telemetry: Arc<Telemetry>,
     /// Running totals of delta sums and histograms.
     deltas: std::sync::Mutex<DeltaState>,
+    /// Requests of one batch in flight at once.
+    concurrency: usize,
 }
 
 impl PrwExporter {
@@ -67,6 +69,7 @@ impl PrwExporter {
             max_request_bytes: config.max_batch_size_bytes,
             telemetry: telemetry.clone(),
             deltas: std::sync::Mutex::new(DeltaState::new(config.delta_expiry.0)),
+            concurrency: config.remote_write_queue.num_consumers.max(1),
         })
     }
 
@@ -195,12 +198,21 @@ impl Export for PrwExporter {
             self.telemetry.exporter_dropped(&self.id, why.as_str()).inc_by(points);
             warn!(exporter = %self.id, metric, points, reason = why.as_str(), "Data points not sent: no remote-write form for them.");
         }
-        // Requests go in order; a failure stops the batch (and a retry sends it again:
-        // Prometheus ignores a sample it already has with the same value).
-        for (request, samples) in write_requests(translation, self.send_metadata, self.max_request_bytes) {
-            self.send(&request, samples).await?;
+        // Up to `num_consumers` requests at once (series are split across requests, never
+        // within one); the first retryable failure is returned, and a retry sends the batch
+        // again (Prometheus ignores a sample it already has with the same value).
+        let requests = write_requests(translation, self.send_metadata, self.max_request_bytes);
+        let mut permanent = None;
+        for group in requests.chunks(self.concurrency) {
+            let results = futures_util::future::join_all(group.iter().map(|(r, n)| self.send(r, *n))).await;
+            for error in results.into_iter().filter_map(Result::err) {
+                if error.retryable {
+                    return Err(error);
+                }
+                permanent.get_or_insert(error);
+            }
         }
-        Ok(())
+        permanent.map_or(Ok(()), Err)
     }
 }
 
