@@ -362,3 +362,94 @@ impl Export for LokiExporter {
         first_error.map_or(Ok(()), Err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    fn exporter(yaml: &str) -> LokiExporter {
+        let node = crate::config::node::parse("t.yaml", &format!("endpoint: http://127.0.0.1:1/push\n{yaml}")).unwrap();
+        let config: LokiConfig = crate::config::de::from_node(&node).unwrap();
+        LokiExporter::new(&ComponentId::parse("loki").unwrap(), &config, &Telemetry::new()).unwrap()
+    }
+
+    fn kv(key: &str, value: &str) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(Value::StringValue(value.into())) }),
+            ..Default::default()
+        }
+    }
+
+    /// `pods` resources (one stream each) of `lines` records with `size`-byte bodies.
+    fn request(pods: usize, lines: usize, size: usize) -> ExportLogsServiceRequest {
+        ExportLogsServiceRequest {
+            resource_logs: (0..pods)
+                .map(|p| ResourceLogs {
+                    resource: Some(Resource {
+                        attributes: vec![kv("service.name", "api"), kv("k8s.pod.name", &format!("pod-{p}"))],
+                        ..Default::default()
+                    }),
+                    scope_logs: vec![ScopeLogs {
+                        log_records: (0..lines)
+                            .map(|i| LogRecord {
+                                // Newest first: the requests must put them back in order.
+                                time_unix_nano: 1_000_000 - i as u64,
+                                body: Some(AnyValue { value: Some(Value::StringValue("x".repeat(size))) }),
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    fn split(exporter: &LokiExporter, request: &ExportLogsServiceRequest) -> Vec<(PushRequest, u64)> {
+        let (tenants, _) = exporter.streams(request);
+        tenants.into_values().flat_map(|s| exporter.requests(s)).collect()
+    }
+
+    #[test]
+    fn requests_stay_under_the_size_and_stream_limits_in_time_order() {
+        let loki = exporter("max_request_size: 10kb\nmax_streams_per_request: 3\n");
+        let requests = split(&loki, &request(10, 40, 500));
+        let total: u64 = requests.iter().map(|(_, n)| n).sum();
+        assert_eq!(total, 400);
+        for (push, entries) in &requests {
+            assert!(push.encoded_len() <= 10_000 + 600, "{}", push.encoded_len());
+            assert!(push.streams.len() <= 3);
+            assert_eq!(*entries as usize, push.streams.iter().map(|s| s.entries.len()).sum::<usize>());
+            for stream in &push.streams {
+                let times: Vec<u64> = stream.entries.iter().map(|e| e.timestamp.unwrap().as_nanos()).collect();
+                assert!(times.windows(2).all(|w| w[0] <= w[1]));
+            }
+        }
+        // Across requests too, each stream's pieces go in time order.
+        let pod0: Vec<u64> = requests
+            .iter()
+            .flat_map(|(p, _)| &p.streams)
+            .filter(|s| s.labels.contains("pod-0\""))
+            .flat_map(|s| s.entries.iter().map(|e| e.timestamp.unwrap().as_nanos()))
+            .collect();
+        assert_eq!(pod0.len(), 40);
+        assert!(pod0.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn streams_past_max_streams_are_folded_and_counted() {
+        let loki = exporter("max_streams: 4\nlabels: {static: {env: prod}}\n");
+        let (tenants, folded) = loki.streams(&request(10, 2, 10));
+        let streams = &tenants[""];
+        assert_eq!(folded, 12, "6 streams × 2 entries folded");
+        assert_eq!(streams.len(), 5, "4 streams and the folded one");
+        let fold = streams.keys().find(|k| k.contains("ocelot_folded")).unwrap();
+        assert_eq!(fold, "{env=\"prod\", ocelot_folded=\"true\", service_name=\"api\"}");
+        assert_eq!(streams[fold].len(), 12);
+    }
+}

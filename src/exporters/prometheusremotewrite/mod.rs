@@ -229,3 +229,38 @@ mod tests {
         assert_eq!(rejection_reason("something else"), "rejected");
     }
 }
+
+#[cfg(test)]
+mod request_tests {
+    use super::*;
+    use crate::pdata::prometheus::Metadata;
+
+    fn translation(series: usize) -> Translation {
+        let mut t = Translation::default();
+        t.metadata.push(Metadata { kind: 2, family: "up".into(), help: "Up.".into(), unit: String::new() });
+        for i in 0..series {
+            t.series.push(Series {
+                labels: vec![("__name__".into(), "up".into()), ("pod".into(), format!("pod-{i:04}"))],
+                samples: vec![(1.0, 1000), (2.0, 2000)],
+                histograms: Vec::new(),
+                family: 0,
+            });
+        }
+        t
+    }
+
+    #[test]
+    fn batches_split_under_max_batch_size_bytes_with_metadata_on_each() {
+        let requests = write_requests(translation(1000), true, 8_000);
+        assert!(requests.len() > 1);
+        assert_eq!(requests.iter().map(|(_, n)| n).sum::<u64>(), 2000);
+        for (request, _) in &requests {
+            assert!(request.encoded_len() <= 8_000, "{}", request.encoded_len());
+            assert_eq!(request.metadata.len(), 1);
+            assert_eq!(request.metadata[0].metric_family_name, "up");
+        }
+        let without = write_requests(translation(3), false, 3_000_000);
+        assert_eq!(without.len(), 1);
+        assert!(without[0].0.metadata.is_empty());
+    }
+}
