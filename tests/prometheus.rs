@@ -252,7 +252,13 @@ service:
         sum.aggregation_temporality = AggregationTemporality::Delta as i32;
     }
     send(&agent, request(vec![counter("http.server.requests", 7.0, t), delta.clone()]));
-    send(&agent, request(vec![delta]));
+    // The next delta window (the same window again would be a retry, not added twice).
+    let mut later = delta;
+    if let Some(Data::Sum(sum)) = &mut later.data {
+        sum.data_points[0].start_time_unix_nano = t;
+        sum.data_points[0].time_unix_nano = t + 1_000_000_000;
+    }
+    send(&agent, request(vec![later]));
     // What Prometheus will scrape, in the text format.
     let (status, headers, body) = http_get(target, "/metrics");
     let text = String::from_utf8(body).unwrap();

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -95,10 +95,23 @@ impl HttpPoster {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        // Read (a bounded part of) the body: the error text, and so the connection can be reused.
-        let text = match Limited::new(response.into_body(), MAX_BODY).collect().await {
-            Ok(body) if !status.is_success() => String::from_utf8_lossy(&body.to_bytes()).chars().take(512).collect(),
-            _ => String::new(),
+        // Read the start of the body (the error text); a longer body is cut, not lost.
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while bytes.len() < MAX_BODY {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        bytes.extend_from_slice(&data[..data.len().min(MAX_BODY - bytes.len())]);
+                    }
+                }
+                _ => break,
+            }
+        }
+        let text: String = if status.is_success() {
+            String::new()
+        } else {
+            String::from_utf8_lossy(&bytes).chars().take(512).collect()
         };
         Ok(Response { status, retry_after, text: text.trim().to_string() })
     }

@@ -178,6 +178,11 @@ impl Export for PrometheusExporter {
             if store.series.get(&s.labels).is_some_and(|old| old.timestamp_ms > timestamp_ms) {
                 continue;
             }
+            // A staleness marker ends the series, as upstream: it is no longer served.
+            if value.to_bits() == crate::pdata::prometheus::STALE_NAN {
+                store.series.remove(&s.labels);
+                continue;
+            }
             store.series.insert(
                 s.labels,
                 Latest {

@@ -128,6 +128,8 @@ impl Validate for LokiConfig {
         if self.max_request_size.0 == 0 || self.max_streams_per_request == 0 || self.max_streams == 0 {
             return Err("max_request_size, max_streams_per_request and max_streams must be more than 0".into());
         }
-        Ok(())
+        self.tls.validate()?;
+        self.sending_queue.validate()?;
+        self.retry_on_failure.validate()
     }
 }

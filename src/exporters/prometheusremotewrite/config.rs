@@ -42,7 +42,7 @@ pub struct PrwConfig {
     #[serde(default)]
     pub send_metadata: bool,
     /// Uncompressed size a request stays under; bigger batches become several requests.
-    /// Default 3000000.
+    /// Default 3000000 (0 means the default, as upstream).
     #[serde(default = "default_max_batch_size_bytes")]
     pub max_batch_size_bytes: usize,
     #[serde(default)]
@@ -138,9 +138,7 @@ impl Validate for PrwConfig {
         if self.remote_write_queue.num_consumers == 0 {
             return Err("remote_write_queue.num_consumers must be at least 1".into());
         }
-        if self.max_batch_size_bytes == 0 {
-            return Err("max_batch_size_bytes must be more than 0".into());
-        }
-        Ok(())
+        self.tls.validate()?;
+        self.retry_on_failure.validate()
     }
 }

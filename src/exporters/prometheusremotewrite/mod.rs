@@ -66,7 +66,7 @@ impl PrwExporter {
             url,
             options,
             send_metadata: config.send_metadata,
-            max_request_bytes: config.max_batch_size_bytes,
+            max_request_bytes: if config.max_batch_size_bytes == 0 { 3_000_000 } else { config.max_batch_size_bytes },
             telemetry: telemetry.clone(),
             deltas: std::sync::Mutex::new(DeltaState::new(config.delta_expiry.0)),
             concurrency: config.remote_write_queue.num_consumers.max(1),

@@ -65,6 +65,8 @@ pub enum Untranslated {
     DeltaExponentialHistogram,
     /// The format has no native histograms (the text exposition).
     NativeHistogramUnsupported,
+    /// The metric's name translates to nothing (no ASCII letters or digits, no unit).
+    InvalidName,
 }
 
 impl Untranslated {
@@ -74,6 +76,7 @@ impl Untranslated {
             Untranslated::ExponentialScale => "exponential_histogram_scale",
             Untranslated::DeltaExponentialHistogram => "delta_exponential_histogram",
             Untranslated::NativeHistogramUnsupported => "native_histogram_unsupported",
+            Untranslated::InvalidName => "invalid_name",
         }
     }
 }
@@ -173,6 +176,9 @@ fn attribute_labels(attributes: &[&KeyValue]) -> Vec<(String, String)> {
     let mut labels: Vec<(String, String)> = Vec::with_capacity(sorted.len());
     for kv in sorted {
         let name = label_name(&kv.key);
+        if name.is_empty() {
+            continue;
+        }
         let value = text(kv.value.as_ref());
         match labels.iter_mut().find(|(n, _)| *n == name) {
             Some((_, existing)) if *existing != value => {
@@ -236,10 +242,10 @@ pub fn translate(
             let mut scope_labels = common.clone();
             if let Some(scope) = &scope_metrics.scope {
                 if !scope.name.is_empty() {
-                    scope_labels.push(("otel_scope_name".into(), scope.name.clone()));
+                    set(&mut scope_labels, "otel_scope_name", scope.name.clone());
                 }
                 if !scope.version.is_empty() {
-                    scope_labels.push(("otel_scope_version".into(), scope.version.clone()));
+                    set(&mut scope_labels, "otel_scope_version", scope.version.clone());
                 }
             }
             for metric in &scope_metrics.metrics {
@@ -323,6 +329,12 @@ fn value_or_stale(value: f64, flags: u32) -> f64 {
 /// Translates one metric's points; returns the newest point time (ns).
 fn metric_points(metric: &Metric, context: &Context<'_>, deltas: &mut DeltaState, out: &mut Translation) -> u64 {
     let options = context.options;
+    // A name with nothing Prometheus can write is refused, as upstream ("resulted in
+    // empty name"), not sent as a series without `__name__`.
+    if metric_name(&metric.name, "", NameKind::Other, "", options.add_metric_suffixes).trim_matches('_').is_empty() {
+        out.dropped.push((point_count(metric), Untranslated::InvalidName, metric.name.clone()));
+        return 0;
+    }
     let name = |kind| metric_name(&metric.name, &metric.unit, kind, &options.namespace, options.add_metric_suffixes);
     let suffixed = |base: &str, suffix: &str| format!("{base}_{suffix}");
     let mut newest = 0;
@@ -339,7 +351,9 @@ fn metric_points(metric: &Metric, context: &Context<'_>, deltas: &mut DeltaState
         }
         Some(Data::Sum(sum)) => {
             let is_delta = delta(sum.aggregation_temporality);
-            let name = name(if sum.is_monotonic { NameKind::Counter } else { NameKind::Gauge });
+            // Non-monotonic sums are gauges to Prometheus, but never get `_ratio` (upstream
+            // adds it to gauges only).
+            let name = name(if sum.is_monotonic { NameKind::Counter } else { NameKind::Other });
             out.describe(metric, &name, if sum.is_monotonic { 1 } else { 2 });
             let mut over_limit = 0;
             for point in &sum.data_points {
@@ -351,7 +365,8 @@ fn metric_points(metric: &Metric, context: &Context<'_>, deltas: &mut DeltaState
                     continue;
                 }
                 let (value, t) = if is_delta {
-                    match deltas.sum(&labels, number(&point.value), t) {
+                    let window = (point.start_time_unix_nano, point.time_unix_nano);
+                    match deltas.sum(&labels, window, number(&point.value), t) {
                         Some(total) => total,
                         None => {
                             over_limit += 1;
@@ -383,7 +398,8 @@ fn metric_points(metric: &Metric, context: &Context<'_>, deltas: &mut DeltaState
                 };
                 let mut t = ms(point.time_unix_nano);
                 if is_delta && !stale(point.flags) {
-                    match deltas.histogram(&labels, &total, t) {
+                    let window = (point.start_time_unix_nano, point.time_unix_nano);
+                    match deltas.histogram(&labels, window, &total, t) {
                         Some((accumulated, at)) => (total, t) = (accumulated, at),
                         None => {
                             over_limit += 1;
@@ -459,7 +475,7 @@ fn histogram_series(
     let bucket = format!("{base}_bucket");
     let mut cumulative = 0u64;
     for (i, bound) in total.bounds.iter().enumerate() {
-        cumulative += total.counts.get(i).copied().unwrap_or(0);
+        cumulative = cumulative.saturating_add(total.counts.get(i).copied().unwrap_or(0));
         out.push(renamed_with(labels, &bucket, Some(("le", format_float(*bound)))), value(cumulative as f64), t);
     }
     out.push(renamed_with(labels, &bucket, Some(("le", "+Inf".into()))), value(total.count as f64), t);
@@ -467,6 +483,17 @@ fn histogram_series(
         out.push(renamed(labels, &format!("{base}_sum")), value(total.sum), t);
     }
     out.push(renamed(labels, &format!("{base}_count")), value(total.count as f64), t);
+}
+
+fn point_count(metric: &Metric) -> u64 {
+    (match &metric.data {
+        Some(Data::Gauge(g)) => g.data_points.len(),
+        Some(Data::Sum(s)) => s.data_points.len(),
+        Some(Data::Histogram(h)) => h.data_points.len(),
+        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+        Some(Data::Summary(s)) => s.data_points.len(),
+        None => 0,
+    }) as u64
 }
 
 fn number(value: &Option<number_data_point::Value>) -> f64 {

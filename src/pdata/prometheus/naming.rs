@@ -134,18 +134,16 @@ pub fn metric_name(name: &str, unit: &str, kind: NameKind, namespace: &str, add_
     out
 }
 
-/// A valid label name: other characters become `_`; a leading digit or a single
-/// leading `_` gets a `key_` prefix. Names starting `__` are reserved and kept.
+/// A valid label name, as upstream's `NormalizeLabel`: other characters become `_`,
+/// then a leading digit gets `key_` and a single leading `_` gets `key` in front
+/// (`__` names are kept). An empty key stays empty (and makes no label).
 pub fn label_name(key: &str) -> String {
-    if key.starts_with("__") {
-        return key.to_string();
-    }
     let cleaned: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-    if cleaned.is_empty() {
-        return "key_".into();
-    }
-    if cleaned.starts_with(|c: char| c.is_ascii_digit()) || (cleaned.starts_with('_') && !cleaned.starts_with("__")) {
+    if cleaned.starts_with(|c: char| c.is_ascii_digit()) {
         return format!("key_{cleaned}");
+    }
+    if cleaned.starts_with('_') && !cleaned.starts_with("__") {
+        return format!("key{cleaned}");
     }
     cleaned
 }
@@ -185,8 +183,10 @@ mod tests {
         assert_eq!(label_name("service.name"), "service_name");
         assert_eq!(label_name("http.status-code"), "http_status_code");
         assert_eq!(label_name("0day"), "key_0day");
-        assert_eq!(label_name("_private"), "key__private");
+        assert_eq!(label_name("_private"), "key_private");
         assert_eq!(label_name("__name__"), "__name__");
-        assert_eq!(label_name("ünïcode"), "key__n_code");
+        assert_eq!(label_name("__foo.bar"), "__foo_bar");
+        assert_eq!(label_name("ünïcode"), "key_n_code");
+        assert_eq!(label_name(""), "");
     }
 }

@@ -30,9 +30,13 @@ pub fn convert(point: &ExponentialHistogramDataPoint, timestamp_ms: i64) -> Resu
     if point.scale < -4 {
         return Err(format!("scale {} is below -4, the smallest native histogram schema", point.scale));
     }
+    // OpenTelemetry's largest scale is 20; beyond 8+62 merging would shift out everything.
+    if point.scale > 70 {
+        return Err(format!("scale {} is beyond any exponential histogram", point.scale));
+    }
     let shift = (point.scale - 8).max(0) as u32;
-    let (positive_spans, positive_deltas) = spans(point.positive.as_ref(), shift);
-    let (negative_spans, negative_deltas) = spans(point.negative.as_ref(), shift);
+    let (positive_spans, positive_deltas) = spans(point.positive.as_ref(), shift)?;
+    let (negative_spans, negative_deltas) = spans(point.negative.as_ref(), shift)?;
     Ok(NativeHistogram {
         count: point.count,
         sum: point.sum.unwrap_or(0.0),
@@ -49,21 +53,26 @@ pub fn convert(point: &ExponentialHistogramDataPoint, timestamp_ms: i64) -> Resu
 
 /// Spans and deltas for one side: buckets merged `shift` scales down; gaps of up to
 /// two empty buckets are kept inside a span, longer ones start a new span.
-fn spans(buckets: Option<&Buckets>, shift: u32) -> (Vec<(i32, u32)>, Vec<i64>) {
-    let Some(buckets) = buckets else { return (Vec::new(), Vec::new()) };
+/// One side's spans and deltas.
+type Side = (Vec<(i32, u32)>, Vec<i64>);
+
+fn spans(buckets: Option<&Buckets>, shift: u32) -> Result<Side, String> {
+    let Some(buckets) = buckets else { return Ok((Vec::new(), Vec::new())) };
     // (Prometheus index, count), merged by the downscale.
     let mut merged: Vec<(i64, u64)> = Vec::with_capacity(buckets.bucket_counts.len());
     for (i, count) in buckets.bucket_counts.iter().enumerate() {
         let index = ((i64::from(buckets.offset) + i as i64) >> shift) + 1;
         match merged.last_mut() {
-            Some((last, total)) if *last == index => *total += count,
+            Some((last, total)) if *last == index => *total = total.saturating_add(*count),
             _ => merged.push((index, *count)),
         }
     }
     let mut spans: Vec<(i32, u32)> = Vec::new();
     let mut deltas = Vec::new();
     let (mut previous_count, mut next_index) = (0i64, None::<i64>);
+    let too_far = || "a bucket index beyond what a native histogram can hold".to_string();
     for (index, count) in merged.into_iter().filter(|(_, c)| *c > 0) {
+        let count = i64::try_from(count).map_err(|_| "a bucket count beyond 2^63".to_string())?;
         match next_index {
             Some(next) if index - next <= 2 => {
                 // Fill a short gap with empty buckets in the current span.
@@ -75,14 +84,14 @@ fn spans(buckets: Option<&Buckets>, shift: u32) -> (Vec<(i32, u32)>, Vec<i64>) {
                     span.1 += (index - next) as u32 + 1;
                 }
             }
-            Some(next) => spans.push(((index - next) as i32, 1)),
-            None => spans.push((index as i32, 1)),
+            Some(next) => spans.push((i32::try_from(index - next).map_err(|_| too_far())?, 1)),
+            None => spans.push((i32::try_from(index).map_err(|_| too_far())?, 1)),
         }
-        deltas.push(count as i64 - previous_count);
-        previous_count = count as i64;
+        deltas.push(count - previous_count);
+        previous_count = count;
         next_index = Some(index + 1);
     }
-    (spans, deltas)
+    Ok((spans, deltas))
 }
 
 #[cfg(test)]

@@ -174,3 +174,23 @@ fn histograms_summaries_staleness_and_deltas() {
         ]
     );
 }
+
+#[test]
+fn empty_names_are_refused_and_updown_counters_get_no_ratio() {
+    let gauge =
+        |name: &str, unit: &str| metric(name, unit, Data::Gauge(Gauge { data_points: vec![point(1.0, vec![])] }));
+    let updown = metric(
+        "queue.size",
+        "1",
+        Data::Sum(Sum {
+            data_points: vec![point(3.0, vec![])],
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            is_monotonic: false,
+        }),
+    );
+    let t = translate_all(&request(vec![gauge("延迟", ""), gauge("...", "ms"), updown]));
+    assert_eq!(find(&t, "queue_size", None).samples[0].0, 3.0);
+    assert_eq!(t.dropped.len(), 2, "{:?}", t.dropped);
+    assert!(t.dropped.iter().all(|(n, why, _)| *n == 1 && *why == Untranslated::InvalidName));
+    assert!(t.series.iter().all(|s| s.labels.iter().any(|(k, v)| k == "__name__" && !v.is_empty())));
+}
