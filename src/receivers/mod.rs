@@ -1,6 +1,7 @@
 //! Receivers: where data enters ocelot.
 
 pub mod filelog;
+pub mod hostmetrics;
 pub mod otlp;
 
 use crate::component::{Factory, parse_config};

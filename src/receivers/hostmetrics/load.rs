@@ -1,0 +1,49 @@
+//! The `load` scraper: `system.cpu.load_average.{1m,5m,15m}` from `/proc/loadavg`,
+//! divided by the number of CPUs with `cpu_average`.
+
+use opentelemetry_proto::tonic::metrics::v1::Metric;
+
+use super::{gauge, point};
+
+/// The three load averages.
+pub fn parse_loadavg(text: &str) -> Result<[f64; 3], String> {
+    let mut fields = text.split_ascii_whitespace().map(|f| f.parse::<f64>());
+    let mut next = |which: &str| match fields.next() {
+        Some(Ok(v)) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("/proc/loadavg: no valid {which} average")),
+    };
+    Ok([next("1m")?, next("5m")?, next("15m")?])
+}
+
+pub fn metrics(load: [f64; 3], cpus: Option<usize>, now: u64) -> Vec<Metric> {
+    let divisor = cpus.filter(|n| *n > 0).map_or(1.0, |n| n as f64);
+    ["1m", "5m", "15m"]
+        .iter()
+        .zip(load)
+        .map(|(window, value)| {
+            gauge(
+                &format!("system.cpu.load_average.{window}"),
+                &format!("Average CPU Load over {}.", window.replace('m', " minute(s)")),
+                "{thread}",
+                vec![point(value / divisor, vec![], 0, now)],
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{fixture, read_proc, values};
+    use super::*;
+
+    #[test]
+    fn golden_load_averages() {
+        let load = parse_loadavg(&read_proc(&fixture(), "loadavg").unwrap()).unwrap();
+        assert_eq!(load, [0.52, 0.58, 0.59]);
+        let m = metrics(load, Some(2), 5);
+        assert_eq!(m[2].name, "system.cpu.load_average.15m");
+        assert_eq!(values(&m[0])[0].1, 0.26);
+        assert!(parse_loadavg("0.5 x 1").is_err());
+        assert!(parse_loadavg("").is_err());
+    }
+}
