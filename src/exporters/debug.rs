@@ -7,6 +7,7 @@ use super::helper::{Export, ExportError};
 use crate::component::Validate;
 use crate::config::ComponentId;
 use crate::pdata::Payload;
+use crate::pdata::json::hex;
 
 pub const TYPE: &str = "debug";
 
@@ -97,8 +98,4 @@ fn log_each(name: &str, payload: &Payload) {
             }
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

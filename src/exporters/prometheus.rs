@@ -23,7 +23,7 @@ use crate::net;
 use crate::pdata::Payload;
 use crate::pdata::prometheus::delta::DeltaState;
 use crate::pdata::prometheus::naming::label_name;
-use crate::pdata::prometheus::{Options, Translation, Untranslated, translate};
+use crate::pdata::prometheus::{Options, Translation, Untranslated, format_float, translate};
 
 pub const TYPE: &str = "prometheus";
 
@@ -235,21 +235,11 @@ fn render(store: &Mutex<Store>, expiration: Duration, send_timestamps: bool) -> 
         if !first {
             out.push('}');
         }
-        let _ = write!(out, " {}", format_value(latest.value));
+        let _ = write!(out, " {}", format_float(latest.value));
         if send_timestamps {
             let _ = write!(out, " {}", latest.timestamp_ms);
         }
         out.push('\n');
     }
     out
-}
-
-fn format_value(value: f64) -> String {
-    if value.is_nan() {
-        "NaN".into()
-    } else if value.is_infinite() {
-        if value > 0.0 { "+Inf".into() } else { "-Inf".into() }
-    } else {
-        format!("{value}")
-    }
 }

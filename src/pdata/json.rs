@@ -32,6 +32,11 @@ pub fn any_to_json(value: &opentelemetry_proto::tonic::common::v1::AnyValue) -> 
     }
 }
 
+/// Lowercase hex, two digits a byte (trace and span ids, fingerprints).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Standard base64 with padding.
 pub fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

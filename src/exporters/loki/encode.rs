@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
-use crate::pdata::json::any_to_json;
+use crate::pdata::json::{any_to_json, hex};
 
 /// `{a="b", c="d"}`: names sorted, values quoted as Go's `strconv.Quote` does.
 pub fn label_string(labels: &[(String, String)]) -> String {
@@ -53,10 +53,6 @@ pub fn body_text(record: &LogRecord) -> String {
         None => String::new(),
         Some(_) => record.body.as_ref().map(|b| any_to_json(b).to_string()).unwrap_or_default(),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn attributes_json(attributes: &[KeyValue]) -> serde_json::Map<String, serde_json::Value> {

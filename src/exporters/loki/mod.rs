@@ -27,6 +27,7 @@ use crate::exporters::BuildError;
 use crate::exporters::helper::{Export, ExportError};
 use crate::exporters::http::HttpPoster;
 use crate::pdata::Payload;
+use crate::pdata::json::hex;
 use crate::pdata::prometheus::naming::label_name;
 use crate::pdata::prometheus::text;
 use crate::telemetry::Telemetry;
@@ -319,7 +320,6 @@ fn structured_metadata(
         .map(|kv| LabelPairAdapter { name: label_name(&kv.key), value: text(kv.value.as_ref()) })
         .filter(|p| !p.value.is_empty())
         .collect();
-    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     if record.trace_id.iter().any(|b| *b != 0) {
         pairs.push(LabelPairAdapter { name: "trace_id".into(), value: hex(&record.trace_id) });
     }

@@ -159,7 +159,7 @@ pub fn text(value: Option<&AnyValue>) -> String {
         Some(Value::BoolValue(b)) => b.to_string(),
         Some(Value::IntValue(i)) => i.to_string(),
         Some(Value::DoubleValue(d)) => d.to_string(),
-        Some(Value::BytesValue(b)) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        Some(Value::BytesValue(b)) => crate::pdata::json::hex(b),
         Some(Value::ArrayValue(_) | Value::KvlistValue(_)) => {
             // As upstream: the JSON form.
             value.map(crate::pdata::json::any_value_json).unwrap_or_default()

@@ -48,10 +48,6 @@ impl Checkpoint {
     }
 }
 
-pub fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
@@ -122,10 +118,11 @@ impl PendingAcks {
 mod tests {
     use super::*;
     use crate::pdata::Ack;
+    use crate::pdata::json::hex;
 
     #[test]
     fn hex_round_trip() {
-        assert_eq!(hex_decode(&hex_encode(b"\x00\xffab")).unwrap(), b"\x00\xffab");
+        assert_eq!(hex_decode(&hex(b"\x00\xffab")).unwrap(), b"\x00\xffab");
         assert_eq!(hex_decode("abc"), None);
         assert_eq!(hex_decode("zz"), None);
     }
@@ -168,11 +165,10 @@ mod tests {
 
     #[test]
     fn known_files_match_by_fingerprint_prefix() {
-        let checkpoint = Checkpoint {
-            files: vec![KnownFile { fingerprint: hex_encode(b"first line"), offset: 11, path: "a".into() }],
-        };
+        let checkpoint =
+            Checkpoint { files: vec![KnownFile { fingerprint: hex(b"first line"), offset: 11, path: "a".into() }] };
         let mut decoded = Checkpoint::decode(&checkpoint.encode()).unwrap();
-        decoded.files.push(KnownFile { fingerprint: hex_encode(b"first"), offset: 3, path: "b".into() });
+        decoded.files.push(KnownFile { fingerprint: hex(b"first"), offset: 3, path: "b".into() });
         assert_eq!(decoded.take_offset_for(&Fingerprint(b"other".to_vec())), None);
         // The longest match wins and is used up.
         assert_eq!(decoded.take_offset_for(&Fingerprint(b"first line\nsecond".to_vec())), Some(11));

@@ -35,11 +35,12 @@ pub use config::FilelogConfig;
 
 use super::StartError;
 use crate::config::ComponentId;
+use crate::pdata::json::hex;
 use crate::pdata::{Ack, Batch, Payload};
 use crate::pipeline::Consumer;
 use crate::storage::StateFile;
 use crate::telemetry::{FilelogMetrics, ReceiverMetrics, Telemetry};
-use checkpoint::{Checkpoint, KnownFile, PendingAcks, hex_encode};
+use checkpoint::{Checkpoint, KnownFile, PendingAcks};
 use finder::Finder;
 use reader::{Fingerprint, ReadSettings, TrackedFile};
 
@@ -592,13 +593,13 @@ impl Tail {
             .files
             .iter()
             .map(|(key, file)| KnownFile {
-                fingerprint: hex_encode(&file.fingerprint.0),
+                fingerprint: hex(&file.fingerprint.0),
                 offset: self.committed.get(key).copied().unwrap_or(0),
                 path: file.path.display().to_string(),
             })
             .collect();
         files.extend(self.forgotten.iter().map(|f| KnownFile {
-            fingerprint: hex_encode(&f.fingerprint.0),
+            fingerprint: hex(&f.fingerprint.0),
             offset: self.committed.get(&f.key).copied().unwrap_or(0),
             path: f.path.clone(),
         }));
