@@ -11,6 +11,7 @@ use crate::pdata::Signal;
 pub enum ReceiverConfig {
     Otlp(otlp::OtlpReceiverConfig),
     Filelog(filelog::FilelogConfig),
+    Hostmetrics(Box<hostmetrics::HostmetricsConfig>),
 }
 
 pub static FACTORIES: &[Factory<ReceiverConfig>] = &[
@@ -24,13 +25,18 @@ pub static FACTORIES: &[Factory<ReceiverConfig>] = &[
         signals: &[Signal::Logs],
         parse: |node| parse_config(node).map(ReceiverConfig::Filelog),
     },
+    Factory {
+        type_name: hostmetrics::TYPE,
+        signals: &[Signal::Metrics],
+        parse: |node| parse_config(node).map(|c| ReceiverConfig::Hostmetrics(Box::new(c))),
+    },
 ];
 
 impl crate::config::StorageUser for ReceiverConfig {
     fn storage(&self) -> Option<&str> {
         match self {
             ReceiverConfig::Filelog(c) => c.storage.as_deref(),
-            ReceiverConfig::Otlp(_) => None,
+            ReceiverConfig::Otlp(_) | ReceiverConfig::Hostmetrics(_) => None,
         }
     }
 }
@@ -62,6 +68,9 @@ pub async fn start(
         ReceiverConfig::Otlp(config) => otlp::start(id, config, consumers, telemetry, stop, tracker).await,
         ReceiverConfig::Filelog(config) => {
             filelog::start(id, config, consumers.logs, telemetry, storage_dir, stop, tracker).await
+        }
+        ReceiverConfig::Hostmetrics(config) => {
+            hostmetrics::start(id, config, consumers.metrics, telemetry, stop, tracker).await
         }
     }
 }

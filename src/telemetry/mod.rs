@@ -105,7 +105,7 @@ struct ExporterLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FilelogLabels {
+struct ReceiverIdLabels {
     receiver: String,
 }
 
@@ -141,6 +141,45 @@ struct ExporterDropLabels {
 struct DropLabels {
     receiver: String,
     reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScraperLabels {
+    receiver: String,
+    scraper: &'static str,
+}
+
+const SCRAPE_SECONDS_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+fn scrape_seconds_histogram() -> Histogram {
+    Histogram::new(SCRAPE_SECONDS_BUCKETS)
+}
+
+/// A `hostmetrics` receiver's self-metrics.
+#[derive(Clone)]
+pub struct HostmetricsMetrics {
+    receiver: String,
+    duration: Family<ScraperLabels, Histogram, fn() -> Histogram>,
+    errors: Family<ScraperLabels, Counter>,
+    skipped: Family<DropLabels, Counter>,
+    pub processes_seen: Counter,
+    pub processes_emitted: Counter,
+    pub processes_tracked: Gauge,
+}
+
+impl HostmetricsMetrics {
+    pub fn duration(&self, scraper: &'static str) -> Histogram {
+        self.duration.get_or_create(&ScraperLabels { receiver: self.receiver.clone(), scraper }).clone()
+    }
+
+    pub fn errors(&self, scraper: &'static str) -> Counter {
+        self.errors.get_or_create(&ScraperLabels { receiver: self.receiver.clone(), scraper }).clone()
+    }
+
+    /// Processes not emitted, by reason: vanished, malformed, filtered, below_thresholds, max_processes.
+    pub fn processes_skipped(&self, reason: &'static str) -> Counter {
+        self.skipped.get_or_create(&DropLabels { receiver: self.receiver.clone(), reason }).clone()
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -225,14 +264,20 @@ pub struct Telemetry {
     exporter_queue_size: Family<ExporterLabels, Gauge>,
     exporter_queue_capacity: Family<ExporterLabels, Gauge>,
     batch_send_size: Family<ProcessorLabels, Histogram, fn() -> Histogram>,
-    filelog_open_files: Family<FilelogLabels, Gauge>,
-    filelog_bytes_read: Family<FilelogLabels, Counter>,
-    filelog_lines_cut: Family<FilelogLabels, Counter>,
+    filelog_open_files: Family<ReceiverIdLabels, Gauge>,
+    filelog_bytes_read: Family<ReceiverIdLabels, Counter>,
+    filelog_lines_cut: Family<ReceiverIdLabels, Counter>,
     filelog_rotations: Family<RotationLabels, Counter>,
-    filelog_parse_errors: Family<FilelogLabels, Counter>,
+    filelog_parse_errors: Family<ReceiverIdLabels, Counter>,
     filelog_dropped: Family<DropLabels, Counter>,
     exporter_dropped: Family<ExporterDropLabels, Counter>,
     loki_folded: Family<ExporterLabels, Counter>,
+    hostmetrics_duration: Family<ScraperLabels, Histogram, fn() -> Histogram>,
+    hostmetrics_errors: Family<ScraperLabels, Counter>,
+    hostmetrics_seen: Family<ReceiverIdLabels, Counter>,
+    hostmetrics_emitted: Family<ReceiverIdLabels, Counter>,
+    hostmetrics_skipped: Family<DropLabels, Counter>,
+    hostmetrics_tracked: Family<ReceiverIdLabels, Gauge>,
     process: process::ProcessMetrics,
 }
 
@@ -278,11 +323,11 @@ impl Telemetry {
             "Number of units in the batch",
             batch_send_size.clone(),
         );
-        let filelog_open_files = Family::<FilelogLabels, Gauge>::default();
+        let filelog_open_files = Family::<ReceiverIdLabels, Gauge>::default();
         registry.register("otelcol_fileconsumer_open_files", "Number of open files", filelog_open_files.clone());
-        let filelog_bytes_read = Family::<FilelogLabels, Counter>::default();
+        let filelog_bytes_read = Family::<ReceiverIdLabels, Counter>::default();
         registry.register("ocelot_filelog_read_bytes", "Bytes read from files", filelog_bytes_read.clone());
-        let filelog_lines_cut = Family::<FilelogLabels, Counter>::default();
+        let filelog_lines_cut = Family::<ReceiverIdLabels, Counter>::default();
         registry.register(
             "ocelot_filelog_lines_truncated",
             "Lines longer than max_log_size, cut into several records",
@@ -294,7 +339,7 @@ impl Telemetry {
             "Rotations seen: files truncated or rewritten in place, files moved away or deleted",
             filelog_rotations.clone(),
         );
-        let filelog_parse_errors = Family::<FilelogLabels, Counter>::default();
+        let filelog_parse_errors = Family::<ReceiverIdLabels, Counter>::default();
         registry.register(
             "ocelot_filelog_parse_errors",
             "Records an operator could not parse, and files whose path gave no Kubernetes metadata",
@@ -318,6 +363,43 @@ impl Telemetry {
             "Log entries of streams past max_streams, sent in one stream per tenant with fewer labels",
             loki_folded.clone(),
         );
+        let hostmetrics_duration: Family<ScraperLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(scrape_seconds_histogram);
+        registry.register(
+            "ocelot_hostmetrics_scrape_duration_seconds",
+            "Wall time of one scrape, by scraper",
+            hostmetrics_duration.clone(),
+        );
+        let hostmetrics_errors = Family::<ScraperLabels, Counter>::default();
+        registry.register(
+            "ocelot_hostmetrics_scrape_errors",
+            "Scrapes that failed (whole or in part), by scraper; the process scraper counts each unmuted read failure",
+            hostmetrics_errors.clone(),
+        );
+        let hostmetrics_seen = Family::<ReceiverIdLabels, Counter>::default();
+        registry.register(
+            "ocelot_hostmetrics_processes_seen",
+            "Processes found by the process scraper, summed over scrapes",
+            hostmetrics_seen.clone(),
+        );
+        let hostmetrics_emitted = Family::<ReceiverIdLabels, Counter>::default();
+        registry.register(
+            "ocelot_hostmetrics_processes_emitted",
+            "Processes the process scraper emitted metrics for, summed over scrapes",
+            hostmetrics_emitted.clone(),
+        );
+        let hostmetrics_skipped = Family::<DropLabels, Counter>::default();
+        registry.register(
+            "ocelot_hostmetrics_processes_skipped",
+            "Processes the process scraper did not emit, by reason: vanished, malformed, filtered, below_thresholds, max_processes",
+            hostmetrics_skipped.clone(),
+        );
+        let hostmetrics_tracked = Family::<ReceiverIdLabels, Gauge>::default();
+        registry.register(
+            "ocelot_hostmetrics_processes_tracked",
+            "Live processes the process scraper keeps state for (CPU rates)",
+            hostmetrics_tracked.clone(),
+        );
         let process = process::ProcessMetrics::register(&mut registry);
         Arc::new(Telemetry {
             registry,
@@ -336,6 +418,12 @@ impl Telemetry {
             filelog_dropped,
             exporter_dropped,
             loki_folded,
+            hostmetrics_duration,
+            hostmetrics_errors,
+            hostmetrics_seen,
+            hostmetrics_emitted,
+            hostmetrics_skipped,
+            hostmetrics_tracked,
             process,
         })
     }
@@ -368,7 +456,7 @@ impl Telemetry {
     }
 
     pub fn filelog(&self, id: &ComponentId) -> FilelogMetrics {
-        let labels = FilelogLabels { receiver: id.to_string() };
+        let labels = ReceiverIdLabels { receiver: id.to_string() };
         // One family lookup per statement: a lookup's guard lives to the end of its
         // statement, and a second lookup in the same family would wait on it.
         // Edition 2024 drops a tail expression's temporaries (the lookup's guard) at the
@@ -394,6 +482,22 @@ impl Telemetry {
             parse_errors,
             filtered,
             dropped_on_error,
+        }
+    }
+
+    pub fn hostmetrics(&self, id: &ComponentId) -> HostmetricsMetrics {
+        let labels = ReceiverIdLabels { receiver: id.to_string() };
+        let processes_seen = self.hostmetrics_seen.get_or_create(&labels).clone();
+        let processes_emitted = self.hostmetrics_emitted.get_or_create(&labels).clone();
+        let processes_tracked = self.hostmetrics_tracked.get_or_create(&labels).clone();
+        HostmetricsMetrics {
+            receiver: id.to_string(),
+            duration: self.hostmetrics_duration.clone(),
+            errors: self.hostmetrics_errors.clone(),
+            skipped: self.hostmetrics_skipped.clone(),
+            processes_seen,
+            processes_emitted,
+            processes_tracked,
         }
     }
 

@@ -4,7 +4,7 @@
 
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
-use super::{attribute, gauge, point, sum};
+use super::{Tick, Toggles, attribute, gauge, int_point, point, read_proc, sum};
 
 /// USER_HZ: `/proc/stat` counts in hundredths of a second on every Linux.
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -84,26 +84,133 @@ pub fn parse_stat(text: &str) -> Result<Vec<CpuTimes>, String> {
     Ok(cpus)
 }
 
-/// `system.cpu.time`, and `system.cpu.utilization` when `utilization` and a previous
-/// scrape are given (per CPU: the change of each state over the change of all time).
+pub const METRICS: &[(&str, bool)] = &[
+    ("system.cpu.time", true),
+    ("system.cpu.utilization", false),
+    ("system.cpu.physical.count", false),
+    ("system.cpu.logical.count", false),
+    ("system.cpu.frequency", false),
+];
+
+pub struct Scraper {
+    toggles: Toggles,
+    previous: Option<Vec<CpuTimes>>,
+}
+
+impl Scraper {
+    pub fn new(toggles: Toggles) -> Scraper {
+        Scraper { toggles, previous: None }
+    }
+
+    pub fn scrape(&mut self, tick: &Tick) -> Result<Vec<Metric>, String> {
+        let on = |name| self.toggles.on(name);
+        let mut out = Vec::new();
+        if on("system.cpu.time") || on("system.cpu.utilization") {
+            let cpus = parse_stat(&read_proc(tick.root, "stat")?)?;
+            out = metrics(&cpus, self.previous.as_deref(), &self.toggles, tick.boot, tick.now);
+            self.previous = Some(cpus);
+        }
+        if on("system.cpu.physical.count") || on("system.cpu.logical.count") || on("system.cpu.frequency") {
+            let info = parse_cpuinfo(&read_proc(tick.root, "cpuinfo")?);
+            let count = |n: usize| vec![int_point(n as i64, vec![], tick.boot, tick.now)];
+            if on("system.cpu.physical.count") {
+                out.push(sum(
+                    "system.cpu.physical.count",
+                    "Number of available physical CPUs.",
+                    "{cpu}",
+                    false,
+                    count(info.physical),
+                ));
+            }
+            if on("system.cpu.logical.count") {
+                out.push(sum(
+                    "system.cpu.logical.count",
+                    "Number of available logical CPUs.",
+                    "{cpu}",
+                    false,
+                    count(info.logical),
+                ));
+            }
+            if on("system.cpu.frequency") {
+                let points = info
+                    .mhz
+                    .iter()
+                    .map(|(cpu, mhz)| point(mhz * 1e6, vec![attribute("cpu", cpu)], 0, tick.now))
+                    .collect();
+                out.push(gauge("system.cpu.frequency", "Current frequency of the CPU core in Hz.", "Hz", points));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What `/proc/cpuinfo` tells: logical CPUs, distinct physical cores, and each
+/// CPU's current clock.
+#[derive(Debug, Default, PartialEq)]
+pub struct CpuInfo {
+    pub logical: usize,
+    pub physical: usize,
+    pub mhz: Vec<(String, f64)>,
+}
+
+pub fn parse_cpuinfo(text: &str) -> CpuInfo {
+    let mut info = CpuInfo::default();
+    let mut cores = std::collections::HashSet::new();
+    let (mut processor, mut package, mut core) = (None, None, None);
+    let mut finish = |processor: &mut Option<String>, package: &mut Option<String>, core: &mut Option<String>| {
+        if let Some(p) = processor.take() {
+            info.logical += 1;
+            cores.insert((package.take().unwrap_or_default(), core.take().unwrap_or(p)));
+        }
+    };
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            finish(&mut processor, &mut package, &mut core);
+            continue;
+        };
+        let value = value.trim();
+        match key.trim() {
+            "processor" => {
+                finish(&mut processor, &mut package, &mut core);
+                processor = Some(value.to_string());
+            }
+            "physical id" => package = Some(value.to_string()),
+            "core id" => core = Some(value.to_string()),
+            "cpu MHz" => {
+                if let (Some(p), Ok(mhz)) = (&processor, value.parse::<f64>()) {
+                    info.mhz.push((format!("cpu{p}"), mhz));
+                }
+            }
+            _ => {}
+        }
+    }
+    finish(&mut processor, &mut package, &mut core);
+    info.physical = cores.len();
+    info
+}
+
+/// `system.cpu.time`, and `system.cpu.utilization` when it is on and there was a
+/// previous scrape (per CPU: the change of each state over the change of all time).
 pub fn metrics(
     cpus: &[CpuTimes],
     previous: Option<&[CpuTimes]>,
-    utilization: bool,
+    toggles: &Toggles,
     start: u64,
     now: u64,
 ) -> Vec<Metric> {
     let mut out = Vec::new();
-    let times = cpus
-        .iter()
-        .flat_map(|c| {
-            c.states()
-                .into_iter()
-                .map(|(state, v)| point(v, vec![attribute("cpu", &c.cpu), attribute("state", state)], start, now))
-        })
-        .collect();
-    out.push(sum("system.cpu.time", "Total seconds each logical CPU spent on each mode.", "s", true, times));
-    if let (true, Some(previous)) = (utilization, previous) {
+    if toggles.on("system.cpu.time") {
+        let times = cpus
+            .iter()
+            .flat_map(|c| {
+                c.states()
+                    .into_iter()
+                    .map(|(state, v)| point(v, vec![attribute("cpu", &c.cpu), attribute("state", state)], start, now))
+            })
+            .collect();
+        out.push(sum("system.cpu.time", "Total seconds each logical CPU spent on each mode.", "s", true, times));
+    }
+    if let (true, Some(previous)) = (toggles.on("system.cpu.utilization"), previous) {
         let mut points = Vec::new();
         for c in cpus {
             let Some(before) = previous.iter().find(|p| p.cpu == c.cpu) else { continue };
@@ -134,7 +241,12 @@ mod tests {
         let cpus = parse_stat(&text).unwrap();
         assert_eq!(cpus.len(), 2);
         assert_eq!((cpus[0].user, cpus[0].idle, cpus[0].iowait, cpus[0].guest), (150.0, 4500.0, 10.0, 0.1));
-        let m = metrics(&cpus, None, true, 1, 2);
+        let all = Toggles::new(
+            METRICS,
+            &[("system.cpu.utilization".to_string(), crate::receivers::hostmetrics::config::Enabled { enabled: true })]
+                .into(),
+        );
+        let m = metrics(&cpus, None, &all, 1, 2);
         assert_eq!(m.len(), 1, "no utilization on the first scrape");
         let v = values(&m[0]);
         assert_eq!(v.len(), 16);
@@ -147,11 +259,21 @@ mod tests {
         let mut later = cpus.clone();
         later[0].user += 0.5;
         later[0].idle += 0.5;
-        let m = metrics(&later, Some(&cpus), true, 1, 3);
+        let m = metrics(&later, Some(&cpus), &all, 1, 3);
         let u = values(&m[1]);
         let util =
             |cpu: &str, state: &str| u.iter().find(|(a, _)| a[0].1 == cpu && a[1].1 == state).map(|(_, x)| *x).unwrap();
         assert_eq!((util("cpu0", "user"), util("cpu0", "idle"), util("cpu1", "user")), (0.5, 0.5, 0.0));
+    }
+
+    #[test]
+    fn cpuinfo_counts_and_frequency() {
+        let info = parse_cpuinfo(&read_proc(&fixture(), "cpuinfo").unwrap());
+        assert_eq!(info.logical, 4);
+        assert_eq!(info.physical, 2, "two cores with two threads each");
+        assert_eq!(info.mhz[3], ("cpu3".to_string(), 2400.5));
+        let arm = parse_cpuinfo("processor\t: 0\nBogoMIPS\t: 50\n\nprocessor\t: 1\nBogoMIPS\t: 50\n");
+        assert_eq!((arm.logical, arm.physical), (2, 2));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
-use super::{gauge, point};
+use super::{Tick, Toggles, gauge, point, read_proc};
 
 /// The three load averages.
 pub fn parse_loadavg(text: &str) -> Result<[f64; 3], String> {
@@ -13,6 +13,35 @@ pub fn parse_loadavg(text: &str) -> Result<[f64; 3], String> {
         _ => Err(format!("/proc/loadavg: no valid {which} average")),
     };
     Ok([next("1m")?, next("5m")?, next("15m")?])
+}
+
+pub const METRICS: &[(&str, bool)] = &[
+    ("system.cpu.load_average.1m", true),
+    ("system.cpu.load_average.5m", true),
+    ("system.cpu.load_average.15m", true),
+];
+
+pub struct Scraper {
+    toggles: Toggles,
+    cpu_average: bool,
+}
+
+impl Scraper {
+    pub fn new(toggles: Toggles, cpu_average: bool) -> Scraper {
+        Scraper { toggles, cpu_average }
+    }
+
+    pub fn scrape(&mut self, tick: &Tick) -> Result<Vec<Metric>, String> {
+        let load = parse_loadavg(&read_proc(tick.root, "loadavg")?)?;
+        // The host's CPUs (the cpuN lines of its /proc/stat), not the agent's share.
+        let cpus = match self.cpu_average {
+            true => Some(super::cpu::parse_stat(&read_proc(tick.root, "stat")?)?.len()),
+            false => None,
+        };
+        let mut out = metrics(load, cpus, tick.now);
+        out.retain(|m| self.toggles.on(&m.name));
+        Ok(out)
+    }
 }
 
 pub fn metrics(load: [f64; 3], cpus: Option<usize>, now: u64) -> Vec<Metric> {

@@ -1,18 +1,82 @@
-//! Host metrics read from `/proc` under a `root_path` (a host's `/proc` mounted into a
-//! container at `/hostfs/proc`), as the upstream `hostmetrics` receiver's scrapers
-//! name them. These are the readers and metric builders of the system scrapers; the
-//! receiver that schedules them is being built on them (issue 5).
+//! The `hostmetrics` receiver: host metrics read from `/proc` (and `statvfs` for
+//! mounts) under a `root_path` (a host's `/` mounted into a container at `/hostfs`),
+//! with the upstream receiver's scrapers, metric names and per-metric toggles, and a
+//! bounded `process` scraper.
+//!
+//! Each scrape is blocking file I/O, so it runs on the blocking pool; one scrape of
+//! all scrapers becomes one batch.
 
+pub mod config;
 pub mod cpu;
+pub mod disk;
+pub mod filesystem;
+pub mod filter;
 pub mod load;
 pub mod memory;
+pub mod network;
+pub mod paging;
+pub mod process;
+pub mod processes;
+pub mod procfs;
+mod run;
 
 use std::path::{Path, PathBuf};
 
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Gauge, Metric, NumberDataPoint, Sum, metric::Data, number_data_point,
 };
+
+pub use config::HostmetricsConfig;
+pub use run::{Scrape, start};
+
+pub const TYPE: &str = "hostmetrics";
+
+/// The metrics a scraper emits, resolved from its defaults and the `metrics:` toggles.
+#[derive(Clone, Debug)]
+pub struct Toggles(Vec<&'static str>);
+
+impl Toggles {
+    /// `known` is (name, on by default); toggles for unknown names were refused when
+    /// the config was checked.
+    pub fn new(known: &[(&'static str, bool)], config: &config::MetricToggles) -> Toggles {
+        Toggles(
+            known
+                .iter()
+                .filter(|(name, default)| config.get(*name).map_or(*default, |t| t.enabled))
+                .map(|(name, _)| *name)
+                .collect(),
+        )
+    }
+
+    pub fn on(&self, name: &str) -> bool {
+        self.0.contains(&name)
+    }
+
+    pub fn any(&self) -> bool {
+        !self.0.is_empty()
+    }
+}
+
+/// What every scraper is told about the scrape: where the host is, when it booted
+/// (the start of its cumulative series) and the time of the scrape, in ns.
+pub struct Tick<'a> {
+    pub root: &'a Path,
+    pub boot: u64,
+    pub now: u64,
+}
+
+/// The instrumentation scope of a scraper, named as upstream's so that rules that
+/// select on it keep working.
+pub fn scope(scraper: &str) -> InstrumentationScope {
+    InstrumentationScope {
+        name: format!(
+            "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/hostmetricsreceiver/internal/scraper/{scraper}scraper"
+        ),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    }
+}
 
 /// Where the host's `/proc` is: `<root_path>/proc`.
 pub fn proc_path(root_path: &Path) -> PathBuf {
@@ -23,6 +87,16 @@ pub fn proc_path(root_path: &Path) -> PathBuf {
 pub fn read_proc(root_path: &Path, name: &str) -> Result<String, String> {
     let path = proc_path(root_path).join(name);
     std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The boot time (`btime` of `/proc/stat`) in ns since the epoch.
+pub fn boot_time(root_path: &Path) -> Result<u64, String> {
+    let stat = read_proc(root_path, "stat")?;
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| s * 1_000_000_000)
+        .ok_or_else(|| "/proc/stat has no btime line".to_string())
 }
 
 pub(crate) fn attribute(key: &str, value: &str) -> KeyValue {

@@ -1,0 +1,332 @@
+//! The `filesystem` scraper: space and inodes of each mount of the host, from the
+//! host's mount table (`/proc/1/mountinfo` under `root_path`) and `statvfs` on the
+//! mount point under `root_path`.
+
+use std::path::{Path, PathBuf};
+
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::metrics::v1::Metric;
+
+use super::filter::Filter;
+use super::{Tick, Toggles, attribute, gauge, int_point, point, proc_path, sum};
+
+pub const METRICS: &[(&str, bool)] = &[
+    ("system.filesystem.usage", true),
+    ("system.filesystem.inodes.usage", true),
+    ("system.filesystem.utilization", false),
+];
+
+/// One mount: where, what, and how.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mount {
+    pub device: String,
+    pub mountpoint: String,
+    pub fs_type: String,
+    /// `rw`, `ro`, or `unknown`.
+    pub mode: &'static str,
+}
+
+/// `statvfs` figures, blocks in bytes already.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Space {
+    pub total: u64,
+    pub free: u64,
+    pub available: u64,
+    pub inodes: u64,
+    pub inodes_free: u64,
+}
+
+/// The mounts of a `mountinfo` file, in order. Malformed lines are skipped.
+pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(dash) = fields.iter().position(|f| *f == "-") else { continue };
+        if dash < 6 || fields.len() < dash + 3 {
+            continue;
+        }
+        let options = fields[5];
+        let mode = if options.split(',').any(|o| o == "rw") {
+            "rw"
+        } else if options.split(',').any(|o| o == "ro") {
+            "ro"
+        } else {
+            "unknown"
+        };
+        out.push(Mount {
+            device: unescape(fields[dash + 2]),
+            mountpoint: unescape(fields[4]),
+            fs_type: unescape(fields[dash + 1]),
+            mode,
+        });
+    }
+    out
+}
+
+/// Undoes the kernel's octal escapes (`\040` for a space) in mount table fields.
+fn unescape(field: &str) -> String {
+    if !field.contains('\\') {
+        return field.to_string();
+    }
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal =
+            bytes.get(i + 1..i + 4).filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) => {
+                out.push(((d[0] - b'0') << 6) | ((d[1] - b'0') << 3) | (d[2] - b'0'));
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// File system types backed by a device (the lines of `/proc/filesystems` without
+/// `nodev`), plus zfs, as gopsutil keeps it.
+pub fn parse_device_filesystems(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with("nodev"))
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    out.push("zfs".into());
+    out
+}
+
+/// Reads a mount's space; `statvfs` in production, a table in tests.
+pub trait StatFs: Send {
+    fn stat(&self, path: &Path) -> Result<Space, String>;
+}
+
+pub struct Statvfs;
+
+impl StatFs for Statvfs {
+    fn stat(&self, path: &Path) -> Result<Space, String> {
+        use std::os::unix::ffi::OsStrExt;
+        let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+        // SAFETY: statvfs fills the zeroed struct from a NUL-terminated path we own.
+        let mut raw: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(c_path.as_ptr(), &mut raw) } != 0 {
+            return Err(format!("statvfs {}: {}", path.display(), std::io::Error::last_os_error()));
+        }
+        let unit = raw.f_frsize as u64;
+        Ok(Space {
+            total: (raw.f_blocks as u64).saturating_mul(unit),
+            free: (raw.f_bfree as u64).saturating_mul(unit),
+            available: (raw.f_bavail as u64).saturating_mul(unit),
+            inodes: raw.f_files as u64,
+            inodes_free: raw.f_ffree as u64,
+        })
+    }
+}
+
+pub struct Filters {
+    pub devices: Filter,
+    pub fs_types: Filter,
+    pub mount_points: Filter,
+    pub include_virtual: bool,
+}
+
+pub struct Scraper {
+    toggles: Toggles,
+    filters: Filters,
+    statfs: Box<dyn StatFs>,
+}
+
+impl Scraper {
+    pub fn new(toggles: Toggles, filters: Filters, statfs: Box<dyn StatFs>) -> Scraper {
+        Scraper { toggles, filters, statfs }
+    }
+
+    /// The mounts that pass the filters, the last one of each mount point (the one
+    /// that is visible), with their space. A mount whose `statvfs` fails is left out
+    /// and named in the error that comes back with the rest.
+    pub fn scrape(&mut self, tick: &Tick) -> Result<(Vec<Metric>, Vec<String>), String> {
+        let proc = proc_path(tick.root);
+        let text = ["1/mountinfo", "self/mountinfo"]
+            .iter()
+            .find_map(|name| std::fs::read_to_string(proc.join(name)).ok())
+            .ok_or_else(|| format!("cannot read {}/1/mountinfo or self/mountinfo", proc.display()))?;
+        let device_types = match self.filters.include_virtual {
+            true => None,
+            false => Some(parse_device_filesystems(&super::read_proc(tick.root, "filesystems")?)),
+        };
+        let mut mounts = parse_mountinfo(&text);
+        mounts.retain(|m| {
+            device_types.as_ref().is_none_or(|types| m.device != "none" && types.contains(&m.fs_type))
+                && self.filters.devices.keeps(&m.device)
+                && self.filters.fs_types.keeps(&m.fs_type)
+                && self.filters.mount_points.keeps(&m.mountpoint)
+        });
+        let mut seen = std::collections::HashSet::new();
+        let mut visible: Vec<&Mount> = mounts.iter().rev().filter(|m| seen.insert(m.mountpoint.as_str())).collect();
+        visible.reverse();
+        let mut spaces = Vec::new();
+        let mut errors = Vec::new();
+        for mount in visible {
+            match self.statfs.stat(&under_root(tick.root, &mount.mountpoint)) {
+                Ok(space) => spaces.push((mount.clone(), space)),
+                Err(e) => errors.push(e),
+            }
+        }
+        Ok((metrics(&spaces, &self.toggles, tick.boot, tick.now), errors))
+    }
+}
+
+/// A host mount point as seen from here: `/var` under root `/hostfs` is `/hostfs/var`.
+fn under_root(root: &Path, mountpoint: &str) -> PathBuf {
+    root.join(mountpoint.trim_start_matches('/'))
+}
+
+pub fn metrics(mounts: &[(Mount, Space)], toggles: &Toggles, start: u64, now: u64) -> Vec<Metric> {
+    let labels = |m: &Mount| -> Vec<KeyValue> {
+        vec![
+            attribute("device", &m.device),
+            attribute("mode", m.mode),
+            attribute("mountpoint", &m.mountpoint),
+            attribute("type", &m.fs_type),
+        ]
+    };
+    let with_state = |m: &Mount, state: &str| {
+        let mut l = labels(m);
+        l.push(attribute("state", state));
+        l
+    };
+    let mut out = Vec::new();
+    if mounts.is_empty() {
+        return out;
+    }
+    for name in toggles.0.iter().copied() {
+        out.push(match name {
+            "system.filesystem.usage" => sum(
+                name,
+                "Filesystem bytes used.",
+                "By",
+                false,
+                mounts
+                    .iter()
+                    .flat_map(|(m, s)| {
+                        let used = s.total.saturating_sub(s.free);
+                        let reserved = s.free.saturating_sub(s.available);
+                        [("used", used), ("free", s.available), ("reserved", reserved)]
+                            .map(|(state, v)| int_point(v as i64, with_state(m, state), start, now))
+                    })
+                    .collect(),
+            ),
+            "system.filesystem.inodes.usage" => sum(
+                name,
+                "FileSystem inodes used.",
+                "{inodes}",
+                false,
+                mounts
+                    .iter()
+                    .flat_map(|(m, s)| {
+                        let used = s.inodes.saturating_sub(s.inodes_free);
+                        [("used", used), ("free", s.inodes_free)]
+                            .map(|(state, v)| int_point(v as i64, with_state(m, state), start, now))
+                    })
+                    .collect(),
+            ),
+            "system.filesystem.utilization" => gauge(
+                name,
+                "Fraction of filesystem bytes used.",
+                "1",
+                mounts
+                    .iter()
+                    .map(|(m, s)| {
+                        // As df: used over what users can have (used + available).
+                        let used = s.total.saturating_sub(s.free);
+                        let denominator = used + s.available;
+                        let value = if denominator > 0 { used as f64 / denominator as f64 } else { 0.0 };
+                        point(value, labels(m), 0, now)
+                    })
+                    .collect(),
+            ),
+            _ => continue,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::config::{Match, MatchType, MetricToggles, MountPoints};
+    use super::super::{fixture, values};
+    use super::*;
+
+    /// Space by mount point (under the fixture root), as the fixture's disks would have.
+    struct Table;
+    impl StatFs for Table {
+        fn stat(&self, path: &Path) -> Result<Space, String> {
+            let gib = 1 << 30;
+            match path.strip_prefix(fixture()).map_err(|e| e.to_string())?.to_str() {
+                Some("") => {
+                    Ok(Space { total: 100 * gib, free: 40 * gib, available: 35 * gib, inodes: 1000, inodes_free: 600 })
+                }
+                Some("data dir") => {
+                    Ok(Space { total: 10 * gib, free: 10 * gib, available: 10 * gib, inodes: 10, inodes_free: 10 })
+                }
+                other => Err(format!("statvfs {other:?}: no such mount")),
+            }
+        }
+    }
+
+    fn on_all() -> MetricToggles {
+        [("system.filesystem.utilization".to_string(), super::super::config::Enabled { enabled: true })].into()
+    }
+
+    fn filters(mount_points: Option<&Match<MountPoints>>, include_virtual: bool) -> Filters {
+        Filters {
+            devices: Filter::default(),
+            fs_types: Filter::default(),
+            mount_points: Filter::new(None, mount_points).unwrap(),
+            include_virtual,
+        }
+    }
+
+    #[test]
+    fn golden_filesystems() {
+        let mut s = Scraper::new(Toggles::new(METRICS, &on_all()), filters(None, false), Box::new(Table));
+        let (m, errors) = s.scrape(&Tick { root: &fixture(), boot: 1, now: 2 }).unwrap();
+        // `/boot` has no space in the table: reported, the others still scraped.
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("boot"), "{errors:?}");
+        let usage = values(&m[0]);
+        assert_eq!(usage.len(), 6, "/ and /data dir (proc, tmpfs, overlay are virtual; /boot failed)");
+        let attrs: Vec<(String, String)> = usage[0].0.clone();
+        assert_eq!(
+            attrs,
+            [("device", "/dev/sda1"), ("mode", "rw"), ("mountpoint", "/"), ("type", "ext4"), ("state", "used")]
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+        let gib = (1u64 << 30) as f64;
+        assert_eq!((usage[0].1, usage[1].1, usage[2].1), (60.0 * gib, 35.0 * gib, 5.0 * gib));
+        assert_eq!(usage[3].0[2].1, "/data dir", "octal escape decoded");
+        assert_eq!(usage[3].0[1].1, "ro");
+        let inodes = values(&m[1]);
+        assert_eq!((inodes[0].1, inodes[1].1), (400.0, 600.0));
+        assert_eq!(values(&m[2])[0].1, 60.0 / 95.0);
+    }
+
+    #[test]
+    fn virtual_filesystems_and_mount_point_filter() {
+        let exclude = Match::<MountPoints>::new(&["/boot", "/data dir"], MatchType::Strict);
+        let mut s =
+            Scraper::new(Toggles::new(METRICS, &MetricToggles::new()), filters(Some(&exclude), true), Box::new(Table));
+        let (m, errors) = s.scrape(&Tick { root: &fixture(), boot: 1, now: 2 }).unwrap();
+        let points: Vec<String> = values(&m[0]).iter().map(|(a, _)| a[2].1.clone()).collect();
+        // With virtual file systems: /proc, /run and the overlay at / come in (the table
+        // knows only / and "data dir"), and / is the overlay mounted last over it.
+        assert!(points.iter().all(|p| p == "/"), "{points:?}");
+        assert_eq!(values(&m[0])[0].0[3].1, "overlay", "the last mount at / is the visible one");
+        assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+}
