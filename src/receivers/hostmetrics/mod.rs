@@ -28,7 +28,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 
 pub use config::HostmetricsConfig;
-pub use run::{Scrape, start};
+pub use run::{Report, Scrape, start};
 
 pub const TYPE: &str = "hostmetrics";
 
