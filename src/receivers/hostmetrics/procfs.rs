@@ -108,16 +108,30 @@ pub struct Table {
     pub malformed: u64,
 }
 
-/// Reads files under `<root>/proc` into reused buffers.
+/// Reads files under `<root>/proc` into reused buffers. Files are opened relative to
+/// an open `/proc` directory, so each open resolves two path components, not the
+/// whole path.
 pub struct Walker {
     proc: PathBuf,
+    dir: Option<std::fs::File>,
     path: Vec<u8>,
+    relative: Vec<u8>,
     buf: Vec<u8>,
+    pids: Vec<u32>,
 }
 
 impl Walker {
     pub fn new(root: &Path) -> Walker {
-        Walker { proc: super::proc_path(root), path: Vec::with_capacity(128), buf: Vec::with_capacity(4096) }
+        let proc = super::proc_path(root);
+        let dir = std::fs::File::open(&proc).ok();
+        Walker {
+            proc,
+            dir,
+            path: Vec::with_capacity(128),
+            relative: Vec::with_capacity(64),
+            buf: Vec::with_capacity(4096),
+            pids: Vec::new(),
+        }
     }
 
     pub fn proc(&self) -> &Path {
@@ -133,12 +147,49 @@ impl Walker {
         Path::new(OsStr::from_bytes(&self.path))
     }
 
-    /// Reads `/proc/<pid>/<file>` whole into the reused buffer.
+    /// Reads `/proc/<pid>/<file>` whole into the reused buffer. Plain reads until the
+    /// end: `read_to_end` would first ask the file's size and position, two more system
+    /// calls per file that /proc cannot answer usefully.
     pub fn read(&mut self, pid: u32, file: &str) -> std::io::Result<&[u8]> {
-        let mut f = std::fs::File::open(self.path(pid, file))?;
-        self.buf.clear();
-        f.read_to_end(&mut self.buf)?;
-        Ok(&self.buf)
+        let mut f = self.open(pid, file)?;
+        self.buf.resize(self.buf.capacity().max(4096), 0);
+        let mut len = 0;
+        loop {
+            if len == self.buf.len() {
+                self.buf.resize(len * 2, 0);
+            }
+            match f.read(&mut self.buf[len..]) {
+                Ok(0) => break,
+                // A short read is the end: /proc makes a file's text in one go, and
+                // skipping the read that returns 0 saves a system call per file.
+                Ok(n) if len + n < self.buf.len() => {
+                    len += n;
+                    break;
+                }
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(&self.buf[..len])
+    }
+
+    fn open(&mut self, pid: u32, file: &str) -> std::io::Result<std::fs::File> {
+        use std::io::Write;
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let Some(dir) = &self.dir else {
+            return std::fs::File::open(self.path(pid, file));
+        };
+        self.relative.clear();
+        let _ = write!(self.relative, "{pid}/{file}\0");
+        // SAFETY: `relative` is NUL-terminated and outlives the call; `dir` is an open
+        // directory; a descriptor returned by openat is ours alone to own.
+        let fd =
+            unsafe { libc::openat(dir.as_raw_fd(), self.relative.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
     }
 
     /// Lists the processes and reads each one's `stat` into `table`.
@@ -146,9 +197,8 @@ impl Walker {
         table.entries.clear();
         table.vanished = 0;
         table.malformed = 0;
-        let dir = std::fs::read_dir(&self.proc).map_err(|e| format!("{}: {e}", self.proc.display()))?;
-        for entry in dir.flatten() {
-            let Some(pid) = parse_pid(entry.file_name().as_bytes()) else { continue };
+        let pids = self.list().map_err(|e| format!("{}: {e}", self.proc.display()))?;
+        for &pid in &pids {
             match self.read(pid, "stat") {
                 Ok(bytes) => match parse_pid_stat(bytes) {
                     Some(stat) => table.entries.push(stat),
@@ -160,7 +210,36 @@ impl Walker {
                 },
             }
         }
+        self.pids = pids;
         Ok(())
+    }
+
+    /// The pids in `/proc`, in the reused list. `readdir(3)` hands out names from its
+    /// own buffer, where `std::fs::read_dir` allocates two values per entry.
+    fn list(&mut self) -> std::io::Result<Vec<u32>> {
+        let mut pids = std::mem::take(&mut self.pids);
+        pids.clear();
+        let path = std::ffi::CString::new(self.proc.as_os_str().as_bytes())?;
+        // SAFETY: `path` is NUL-terminated; the stream is closed below on every path;
+        // each entry is read before the next readdir call replaces it.
+        unsafe {
+            let dir = libc::opendir(path.as_ptr());
+            if dir.is_null() {
+                return Err(std::io::Error::last_os_error());
+            }
+            loop {
+                let entry = libc::readdir(dir);
+                if entry.is_null() {
+                    break;
+                }
+                let name = std::ffi::CStr::from_ptr((*entry).d_name.as_ptr());
+                if let Some(pid) = parse_pid(name.to_bytes()) {
+                    pids.push(pid);
+                }
+            }
+            libc::closedir(dir);
+        }
+        Ok(pids)
     }
 }
 
