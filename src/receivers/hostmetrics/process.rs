@@ -584,14 +584,14 @@ fn name_of(p: &PidStat, walker: &mut Walker) -> Result<String, Unread> {
 }
 
 /// The first number after `key` on its line of a `key: value` file (`status`, `io`).
-fn status_field(bytes: &[u8], key: &[u8]) -> Option<u64> {
+pub fn status_field(bytes: &[u8], key: &[u8]) -> Option<u64> {
     let line = bytes.split(|b| *b == b'\n').find_map(|l| l.strip_prefix(key))?;
     let text = std::str::from_utf8(line).ok()?;
     text.split_ascii_whitespace().next()?.parse().ok()
 }
 
 /// A hex signal mask of `status`.
-fn status_mask(bytes: &[u8], key: &[u8]) -> u64 {
+pub fn status_mask(bytes: &[u8], key: &[u8]) -> u64 {
     bytes
         .split(|b| *b == b'\n')
         .find_map(|l| l.strip_prefix(key))
