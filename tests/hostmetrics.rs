@@ -87,13 +87,26 @@ service:
     assert!(text.contains(r#"process_executable_name="systemd""#));
     assert!(!text.contains(r#"process_pid="200""#), "max_processes: 2");
     // Self-metrics: what the process scraper saw and skipped, and failed scrapes.
-    let seen = agent.metric("ocelot_hostmetrics_processes_seen_total", "");
-    assert!(seen >= 7.0 && seen % 7.0 == 0.0, "7 per scrape, got {seen}");
-    let scrapes = seen / 7.0;
-    assert_eq!(agent.metric("ocelot_hostmetrics_processes_emitted_total", ""), 2.0 * scrapes);
-    assert_eq!(agent.metric("ocelot_hostmetrics_processes_skipped_total", r#"reason="max_processes""#), 3.0 * scrapes);
-    assert_eq!(agent.metric("ocelot_hostmetrics_processes_skipped_total", r#"reason="malformed""#), scrapes);
-    assert_eq!(agent.metric("ocelot_hostmetrics_processes_skipped_total", r#"reason="vanished""#), scrapes);
+    // Per scrape: 7 seen, 2 emitted, 3 cut by max_processes, 1 malformed, 1 vanished. The
+    // counters move one after another, so a read can land mid-scrape: read them all
+    // from one response until it falls between scrapes.
+    let mut last = Vec::new();
+    wait_until(Duration::from_secs(10), "process counters of whole scrapes", || {
+        let (_, _, body) = http_get(agent.metrics_addr(), "/metrics");
+        let text = String::from_utf8_lossy(&body);
+        let get = |name: &str, labels: &str| parse_metric(&text, name, labels);
+        let seen = get("ocelot_hostmetrics_processes_seen_total", "");
+        let scrapes = seen / 7.0;
+        last = vec![
+            seen,
+            get("ocelot_hostmetrics_processes_emitted_total", ""),
+            get("ocelot_hostmetrics_processes_skipped_total", r#"reason="max_processes""#),
+            get("ocelot_hostmetrics_processes_skipped_total", r#"reason="malformed""#),
+            get("ocelot_hostmetrics_processes_skipped_total", r#"reason="vanished""#),
+        ];
+        scrapes >= 1.0 && last == [7.0, 2.0, 3.0, 1.0, 1.0].map(|per| per * scrapes)
+    });
+    assert!(last[0] >= 7.0, "{last:?}");
     // /boot and "/data dir" have no directory under the fixture root to statvfs.
     assert!(agent.metric("ocelot_hostmetrics_scrape_errors_total", r#"scraper="filesystem""#) >= 2.0);
     assert!(agent.metric("ocelot_hostmetrics_scrape_duration_seconds_count", r#"scraper="process""#) >= 1.0);
@@ -326,7 +339,8 @@ fn a_crowd_of_processes_is_bounded_thresholded_aged_and_forgotten() {
     };
     let rss = |pid: u32| -> u64 {
         let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
-        statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0) * 4096
+        statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
+            * ocelot::receivers::hostmetrics::memory::page_size()
     };
     wait_until(Duration::from_secs(20), "the memory hog to fill its 160 MiB", || rss(mem) > 150 << 20);
     let include = format!("      names: ['{}*']\n      match_type: glob\n", crowd.prefix);
@@ -393,7 +407,8 @@ fn a_crowd_of_processes_is_bounded_thresholded_aged_and_forgotten() {
     let (request, report) = aged.run(now());
     let emitted: HashSet<u32> = ours(&request).into_iter().collect();
     assert!(long.iter().all(|p| !emitted.contains(p)));
-    assert!(report.tracked + 200 <= tracked_before + 25, "tracked {} after, {tracked_before} before", report.tracked);
+    // Other processes of this machine come and go too (a CI machine runs other tests).
+    assert!(report.tracked + 150 <= tracked_before, "tracked {} after, {tracked_before} before", report.tracked);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let churned = churn.join().unwrap();
     assert!(churned >= 100, "only {churned} short-lived processes");

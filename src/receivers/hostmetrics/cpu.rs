@@ -216,7 +216,8 @@ pub fn metrics(
             let Some(before) = previous.iter().find(|p| p.cpu == c.cpu) else { continue };
             let elapsed = c.total() - before.total();
             for ((state, now_v), (_, before_v)) in c.states().into_iter().zip(before.states()) {
-                let value = if elapsed > 0.0 { (now_v - before_v) / elapsed } else { 0.0 };
+                // iowait can go backwards (proc(5)): a negative change counts as none.
+                let value = if elapsed > 0.0 { ((now_v - before_v) / elapsed).max(0.0) } else { 0.0 };
                 points.push(point(value, vec![attribute("cpu", &c.cpu), attribute("state", state)], 0, now));
             }
         }

@@ -61,12 +61,15 @@ impl Scraper {
 pub fn metrics(info: &HashMap<String, u64>, toggles: &Toggles, start: u64, now: u64) -> Vec<Metric> {
     let get = |key: &str| info.get(key).copied().unwrap_or(0);
     let total = get("MemTotal");
-    let available = info.get("MemAvailable").copied().unwrap_or(get("MemFree") + get("Buffers") + get("Cached"));
+    let available = info
+        .get("MemAvailable")
+        .copied()
+        .unwrap_or(get("MemFree").saturating_add(get("Buffers")).saturating_add(get("Cached")));
     let states = [
         ("used", total.saturating_sub(available)),
         ("free", get("MemFree")),
         ("buffered", get("Buffers")),
-        ("cached", get("Cached") + get("SReclaimable")),
+        ("cached", get("Cached").saturating_add(get("SReclaimable"))),
         ("slab_reclaimable", get("SReclaimable")),
         ("slab_unreclaimable", get("SUnreclaim")),
     ];

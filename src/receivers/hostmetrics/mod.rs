@@ -83,10 +83,20 @@ pub fn proc_path(root_path: &Path) -> PathBuf {
     root_path.join("proc")
 }
 
-/// Reads a `/proc` file under `root_path`, naming it in the error.
+/// Reads a `/proc` file under `root_path`, naming it in the error. Bytes that are not
+/// UTF-8 (in a mount point, an interface name) are replaced, not an error.
 pub fn read_proc(root_path: &Path, name: &str) -> Result<String, String> {
-    let path = proc_path(root_path).join(name);
-    std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+    read_text(&proc_path(root_path).join(name))
+}
+
+/// A text file, lossily decoded.
+pub fn read_text(path: &Path) -> Result<String, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            Ok(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+        }
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
 }
 
 /// The boot time (`btime` of `/proc/stat`) in ns since the epoch.

@@ -102,17 +102,25 @@ impl Scraper {
         Scraper { toggles, filter }
     }
 
-    pub fn scrape(&mut self, tick: &Tick) -> Result<Vec<Metric>, String> {
+    /// The metrics that could be read, and what could not: interfaces and conntrack
+    /// fail apart.
+    pub fn scrape(&mut self, tick: &Tick) -> (Vec<Metric>, Vec<String>) {
         let (start, now) = (tick.boot, tick.now);
         let mut out = Vec::new();
+        let mut errors = Vec::new();
         let on = |name| self.toggles.on(name);
         if ["system.network.io", "system.network.packets", "system.network.errors", "system.network.dropped"]
             .iter()
             .any(|n| on(n))
         {
-            let mut interfaces = parse_net_dev(&read_proc(tick.root, "net/dev")?);
-            interfaces.retain(|i| self.filter.keeps(&i.name));
-            out = counters(&interfaces, &self.toggles, start, now);
+            match read_proc(tick.root, "net/dev") {
+                Ok(text) => {
+                    let mut interfaces = parse_net_dev(&text);
+                    interfaces.retain(|i| self.filter.keeps(&i.name));
+                    out = counters(&interfaces, &self.toggles, start, now);
+                }
+                Err(e) => errors.push(e),
+            }
         }
         if on("system.network.connections") {
             let mut counts = [0u64; 12];
@@ -144,12 +152,17 @@ impl Scraper {
             ),
         ] {
             if on(name) {
-                let text = read_proc(tick.root, file)?;
-                let value: i64 = text.trim().parse().map_err(|e| format!("/proc/{file}: {e}"))?;
-                out.push(sum(name, description, "{entries}", false, vec![int_point(value, vec![], start, now)]));
+                let value = read_proc(tick.root, file)
+                    .and_then(|text| text.trim().parse::<i64>().map_err(|e| format!("/proc/{file}: {e}")));
+                match value {
+                    Ok(v) => {
+                        out.push(sum(name, description, "{entries}", false, vec![int_point(v, vec![], start, now)]))
+                    }
+                    Err(e) => errors.push(e),
+                }
             }
         }
-        Ok(out)
+        (out, errors)
     }
 }
 
@@ -195,7 +208,8 @@ mod tests {
         .into();
         let exclude = Match::<Interfaces>::new(&["lo"], MatchType::Strict);
         let mut s = Scraper::new(Toggles::new(METRICS, &toggles), Filter::new(None, Some(&exclude)).unwrap());
-        let m = s.scrape(&Tick { root: &fixture(), boot: 1, now: 2 }).unwrap();
+        let (m, errors) = s.scrape(&Tick { root: &fixture(), boot: 1, now: 2 });
+        assert!(errors.is_empty(), "{errors:?}");
         let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, METRICS.iter().map(|(n, _)| *n).collect::<Vec<_>>());
         let io = values(&m[0]);

@@ -34,7 +34,7 @@ pub fn parse_swaps(text: &str) -> Result<Vec<Swap>, String> {
         else {
             return Err(format!("/proc/swaps: malformed line `{line}`"));
         };
-        out.push((name.replace("\\040", " "), size.saturating_mul(1024), used.saturating_mul(1024)));
+        out.push((super::filesystem::unescape(name), size.saturating_mul(1024), used.saturating_mul(1024)));
     }
     Ok(out)
 }
@@ -53,73 +53,94 @@ impl Scraper {
         Scraper { toggles }
     }
 
-    pub fn scrape(&mut self, tick: &Tick) -> Result<Vec<Metric>, String> {
-        let (start, now) = (tick.boot, tick.now);
-        let on = |name| self.toggles.on(name);
+    /// The metrics that could be read, and what could not: swap usage and the paging
+    /// counters fail apart.
+    pub fn scrape(&mut self, tick: &Tick) -> (Vec<Metric>, Vec<String>) {
         let mut out = Vec::new();
-        if on("system.paging.usage") || on("system.paging.utilization") {
-            let swaps = parse_swaps(&read_proc(tick.root, "swaps")?)?;
-            let states = |(device, size, used): &Swap| {
-                [("used", *used), ("free", size.saturating_sub(*used))]
-                    .map(|(state, v)| (device.clone(), state, v, *size))
-            };
-            if on("system.paging.usage") && !swaps.is_empty() {
-                let points = swaps
-                    .iter()
-                    .flat_map(states)
-                    .map(|(d, s, v, _)| {
-                        int_point(v as i64, vec![attribute("device", &d), attribute("state", s)], start, now)
-                    })
-                    .collect();
-                out.push(sum("system.paging.usage", "Swap (unix) or pagefile (windows) usage.", "By", false, points));
-            }
-            if on("system.paging.utilization") && !swaps.is_empty() {
-                let points = swaps
-                    .iter()
-                    .flat_map(states)
-                    .map(|(d, s, v, size)| {
-                        let ratio = if size > 0 { v as f64 / size as f64 } else { 0.0 };
-                        point(ratio, vec![attribute("device", &d), attribute("state", s)], 0, now)
-                    })
-                    .collect();
-                out.push(gauge(
-                    "system.paging.utilization",
-                    "Swap (unix) or pagefile (windows) utilization.",
-                    "1",
-                    points,
-                ));
-            }
+        let mut errors = Vec::new();
+        if let Err(e) = self.usage(tick, &mut out) {
+            errors.push(e);
         }
-        if on("system.paging.operations") || on("system.paging.faults") {
-            let text = read_proc(tick.root, "vmstat")?;
-            let vm = parse_vmstat(&text);
-            let get = |k: &str| vm.get(k).copied().unwrap_or(0) as i64;
-            if on("system.paging.operations") {
-                let points = [
-                    ("page_in", "major", get("pswpin")),
-                    ("page_out", "major", get("pswpout")),
-                    ("page_in", "minor", get("pgpgin")),
-                    ("page_out", "minor", get("pgpgout")),
-                ]
-                .map(|(dir, kind, v)| {
-                    int_point(v, vec![attribute("direction", dir), attribute("type", kind)], start, now)
-                });
-                out.push(sum(
-                    "system.paging.operations",
-                    "The number of paging operations.",
-                    "{operations}",
-                    true,
-                    points.into(),
-                ));
-            }
-            if on("system.paging.faults") {
-                let major = get("pgmajfault");
-                let points = [("major", major), ("minor", (get("pgfault") - major).max(0))]
-                    .map(|(kind, v)| int_point(v, vec![attribute("type", kind)], start, now));
-                out.push(sum("system.paging.faults", "The number of page faults.", "{faults}", true, points.into()));
-            }
+        if let Err(e) = self.counters(tick, &mut out) {
+            errors.push(e);
         }
-        Ok(out)
+        (out, errors)
+    }
+
+    fn usage(&self, tick: &Tick, out: &mut Vec<Metric>) -> Result<(), String> {
+        let (start, now) = (tick.boot, tick.now);
+        let (usage, utilization) =
+            (self.toggles.on("system.paging.usage"), self.toggles.on("system.paging.utilization"));
+        if !usage && !utilization {
+            return Ok(());
+        }
+        // A kernel built without swap has no /proc/swaps: no swap devices.
+        let swaps = match super::proc_path(tick.root).join("swaps").exists() {
+            true => parse_swaps(&read_proc(tick.root, "swaps")?)?,
+            false => Vec::new(),
+        };
+        if swaps.is_empty() {
+            return Ok(());
+        }
+        let states = |(device, size, used): &Swap| {
+            [("used", *used), ("free", size.saturating_sub(*used))].map(|(state, v)| (device.clone(), state, v, *size))
+        };
+        let labels = |device: &str, state: &str| vec![attribute("device", device), attribute("state", state)];
+        if usage {
+            let points = swaps
+                .iter()
+                .flat_map(states)
+                .map(|(d, s, v, _)| int_point(v.min(i64::MAX as u64) as i64, labels(&d, s), start, now))
+                .collect();
+            out.push(sum("system.paging.usage", "Swap (unix) or pagefile (windows) usage.", "By", false, points));
+        }
+        if utilization {
+            let points = swaps
+                .iter()
+                .flat_map(states)
+                .map(|(d, s, v, size)| {
+                    let ratio = if size > 0 { v as f64 / size as f64 } else { 0.0 };
+                    point(ratio, labels(&d, s), 0, now)
+                })
+                .collect();
+            out.push(gauge("system.paging.utilization", "Swap (unix) or pagefile (windows) utilization.", "1", points));
+        }
+        Ok(())
+    }
+
+    fn counters(&self, tick: &Tick, out: &mut Vec<Metric>) -> Result<(), String> {
+        let (start, now) = (tick.boot, tick.now);
+        let (operations, faults) =
+            (self.toggles.on("system.paging.operations"), self.toggles.on("system.paging.faults"));
+        if !operations && !faults {
+            return Ok(());
+        }
+        let text = read_proc(tick.root, "vmstat")?;
+        let vm = parse_vmstat(&text);
+        let get = |k: &str| vm.get(k).copied().unwrap_or(0).min(i64::MAX as u64) as i64;
+        if operations {
+            let points = [
+                ("page_in", "major", get("pswpin")),
+                ("page_out", "major", get("pswpout")),
+                ("page_in", "minor", get("pgpgin")),
+                ("page_out", "minor", get("pgpgout")),
+            ]
+            .map(|(dir, kind, v)| int_point(v, vec![attribute("direction", dir), attribute("type", kind)], start, now));
+            out.push(sum(
+                "system.paging.operations",
+                "The number of paging operations.",
+                "{operations}",
+                true,
+                points.into(),
+            ));
+        }
+        if faults {
+            let major = get("pgmajfault");
+            let points = [("major", major), ("minor", get("pgfault").saturating_sub(major).max(0))]
+                .map(|(kind, v)| int_point(v, vec![attribute("type", kind)], start, now));
+            out.push(sum("system.paging.faults", "The number of page faults.", "{faults}", true, points.into()));
+        }
+        Ok(())
     }
 }
 
@@ -133,7 +154,8 @@ mod tests {
     fn golden_swap_and_counters() {
         let toggles: MetricToggles = [("system.paging.utilization".to_string(), Enabled { enabled: true })].into();
         let mut s = Scraper::new(Toggles::new(METRICS, &toggles));
-        let m = s.scrape(&Tick { root: &fixture(), boot: 1, now: 2 }).unwrap();
+        let (m, errors) = s.scrape(&Tick { root: &fixture(), boot: 1, now: 2 });
+        assert!(errors.is_empty(), "{errors:?}");
         let usage = values(&m[0]);
         assert_eq!(usage.len(), 4);
         assert_eq!(usage[0].0, [("device".into(), "/dev/sda3".into()), ("state".into(), "used".into())]);

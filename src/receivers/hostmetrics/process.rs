@@ -118,6 +118,8 @@ struct Known {
     starttime: u64,
     ticks: [u64; 3],
     at: u64,
+    /// The whole name of a process whose kernel name is cut, once read for a filter.
+    name: Option<String>,
     meta: Option<Box<Meta>>,
 }
 
@@ -182,25 +184,41 @@ impl Scraper {
         self.next.clear();
         self.candidates.clear();
         for (index, p) in table.entries.iter().enumerate() {
-            let created = tick.boot + p.starttime * NS_PER_TICK;
+            let created = created_at(tick.boot, p);
             let age = now.saturating_sub(created);
             let ticks = [p.utime, p.stime, p.blkio];
             let previous = self.known.get(&p.pid).filter(|k| k.starttime == p.starttime);
             // Cores in use since the last scrape, or over its life if it is new.
+            let used = p.utime.saturating_add(p.stime);
             let (busy, over) = match previous {
-                Some(k) if now > k.at => ((p.utime + p.stime).saturating_sub(k.ticks[0] + k.ticks[1]), now - k.at),
-                _ => (p.utime + p.stime, age),
+                Some(k) if now > k.at => (used.saturating_sub(k.ticks[0].saturating_add(k.ticks[1])), now - k.at),
+                _ => (used, age),
             };
-            let cpu = if over > 0 { (busy * NS_PER_TICK) as f64 / over as f64 } else { 0.0 };
-            self.next.insert(p.pid, Known { starttime: p.starttime, ticks, at: now, meta: None });
+            let cpu = if over > 0 { busy.saturating_mul(NS_PER_TICK) as f64 / over as f64 } else { 0.0 };
+            // A cut name completed from the command line is kept for the process's life.
+            let long_name = previous.and_then(|k| k.name.clone()).filter(|n| n.as_bytes().starts_with(p.comm()));
+            self.next.insert(p.pid, Known { starttime: p.starttime, ticks, at: now, name: None, meta: None });
             if age < s.delay_ns {
                 counts.below_thresholds += 1;
                 continue;
             }
+            // The thresholds first: they cost nothing, the name may cost a read.
+            let rss = p.rss_pages.saturating_mul(self.page_size);
+            let thresholds = [
+                (s.min_cpu_percent > 0.0, cpu * 100.0 < s.min_cpu_percent),
+                (s.min_memory_bytes > 0, rss < s.min_memory_bytes),
+                (s.min_age_ns > 0, age < s.min_age_ns),
+            ];
+            if thresholds.iter().any(|(set, _)| *set) && thresholds.iter().all(|(set, under)| !set || *under) {
+                counts.below_thresholds += 1;
+                continue;
+            }
             if !s.filter.is_empty() {
-                let cached = previous.and_then(|k| k.meta.as_deref()).filter(|m| *m.comm == *p.comm());
-                let name = match cached {
-                    Some(meta) => meta.name.clone(),
+                let name = match long_name {
+                    Some(name) => name,
+                    None if !p.comm_maybe_cut() || is_kernel_thread(p) => {
+                        String::from_utf8_lossy(p.comm()).into_owned()
+                    }
                     None => match name_of(p, walker) {
                         Ok(name) => name,
                         Err(Unread::Vanished) => {
@@ -210,20 +228,16 @@ impl Scraper {
                         Err(Unread::Malformed) => String::from_utf8_lossy(p.comm()).into_owned(),
                     },
                 };
-                if !s.filter.keeps(&name) {
+                let keep = s.filter.keeps(&name);
+                if p.comm_maybe_cut()
+                    && let Some(k) = self.next.get_mut(&p.pid)
+                {
+                    k.name = Some(name);
+                }
+                if !keep {
                     counts.filtered += 1;
                     continue;
                 }
-            }
-            let rss = p.rss_pages * self.page_size;
-            let thresholds = [
-                (s.min_cpu_percent > 0.0, cpu * 100.0 < s.min_cpu_percent),
-                (s.min_memory_bytes > 0, rss < s.min_memory_bytes),
-                (s.min_age_ns > 0, age < s.min_age_ns),
-            ];
-            if thresholds.iter().any(|(set, _)| *set) && thresholds.iter().all(|(set, under)| !set || *under) {
-                counts.below_thresholds += 1;
-                continue;
             }
             self.candidates.push(Candidate { index, cpu, rss });
         }
@@ -302,16 +316,16 @@ impl Scraper {
         let pid = p.pid;
         let comm = String::from_utf8_lossy(p.comm()).into_owned();
         let mut meta = Meta { comm: p.comm().into(), name: comm.clone(), ..Meta::default() };
-        let kernel_thread = pid == 2 || p.ppid == 2;
+        let kernel_thread = is_kernel_thread(p);
         let wants_args = on("process.command") || on("process.command_line");
         if wants_args || (p.comm_maybe_cut() && on("process.executable.name")) {
             match walker.read(pid, "cmdline") {
                 Ok(bytes) => {
-                    let args: Vec<String> = bytes
-                        .split(|b| *b == 0)
-                        .filter(|a| !a.is_empty())
-                        .map(|a| String::from_utf8_lossy(a).into_owned())
-                        .collect();
+                    // NUL-separated with a NUL at the end; empty arguments are kept.
+                    let args: Vec<String> = match bytes.strip_suffix(&[0]).unwrap_or(bytes) {
+                        [] => Vec::new(),
+                        args => args.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect(),
+                    };
                     if p.comm_maybe_cut() {
                         meta.name = extended_name(&comm, args.first().map(String::as_str));
                     }
@@ -405,7 +419,7 @@ impl Scraper {
     ) -> Option<Vec<Metric>> {
         let on = |name| self.metrics.on(name);
         let now = tick.now;
-        let start = tick.boot + p.starttime * NS_PER_TICK;
+        let start = created_at(tick.boot, p);
         let pid = p.pid;
         let mut out = Vec::new();
         let states = [("user", p.utime), ("system", p.stime), ("wait", p.blkio)];
@@ -422,7 +436,7 @@ impl Scraper {
                 .iter()
                 .zip(before)
                 .map(|((state, t), b)| {
-                    let used = (t.saturating_sub(b) * NS_PER_TICK) as f64;
+                    let used = t.saturating_sub(b).saturating_mul(NS_PER_TICK) as f64;
                     let value = if elapsed > 0.0 { used / elapsed / self.cores } else { 0.0 };
                     point(value, vec![attribute("state", state)], 0, now)
                 })
@@ -544,7 +558,7 @@ impl Scraper {
                         one(open),
                     ));
                 }
-                Err(e) if classify(&e) == Unread::Vanished => return None,
+                Err(e) if classify(&e) == Unread::Vanished && !walker.alive(pid) => return None,
                 Err(e) => counts.error(|| format!("process {pid}: counting its open files: {e}")),
             }
         }
@@ -571,6 +585,16 @@ fn extended_name(comm: &str, first_arg: Option<&str>) -> String {
     }
 }
 
+/// When a process started, in ns since the epoch.
+fn created_at(boot: u64, p: &PidStat) -> u64 {
+    boot.saturating_add(p.starttime.saturating_mul(NS_PER_TICK))
+}
+
+/// Kernel threads are kthreadd (pid 2) and its children: no command line, no executable.
+fn is_kernel_thread(p: &PidStat) -> bool {
+    p.pid == 2 || p.ppid == 2
+}
+
 /// The name of a process for filters: the kernel's, or from its command line when the
 /// kernel's was cut.
 fn name_of(p: &PidStat, walker: &mut Walker) -> Result<String, Unread> {
@@ -578,8 +602,11 @@ fn name_of(p: &PidStat, walker: &mut Walker) -> Result<String, Unread> {
     if !p.comm_maybe_cut() {
         return Ok(comm);
     }
-    let bytes = walker.read(p.pid, "cmdline").map_err(|e| classify(&e))?;
-    let first = bytes.split(|b| *b == 0).next().map(String::from_utf8_lossy);
+    let first = match walker.read(p.pid, "cmdline") {
+        Ok(bytes) => bytes.split(|b| *b == 0).next().map(|a| String::from_utf8_lossy(a).into_owned()),
+        Err(e) if classify(&e) == Unread::Vanished => return Err(Unread::Vanished),
+        Err(_) => return Err(Unread::Malformed),
+    };
     Ok(extended_name(&comm, first.as_deref()))
 }
 
@@ -618,7 +645,7 @@ impl Users {
         let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
         if modified != self.modified {
             self.modified = modified;
-            self.names = std::fs::read_to_string(&self.path).map(|t| parse_passwd(&t)).unwrap_or_default();
+            self.names = super::read_text(&self.path).map(|t| parse_passwd(&t)).unwrap_or_default();
         }
     }
 

@@ -150,8 +150,16 @@ impl Walker {
     /// Reads `/proc/<pid>/<file>` whole into the reused buffer. Plain reads until the
     /// end: `read_to_end` would first ask the file's size and position, two more system
     /// calls per file that /proc cannot answer usefully.
+    /// A file missing from a live process (no `io` without I/O accounting) comes back
+    /// as an error that does not classify as the process being gone.
     pub fn read(&mut self, pid: u32, file: &str) -> std::io::Result<&[u8]> {
-        let mut f = self.open(pid, file)?;
+        let mut f = match self.open(pid, file) {
+            Ok(f) => f,
+            Err(e) if classify(&e) == Unread::Vanished && file != "stat" && self.alive(pid) => {
+                return Err(std::io::Error::other(format!("/proc/{pid}/{file} is missing ({e})")));
+            }
+            Err(e) => return Err(e),
+        };
         self.buf.resize(self.buf.capacity().max(4096), 0);
         let mut len = 0;
         loop {
@@ -190,6 +198,12 @@ impl Walker {
             return Err(std::io::Error::last_os_error());
         }
         Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+    }
+
+    /// Whether process `pid` still exists: a file missing from a live process's
+    /// directory (no `io` without I/O accounting) is not the process being gone.
+    pub fn alive(&mut self, pid: u32) -> bool {
+        std::fs::symlink_metadata(self.path(pid, "stat")).is_ok()
     }
 
     /// Lists the processes and reads each one's `stat` into `table`.

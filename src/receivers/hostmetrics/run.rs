@@ -50,7 +50,8 @@ pub struct Report {
 
 impl Scrape {
     pub fn new(config: &HostmetricsConfig) -> Result<Scrape, String> {
-        let root = config.root_path.clone().unwrap_or_else(|| PathBuf::from("/"));
+        // Unset or empty is the agent's own `/`, as upstream.
+        let root = config.root_path.clone().filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("/"));
         if !root.is_dir() {
             return Err(format!("root_path {}: not a directory", root.display()));
         }
@@ -133,6 +134,7 @@ impl Scrape {
 
     /// Runs every scraper once at `now` (ns since the epoch).
     pub fn run(&mut self, now: u64) -> (ExportMetricsServiceRequest, Report) {
+        let run_started = Instant::now();
         let tick = Tick { root: &self.root, boot: self.boot, now };
         let mut report = Report::default();
         let mut scopes = Vec::new();
@@ -161,6 +163,19 @@ impl Scrape {
         simple!(memory, "memory");
         simple!(load, "load");
         simple!(disk, "disk");
+        // Scrapers whose parts fail apart: what was read goes out, the failures are counted.
+        macro_rules! partial {
+            ($field:ident, $name:literal) => {
+                if let Some(s) = &mut self.$field {
+                    let started = Instant::now();
+                    let (metrics, errors) = s.scrape(&tick);
+                    if let Some(first) = errors.first() {
+                        report.errors.push(($name, errors.len() as u64, first.clone()));
+                    }
+                    system($name, Ok(metrics), started, &mut report);
+                }
+            };
+        }
         if let Some(s) = &mut self.filesystem {
             let started = Instant::now();
             let result = s.scrape(&tick).map(|(metrics, errors)| {
@@ -171,11 +186,13 @@ impl Scrape {
             });
             system("filesystem", result, started, &mut report);
         }
-        simple!(network, "network");
-        simple!(paging, "paging");
+        partial!(network, "network");
+        partial!(paging, "paging");
         // One pass over the process table serves both process scrapers.
         let table_wanted = self.process.is_some() || self.processes.as_ref().is_some_and(|s| s.needs_table());
         let started = Instant::now();
+        // Process CPU rates are over the time between walks, so the walk has its own time.
+        let walked_at = now.saturating_add(run_started.elapsed().as_nanos() as u64);
         let table = match table_wanted {
             true => self.walker.walk(&mut self.table),
             false => Ok(()),
@@ -203,6 +220,7 @@ impl Scrape {
             let started = Instant::now();
             match &table {
                 Ok(()) => {
+                    let tick = Tick { now: walked_at, ..tick };
                     let (processes, counts) = s.scrape(&tick, &self.table, &mut self.walker);
                     resources.extend(processes);
                     if let Some(first) = &counts.first_error {
@@ -237,6 +255,7 @@ pub async fn start(
     let scrape = Scrape::new(config).map_err(|e| StartError::Config(format!("receiver {id}: {e}")))?;
     let looper = Loop {
         id: id.clone(),
+        config: config.clone(),
         interval: config.collection_interval.0,
         consumer,
         metrics: telemetry.hostmetrics(id),
@@ -257,6 +276,7 @@ pub async fn start(
 
 struct Loop {
     id: ComponentId,
+    config: HostmetricsConfig,
     interval: Duration,
     consumer: Consumer,
     metrics: HostmetricsMetrics,
@@ -281,8 +301,17 @@ impl Loop {
             })
             .await;
             let Ok((back, request, report)) = done else {
-                warn!(receiver = %self.id, "A scrape panicked; the receiver stops.");
-                return;
+                // A bug, not bad input (readers do not panic on any bytes): start over
+                // with fresh state rather than stop collecting.
+                warn!(receiver = %self.id, "A scrape panicked; its state is rebuilt and the next scrape goes on.");
+                match Scrape::new(&self.config) {
+                    Ok(fresh) => scrape = fresh,
+                    Err(e) => {
+                        warn!(receiver = %self.id, error = %e, "The receiver cannot start over; it stops.");
+                        return;
+                    }
+                }
+                continue;
             };
             scrape = back;
             self.record(&report);
@@ -341,5 +370,147 @@ impl Loop {
             self.logged.insert(key, Instant::now());
             warn!(receiver = %self.id, "{} Repeats are counted and logged once a minute.", message());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+
+    use super::*;
+
+    fn config(yaml: &str) -> HostmetricsConfig {
+        let node = crate::config::node::parse("t.yaml", yaml).unwrap();
+        crate::component::parse_config(&node).unwrap()
+    }
+
+    const ALL: &str = "scrapers:
+  cpu:
+    metrics:
+      system.cpu.utilization: {enabled: true}
+  memory:
+  load:
+  disk:
+  filesystem:
+  network:
+    metrics:
+      system.network.conntrack.count: {enabled: true}
+      system.network.conntrack.max: {enabled: true}
+  paging:
+  processes:
+  process:
+";
+
+    /// A copy of the fixture host to break.
+    fn fixture_copy() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(super::super::fixture().join("."))
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        dir
+    }
+
+    #[test]
+    fn start_times_units_and_temporality() {
+        let mut scrape =
+            Scrape::new(&config(&format!("root_path: {}\n{ALL}", super::super::fixture().display()))).unwrap();
+        let boot = 1_763_790_000 * 1_000_000_000;
+        let now = boot + 10_000 * 1_000_000_000;
+        let (request, _) = scrape.run(now);
+        assert_eq!(request.resource_metrics.len(), 6, "the system resource and 5 processes");
+        let mut checked = 0;
+        for resource in &request.resource_metrics {
+            let pid = resource.resource.as_ref().and_then(|r| r.attributes.first()).map(|kv| kv.key.clone());
+            for m in resource.scope_metrics.iter().flat_map(|s| &s.metrics) {
+                assert!(!m.unit.is_empty() && !m.description.is_empty(), "{}", m.name);
+                match &m.data {
+                    Some(Data::Sum(sum)) => {
+                        assert_eq!(sum.aggregation_temporality, 2, "{} is cumulative", m.name);
+                        for p in &sum.data_points {
+                            match pid {
+                                // Process series start when the process did.
+                                // at the time of the walk over the process table.
+                                Some(_) => {
+                                    assert!(p.start_time_unix_nano >= boot, "{}", m.name);
+                                    assert!(p.time_unix_nano >= now, "{}", m.name);
+                                }
+                                None => {
+                                    assert_eq!(p.start_time_unix_nano, boot, "{}", m.name);
+                                    assert_eq!(p.time_unix_nano, now, "{}", m.name);
+                                }
+                            }
+                        }
+                    }
+                    Some(Data::Gauge(g)) => assert!(g.data_points.iter().all(|p| p.start_time_unix_nano == 0)),
+                    other => panic!("{}: {other:?}", m.name),
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 40, "{checked}");
+        let find = |name: &str| {
+            request.resource_metrics[0].scope_metrics.iter().flat_map(|s| &s.metrics).find(|m| m.name == name).cloned()
+        };
+        let monotonic = |name: &str| match find(name).and_then(|m| m.data) {
+            Some(Data::Sum(s)) => s.is_monotonic,
+            other => panic!("{name}: {other:?}"),
+        };
+        assert!(monotonic("system.cpu.time") && monotonic("system.disk.io") && monotonic("system.paging.faults"));
+        assert!(!monotonic("system.memory.usage") && !monotonic("system.disk.pending_operations"));
+        assert!(!monotonic("system.filesystem.usage") && !monotonic("system.processes.count"));
+        assert_eq!(find("system.disk.io_time").unwrap().unit, "s");
+        assert_eq!(find("system.network.io").unwrap().unit, "By");
+        // The busiest process, postgres, started 500 ticks (5 s) after boot.
+        let postgres = &request.resource_metrics[1].scope_metrics[0].metrics[0];
+        let Some(Data::Sum(cpu)) = &postgres.data else { panic!("{postgres:?}") };
+        assert_eq!(cpu.data_points[0].start_time_unix_nano, boot + 5_000_000_000);
+    }
+
+    #[test]
+    fn missing_and_garbled_files_lose_only_their_part() {
+        let host = fixture_copy();
+        let root = host.path();
+        for gone in ["proc/swaps", "proc/100/io", "proc/sys/net/netfilter/nf_conntrack_count"] {
+            std::fs::remove_file(root.join(gone)).unwrap();
+        }
+        // Bytes that are not UTF-8 in a mount point, an interface name and a passwd comment.
+        let mut mountinfo = std::fs::read(root.join("proc/1/mountinfo")).unwrap();
+        mountinfo.extend_from_slice(b"30 22 8:49 / /m\xff rw - ext4 /dev/sdd1 rw\n");
+        std::fs::write(root.join("proc/1/mountinfo"), mountinfo).unwrap();
+        std::fs::create_dir(root.join("m\u{fffd}")).unwrap();
+        let mut dev = std::fs::read(root.join("proc/net/dev")).unwrap();
+        dev.extend_from_slice(b"  w\xfe0: 1 2 0 0 0 0 0 0 3 4 0 0 0 0 0 0\n");
+        std::fs::write(root.join("proc/net/dev"), dev).unwrap();
+        std::fs::write(root.join("etc/passwd"), b"root:x:0:0:r\xf6\xf6t:/root:/bin/sh\n").unwrap();
+
+        let mut scrape = Scrape::new(&config(&format!("root_path: {}\n{ALL}", root.display()))).unwrap();
+        let (request, report) = scrape.run(1_763_800_000 * 1_000_000_000);
+        let names: Vec<&str> = request.resource_metrics[0]
+            .scope_metrics
+            .iter()
+            .flat_map(|s| &s.metrics)
+            .map(|m| m.name.as_str())
+            .collect();
+        assert!(!names.contains(&"system.paging.usage"), "no /proc/swaps: no swap devices");
+        assert!(names.contains(&"system.paging.faults") && names.contains(&"system.paging.operations"));
+        assert!(names.contains(&"system.network.io") && names.contains(&"system.network.conntrack.max"));
+        assert!(!names.contains(&"system.network.conntrack.count"));
+        let failed: Vec<&str> = report.errors.iter().map(|(s, _, _)| *s).collect();
+        assert!(!failed.contains(&"paging"), "{:?}", report.errors);
+        assert!(failed.contains(&"network"), "{:?}", report.errors);
+        assert!(failed.contains(&"process"), "the missing io file is reported: {:?}", report.errors);
+        let text = format!("{request:?}");
+        assert!(text.contains("w\u{fffd}0") && text.contains("/m\u{fffd}"), "lossy, not dropped");
+        // pid 100 has no io file but lives: emitted without its disk I/O, not vanished.
+        let counts = report.process.unwrap();
+        assert_eq!((counts.emitted, counts.vanished), (5, 1), "{counts:?}");
+        let postgres = request.resource_metrics.iter().find(|r| format!("{r:?}").contains("postgresql")).unwrap();
+        let metrics: Vec<&str> = postgres.scope_metrics[0].metrics.iter().map(|m| m.name.as_str()).collect();
+        assert!(metrics.contains(&"process.cpu.time") && !metrics.contains(&"process.disk.io"));
+        assert!(text.contains("\"root\""), "the owner still resolves");
     }
 }
