@@ -14,7 +14,7 @@ use common::{Agent, http_get, parse_metric, repo_path, wait_until};
 use ocelot::receivers::hostmetrics::{HostmetricsConfig, Report, Scrape};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data, number_data_point};
+use opentelemetry_proto::tonic::metrics::v1::Metric;
 
 #[test]
 fn fixture_host_through_root_path_to_prometheus() {
@@ -128,27 +128,7 @@ fn metrics(request: &ExportMetricsServiceRequest) -> Vec<&Metric> {
 }
 
 fn values(metric: &Metric) -> Vec<(BTreeMap<String, String>, f64)> {
-    let points = match &metric.data {
-        Some(Data::Sum(s)) => &s.data_points,
-        Some(Data::Gauge(g)) => &g.data_points,
-        _ => panic!("{} is neither sum nor gauge", metric.name),
-    };
-    points
-        .iter()
-        .map(|p| {
-            let attrs = p
-                .attributes
-                .iter()
-                .map(|kv| (kv.key.clone(), text(kv.value.as_ref().unwrap().value.as_ref())))
-                .collect();
-            let v = match p.value {
-                Some(number_data_point::Value::AsDouble(d)) => d,
-                Some(number_data_point::Value::AsInt(i)) => i as f64,
-                None => f64::NAN,
-            };
-            (attrs, v)
-        })
-        .collect()
+    ocelot::receivers::hostmetrics::values(metric).into_iter().map(|(a, v)| (a.into_iter().collect(), v)).collect()
 }
 
 fn text(value: Option<&Value>) -> String {

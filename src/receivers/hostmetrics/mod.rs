@@ -162,8 +162,9 @@ pub(crate) fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hostfs")
 }
 
-#[cfg(test)]
-pub(crate) fn values(metric: &Metric) -> Vec<(Vec<(String, String)>, f64)> {
+/// The points of a gauge or sum as (attributes as text, value): for tests and
+/// debugging output.
+pub fn values(metric: &Metric) -> Vec<(Vec<(String, String)>, f64)> {
     let points = match &metric.data {
         Some(Data::Sum(s)) => &s.data_points,
         Some(Data::Gauge(g)) => &g.data_points,

@@ -691,21 +691,22 @@ mod tests {
         }
     }
 
-    /// The fixture host 10,000 s after its boot.
-    fn scrape_fixture(settings: Settings) -> (Vec<ResourceMetrics>, Counts) {
+    /// A scraper of the fixture host (2 CPUs) with every metric on, its process table,
+    /// and the host's boot time.
+    fn fixture_scraper(settings: Settings, attributes: &MetricToggles) -> (Scraper, Table, Walker, u64) {
         let root = fixture();
-        let boot = boot_time(&root).unwrap();
         let mut walker = Walker::new(&root);
         let mut table = Table::default();
         walker.walk(&mut table).unwrap();
-        let mut s = Scraper::new(
-            Toggles::new(METRICS, &all_on(METRICS)),
-            Toggles::new(RESOURCE_ATTRIBUTES, &all_on(RESOURCE_ATTRIBUTES)),
-            settings,
-            &root,
-            2,
-        );
-        s.scrape(&Tick { root: &root, boot, now: boot + 10_000_000_000_000 }, &table, &mut walker)
+        let metrics = Toggles::new(METRICS, &all_on(METRICS));
+        let scraper = Scraper::new(metrics, Toggles::new(RESOURCE_ATTRIBUTES, attributes), settings, &root, 2);
+        (scraper, table, walker, boot_time(&root).unwrap())
+    }
+
+    /// The fixture host 10,000 s after its boot.
+    fn scrape_fixture(settings: Settings) -> (Vec<ResourceMetrics>, Counts) {
+        let (mut s, table, mut walker, boot) = fixture_scraper(settings, &all_on(RESOURCE_ATTRIBUTES));
+        s.scrape(&Tick { root: &fixture(), boot, now: boot + 10_000_000_000_000 }, &table, &mut walker)
     }
 
     fn attrs(r: &ResourceMetrics) -> Vec<(String, String)> {
@@ -814,17 +815,8 @@ mod tests {
     #[test]
     fn rates_follow_the_last_scrape_and_state_goes_with_the_process() {
         let root = fixture();
-        let boot = boot_time(&root).unwrap();
-        let mut walker = Walker::new(&root);
-        let mut table = Table::default();
-        walker.walk(&mut table).unwrap();
-        let mut s = Scraper::new(
-            Toggles::new(METRICS, &all_on(METRICS)),
-            Toggles::new(RESOURCE_ATTRIBUTES, &MetricToggles::new()),
-            Settings { max_processes: 1, ..settings() },
-            &root,
-            2,
-        );
+        let (mut s, mut table, mut walker, boot) =
+            fixture_scraper(Settings { max_processes: 1, ..settings() }, &MetricToggles::new());
         let t0 = boot + 10_000_000_000_000;
         let (out, _) = s.scrape(&Tick { root: &root, boot, now: t0 }, &table, &mut walker);
         assert_eq!(pids(&out), ["100"]);
