@@ -2,7 +2,10 @@
 //! host's mount table (`/proc/1/mountinfo` under `root_path`) and `statvfs` on the
 //! mount point under `root_path`.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
@@ -124,6 +127,51 @@ impl StatFs for Statvfs {
             available: (raw.f_bavail as u64).saturating_mul(unit),
             inodes: raw.f_files as u64,
             inodes_free: raw.f_ffree as u64,
+        })
+    }
+}
+
+/// How long a mount may take to answer `statvfs`, as node_exporter's mount timeout:
+/// a hung network file system blocks the call without end.
+pub const STATFS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs each `statvfs` on its own thread and waits at most `timeout` for it. A mount
+/// that does not answer is skipped, in this scrape and the next ones, until its call
+/// returns; the scrape goes on with the other mounts.
+pub struct Bounded<S> {
+    inner: Arc<S>,
+    timeout: Duration,
+    waiting: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+impl<S> Bounded<S> {
+    pub fn new(inner: S, timeout: Duration) -> Bounded<S> {
+        Bounded { inner: Arc::new(inner), timeout, waiting: Arc::default() }
+    }
+}
+
+impl<S: StatFs + Sync + 'static> StatFs for Bounded<S> {
+    fn stat(&self, path: &Path) -> Result<Space, String> {
+        if !self.waiting.lock().unwrap_or_else(|e| e.into_inner()).insert(path.to_path_buf()) {
+            return Err(format!("statvfs {}: still no answer from an earlier scrape; skipped", path.display()));
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (inner, waiting, owned) = (self.inner.clone(), self.waiting.clone(), path.to_path_buf());
+        let spawned = std::thread::Builder::new().name("statvfs".into()).spawn(move || {
+            let result = inner.stat(&owned);
+            waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(&owned);
+            let _ = tx.send(result);
+        });
+        if let Err(e) = spawned {
+            self.waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
+            return Err(format!("statvfs {}: cannot start a thread: {e}", path.display()));
+        }
+        rx.recv_timeout(self.timeout).unwrap_or_else(|_| {
+            Err(format!(
+                "statvfs {}: no answer within {:?} (a hung network file system?); skipped until it answers",
+                path.display(),
+                self.timeout
+            ))
         })
     }
 }
@@ -317,6 +365,39 @@ mod tests {
         let inodes = values(&m[1]);
         assert_eq!((inodes[0].1, inodes[1].1), (400.0, 600.0));
         assert_eq!(values(&m[2])[0].1, 60.0 / 95.0);
+    }
+
+    #[test]
+    fn a_mount_that_does_not_answer_is_skipped_until_it_does() {
+        struct Hangs(std::sync::atomic::AtomicBool);
+        impl StatFs for Hangs {
+            fn stat(&self, _: &Path) -> Result<Space, String> {
+                if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                Ok(Space { total: 1, ..Space::default() })
+            }
+        }
+        let bounded = Bounded::new(Hangs(false.into()), Duration::from_millis(50));
+        let nfs = Path::new("/mnt/nfs");
+        let first = bounded.stat(nfs).unwrap_err();
+        assert!(first.contains("no answer within 50ms"), "{first}");
+        assert!(bounded.stat(nfs).unwrap_err().contains("still no answer"));
+        assert_eq!(bounded.stat(Path::new("/")).unwrap().total, 1, "other mounts go on");
+        // Once the hung call returns (300 ms in), the mount is asked again.
+        let started = std::time::Instant::now();
+        let answer = loop {
+            match bounded.stat(nfs) {
+                Ok(space) => break space,
+                Err(e) if started.elapsed() < Duration::from_secs(10) => {
+                    assert!(e.contains("still no answer") || e.contains("no answer within"), "{e}");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(answer.total, 1, "answered at last");
+        assert!(started.elapsed() >= Duration::from_millis(150), "not before the hung call returned");
     }
 
     #[test]

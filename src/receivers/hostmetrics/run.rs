@@ -66,7 +66,7 @@ impl Scrape {
                     mount_points: Filter::new(f.include_mount_points.as_ref(), f.exclude_mount_points.as_ref())?,
                     include_virtual: f.include_virtual_filesystems,
                 },
-                Box::new(filesystem::Statvfs),
+                Box::new(filesystem::Bounded::new(filesystem::Statvfs, filesystem::STATFS_TIMEOUT)),
             )),
             None => None,
         };
