@@ -277,7 +277,10 @@ impl<'de, K: ListKey> Deserialize<'de> for Match<K> {
         let match_type = match raw.match_type {
             Some(t) => t,
             None if items.is_empty() => MatchType::Strict,
-            None => return Err(D::Error::custom(format!("`{}` needs a match_type: strict or regexp", K::KEY))),
+            None => {
+                let types = if K::KEY == "names" { "strict, regexp or glob" } else { "strict or regexp" };
+                return Err(D::Error::custom(format!("`{}` needs a match_type: {types}", K::KEY)));
+            }
         };
         Ok(Match { items, match_type, key: std::marker::PhantomData })
     }
