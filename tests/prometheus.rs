@@ -259,13 +259,17 @@ service:
         sum.data_points[0].time_unix_nano = t + 1_000_000_000;
     }
     send(&agent, request(vec![later]));
-    // What Prometheus will scrape, in the text format.
-    let (status, headers, body) = http_get(target, "/metrics");
-    let text = String::from_utf8(body).unwrap();
-    assert_eq!(status, 200);
-    assert!(headers.get("content-type").unwrap().starts_with("text/plain; version=0.0.4"), "{headers:?}");
+    // What Prometheus will scrape, in the text format. The receiver answers once the
+    // batches are in the pipeline; the exporter serves them a moment later.
+    let mut text = String::new();
+    wait_until(Duration::from_secs(10), "both batches served", || {
+        let (status, headers, body) = http_get(target, "/metrics");
+        assert_eq!(status, 200);
+        assert!(headers.get("content-type").unwrap().starts_with("text/plain; version=0.0.4"), "{headers:?}");
+        text = String::from_utf8(body).unwrap();
+        text.lines().any(|l| l.starts_with("app_orders_placed_total{") && l.ends_with(" 6"))
+    });
     assert!(text.contains("# TYPE app_http_server_requests_total counter\n"), "{text}");
-    assert!(text.contains("app_orders_placed_total{"), "{text}");
     let prometheus = Prometheus::start(&format!(
         "scrape_configs:\n  - job_name: ocelot\n    honor_labels: true\n    static_configs:\n      - targets: ['{target}']\n"
     ));
