@@ -36,6 +36,7 @@ fuzz_target!(|data: &[u8]| {
         }
         5 => {
             let _ = filesystem::parse_mountinfo(&text);
+            let _ = filesystem::parse_mounts(&text);
             let _ = filesystem::parse_device_filesystems(&text);
         }
         6 => {

@@ -48,22 +48,43 @@ pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
         if dash < 6 || fields.len() < dash + 3 {
             continue;
         }
-        let options = fields[5];
-        let mode = if options.split(',').any(|o| o == "rw") {
-            "rw"
-        } else if options.split(',').any(|o| o == "ro") {
-            "ro"
-        } else {
-            "unknown"
-        };
         out.push(Mount {
             device: unescape(fields[dash + 2]),
             mountpoint: unescape(fields[4]),
             fs_type: unescape(fields[dash + 1]),
-            mode,
+            mode: mode(fields[5]),
         });
     }
     out
+}
+
+/// The mounts of a `mounts` file (`device mountpoint type options 0 0`), for kernels
+/// or sandboxes without `mountinfo`.
+pub fn parse_mounts(text: &str) -> Vec<Mount> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let (device, mountpoint, fs_type, options) =
+                (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+            Some(Mount {
+                device: unescape(device),
+                mountpoint: unescape(mountpoint),
+                fs_type: unescape(fs_type),
+                mode: mode(options),
+            })
+        })
+        .collect()
+}
+
+/// `rw` or `ro` from mount options, as upstream reads them.
+fn mode(options: &str) -> &'static str {
+    if options.split(',').any(|o| o == "rw") {
+        "rw"
+    } else if options.split(',').any(|o| o == "ro") {
+        "ro"
+    } else {
+        "unknown"
+    }
 }
 
 /// Undoes the kernel's octal escapes (`\040` for a space) in mount table fields.
@@ -199,17 +220,20 @@ impl Scraper {
     /// and named in the error that comes back with the rest.
     pub fn scrape(&mut self, tick: &Tick) -> Result<(Vec<Metric>, Vec<String>), String> {
         let proc = proc_path(tick.root);
-        let text = ["1/mountinfo", "self/mountinfo"]
+        // The host's mount table (pid 1's), else the agent's, as upstream's gopsutil.
+        let mounts = ["1/mountinfo", "1/mounts", "self/mountinfo", "self/mounts"]
             .iter()
-            .find_map(|name| super::read_text(&proc.join(name)).ok())
-            .ok_or_else(|| format!("cannot read {}/1/mountinfo or self/mountinfo", proc.display()))?;
+            .find_map(|name| {
+                let text = super::read_text(&proc.join(name)).ok()?;
+                Some(if name.ends_with("mountinfo") { parse_mountinfo(&text) } else { parse_mounts(&text) })
+            })
+            .ok_or_else(|| format!("cannot read any of {}/{{1,self}}/{{mountinfo,mounts}}", proc.display()))?;
         let device_types = match self.filters.include_virtual {
             true => None,
             false => Some(parse_device_filesystems(&super::read_proc(tick.root, "filesystems")?)),
         };
         // Of mounts stacked at one mount point only the last is visible (statvfs sees
         // it), so the others are dropped before filtering.
-        let mounts = parse_mountinfo(&text);
         let mut seen = std::collections::HashSet::new();
         let mut visible: Vec<&Mount> = mounts.iter().rev().filter(|m| seen.insert(m.mountpoint.as_str())).collect();
         visible.reverse();
@@ -365,6 +389,21 @@ mod tests {
         let inodes = values(&m[1]);
         assert_eq!((inodes[0].1, inodes[1].1), (400.0, 600.0));
         assert_eq!(values(&m[2])[0].1, 60.0 / 95.0);
+    }
+
+    #[test]
+    fn mounts_is_read_where_there_is_no_mountinfo() {
+        let mounts = parse_mounts("/dev/sda1 / ext4 rw,relatime 0 0\n/dev/sdb1 /data\\040dir xfs ro 0 0\nshort\n");
+        assert_eq!(mounts.len(), 2);
+        assert_eq!(
+            mounts[1],
+            Mount { device: "/dev/sdb1".into(), mountpoint: "/data dir".into(), fs_type: "xfs".into(), mode: "ro" }
+        );
+        let info = parse_mountinfo(&super::super::read_proc(&fixture(), "1/mountinfo").unwrap());
+        assert_eq!(
+            info[0],
+            Mount { device: "/dev/sda1".into(), mountpoint: "/".into(), fs_type: "ext4".into(), mode: "rw" }
+        );
     }
 
     #[test]
