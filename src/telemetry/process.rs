@@ -59,19 +59,15 @@ pub(crate) struct Usage {
     pub rss_bytes: u64,
 }
 
-/// Reads CPU time from `/proc/self/stat` and RSS from `/proc/self/status`.
+/// Reads CPU time and RSS from `/proc/self/stat`, with the hostmetrics receiver's parser.
 pub(crate) fn read_self_usage() -> Option<Usage> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let after = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let rss_kib: u64 =
-        status.lines().find_map(|line| line.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()?;
+    use crate::receivers::hostmetrics::{memory::page_size, procfs::parse_pid_stat};
+    let stat = parse_pid_stat(&std::fs::read("/proc/self/stat").ok()?)?;
     // USER_HZ is 100 on every Linux architecture ocelot targets.
-    Some(Usage { cpu_seconds: ticks as f64 / 100.0, rss_bytes: rss_kib * 1024 })
+    Some(Usage {
+        cpu_seconds: stat.utime.saturating_add(stat.stime) as f64 / 100.0,
+        rss_bytes: stat.rss_pages.saturating_mul(page_size()),
+    })
 }
 
 #[cfg(test)]

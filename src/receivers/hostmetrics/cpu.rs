@@ -106,7 +106,7 @@ impl Scraper {
         let on = |name| self.toggles.on(name);
         let mut out = Vec::new();
         if on("system.cpu.time") || on("system.cpu.utilization") {
-            let cpus = parse_stat(&read_proc(tick.root, "stat")?)?;
+            let cpus = parse_stat(tick.stat()?)?;
             out = metrics(&cpus, self.previous.as_deref(), &self.toggles, tick.boot, tick.now);
             self.previous = Some(cpus);
         }

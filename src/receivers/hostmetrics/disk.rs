@@ -179,7 +179,7 @@ mod tests {
             Toggles::new(METRICS, &MetricToggles::new()),
             Filter::new(None, Some(&Match::<Devices>::new(&["^loop"], MatchType::Regexp))).unwrap(),
         );
-        let m = s.scrape(&Tick { root: &fixture(), boot: 1, now: 2 }).unwrap();
+        let m = s.scrape(&Tick::new(&fixture(), 1, 2)).unwrap();
         assert_eq!(m.len(), 7);
         let io = values(&m[0]);
         // sda, sda1, nvme0n1 (loop0 excluded, ram0 all zero), read and write each.

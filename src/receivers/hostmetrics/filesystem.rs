@@ -218,7 +218,11 @@ impl Scraper {
     /// The mounts that pass the filters, the last one of each mount point (the one
     /// that is visible), with their space. A mount whose `statvfs` fails is left out
     /// and named in the error that comes back with the rest.
-    pub fn scrape(&mut self, tick: &Tick) -> Result<(Vec<Metric>, Vec<String>), String> {
+    pub fn scrape(&mut self, tick: &Tick) -> (Vec<Metric>, Vec<String>) {
+        self.mounts(tick).unwrap_or_else(|e| (Vec::new(), vec![e]))
+    }
+
+    fn mounts(&self, tick: &Tick) -> Result<(Vec<Metric>, Vec<String>), String> {
         let proc = proc_path(tick.root);
         // The host's mount table (pid 1's), else the agent's, as upstream's gopsutil.
         let mounts = ["1/mountinfo", "1/mounts", "self/mountinfo", "self/mounts"]
@@ -369,7 +373,7 @@ mod tests {
     #[test]
     fn golden_filesystems() {
         let mut s = Scraper::new(Toggles::new(METRICS, &on_all()), filters(None, false), Box::new(Table));
-        let (m, errors) = s.scrape(&Tick { root: &fixture(), boot: 1, now: 2 }).unwrap();
+        let (m, errors) = s.scrape(&Tick::new(&fixture(), 1, 2));
         // `/boot` has no space in the table: reported, the others still scraped.
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("boot"), "{errors:?}");
@@ -444,7 +448,7 @@ mod tests {
         let exclude = Match::<MountPoints>::new(&["/boot", "/data dir"], MatchType::Strict);
         let mut s =
             Scraper::new(Toggles::new(METRICS, &MetricToggles::new()), filters(Some(&exclude), true), Box::new(Table));
-        let (m, errors) = s.scrape(&Tick { root: &fixture(), boot: 1, now: 2 }).unwrap();
+        let (m, errors) = s.scrape(&Tick::new(&fixture(), 1, 2));
         let points: Vec<String> = values(&m[0]).iter().map(|(a, _)| a[2].1.clone()).collect();
         // With virtual file systems: /proc, /run and the overlay come in (the table
         // knows only / and "data dir", so they fail statvfs).

@@ -35,7 +35,7 @@ impl Scraper {
         let load = parse_loadavg(&read_proc(tick.root, "loadavg")?)?;
         // The host's CPUs (the cpuN lines of its /proc/stat), not the agent's share.
         let cpus = match self.cpu_average {
-            true => Some(super::cpu::parse_stat(&read_proc(tick.root, "stat")?)?.len()),
+            true => Some(super::cpu::parse_stat(tick.stat()?)?.len()),
             false => None,
         };
         let mut out = metrics(load, cpus, tick.now);

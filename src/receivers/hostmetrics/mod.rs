@@ -64,6 +64,24 @@ pub struct Tick<'a> {
     pub root: &'a Path,
     pub boot: u64,
     pub now: u64,
+    /// `/proc/stat`, read once per scrape for the scrapers that need it.
+    stat: std::cell::OnceCell<Result<String, String>>,
+}
+
+impl<'a> Tick<'a> {
+    pub fn new(root: &'a Path, boot: u64, now: u64) -> Tick<'a> {
+        Tick { root, boot, now, stat: std::cell::OnceCell::new() }
+    }
+
+    /// The same scrape at another time (the process table is walked later).
+    pub fn at(&self, now: u64) -> Tick<'a> {
+        Tick::new(self.root, self.boot, now)
+    }
+
+    /// `/proc/stat` of this scrape (cpu, load and processes read it).
+    pub fn stat(&self) -> Result<&str, String> {
+        self.stat.get_or_init(|| read_proc(self.root, "stat")).as_deref().map_err(Clone::clone)
+    }
 }
 
 /// The instrumentation scope of a scraper, named as upstream's so that rules that

@@ -208,7 +208,7 @@ mod tests {
         .into();
         let exclude = Match::<Interfaces>::new(&["lo"], MatchType::Strict);
         let mut s = Scraper::new(Toggles::new(METRICS, &toggles), Filter::new(None, Some(&exclude)).unwrap());
-        let (m, errors) = s.scrape(&Tick { root: &fixture(), boot: 1, now: 2 });
+        let (m, errors) = s.scrape(&Tick::new(&fixture(), 1, 2));
         assert!(errors.is_empty(), "{errors:?}");
         let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, METRICS.iter().map(|(n, _)| *n).collect::<Vec<_>>());

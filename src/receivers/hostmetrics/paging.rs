@@ -154,7 +154,7 @@ mod tests {
     fn golden_swap_and_counters() {
         let toggles: MetricToggles = [("system.paging.utilization".to_string(), Enabled { enabled: true })].into();
         let mut s = Scraper::new(Toggles::new(METRICS, &toggles));
-        let (m, errors) = s.scrape(&Tick { root: &fixture(), boot: 1, now: 2 });
+        let (m, errors) = s.scrape(&Tick::new(&fixture(), 1, 2));
         assert!(errors.is_empty(), "{errors:?}");
         let usage = values(&m[0]);
         assert_eq!(usage.len(), 4);

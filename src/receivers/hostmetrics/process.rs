@@ -706,7 +706,7 @@ mod tests {
     /// The fixture host 10,000 s after its boot.
     fn scrape_fixture(settings: Settings) -> (Vec<ResourceMetrics>, Counts) {
         let (mut s, table, mut walker, boot) = fixture_scraper(settings, &all_on(RESOURCE_ATTRIBUTES));
-        s.scrape(&Tick { root: &fixture(), boot, now: boot + 10_000_000_000_000 }, &table, &mut walker)
+        s.scrape(&Tick::new(&fixture(), boot, boot + 10_000_000_000_000), &table, &mut walker)
     }
 
     fn attrs(r: &ResourceMetrics) -> Vec<(String, String)> {
@@ -818,21 +818,21 @@ mod tests {
         let (mut s, mut table, mut walker, boot) =
             fixture_scraper(Settings { max_processes: 1, ..settings() }, &MetricToggles::new());
         let t0 = boot + 10_000_000_000_000;
-        let (out, _) = s.scrape(&Tick { root: &root, boot, now: t0 }, &table, &mut walker);
+        let (out, _) = s.scrape(&Tick::new(&root, boot, t0), &table, &mut walker);
         assert_eq!(pids(&out), ["100"]);
         assert_eq!(s.tracked(), 5);
         // Ten seconds later the long-named process used a whole core; postgres nothing.
         let busy = table.entries.iter_mut().find(|p| p.pid == 200).unwrap();
         busy.utime += 600;
         busy.stime += 400;
-        let (out, _) = s.scrape(&Tick { root: &root, boot, now: t0 + 10_000_000_000 }, &table, &mut walker);
+        let (out, _) = s.scrape(&Tick::new(&root, boot, t0 + 10_000_000_000), &table, &mut walker);
         assert_eq!(pids(&out), ["200"]);
         let util = values(metric(&out[0], "process.cpu.utilization"));
         assert_eq!(util.iter().map(|(_, v)| *v).collect::<Vec<_>>(), [0.3, 0.2, 0.0], "of 2 cores");
         // Processes that exit are forgotten; a reused pid starts over.
         table.entries.retain(|p| p.pid != 100);
         table.entries.iter_mut().find(|p| p.pid == 200).unwrap().starttime += 1;
-        let (out, _) = s.scrape(&Tick { root: &root, boot, now: t0 + 20_000_000_000 }, &table, &mut walker);
+        let (out, _) = s.scrape(&Tick::new(&root, boot, t0 + 20_000_000_000), &table, &mut walker);
         assert_eq!(s.tracked(), 4);
         assert!(out[0].scope_metrics[0].metrics.iter().all(|m| m.name != "process.cpu.utilization"));
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
 use super::procfs::Table;
-use super::{Tick, Toggles, attribute, int_point, read_proc, sum};
+use super::{Tick, Toggles, attribute, int_point, sum};
 
 pub const METRICS: &[(&str, bool)] = &[("system.processes.count", true), ("system.processes.created", true)];
 
@@ -45,7 +45,7 @@ impl Scraper {
     }
 
     pub fn scrape(&mut self, tick: &Tick, table: &Table) -> Result<Vec<Metric>, String> {
-        let stat = read_proc(tick.root, "stat")?;
+        let stat = tick.stat()?;
         let field = |name: &str| -> Result<i64, String> {
             stat.lines()
                 .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
@@ -100,7 +100,7 @@ mod tests {
         let mut table = Table::default();
         walker.walk(&mut table).unwrap();
         let mut s = Scraper::new(Toggles::new(METRICS, &MetricToggles::new()));
-        let m = s.scrape(&Tick { root: &fixture(), boot: 1, now: 2 }, &table).unwrap();
+        let m = s.scrape(&Tick::new(&fixture(), 1, 2), &table).unwrap();
         let counts: Vec<(String, f64)> = values(&m[0]).into_iter().map(|(a, v)| (a[0].1.clone(), v)).collect();
         let expected = [("blocked", 1.0), ("idle", 1.0), ("running", 3.0), ("sleeping", 3.0)];
         assert_eq!(counts, expected.map(|(s, v)| (s.to_string(), v)), "running and blocked from /proc/stat");

@@ -135,7 +135,7 @@ impl Scrape {
     /// Runs every scraper once at `now` (ns since the epoch).
     pub fn run(&mut self, now: u64) -> (ExportMetricsServiceRequest, Report) {
         let run_started = Instant::now();
-        let tick = Tick { root: &self.root, boot: self.boot, now };
+        let tick = Tick::new(&self.root, self.boot, now);
         let mut report = Report::default();
         let mut scopes = Vec::new();
         let mut system = |name: &'static str,
@@ -176,16 +176,7 @@ impl Scrape {
                 }
             };
         }
-        if let Some(s) = &mut self.filesystem {
-            let started = Instant::now();
-            let result = s.scrape(&tick).map(|(metrics, errors)| {
-                if let Some(first) = errors.first() {
-                    report.errors.push(("filesystem", errors.len() as u64, first.clone()));
-                }
-                metrics
-            });
-            system("filesystem", result, started, &mut report);
-        }
+        partial!(filesystem, "filesystem");
         partial!(network, "network");
         partial!(paging, "paging");
         // One pass over the process table serves both process scrapers.
@@ -220,7 +211,7 @@ impl Scrape {
             let started = Instant::now();
             match &table {
                 Ok(()) => {
-                    let tick = Tick { now: walked_at, ..tick };
+                    let tick = tick.at(walked_at);
                     let (processes, counts) = s.scrape(&tick, &self.table, &mut self.walker);
                     resources.extend(processes);
                     if let Some(first) = &counts.first_error {
