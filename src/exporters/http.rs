@@ -20,6 +20,8 @@ type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Byte
 pub struct HttpPoster {
     client: HttpsClient,
     headers: http::HeaderMap,
+    /// Bounds each request (connect, send, response), not a whole batch; zero: none.
+    timeout: Duration,
 }
 
 /// What came back, for the caller to classify.
@@ -68,12 +70,28 @@ impl HttpPoster {
             })?;
             header_map.insert(name, value);
         }
-        Ok(HttpPoster { client, headers: header_map })
+        Ok(HttpPoster { client, headers: header_map, timeout })
     }
 
-    /// POSTs `body` with the configured headers, then `fixed` ones (which win). A
-    /// transport failure is retryable; any response is returned for classifying.
+    /// POSTs `body` with the configured headers, then `fixed` ones (which win), within
+    /// the timeout. A transport failure or a timeout is retryable; any response is
+    /// returned for classifying.
     pub async fn post(
+        &self,
+        url: &http::Uri,
+        body: Vec<u8>,
+        fixed: &[(http::HeaderName, http::HeaderValue)],
+    ) -> Result<Response, ExportError> {
+        if self.timeout.is_zero() {
+            return self.post_unbounded(url, body, fixed).await;
+        }
+        match tokio::time::timeout(self.timeout, self.post_unbounded(url, body, fixed)).await {
+            Ok(result) => result,
+            Err(_) => Err(ExportError::retryable(format!("request to {url} timed out after {:?}", self.timeout))),
+        }
+    }
+
+    async fn post_unbounded(
         &self,
         url: &http::Uri,
         body: Vec<u8>,

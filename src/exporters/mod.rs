@@ -11,13 +11,12 @@ pub mod otlp;
 pub mod prometheus;
 pub mod prometheusremotewrite;
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::component::{Factory, parse_config};
 use crate::config::ComponentId;
-use crate::pdata::{Batch, Signal};
+use crate::pdata::Signal;
 use crate::telemetry::Telemetry;
 use helper::{ExporterSettings, QueueConfig, RetryConfig};
 
@@ -87,7 +86,8 @@ pub enum BuildError {
 fn local_settings(id: &ComponentId, telemetry: &Telemetry, give_up: CancellationToken) -> ExporterSettings {
     ExporterSettings {
         id: id.clone(),
-        queue: QueueConfig { enabled: true, num_consumers: 1, queue_size: 1000 },
+        // They keep up or fail at once; waiting for room keeps them lossless.
+        queue: QueueConfig { num_consumers: 1, block_on_overflow: true, ..QueueConfig::default() },
         retry: RetryConfig { enabled: false, ..RetryConfig::default() },
         timeout: None,
         metrics: telemetry.exporter(id),
@@ -102,23 +102,25 @@ pub fn start(
     telemetry: &std::sync::Arc<Telemetry>,
     give_up: CancellationToken,
     tracker: &TaskTracker,
-) -> Result<mpsc::Sender<Batch>, BuildError> {
-    let remote = |queue: &QueueConfig, retry: &RetryConfig, timeout: std::time::Duration| ExporterSettings {
+) -> Result<helper::ExporterInput, BuildError> {
+    // `timeout` bounds each request. HTTP exporters apply it per request themselves
+    // (a batch may be several requests); for gRPC one export is one request.
+    // `timeout: 0` means no timeout, as upstream.
+    let remote = |queue: &QueueConfig, retry: &RetryConfig, timeout: Option<std::time::Duration>| ExporterSettings {
         id: id.clone(),
         queue: queue.clone(),
         retry: retry.clone(),
-        // `timeout: 0` means no timeout, as upstream.
-        timeout: (!timeout.is_zero()).then_some(timeout),
+        timeout: timeout.filter(|t| !t.is_zero()),
         metrics: telemetry.exporter(id),
         give_up: give_up.clone(),
     };
     Ok(match config {
         ExporterConfig::Otlp(c) => {
-            let settings = remote(&c.sending_queue, &c.retry_on_failure, c.timeout.0);
+            let settings = remote(&c.sending_queue, &c.retry_on_failure, Some(c.timeout.0));
             helper::spawn(otlp::grpc::OtlpGrpcExporter::new(c)?, settings, tracker)
         }
         ExporterConfig::OtlpHttp(c) => {
-            let settings = remote(&c.sending_queue, &c.retry_on_failure, c.timeout.0);
+            let settings = remote(&c.sending_queue, &c.retry_on_failure, None);
             helper::spawn(otlp::http::OtlpHttpExporter::new(c)?, settings, tracker)
         }
         ExporterConfig::Debug(c) => {
@@ -128,12 +130,12 @@ pub fn start(
             helper::spawn(file::FileExporter::new(c)?, local_settings(id, telemetry, give_up), tracker)
         }
         ExporterConfig::PrometheusRemoteWrite(c) => {
-            let settings = remote(&c.remote_write_queue.queue(), &c.retry_on_failure, c.timeout.0);
-            helper::spawn(prometheusremotewrite::PrwExporter::new(id, c, telemetry)?, settings, tracker)
+            let settings = remote(&c.remote_write_queue.queue(), &c.retry_on_failure, None);
+            helper::spawn_in_parts(prometheusremotewrite::PrwExporter::new(id, c, telemetry)?, settings, tracker)
         }
         ExporterConfig::Loki(c) => {
-            let settings = remote(&c.sending_queue, &c.retry_on_failure, c.timeout.0);
-            helper::spawn(loki::LokiExporter::new(id, c, telemetry)?, settings, tracker)
+            let settings = remote(&c.sending_queue, &c.retry_on_failure, None);
+            helper::spawn_in_parts(loki::LokiExporter::new(id, c, telemetry)?, settings, tracker)
         }
         ExporterConfig::Prometheus(c) => {
             let exporter = prometheus::PrometheusExporter::new(id, c, telemetry, tracker)?;

@@ -11,7 +11,7 @@ pub mod synthetic;
 use std::fmt;
 use std::sync::Arc;
 
-pub use ack::{Ack, AckOutcome, AckWaiter};
+pub use ack::{Ack, AckOutcome, AckWaiter, BackendStatus, Resolution};
 pub use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 pub use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -177,10 +177,45 @@ impl Batch {
         Arc::make_mut(&mut self.payload)
     }
 
-    /// Marks every source of this batch as failed (refused or permanently lost).
+    /// Marks every source of this batch as not delivered for now (refused, a full
+    /// queue, retries given up): worth sending again.
     pub fn fail(&self) {
         for ack in &self.acks {
             ack.fail();
+        }
+    }
+
+    /// [`Batch::fail`] with the reason, for a client that waits for the outcome.
+    pub fn fail_with(&self, message: &str) {
+        for ack in &self.acks {
+            ack.fail_with(message);
+        }
+    }
+
+    /// Marks every source of this batch as dropped for good (a 4xx, invalid data).
+    pub fn reject(&self, status: Option<BackendStatus>, message: &str) {
+        for ack in &self.acks {
+            ack.reject(status, message);
+        }
+    }
+
+    /// Marks every source of this batch as kept (delivered somewhere).
+    pub fn keep(&self) {
+        for ack in &self.acks {
+            ack.keep();
+        }
+    }
+
+    /// Lets go of the reply tokens, as kept: a queue (or a processor that holds data
+    /// over time) has taken the data over, and a waiting client may have its answer.
+    pub fn release_replies(&mut self) {
+        if self.acks.iter().any(Ack::is_reply) {
+            self.acks.retain(|ack| {
+                if ack.is_reply() {
+                    ack.keep();
+                }
+                !ack.is_reply()
+            });
         }
     }
 }

@@ -139,7 +139,7 @@ mod tests {
         consumer.try_consume(Batch::new(logs(&[&[1]]))).unwrap();
         let (ack, waiter) = crate::pdata::Ack::new();
         assert_eq!(consumer.try_consume(Batch::with_ack(logs(&[&[1]]), ack)), Err(Refused::Full));
-        assert_eq!(waiter.wait().await, crate::pdata::AckOutcome::Failed);
+        assert_eq!(waiter.wait().await.outcome, crate::pdata::AckOutcome::Failed);
     }
 
     #[tokio::test]

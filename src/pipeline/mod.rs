@@ -74,7 +74,7 @@ async fn wire(
     let pipelines = &config.service.pipelines;
 
     // 1. Exporters, one instance per id however many pipelines use it.
-    let mut exporters: BTreeMap<&ComponentId, mpsc::Sender<Batch>> = BTreeMap::new();
+    let mut exporters: BTreeMap<&ComponentId, crate::exporters::helper::ExporterInput> = BTreeMap::new();
     for pipeline in pipelines.values() {
         for id in &pipeline.exporters {
             let Some(exporter_config) = config.exporters.get(id) else {
@@ -102,13 +102,13 @@ async fn wire(
     for (pipeline_id, pipeline) in pipelines {
         let mut outputs = Vec::new();
         for id in &pipeline.exporters {
-            if let Some(sender) = exporters.get(id) {
-                outputs.push(sender.clone());
+            if let Some(input) = exporters.get(id) {
+                outputs.push(run::Output::Exporter(input.clone()));
             } else if config.connectors.contains_key(id) {
                 // A forward connector: the pipelines that receive from it, same signal.
                 for (other_id, other) in pipelines {
                     if other_id.signal == pipeline_id.signal && other.receivers.contains(id) {
-                        outputs.extend(sender_of(&inputs, other_id));
+                        outputs.extend(sender_of(&inputs, other_id).map(run::Output::Pipeline));
                     }
                 }
             }

@@ -1,6 +1,8 @@
 //! One pipeline's task: take batches from the input channel, run the processors in
 //! order (calling back those with deadlines), fan out to exporter queues and
-//! connected pipelines, waiting while they are full.
+//! connected pipelines. A connected pipeline's full input is waited for
+//! (backpressure); an exporter's full queue is its own business
+//! ([`ExporterInput::send`]), so one slow exporter never stalls the others.
 
 use std::future::pending;
 
@@ -9,14 +11,32 @@ use tokio::time::{Instant, sleep_until};
 use tracing::{debug, error};
 
 use crate::config::PipelineId;
+use crate::exporters::helper::ExporterInput;
 use crate::pdata::Batch;
 use crate::processors::Processor;
+
+/// Where a pipeline's output goes.
+#[derive(Clone)]
+pub(super) enum Output {
+    Exporter(ExporterInput),
+    /// A connected pipeline's input (a forward connector).
+    Pipeline(mpsc::Sender<Batch>),
+}
+
+impl Output {
+    async fn send(&self, batch: Batch) -> Result<(), Batch> {
+        match self {
+            Output::Exporter(input) => input.send(batch).await,
+            Output::Pipeline(tx) => tx.send(batch).await.map_err(|e| e.0),
+        }
+    }
+}
 
 pub(super) async fn run_pipeline(
     id: PipelineId,
     mut input: mpsc::Receiver<Batch>,
     mut processors: Vec<Box<dyn Processor>>,
-    outputs: Vec<mpsc::Sender<Batch>>,
+    outputs: Vec<Output>,
 ) {
     let mut ready = Vec::new();
     loop {
@@ -79,23 +99,23 @@ fn run_from(processors: &mut [Box<dyn Processor>], start: usize, batches: Vec<Ba
     ready.extend(current);
 }
 
-/// Sends to every output, waiting for room (backpressure); the last gets the original.
-async fn fan_out(id: &PipelineId, outputs: &[mpsc::Sender<Batch>], batch: Batch) {
+/// Sends to every output; the last gets the original.
+async fn fan_out(id: &PipelineId, outputs: &[Output], batch: Batch) {
     let Some((last, rest)) = outputs.split_last() else {
         return;
     };
     for output in rest {
-        if let Err(e) = output.send(batch.clone()).await {
-            lost(id, e.0);
+        if let Err(batch) = output.send(batch.clone()).await {
+            lost(id, batch);
         }
     }
-    if let Err(e) = last.send(batch).await {
-        lost(id, e.0);
+    if let Err(batch) = last.send(batch).await {
+        lost(id, batch);
     }
 }
 
 /// Exporters outlive the pipelines that feed them, so this only happens on a bug.
 fn lost(id: &PipelineId, batch: Batch) {
-    batch.fail();
+    batch.fail_with("a pipeline output closed early");
     error!(pipeline = %id, items = batch.payload.item_count(), "A pipeline output closed early; data lost.");
 }

@@ -233,7 +233,7 @@ mod tests {
         assert_eq!(out[0].acks.len(), 2);
         out[0].fail();
         out.clear();
-        assert_eq!(wait_a.wait().await, AckOutcome::Failed);
-        assert_eq!(wait_b.wait().await, AckOutcome::Failed);
+        assert_eq!(wait_a.wait().await.outcome, AckOutcome::Failed);
+        assert_eq!(wait_b.wait().await.outcome, AckOutcome::Failed);
     }
 }

@@ -232,6 +232,7 @@ impl ReceiverMetrics {
 pub struct ExporterMetrics {
     sent: [Counter; 3],
     failed: [Counter; 3],
+    enqueue_failed: [Counter; 3],
     pub queue_size: Gauge,
     pub queue_capacity: Gauge,
 }
@@ -242,6 +243,9 @@ impl ExporterMetrics {
     }
     pub fn send_failed(&self, signal: Signal) -> &Counter {
         &self.failed[signal.index()]
+    }
+    pub fn enqueue_failed(&self, signal: Signal) -> &Counter {
+        &self.enqueue_failed[signal.index()]
     }
 }
 
@@ -261,6 +265,7 @@ pub struct Telemetry {
     receiver_refused: PerSignal<ReceiverLabels>,
     exporter_sent: PerSignal<ExporterLabels>,
     exporter_failed: PerSignal<ExporterLabels>,
+    exporter_enqueue_failed: PerSignal<ExporterLabels>,
     exporter_queue_size: Family<ExporterLabels, Gauge>,
     exporter_queue_capacity: Family<ExporterLabels, Gauge>,
     batch_send_size: Family<ProcessorLabels, Histogram, fn() -> Histogram>,
@@ -303,6 +308,11 @@ impl Telemetry {
             &mut registry,
             "otelcol_exporter_send_failed",
             "Number of items in failed attempts to send to destination",
+        );
+        let exporter_enqueue_failed = PerSignal::register(
+            &mut registry,
+            "otelcol_exporter_enqueue_failed",
+            "Number of items that failed to be added to the sending queue",
         );
         let exporter_queue_size = Family::<ExporterLabels, Gauge>::default();
         registry.register(
@@ -407,6 +417,7 @@ impl Telemetry {
             receiver_refused,
             exporter_sent,
             exporter_failed,
+            exporter_enqueue_failed,
             exporter_queue_size,
             exporter_queue_capacity,
             batch_send_size,
@@ -441,6 +452,7 @@ impl Telemetry {
         ExporterMetrics {
             sent: self.exporter_sent.counters(&labels),
             failed: self.exporter_failed.counters(&labels),
+            enqueue_failed: self.exporter_enqueue_failed.counters(&labels),
             queue_size: self.exporter_queue_size.get_or_create(&labels).clone(),
             queue_capacity: self.exporter_queue_capacity.get_or_create(&labels).clone(),
         }

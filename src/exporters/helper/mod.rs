@@ -19,7 +19,7 @@ use tracing::{error, warn};
 pub use retry::RetryConfig;
 
 use crate::config::ComponentId;
-use crate::pdata::{Batch, Payload};
+use crate::pdata::{BackendStatus, Batch, Payload};
 use crate::telemetry::ExporterMetrics;
 
 /// Why an export failed, decided where the failure is born.
@@ -32,6 +32,8 @@ pub struct ExportError {
     pub message: String,
     /// The exporter has already logged it (throttled its own way): not logged again.
     pub logged: bool,
+    /// The backend's status, passed back to a client that waits for the outcome.
+    pub status: Option<BackendStatus>,
 }
 
 impl ExportError {
@@ -41,17 +43,65 @@ impl ExportError {
 
     /// Retryable, after at least `retry_after` when the server said so.
     pub fn retry_after(message: impl Into<String>, retry_after: Option<Duration>) -> ExportError {
-        ExportError { retryable: true, retry_after, message: message.into(), logged: false }
+        ExportError { retryable: true, retry_after, message: message.into(), ..ExportError::default() }
     }
 
     pub fn permanent(message: impl Into<String>) -> ExportError {
         ExportError { message: message.into(), ..ExportError::default() }
     }
+
+    pub fn with_status(mut self, status: BackendStatus) -> ExportError {
+        self.status = Some(status);
+        self
+    }
 }
 
-/// One exporter's "push this batch".
+/// One exporter's "push this batch", as one request.
 pub trait Export: Send + Sync + 'static {
     fn export(&self, payload: &Payload) -> impl Future<Output = Result<(), ExportError>> + Send;
+}
+
+/// Items of a batch an exporter settled on its own, for exporters that send a batch
+/// as several requests: counted per item, and never sent again on a retry.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Items delivered so far.
+    pub sent: u64,
+    /// Items refused for good so far.
+    pub rejected: u64,
+    /// The first refusal, for the acknowledgement.
+    pub rejection: Option<ExportError>,
+}
+
+impl Tally {
+    pub fn reject(&mut self, items: u64, error: ExportError) {
+        self.rejected += items;
+        self.rejection.get_or_insert(error);
+    }
+}
+
+/// "Push this batch" for exporters that split a batch into several requests. `Parts`
+/// is what the exporter keeps between attempts at one batch (its requests, built once,
+/// and which of them are done), so a retry sends only what failed. `Ok` means every
+/// part is settled; a retryable `Err` means some part should be tried again.
+pub trait ExportInParts: Send + Sync + 'static {
+    type Parts: Default + Send;
+    fn export_parts(
+        &self,
+        payload: &Payload,
+        parts: &mut Self::Parts,
+        tally: &mut Tally,
+    ) -> impl Future<Output = Result<(), ExportError>> + Send;
+}
+
+/// A one-request exporter seen as one part.
+struct Whole<E>(E);
+
+impl<E: Export> ExportInParts for Whole<E> {
+    type Parts = ();
+    async fn export_parts(&self, payload: &Payload, _parts: &mut (), _tally: &mut Tally) -> Result<(), ExportError> {
+        self.0.export(payload).await
+    }
 }
 
 /// `sending_queue`, as upstream's exporterhelper names it.
@@ -68,11 +118,27 @@ pub struct QueueConfig {
     /// and receivers refuse new data. Default 1000.
     #[serde(default = "default_queue_size")]
     pub queue_size: usize,
+    /// When the queue is full: `false` (the default, as upstream) refuses this
+    /// exporter's copy and counts it (`otelcol_exporter_enqueue_failed_*`), so one slow
+    /// exporter never stalls the others; `true` waits for room (backpressure reaches
+    /// the pipeline and every exporter in it).
+    #[serde(default, alias = "blocking")]
+    pub block_on_overflow: bool,
+    /// A client that waits for its answer (OTLP) waits for the export, not just for the
+    /// queue, as with no queue. Default false.
+    #[serde(default)]
+    pub wait_for_result: bool,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        QueueConfig { enabled: true, num_consumers: default_num_consumers(), queue_size: default_queue_size() }
+        QueueConfig {
+            enabled: true,
+            num_consumers: default_num_consumers(),
+            queue_size: default_queue_size(),
+            block_on_overflow: false,
+            wait_for_result: false,
+        }
     }
 }
 
@@ -123,17 +189,91 @@ pub struct ExporterSettings {
     pub give_up: CancellationToken,
 }
 
-/// Starts the queue and its consumers; returns the queue's sending end. The exporter
-/// finishes once every sender is dropped and the queue is drained.
-pub fn spawn<E: Export>(exporter: E, settings: ExporterSettings, tracker: &TaskTracker) -> mpsc::Sender<Batch> {
-    let (tx, rx) = mpsc::channel(settings.queue.capacity());
-    settings.metrics.queue_capacity.set(settings.queue.capacity() as i64);
-    let inner = tracker.clone();
-    tracker.spawn(dispatch(Arc::new(exporter), Arc::new(settings), rx, inner));
-    tx
+/// Where a pipeline hands an exporter its copy of a batch.
+#[derive(Clone)]
+pub struct ExporterInput {
+    tx: mpsc::Sender<Batch>,
+    queue: QueueConfig,
+    id: ComponentId,
+    metrics: ExporterMetrics,
+    /// When a full queue was last logged.
+    warned: Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
-async fn dispatch<E: Export>(
+/// A full queue is logged at most this often per exporter.
+const FULL_QUEUE_LOG_EVERY: Duration = Duration::from_secs(10);
+
+impl ExporterInput {
+    /// Hands `batch` to the exporter. With no queue it waits for room (the export
+    /// itself is the answer); with a queue it lets reply tokens go once the batch is in
+    /// (unless `wait_for_result`) and, when the queue is full, waits only with
+    /// `block_on_overflow`; otherwise the copy is refused, counted and marked failed.
+    /// `Err` gives the batch back when the exporter has stopped.
+    pub async fn send(&self, mut batch: Batch) -> Result<(), Batch> {
+        if !self.queue.enabled {
+            return self.tx.send(batch).await.map_err(|e| e.0);
+        }
+        let permit = if self.queue.block_on_overflow {
+            self.tx.reserve().await.ok()
+        } else {
+            match self.tx.try_reserve() {
+                Ok(permit) => Some(permit),
+                Err(mpsc::error::TrySendError::Full(())) => {
+                    self.refuse(&batch);
+                    return Ok(());
+                }
+                Err(mpsc::error::TrySendError::Closed(())) => None,
+            }
+        };
+        let Some(permit) = permit else { return Err(batch) };
+        if !self.queue.wait_for_result {
+            batch.release_replies();
+        }
+        permit.send(batch);
+        Ok(())
+    }
+
+    fn refuse(&self, batch: &Batch) {
+        let signal = batch.signal();
+        let items = batch.payload.item_count() as u64;
+        self.metrics.enqueue_failed(signal).inc_by(items);
+        batch.fail_with("the exporter's sending queue is full");
+        let mut warned = self.warned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if warned.is_none_or(|at| at.elapsed() >= FULL_QUEUE_LOG_EVERY) {
+            *warned = Some(Instant::now());
+            error!(exporter = %self.id, %signal, items, queue_size = self.queue.queue_size,
+                "Sending queue is full; this exporter's copy is dropped (block_on_overflow is false; logged every 10s).");
+        }
+    }
+}
+
+/// Starts the queue and its consumers; returns the queue's sending end. The exporter
+/// finishes once every sender is dropped and the queue is drained.
+pub fn spawn<E: Export>(exporter: E, settings: ExporterSettings, tracker: &TaskTracker) -> ExporterInput {
+    spawn_in_parts(Whole(exporter), settings, tracker)
+}
+
+/// [`spawn`] for an exporter that sends a batch as several requests.
+pub fn spawn_in_parts<E: ExportInParts>(
+    exporter: E,
+    settings: ExporterSettings,
+    tracker: &TaskTracker,
+) -> ExporterInput {
+    let (tx, rx) = mpsc::channel(settings.queue.capacity());
+    settings.metrics.queue_capacity.set(settings.queue.capacity() as i64);
+    let input = ExporterInput {
+        tx,
+        queue: settings.queue.clone(),
+        id: settings.id.clone(),
+        metrics: settings.metrics.clone(),
+        warned: Arc::default(),
+    };
+    let inner = tracker.clone();
+    tracker.spawn(dispatch(Arc::new(exporter), Arc::new(settings), rx, inner));
+    input
+}
+
+async fn dispatch<E: ExportInParts>(
     exporter: Arc<E>,
     settings: Arc<ExporterSettings>,
     mut rx: mpsc::Receiver<Batch>,
@@ -175,26 +315,33 @@ async fn dispatch<E: Export>(
     let _all = slots.acquire_many(consumers as u32).await;
 }
 
-async fn send_with_retry<E: Export>(exporter: &E, batch: Batch, settings: &ExporterSettings) {
+async fn send_with_retry<E: ExportInParts>(exporter: &E, batch: Batch, settings: &ExporterSettings) {
     let items = batch.payload.item_count() as u64;
     let signal = batch.signal();
     let id = &settings.id;
     let started = Instant::now();
     let mut backoff = settings.retry.backoff();
+    let mut parts = E::Parts::default();
+    let mut tally = Tally::default();
+    // What the metrics have counted of `tally` so far.
+    let (mut counted_sent, mut counted_rejected) = (0, 0);
     loop {
         if settings.give_up.is_cancelled() {
-            settings.metrics.send_failed(signal).inc_by(items);
-            batch.fail();
-            error!(exporter = %id, %signal, items, "Shutdown deadline passed before this batch was exported; dropping data.");
+            let left = give_up(&batch, items, &tally, settings, "the shutdown deadline passed");
+            error!(exporter = %id, %signal, items = left, "Shutdown deadline passed before this batch was exported; dropping data.");
             return;
         }
         let attempt = async {
             match settings.timeout {
-                Some(limit) => match tokio::time::timeout(limit, exporter.export(&batch.payload)).await {
-                    Ok(result) => result,
-                    Err(_) => Err(ExportError::retryable(format!("export timed out after {limit:?}"))),
-                },
-                None => exporter.export(&batch.payload).await,
+                Some(limit) => {
+                    match tokio::time::timeout(limit, exporter.export_parts(&batch.payload, &mut parts, &mut tally))
+                        .await
+                    {
+                        Ok(result) => result,
+                        Err(_) => Err(ExportError::retryable(format!("export timed out after {limit:?}"))),
+                    }
+                }
+                None => exporter.export_parts(&batch.payload, &mut parts, &mut tally).await,
             }
         };
         // An attempt in flight at the shutdown deadline is abandoned too.
@@ -203,42 +350,71 @@ async fn send_with_retry<E: Export>(exporter: &E, batch: Batch, settings: &Expor
             _ = settings.give_up.cancelled() => Err(ExportError::retryable("the shutdown deadline passed during the export")),
             result = attempt => result,
         };
+        // Parts settled in this attempt are counted now, whatever comes of the rest.
+        settings.metrics.sent(signal).inc_by(tally.sent - counted_sent);
+        settings.metrics.send_failed(signal).inc_by(tally.rejected - counted_rejected);
+        (counted_sent, counted_rejected) = (tally.sent, tally.rejected);
+        let left = items.saturating_sub(tally.sent + tally.rejected);
         let error = match result {
             Ok(()) => {
-                settings.metrics.sent(signal).inc_by(items);
+                settings.metrics.sent(signal).inc_by(left);
+                if left > 0 || tally.sent > 0 {
+                    batch.keep();
+                }
+                if let Some(rejection) = &tally.rejection {
+                    batch.reject(rejection.status, &rejection.message);
+                }
                 return;
             }
             Err(error) => error,
         };
         if !(error.retryable && settings.retry.enabled) {
-            settings.metrics.send_failed(signal).inc_by(items);
-            batch.fail();
+            settings.metrics.send_failed(signal).inc_by(left);
+            if tally.sent > 0 {
+                batch.keep();
+            }
             let reason = if error.retryable { "retry_on_failure is disabled" } else { "the error is permanent" };
+            if error.retryable {
+                batch.fail_with(&error.message);
+            } else {
+                batch.reject(error.status, &error.message);
+            }
             if !error.logged {
-                error!(exporter = %id, %signal, items, error = %error, "Export failed and {reason}; dropping data.");
+                error!(exporter = %id, %signal, items = left, error = %error, "Export failed and {reason}; dropping data.");
             }
             return;
         }
         let Some(delay) = backoff.next_delay(started.elapsed(), error.retry_after) else {
-            settings.metrics.send_failed(signal).inc_by(items);
-            batch.fail();
-            error!(exporter = %id, %signal, items, error = %error, elapsed = ?started.elapsed(),
+            give_up(&batch, items, &tally, settings, &error.message);
+            error!(exporter = %id, %signal, items = left, error = %error, elapsed = ?started.elapsed(),
                 "Export failed and retry_on_failure.max_elapsed_time has passed; dropping data.");
             return;
         };
-        warn!(exporter = %id, %signal, items, error = %error, retry_in = ?delay, "Export failed, retrying.");
+        warn!(exporter = %id, %signal, items = left, error = %error, retry_in = ?delay, "Export failed, retrying.");
         tokio::select! {
             biased;
             _ = settings.give_up.cancelled() => {
-                settings.metrics.send_failed(signal).inc_by(items);
-                batch.fail();
-                error!(exporter = %id, %signal, items, error = %error,
+                let left = give_up(&batch, items, &tally, settings, &error.message);
+                error!(exporter = %id, %signal, items = left, error = %error,
                     "Export still failing at the shutdown deadline; dropping data.");
                 return;
             }
             _ = tokio::time::sleep(delay) => {}
         }
     }
+}
+
+/// Gives up on what is left of a batch (retryable failures): counted as failed, and
+/// the sources told it was not delivered, so one that can replay does. Returns the
+/// items left.
+fn give_up(batch: &Batch, items: u64, tally: &Tally, settings: &ExporterSettings, why: &str) -> u64 {
+    let left = items.saturating_sub(tally.sent + tally.rejected);
+    settings.metrics.send_failed(batch.signal()).inc_by(left);
+    if tally.sent > 0 {
+        batch.keep();
+    }
+    batch.fail_with(why);
+    left
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::*;
 use crate::config::ConfigDuration;
 use crate::pdata::split::tests::logs;
-use crate::pdata::{Ack, AckOutcome, Signal};
+use crate::pdata::{Ack, AckOutcome, BackendStatus, Signal};
 use crate::telemetry::Telemetry;
 
 /// Fails the first `failures` attempts with `error`, then succeeds; records concurrency.
@@ -74,7 +74,7 @@ async fn retryable_failures_are_retried_until_delivered() {
     let (ack, waiter) = Ack::new();
     tx.send(Batch::with_ack(logs(&[&[4]]), ack)).await.unwrap();
     drop(tx);
-    assert_eq!(waiter.wait().await, AckOutcome::Delivered);
+    assert_eq!(waiter.wait().await.outcome, AckOutcome::Delivered);
     tracker.close();
     tracker.wait().await;
     assert_eq!(exporter.attempts.load(Ordering::SeqCst), 4);
@@ -92,7 +92,7 @@ async fn permanent_failures_are_not_retried_and_fail_the_ack() {
     let tx = spawn(exporter.clone(), s, &tracker);
     let (ack, waiter) = Ack::new();
     tx.send(Batch::with_ack(logs(&[&[2]]), ack)).await.unwrap();
-    assert_eq!(waiter.wait().await, AckOutcome::Failed);
+    assert_eq!(waiter.wait().await.outcome, AckOutcome::Rejected);
     assert_eq!(exporter.attempts.load(Ordering::SeqCst), 1);
     assert_eq!(metrics.send_failed(Signal::Logs).get(), 2);
 }
@@ -106,7 +106,7 @@ async fn retry_disabled_fails_at_once() {
     let tx = spawn(exporter.clone(), settings(&telemetry, QueueConfig::default(), retry), &tracker);
     let (ack, waiter) = Ack::new();
     tx.send(Batch::with_ack(logs(&[&[1]]), ack)).await.unwrap();
-    assert_eq!(waiter.wait().await, AckOutcome::Failed);
+    assert_eq!(waiter.wait().await.outcome, AckOutcome::Failed);
     assert_eq!(exporter.attempts.load(Ordering::SeqCst), 1);
 }
 
@@ -128,7 +128,7 @@ async fn give_up_drops_what_is_left() {
     drop(tx);
     tokio::time::sleep(Duration::from_millis(50)).await;
     give_up.cancel();
-    assert_eq!(waiter.wait().await, AckOutcome::Failed);
+    assert_eq!(waiter.wait().await.outcome, AckOutcome::Failed);
     tracker.close();
     tracker.wait().await;
     assert_eq!(metrics.send_failed(Signal::Logs).get(), 3);
@@ -142,7 +142,7 @@ async fn consumers_bound_concurrency_and_the_queue_reports_capacity() {
         ..Arc::into_inner(Flaky::new(0, ExportError::permanent(""))).unwrap()
     });
     let tracker = TaskTracker::new();
-    let queue = QueueConfig { enabled: true, num_consumers: 3, queue_size: 7 };
+    let queue = QueueConfig { num_consumers: 3, queue_size: 7, block_on_overflow: true, ..QueueConfig::default() };
     let s = settings(&telemetry, queue, fast_retry());
     let metrics = s.metrics.clone();
     let tx = spawn(exporter.clone(), s, &tracker);
@@ -156,4 +156,102 @@ async fn consumers_bound_concurrency_and_the_queue_reports_capacity() {
     assert_eq!(exporter.attempts.load(Ordering::SeqCst), 20);
     assert_eq!(exporter.max_running.load(Ordering::SeqCst), 3);
     assert_eq!(metrics.queue_size.get(), 0);
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_the_copy_counts_it_and_fails_its_ack() {
+    let telemetry = Telemetry::new();
+    let exporter = Arc::new(Flaky {
+        hold: Duration::from_secs(3600),
+        ..Arc::into_inner(Flaky::new(0, ExportError::permanent(""))).unwrap()
+    });
+    let tracker = TaskTracker::new();
+    let queue = QueueConfig { num_consumers: 1, queue_size: 2, ..QueueConfig::default() };
+    let s = settings(&telemetry, queue, fast_retry());
+    let metrics = s.metrics.clone();
+    let tx = spawn(exporter.clone(), s, &tracker);
+    // One export in flight (held), two waiting: the queue is full.
+    tx.send(Batch::new(logs(&[&[1]]))).await.unwrap();
+    while exporter.running.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for _ in 0..2 {
+        tx.send(Batch::new(logs(&[&[1]]))).await.unwrap();
+    }
+    let (ack, waiter) = Ack::new();
+    // Returns at once (block_on_overflow is false), refused.
+    tokio::time::timeout(Duration::from_secs(1), tx.send(Batch::with_ack(logs(&[&[5]]), ack))).await.unwrap().unwrap();
+    let resolution = waiter.wait().await;
+    assert_eq!(resolution.outcome, AckOutcome::Failed);
+    assert!(resolution.message.contains("queue is full"), "{resolution:?}");
+    assert_eq!(metrics.enqueue_failed(Signal::Logs).get(), 5);
+}
+
+#[tokio::test]
+async fn a_reply_token_is_let_go_at_the_queue_unless_waiting_for_the_result() {
+    let telemetry = Telemetry::new();
+    for (wait_for_result, enabled) in [(false, true), (true, true), (false, false)] {
+        let exporter = Flaky::new(1, ExportError::permanent("400").with_status(BackendStatus::Http(400)));
+        let tracker = TaskTracker::new();
+        let queue = QueueConfig { wait_for_result, enabled, ..QueueConfig::default() };
+        let tx = spawn(exporter.clone(), settings(&telemetry, queue, fast_retry()), &tracker);
+        let (ack, waiter) = Ack::reply();
+        tx.send(Batch::with_ack(logs(&[&[1]]), ack)).await.unwrap();
+        let resolution = waiter.wait().await;
+        if enabled && !wait_for_result {
+            assert_eq!((resolution.outcome, resolution.kept), (AckOutcome::Delivered, true));
+        } else {
+            // The client hears the backend's own refusal.
+            assert_eq!(resolution.outcome, AckOutcome::Rejected);
+            assert_eq!(resolution.status, Some(BackendStatus::Http(400)));
+        }
+    }
+}
+
+/// Three parts: the first always goes through, the second is refused for good, the
+/// third fails twice (retryable) then goes through.
+#[derive(Default)]
+struct ThreeParts {
+    sends: std::sync::Mutex<Vec<usize>>,
+}
+
+impl ExportInParts for Arc<ThreeParts> {
+    type Parts = [bool; 3];
+    async fn export_parts(&self, _p: &Payload, parts: &mut [bool; 3], tally: &mut Tally) -> Result<(), ExportError> {
+        for part in 0..3 {
+            if parts[part] {
+                continue;
+            }
+            let attempt = {
+                let mut sends = self.sends.lock().unwrap();
+                sends.push(part);
+                sends.iter().filter(|&&p| p == part).count()
+            };
+            match part {
+                0 => tally.sent += 1,
+                1 => tally.reject(1, ExportError::permanent("bad").with_status(BackendStatus::Http(400))),
+                _ if attempt < 3 => return Err(ExportError::retryable("503")),
+                _ => tally.sent += 1,
+            }
+            parts[part] = true;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_split_batch_retries_only_its_failed_part_and_counts_per_item() {
+    let telemetry = Telemetry::new();
+    let exporter = Arc::new(ThreeParts::default());
+    let tracker = TaskTracker::new();
+    let s = settings(&telemetry, QueueConfig::default(), fast_retry());
+    let metrics = s.metrics.clone();
+    let tx = spawn_in_parts(exporter.clone(), s, &tracker);
+    let (ack, waiter) = Ack::new();
+    tx.send(Batch::with_ack(logs(&[&[3]]), ack)).await.unwrap();
+    let resolution = waiter.wait().await;
+    assert_eq!((resolution.outcome, resolution.kept), (AckOutcome::Rejected, true));
+    assert_eq!(*exporter.sends.lock().unwrap(), vec![0, 1, 2, 2, 2]);
+    assert_eq!(metrics.sent(Signal::Logs).get(), 2);
+    assert_eq!(metrics.send_failed(Signal::Logs).get(), 1);
 }

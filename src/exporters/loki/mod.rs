@@ -24,12 +24,12 @@ pub use config::LokiConfig;
 
 use crate::config::ComponentId;
 use crate::exporters::BuildError;
-use crate::exporters::helper::{Export, ExportError};
+use crate::exporters::helper::{ExportError, ExportInParts, Tally};
 use crate::exporters::http::HttpPoster;
-use crate::pdata::Payload;
 use crate::pdata::json::hex;
 use crate::pdata::prometheus::naming::label_name;
 use crate::pdata::prometheus::text;
+use crate::pdata::{BackendStatus, Payload};
 use crate::telemetry::Telemetry;
 use proto::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter, Timestamp};
 
@@ -272,7 +272,8 @@ impl LokiExporter {
         let reason = rejection_reason(&response.text);
         self.telemetry.exporter_dropped(&self.id, reason).inc_by(entries);
         self.log_rejection(request, &message, reason);
-        Err(ExportError { message, logged: true, ..ExportError::default() })
+        Err(ExportError { message, logged: true, ..ExportError::default() }
+            .with_status(BackendStatus::Http(status.as_u16())))
     }
 
     fn log_rejection(&self, request: &PushRequest, message: &str, reason: &str) {
@@ -335,9 +336,37 @@ fn structured_metadata(
     pairs
 }
 
-impl Export for LokiExporter {
-    async fn export(&self, payload: &Payload) -> Result<(), ExportError> {
+/// One batch's push requests, built on the first attempt: (tenant, request, entries,
+/// settled). A retry sends only the requests not settled yet.
+pub type LokiParts = Option<Vec<(String, PushRequest, u64, bool)>>;
+
+impl ExportInParts for LokiExporter {
+    type Parts = LokiParts;
+
+    async fn export_parts(
+        &self,
+        payload: &Payload,
+        parts: &mut LokiParts,
+        tally: &mut Tally,
+    ) -> Result<(), ExportError> {
         let Payload::Logs(request) = payload else { return Ok(()) };
+        let requests = parts.get_or_insert_with(|| self.build_requests(request));
+        // Requests go in order; the first retryable failure ends the attempt (the
+        // backend is likely down for the rest too), and a retry resumes there.
+        for (tenant, request, entries, settled) in requests.iter_mut().filter(|r| !r.3) {
+            match self.send(tenant, request, *entries).await {
+                Ok(()) => tally.sent += *entries,
+                Err(e) if e.retryable => return Err(e),
+                Err(e) => tally.reject(*entries, e),
+            }
+            *settled = true;
+        }
+        Ok(())
+    }
+}
+
+impl LokiExporter {
+    fn build_requests(&self, request: &ExportLogsServiceRequest) -> Vec<(String, PushRequest, u64, bool)> {
         let (tenants, folded) = self.streams(request);
         if folded > 0 {
             self.telemetry.loki_folded(&self.id).inc_by(folded);
@@ -346,20 +375,13 @@ impl Export for LokiExporter {
         }
         let mut tenants: Vec<(String, Streams)> = tenants.into_iter().collect();
         tenants.sort_by(|a, b| a.0.cmp(&b.0));
-        // Every request is tried; the first failure is returned (a retry sends the batch
-        // again, and Loki drops entries it already has).
-        let mut first_error = None;
+        let mut out = Vec::new();
         for (tenant, streams) in tenants {
             for (request, entries) in self.requests(streams) {
-                if let Err(e) = self.send(&tenant, &request, entries).await {
-                    if e.retryable {
-                        return Err(e);
-                    }
-                    first_error.get_or_insert(e);
-                }
+                out.push((tenant.clone(), request, entries, false));
             }
         }
-        first_error.map_or(Ok(()), Err)
+        out
     }
 }
 

@@ -14,7 +14,7 @@ use tracing::warn;
 use super::{Compression, OtlpGrpcExporterConfig};
 use crate::exporters::BuildError;
 use crate::exporters::helper::{Export, ExportError};
-use crate::pdata::{Payload, grpc::ClientCodec, json::to_proto};
+use crate::pdata::{BackendStatus, Payload, grpc::ClientCodec, json::to_proto};
 use crate::tls::TlsClientConfig;
 
 /// The URI tonic dials: TLS unless `tls.insecure` or an `http://` endpoint.
@@ -124,11 +124,15 @@ impl Export for OtlpGrpcExporter {
 }
 
 /// Retryable gRPC codes per the OTLP specification. `RESOURCE_EXHAUSTED` is retried
-/// only when the server says when (`RetryInfo`), and that delay is honoured.
+/// only when the server says when (`RetryInfo`), and that delay is honoured. An
+/// `OUT_OF_RANGE` that says the message is too large (what tonic servers answer for
+/// an oversized request) is permanent: the same request would be refused again.
 pub fn classify_status(status: Status) -> ExportError {
     let message = format!("gRPC {:?}: {}", status.code(), status.message());
     let retry_after = crate::pdata::grpc::retry_delay(&status);
-    match status.code() {
+    let too_large = status.code() == Code::OutOfRange && status.message().contains("too large");
+    let error = match status.code() {
+        Code::OutOfRange if too_large => ExportError::permanent(message),
         Code::Cancelled
         | Code::DeadlineExceeded
         | Code::Aborted
@@ -137,7 +141,8 @@ pub fn classify_status(status: Status) -> ExportError {
         | Code::DataLoss => ExportError::retry_after(message, retry_after),
         Code::ResourceExhausted if retry_after.is_some() => ExportError::retry_after(message, retry_after),
         _ => ExportError::permanent(message),
-    }
+    };
+    error.with_status(BackendStatus::Grpc(status.code() as i32))
 }
 
 #[cfg(test)]
@@ -152,8 +157,13 @@ mod tests {
         for code in [Code::InvalidArgument, Code::PermissionDenied, Code::Unauthenticated, Code::Unimplemented] {
             assert!(!classify_status(Status::new(code, "")).retryable, "{code:?}");
         }
-        // RESOURCE_EXHAUSTED without RetryInfo is permanent.
+        // RESOURCE_EXHAUSTED without RetryInfo is permanent, and so is a too-large message.
         assert!(!classify_status(Status::resource_exhausted("full")).retryable);
+        let oversized =
+            Status::out_of_range("Error, decoded message length too large: found 5 bytes, the limit is: 4 bytes");
+        assert!(!classify_status(oversized).retryable);
+        assert!(classify_status(Status::out_of_range("seek past the end")).retryable);
+        assert_eq!(classify_status(Status::invalid_argument("x")).status, Some(BackendStatus::Grpc(3)));
     }
 
     #[test]

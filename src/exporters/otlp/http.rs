@@ -9,7 +9,7 @@ use super::{Compression, Encoding, OtlpHttpExporterConfig};
 use crate::exporters::BuildError;
 use crate::exporters::helper::{Export, ExportError};
 use crate::exporters::http::HttpPoster;
-use crate::pdata::{Payload, Signal, json};
+use crate::pdata::{BackendStatus, Payload, Signal, json};
 
 /// The URL for one signal: the per-signal endpoint as is, or `endpoint` + `/v1/<signal>`.
 pub fn signal_url(config: &OtlpHttpExporterConfig, signal: Signal) -> Result<http::Uri, String> {
@@ -89,10 +89,11 @@ impl Export for OtlpHttpExporter {
 
 /// 429, 502, 503 and 504 are retryable; every other failure status is permanent.
 pub fn classify_status(status: http::StatusCode, retry_after: Option<Duration>, message: String) -> ExportError {
-    match status.as_u16() {
+    let error = match status.as_u16() {
         429 | 502 | 503 | 504 => ExportError::retry_after(message, retry_after),
         _ => ExportError::permanent(message),
-    }
+    };
+    error.with_status(BackendStatus::Http(status.as_u16()))
 }
 
 #[cfg(test)]

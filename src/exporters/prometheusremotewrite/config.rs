@@ -95,7 +95,7 @@ impl Default for RemoteWriteQueue {
 impl RemoteWriteQueue {
     /// The sending queue: one batch at a time.
     pub fn queue(&self) -> QueueConfig {
-        QueueConfig { enabled: self.enabled, num_consumers: 1, queue_size: self.queue_size }
+        QueueConfig { enabled: self.enabled, num_consumers: 1, queue_size: self.queue_size, ..QueueConfig::default() }
     }
 }
 

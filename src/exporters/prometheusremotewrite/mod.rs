@@ -16,11 +16,11 @@ pub use config::PrwConfig;
 
 use crate::config::ComponentId;
 use crate::exporters::BuildError;
-use crate::exporters::helper::{Export, ExportError};
+use crate::exporters::helper::{ExportError, ExportInParts, Tally};
 use crate::exporters::http::HttpPoster;
-use crate::pdata::Payload;
 use crate::pdata::prometheus::delta::DeltaState;
 use crate::pdata::prometheus::{Options, Series, Translation, translate};
+use crate::pdata::{BackendStatus, ExportMetricsServiceRequest, Payload};
 use crate::telemetry::Telemetry;
 use proto::{BucketSpan, Histogram, Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
 
@@ -97,7 +97,7 @@ impl PrwExporter {
         }
         // Refused for good: never retried, counted by the server's reason.
         self.telemetry.exporter_dropped(&self.id, rejection_reason(&response.text)).inc_by(samples);
-        Err(ExportError::permanent(message))
+        Err(ExportError::permanent(message).with_status(BackendStatus::Http(status.as_u16())))
     }
 }
 
@@ -184,9 +184,55 @@ fn time_series(series: Series) -> TimeSeries {
     }
 }
 
-impl Export for PrwExporter {
-    async fn export(&self, payload: &Payload) -> Result<(), ExportError> {
+/// One batch's write requests, translated once on the first attempt (so delta state
+/// moves once): (request, samples, the batch's data points it stands for, settled).
+pub type PrwParts = Option<Vec<(WriteRequest, u64, u64, bool)>>;
+
+impl ExportInParts for PrwExporter {
+    type Parts = PrwParts;
+
+    async fn export_parts(
+        &self,
+        payload: &Payload,
+        parts: &mut PrwParts,
+        tally: &mut Tally,
+    ) -> Result<(), ExportError> {
         let Payload::Metrics(request) = payload else { return Ok(()) };
+        let requests = parts.get_or_insert_with(|| self.build_requests(request, payload.item_count() as u64));
+        // Up to `num_consumers` requests at once (series are split across requests, never
+        // within one). Only requests not settled are sent; a retryable failure ends the
+        // attempt once its group is done, and a retry resumes with what is left.
+        let mut retry = None;
+        let pending: Vec<&mut (WriteRequest, u64, u64, bool)> = requests.iter_mut().filter(|r| !r.3).collect();
+        let mut pending = pending.into_iter().peekable();
+        while pending.peek().is_some() {
+            let group: Vec<_> = pending.by_ref().take(self.concurrency).collect();
+            let results = futures_util::future::join_all(group.iter().map(|r| self.send(&r.0, r.1))).await;
+            for (part, result) in group.into_iter().zip(results) {
+                match result {
+                    Ok(()) => tally.sent += part.2,
+                    Err(e) if e.retryable => {
+                        retry.get_or_insert(e);
+                        continue;
+                    }
+                    Err(e) => tally.reject(part.2, e),
+                }
+                part.3 = true;
+            }
+            if retry.is_some() {
+                break;
+            }
+        }
+        retry.map_or(Ok(()), Err)
+    }
+}
+
+impl PrwExporter {
+    fn build_requests(
+        &self,
+        request: &ExportMetricsServiceRequest,
+        points: u64,
+    ) -> Vec<(WriteRequest, u64, u64, bool)> {
         let mut translation = Translation::default();
         {
             // A poisoned lock only means a panic elsewhere mid-update: the totals stay usable.
@@ -198,21 +244,21 @@ impl Export for PrwExporter {
             self.telemetry.exporter_dropped(&self.id, why.as_str()).inc_by(points);
             warn!(exporter = %self.id, metric, points, reason = why.as_str(), "Data points not sent: no remote-write form for them.");
         }
-        // Up to `num_consumers` requests at once (series are split across requests, never
-        // within one); the first retryable failure is returned, and a retry sends the batch
-        // again (Prometheus ignores a sample it already has with the same value).
         let requests = write_requests(translation, self.send_metadata, self.max_request_bytes);
-        let mut permanent = None;
-        for group in requests.chunks(self.concurrency) {
-            let results = futures_util::future::join_all(group.iter().map(|(r, n)| self.send(r, *n))).await;
-            for error in results.into_iter().filter_map(Result::err) {
-                if error.retryable {
-                    return Err(error);
-                }
-                permanent.get_or_insert(error);
-            }
-        }
-        permanent.map_or(Ok(()), Err)
+        // The batch's data points shared out by samples, the last request taking the rest.
+        let total: u64 = requests.iter().map(|(_, samples)| *samples).sum::<u64>().max(1);
+        let count = requests.len();
+        let mut given = 0;
+        requests
+            .into_iter()
+            .enumerate()
+            .map(|(i, (request, samples))| {
+                let share =
+                    if i + 1 == count { points - given } else { (points * samples / total).min(points - given) };
+                given += share;
+                (request, samples, share, false)
+            })
+            .collect()
     }
 }
 
