@@ -737,3 +737,126 @@ fn copytruncate_while_a_writer_thread_keeps_writing_reads_every_line_once() {
     assert_counts(counts(&out), want);
     assert!(agent.stop().success());
 }
+
+/// A filelog → otlphttp config against a test backend, checkpoints in `storage`.
+fn backend_config(logs: &Path, backend: &backend::Backend, exporter_extra: &str) -> String {
+    format!(
+        r#"
+receivers:
+  filelog:
+    include: ["{}/*.log"]
+    start_at: beginning
+    poll_interval: 50ms
+exporters:
+  otlphttp:
+    endpoint: {}
+    compression: none
+    retry_on_failure: {{ initial_interval: 50ms, max_interval: 100ms }}
+{exporter_extra}
+service:
+  pipelines:
+    logs:
+      receivers: [filelog]
+      exporters: [otlphttp]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+"#,
+        logs.display(),
+        backend.endpoint()
+    )
+}
+
+fn lines(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{prefix} line {i}")).collect()
+}
+
+#[test]
+fn a_batch_refused_for_good_is_dropped_counted_and_the_offset_moves_past_it() {
+    use backend::{Backend, Reply};
+    let logs = tempfile::tempdir().unwrap();
+    let storage = tempfile::tempdir().unwrap();
+    let storage_arg = storage.path().to_str().unwrap();
+    let backend = Backend::start(|n| Reply::Status(if n == 0 { 400 } else { 200 }));
+    append(&logs.path().join("a.log"), 0..10, "a");
+    let config = backend_config(logs.path(), &backend, "");
+    let agent = Agent::start_with_args(&config, &["--storage-dir", storage_arg]);
+    agent.wait_metric("ocelot_filelog_records_dropped_total", "reason=\"rejected\"", 10.0);
+    append(&logs.path().join("a.log"), 10..20, "a");
+    wait_until(Duration::from_secs(10), "lines 10-19", || backend.accepted().len() >= 10);
+    assert!(agent.stop().success());
+    // A restart neither re-sends the refused lines nor those delivered after them.
+    let agent = Agent::start_with_args(&config, &["--storage-dir", storage_arg]);
+    append(&logs.path().join("a.log"), 20..21, "a");
+    wait_until(Duration::from_secs(10), "line 20", || backend.accepted().len() >= 11);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(agent.stop().success());
+    assert_eq!(backend.accepted(), lines("a", 10..21));
+}
+
+#[test]
+fn a_batch_failing_for_now_is_read_again_until_delivered_once() {
+    use backend::{Backend, Reply};
+    let logs = tempfile::tempdir().unwrap();
+    let storage = tempfile::tempdir().unwrap();
+    let storage_arg = storage.path().to_str().unwrap();
+    // Two 503s with the exporter's retries off: each fails the batch at once, and
+    // the file, not the exporter, is what retries.
+    let backend = Backend::start(|n| Reply::Status(if n < 2 { 503 } else { 200 }));
+    append(&logs.path().join("a.log"), 0..20, "a");
+    let config = backend_config(logs.path(), &backend, "    sending_queue: { enabled: true }\n").replace(
+        "retry_on_failure: { initial_interval: 50ms, max_interval: 100ms }",
+        "retry_on_failure: { enabled: false }",
+    );
+    let agent = Agent::start_with_args(&config, &["--storage-dir", storage_arg]);
+    wait_until(Duration::from_secs(20), "the lines delivered", || backend.accepted().len() >= 20);
+    assert_eq!(backend.requests(), 3);
+    assert!(agent.count_logs("reading it again from its last delivered offset") >= 2, "{}", agent.log_text());
+    assert!(agent.stop().success());
+    // The offset was committed: a restart sends only what is new.
+    let agent = Agent::start_with_args(&config, &["--storage-dir", storage_arg]);
+    append(&logs.path().join("a.log"), 20..21, "a");
+    wait_until(Duration::from_secs(10), "line 20", || backend.accepted().len() >= 21);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(agent.stop().success());
+    assert_eq!(backend.accepted(), lines("a", 0..21));
+}
+
+/// Voluntary context switches of the agent's thread whose name starts with `name`.
+fn thread_wakeups(pid: u32, name: &str) -> u64 {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if comm.starts_with(name) {
+            let status = std::fs::read_to_string(task.join("status")).unwrap();
+            let line = status.lines().find(|l| l.starts_with("voluntary_ctxt_switches:")).unwrap();
+            return line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        }
+    }
+    panic!("no thread named {name}");
+}
+
+#[test]
+fn waiting_for_acknowledgements_sleeps_until_one_arrives() {
+    use backend::{Backend, Reply};
+    let logs = tempfile::tempdir().unwrap();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(logs.path().join("big.log")).unwrap());
+    for i in 0..120_000 {
+        writeln!(file, "line {i} {}", "x".repeat(100)).unwrap();
+    }
+    drop(file);
+    // A backend that takes every request and never answers: nothing is acknowledged.
+    let backend = Backend::start(|_| Reply::Hang);
+    let config = backend_config(logs.path(), &backend, "    timeout: 0s\n");
+    let agent = Agent::start_with_args(&config, &["--shutdown-timeout", "1s"]);
+    wait_until(Duration::from_secs(10), "8 MiB read", || {
+        agent.metric("ocelot_filelog_read_bytes_total", "") >= (8 << 20) as f64
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let before = thread_wakeups(agent.pid(), "filelog");
+    std::thread::sleep(Duration::from_secs(2));
+    let woke = thread_wakeups(agent.pid(), "filelog") - before;
+    // Waiting on a 2 ms sleep loop was ~900 wake-ups in 2 s.
+    assert!(woke < 20, "the reader woke {woke} times in 2 s while waiting");
+    assert!(agent.stop().success());
+}

@@ -129,6 +129,13 @@ pub struct FilelogMetrics {
     pub filtered: Counter,
     /// Records dropped by an operator's `on_error: drop`.
     pub dropped_on_error: Counter,
+    /// Records downstream refused for good (a 4xx, invalid data).
+    pub rejected: Counter,
+    /// Records that failed downstream after their file was truncated or could no
+    /// longer be read, so they cannot be read again.
+    pub file_gone: Counter,
+    /// Files that matched but could not be opened or read.
+    pub open_errors: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -275,6 +282,7 @@ pub struct Telemetry {
     filelog_rotations: Family<RotationLabels, Counter>,
     filelog_parse_errors: Family<ReceiverIdLabels, Counter>,
     filelog_dropped: Family<DropLabels, Counter>,
+    filelog_open_errors: Family<ReceiverIdLabels, Counter>,
     exporter_dropped: Family<ExporterDropLabels, Counter>,
     loki_folded: Family<ExporterLabels, Counter>,
     hostmetrics_duration: Family<ScraperLabels, Histogram, fn() -> Histogram>,
@@ -358,8 +366,14 @@ impl Telemetry {
         let filelog_dropped = Family::<DropLabels, Counter>::default();
         registry.register(
             "ocelot_filelog_records_dropped",
-            "Records dropped by operators: by a filter (reason=filter) or by on_error: drop (reason=operator_error)",
+            "Records dropped: by a filter (reason=filter), by on_error: drop (reason=operator_error), refused downstream for good (reason=rejected), failed downstream after their file was truncated or became unreadable (reason=file_gone)",
             filelog_dropped.clone(),
+        );
+        let filelog_open_errors = Family::<ReceiverIdLabels, Counter>::default();
+        registry.register(
+            "ocelot_filelog_open_errors",
+            "Matching files that could not be opened or read (permissions, too many open files)",
+            filelog_open_errors.clone(),
         );
         let exporter_dropped = Family::<ExporterDropLabels, Counter>::default();
         registry.register(
@@ -427,6 +441,7 @@ impl Telemetry {
             filelog_rotations,
             filelog_parse_errors,
             filelog_dropped,
+            filelog_open_errors,
             exporter_dropped,
             loki_folded,
             hostmetrics_duration,
@@ -485,7 +500,13 @@ impl Telemetry {
             |reason| self.filelog_dropped.get_or_create(&DropLabels { receiver: id.to_string(), reason }).clone();
         let filtered = dropped("filter");
         let dropped_on_error = dropped("operator_error");
+        let rejected = dropped("rejected");
+        let file_gone = dropped("file_gone");
+        let open_errors = self.filelog_open_errors.get_or_create(&labels).clone();
         FilelogMetrics {
+            rejected,
+            file_gone,
+            open_errors,
             open_files,
             bytes_read,
             lines_cut,

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod backend;
 pub mod prometheus;
 
 use std::collections::BTreeMap;

@@ -55,8 +55,13 @@ pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
-/// A batch sent: its acknowledgement, (file key, offset) pairs, and file bytes.
-type InFlight = (AckWaiter, Vec<(u64, u64)>, u64);
+/// A batch sent: its acknowledgement, (file key, offset) pairs, file bytes and records.
+struct InFlight {
+    waiter: AckWaiter,
+    offsets: Vec<(u64, u64)>,
+    bytes: u64,
+    records: u64,
+}
 
 /// Batches sent and not yet acknowledged, oldest first, with the offsets each carries.
 #[derive(Default)]
@@ -66,12 +71,24 @@ pub struct PendingAcks {
     bytes: u64,
 }
 
+/// What [`PendingAcks::collect`] found besides the offsets it committed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Collected {
+    /// Files with a batch that failed for now (retryable): each is read again from its
+    /// committed offset, the start of the failed range.
+    pub failed: Vec<u64>,
+    /// Files with a delivered batch (their failure streak is over).
+    pub delivered: BTreeSet<u64>,
+    /// Records downstream refused for good: dropped, and the offsets moved past them.
+    pub rejected_records: u64,
+}
+
 impl PendingAcks {
     /// `offsets`: (file key, offset just past the batch's last record of that file);
-    /// `bytes`: the file bytes the batch was read from.
-    pub fn push(&mut self, waiter: AckWaiter, offsets: Vec<(u64, u64)>, bytes: u64) {
+    /// `bytes`: the file bytes the batch was read from; `records`: how many it holds.
+    pub fn push(&mut self, waiter: AckWaiter, offsets: Vec<(u64, u64)>, bytes: u64, records: u64) {
         self.bytes += bytes;
-        self.queue.push_back((waiter, offsets, bytes));
+        self.queue.push_back(InFlight { waiter, offsets, bytes, records });
     }
 
     /// File bytes read into batches not yet collected.
@@ -87,30 +104,36 @@ impl PendingAcks {
         self.queue.is_empty()
     }
 
-    /// Moves the offsets of every batch acknowledged so far, in order, into `committed`.
-    /// A batch that failed (dropped downstream, or given up at shutdown) blocks its
-    /// files: their offsets stay before it, so a restart reads those lines again.
-    /// Returns the keys newly blocked.
-    pub fn collect(&mut self, committed: &mut BTreeMap<u64, u64>, blocked: &mut BTreeSet<u64>) -> Vec<u64> {
-        let mut newly_blocked = Vec::new();
-        while let Some((waiter, _, _)) = self.queue.front_mut() {
-            let Some(outcome) = waiter.try_outcome() else { break };
-            let Some((_, offsets, bytes)) = self.queue.pop_front() else { break };
-            self.bytes -= bytes;
-            for (key, offset) in offsets {
-                if blocked.contains(&key) {
+    /// Moves the offsets of every batch resolved so far, in order, into `committed`:
+    /// delivered and rejected batches (a 4xx: re-sending cannot help) move them; a
+    /// failed one stops its files where they are, and later batches of those files
+    /// (read past the failure) are ignored: the caller reads them again from there.
+    /// Only files with an entry in `committed` move.
+    pub fn collect(&mut self, committed: &mut BTreeMap<u64, u64>) -> Collected {
+        let mut collected = Collected::default();
+        while let Some(front) = self.queue.front_mut() {
+            let Some(outcome) = front.waiter.try_outcome() else { break };
+            let Some(batch) = self.queue.pop_front() else { break };
+            self.bytes -= batch.bytes;
+            if outcome == AckOutcome::Rejected {
+                collected.rejected_records += batch.records;
+            }
+            for (key, offset) in batch.offsets {
+                if collected.failed.contains(&key) {
                     continue;
                 }
+                let Some(entry) = committed.get_mut(&key) else { continue };
                 if outcome == AckOutcome::Failed {
-                    blocked.insert(key);
-                    newly_blocked.push(key);
+                    collected.failed.push(key);
                     continue;
                 }
-                let entry = committed.entry(key).or_insert(0);
+                if outcome == AckOutcome::Delivered && batch.records > 0 {
+                    collected.delivered.insert(key);
+                }
                 *entry = (*entry).max(offset);
             }
         }
-        newly_blocked
+        collected
     }
 }
 
@@ -132,35 +155,39 @@ mod tests {
         let mut pending = PendingAcks::default();
         let (a, wa) = Ack::new();
         let (b, wb) = Ack::new();
-        pending.push(wa, vec![(1, 100)], 100);
-        pending.push(wb, vec![(1, 200), (2, 50)], 150);
-        let mut committed = BTreeMap::new();
-        let mut blocked = BTreeSet::new();
+        pending.push(wa, vec![(1, 100)], 100, 1);
+        pending.push(wb, vec![(1, 200), (2, 50)], 150, 2);
+        let mut committed = BTreeMap::from([(1, 0), (2, 0)]);
         drop(b);
         // The second batch is done but the first is not: nothing moves.
-        pending.collect(&mut committed, &mut blocked);
-        assert!(committed.is_empty());
+        pending.collect(&mut committed);
+        assert_eq!(committed, BTreeMap::from([(1, 0), (2, 0)]));
         drop(a);
-        pending.collect(&mut committed, &mut blocked);
+        pending.collect(&mut committed);
         assert_eq!(committed, BTreeMap::from([(1, 200), (2, 50)]));
         assert!(pending.is_empty());
     }
 
     #[test]
-    fn a_failed_batch_blocks_its_files() {
+    fn a_failed_batch_stops_its_files_and_a_rejected_one_moves_on() {
         let mut pending = PendingAcks::default();
         let (a, wa) = Ack::new();
         let (b, wb) = Ack::new();
-        pending.push(wa, vec![(1, 100), (2, 10)], 110);
-        pending.push(wb, vec![(1, 200), (3, 5)], 105);
+        let (c, wc) = Ack::new();
+        pending.push(wa, vec![(1, 100), (2, 10)], 110, 3);
+        pending.push(wb, vec![(1, 200), (3, 5)], 105, 2);
+        pending.push(wc, vec![(4, 70)], 70, 7);
         a.fail();
-        drop(a);
-        drop(b);
-        let mut committed = BTreeMap::new();
-        let mut blocked = BTreeSet::new();
-        assert_eq!(pending.collect(&mut committed, &mut blocked), vec![1, 2]);
-        // File 1 stays before the failed batch; file 3 was not in it.
-        assert_eq!(committed, BTreeMap::from([(3, 5)]));
+        c.reject(None, "400");
+        drop((a, b, c));
+        let mut committed = BTreeMap::from([(1, 0), (2, 0), (3, 0), (4, 0)]);
+        let collected = pending.collect(&mut committed);
+        assert_eq!(collected.failed, vec![1, 2]);
+        assert_eq!(collected.rejected_records, 7);
+        // Files 1 and 2 stay before the failed batch (file 1's later batch is read
+        // again); file 3 was not in it; file 4's refused batch is passed.
+        assert_eq!(committed, BTreeMap::from([(1, 0), (2, 0), (3, 5), (4, 70)]));
+        assert_eq!(collected.delivered, BTreeSet::from([3]));
     }
 
     #[test]

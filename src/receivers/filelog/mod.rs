@@ -29,7 +29,7 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 pub use config::FilelogConfig;
 
@@ -58,6 +58,10 @@ const MIN_POLL_GAP: Duration = Duration::from_millis(20);
 const PERSIST_EVERY: Duration = Duration::from_millis(200);
 /// How long a stopping receiver waits for its last batches to be acknowledged.
 const STOP_ACK_WAIT: Duration = Duration::from_secs(5);
+/// A file whose batch failed downstream is read again after this, doubling per
+/// failure in a row up to [`MAX_RETRY_WAIT`]: the file is the buffer, it never gives up.
+const FIRST_RETRY_WAIT: Duration = Duration::from_secs(1);
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 
 pub async fn start(
     id: &ComponentId,
@@ -90,6 +94,8 @@ pub async fn start(
     if !checkpoint.files.is_empty() {
         info!(receiver = %id, files = checkpoint.files.len(), "Resuming from checkpointed offsets.");
     }
+    // Acknowledgements nudge the reader when it waits for them (no polling).
+    let (acks_tx, acks_rx) = std::sync::mpsc::sync_channel::<()>(1);
     let tail = Tail {
         id: id.clone(),
         finder,
@@ -112,7 +118,8 @@ pub async fn start(
         persisted: None,
         last_persist: std::time::Instant::now(),
         warned_limit: false,
-        blocked: Default::default(),
+        acks_tx,
+        acks_rx,
         forgotten: Default::default(),
         unreadable: HashSet::new(),
         delete_after_read: config.delete_after_read,
@@ -129,9 +136,11 @@ pub async fn start(
     let (wake_tx, wake_rx) = std::sync::mpsc::sync_channel::<()>(1);
     let watcher = watch(&tail.finder, wake_tx.clone(), &tail.id);
     let stop_wake = tail.stop.clone();
+    let acks_wake = tail.acks_tx.clone();
     tracker.spawn(async move {
         stop_wake.cancelled().await;
         let _ = wake_tx.try_send(());
+        let _ = acks_wake.try_send(());
     });
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     std::thread::Builder::new()
@@ -220,8 +229,9 @@ struct Tail {
     persisted: Option<Checkpoint>,
     last_persist: std::time::Instant,
     warned_limit: bool,
-    /// Files whose batches failed downstream: their offsets wait for a restart.
-    blocked: std::collections::BTreeSet<u64>,
+    /// Nudged by each batch's acknowledgement as it resolves, and at stop.
+    acks_tx: std::sync::mpsc::SyncSender<()>,
+    acks_rx: std::sync::mpsc::Receiver<()>,
     /// Paths that could not be read (reported once each).
     unreadable: HashSet<PathBuf>,
     /// Files closed this run, newest last.
@@ -253,8 +263,12 @@ impl Tail {
                 break;
             }
             self.start_at_end = false;
-            // Until the next poll: a file system event, or the poll interval.
-            let _ = wake.recv_timeout(self.poll_interval);
+            // Until the next poll: a file system event, the poll interval, or the
+            // moment a file that failed downstream is read again.
+            let now = std::time::Instant::now();
+            let retry =
+                self.files.values().filter_map(|f| f.retry_at).min().map(|at| at.saturating_duration_since(now));
+            let _ = wake.recv_timeout(retry.map_or(self.poll_interval, |r| r.min(self.poll_interval)));
             // Under a storm of events (a busy file), poll at most every MIN_POLL_GAP.
             let elapsed = started.elapsed();
             if elapsed < MIN_POLL_GAP && !self.stop.is_cancelled() {
@@ -263,9 +277,13 @@ impl Tail {
         }
         // The pipelines still run: give the last batches a moment to be acknowledged.
         let waited = std::time::Instant::now();
-        while !self.pending.is_empty() && waited.elapsed() < STOP_ACK_WAIT {
+        loop {
             self.collect();
-            std::thread::sleep(Duration::from_millis(20));
+            let left = STOP_ACK_WAIT.saturating_sub(waited.elapsed());
+            if self.pending.is_empty() || left.is_zero() {
+                break;
+            }
+            let _ = self.acks_rx.recv_timeout(left);
         }
         self.persist();
         info!(receiver = %self.id, unacknowledged_batches = self.pending.len(), "File reader stopped.");
@@ -282,9 +300,15 @@ impl Tail {
         // Operator outcomes of the whole poll, logged once.
         let mut report = operators::Report::default();
         let mut error_path = None;
+        let now = std::time::Instant::now();
         for key in keys {
             let mut file_bytes = 0;
+            // A file whose batch failed downstream waits out its backoff.
+            if self.files.get(&key).and_then(|f| f.retry_at).is_some_and(|at| at > now) {
+                continue;
+            }
             while let Some(file) = self.files.get_mut(&key) {
+                file.retry_at = None;
                 // A file no longer found is flushed at its end whatever force_flush_period says.
                 let out = file.read(READ_BUDGET, &self.settings, observed, !seen.contains(&key));
                 if let Some(e) = &out.error {
@@ -342,6 +366,7 @@ impl Tail {
                     }
                 }
                 gathered.offsets.insert(key, out.end);
+                let emitted = file.emitted;
                 if (gathered.count >= BATCH_RECORDS || gathered.bytes >= BATCH_BYTES) && !self.send(&mut gathered) {
                     return false;
                 }
@@ -350,7 +375,10 @@ impl Tail {
                     break;
                 }
                 if at_end {
-                    if drained && !seen.contains(&key) {
+                    // Renamed away or deleted, and read to the end: closed once all of
+                    // it is delivered (until then a failed batch may need it again).
+                    let delivered = self.committed.get(&key).is_some_and(|&c| c >= emitted);
+                    if drained && !seen.contains(&key) && delivered {
                         finished.push(key);
                     }
                     break;
@@ -407,16 +435,54 @@ impl Tail {
         }
     }
 
-    /// Commits what was acknowledged; a failed batch holds its files' offsets back.
+    /// Commits what was acknowledged. Records refused for good are counted and passed;
+    /// a file whose batch failed for now is read again from there, after a backoff.
     fn collect(&mut self) {
-        for key in self.pending.collect(&mut self.committed, &mut self.blocked) {
-            let path = self.files.get(&key).map(|f| f.path.display().to_string()).unwrap_or_default();
-            warn!(receiver = %self.id, %path,
-                "A batch from this file failed downstream; its offset stays before it until a restart reads it again.");
+        let collected = self.pending.collect(&mut self.committed);
+        if collected.rejected_records > 0 {
+            self.file_metrics.rejected.inc_by(collected.rejected_records);
+            warn!(receiver = %self.id, records = collected.rejected_records,
+                "Records refused downstream for good (see the exporter's log); dropped, and reading goes on past them.");
+        }
+        for key in collected.delivered {
+            if let Some(file) = self.files.get_mut(&key) {
+                file.failures = 0;
+            }
+        }
+        for key in collected.failed {
+            self.read_again(key);
         }
         // Offsets of files neither open nor remembered are no longer needed.
         let forgotten: HashSet<u64> = self.forgotten.iter().map(|f| f.key).collect();
         self.committed.retain(|key, _| self.files.contains_key(key) || forgotten.contains(key));
+    }
+
+    /// A batch of file `key` failed downstream (retryable): the file goes back to its
+    /// committed offset, the start of the failed range, and is read again after a
+    /// backoff. It takes a new key, so the batches already sent past that offset
+    /// neither commit nor fail it again; those lines are sent again (at least once).
+    fn read_again(&mut self, key: u64) {
+        let Some(offset) = self.committed.remove(&key) else { return };
+        let Some(mut file) = self.files.remove(&key) else {
+            // Closed since (truncated, unreadable): the lines cannot be read again.
+            let path = self.forgotten.iter().find(|f| f.key == key).map(|f| f.path.clone()).unwrap_or_default();
+            self.file_metrics.file_gone.inc();
+            error!(receiver = %self.id, %path, offset,
+                "A batch failed downstream and its file can no longer be read again; its lines are lost.");
+            return;
+        };
+        file.rewind(offset, &self.settings);
+        let wait = FIRST_RETRY_WAIT.saturating_mul(1 << file.failures.min(5)).min(MAX_RETRY_WAIT);
+        file.failures = file.failures.saturating_add(1);
+        file.retry_at = Some(std::time::Instant::now() + wait);
+        if !self.stop.is_cancelled() {
+            warn!(receiver = %self.id, path = %file.path.display(), offset, retry_in = ?wait,
+                "A batch from this file failed downstream; reading it again from its last delivered offset.");
+        }
+        let new_key = self.next_key;
+        self.next_key += 1;
+        self.committed.insert(new_key, offset);
+        self.files.insert(new_key, file);
     }
 
     /// Closes a file but remembers where it was, so the same content found again (a
@@ -542,12 +608,12 @@ impl Tail {
     fn send(&mut self, gathered: &mut Gathered) -> bool {
         let Gathered { records, regrouped, count, offsets, bytes } = std::mem::take(gathered);
         let count = count as u64;
-        let (ack, waiter) = Ack::new();
+        let (ack, waiter) = Ack::with_wake(self.acks_tx.clone());
         if count == 0 {
             // Only offsets moved (blank lines, the end of a file): nothing to send, but
             // the commit still waits its turn behind the batches before it.
             drop(ack);
-            self.pending.push(waiter, offsets.into_iter().collect(), 0);
+            self.pending.push(waiter, offsets.into_iter().collect(), 0, 0);
             return true;
         }
         let resource_logs = records
@@ -567,12 +633,16 @@ impl Tail {
             return false;
         }
         self.metrics.accepted(crate::pdata::Signal::Logs).inc_by(count);
-        self.pending.push(waiter, offsets.into_iter().collect(), bytes);
+        self.pending.push(waiter, offsets.into_iter().collect(), bytes, count);
         // Bounded memory: past MAX_IN_FLIGHT_BYTES of unacknowledged data, reading
-        // waits for acknowledgements (the lines wait on disk, not in memory).
-        while self.pending.bytes() >= MAX_IN_FLIGHT_BYTES && !self.stop.is_cancelled() {
-            std::thread::sleep(Duration::from_millis(2));
+        // waits for acknowledgements (the lines wait on disk, not in memory). Each
+        // acknowledgement, and the stop, nudges `acks_rx`: no wake-up without news.
+        loop {
             self.collect();
+            if self.pending.bytes() < MAX_IN_FLIGHT_BYTES || self.stop.is_cancelled() {
+                break;
+            }
+            let _ = self.acks_rx.recv();
             if self.last_persist.elapsed() >= PERSIST_EVERY {
                 self.persist();
             }

@@ -267,6 +267,10 @@ pub struct TrackedFile {
     pub metadata_missing: bool,
     /// Set for gzip files, read decompressed.
     gzip: Option<GzipStream>,
+    /// After a batch failed downstream: not read again before this.
+    pub retry_at: Option<Instant>,
+    /// Batches of this file that failed in a row, for the backoff.
+    pub failures: u32,
 }
 
 /// What one read produced: records and, for each, the file offset just past it.
@@ -347,7 +351,23 @@ impl TrackedFile {
             resource,
             metadata_missing,
             gzip: gzip.then(GzipStream::default),
+            retry_at: None,
+            failures: 0,
         }
+    }
+
+    /// Goes back to `offset` (a record boundary: a committed offset) and forgets every
+    /// state held past it, so the next read produces the same records again.
+    pub fn rewind(&mut self, offset: u64, settings: &ReadSettings) {
+        self.read_offset = offset;
+        self.emitted = offset;
+        self.splitter = LineSplitter::new(settings.max_log_size, offset);
+        self.aggregator = settings.multiline.clone().map(|mode| Aggregator::new(mode, settings.max_log_size));
+        self.container = settings.container.clone().map(ContainerParser::new);
+        if let Some(gz) = self.gzip.as_mut() {
+            *gz = GzipStream::default();
+        }
+        self.last_growth = Instant::now();
     }
 
     pub fn is_gzip(&self) -> bool {
