@@ -218,8 +218,8 @@ struct ThreeParts {
 impl ExportInParts for Arc<ThreeParts> {
     type Parts = [bool; 3];
     async fn export_parts(&self, _p: &Payload, parts: &mut [bool; 3], tally: &mut Tally) -> Result<(), ExportError> {
-        for part in 0..3 {
-            if parts[part] {
+        for (part, settled) in parts.iter_mut().enumerate() {
+            if *settled {
                 continue;
             }
             let attempt = {
@@ -233,7 +233,7 @@ impl ExportInParts for Arc<ThreeParts> {
                 _ if attempt < 3 => return Err(ExportError::retryable("503")),
                 _ => tally.sent += 1,
             }
-            parts[part] = true;
+            *settled = true;
         }
         Ok(())
     }
