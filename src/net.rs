@@ -147,6 +147,30 @@ pub async fn serve_https<H, F>(
     connections.shutdown().await;
 }
 
+/// Request bodies at least this large are inflated and decoded off the runtime's
+/// worker threads, so a few big requests cannot stall every other connection (health
+/// checks, self-metrics, small requests).
+pub const OFFLOAD_BYTES: usize = 256 << 10;
+
+/// Big bodies decoded at once, one per core; the rest wait their turn.
+static DECODE_SLOTS: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>> = std::sync::LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::sync::Arc::new(tokio::sync::Semaphore::new(cores))
+});
+
+/// Runs `work` (inflating, decoding) inline for a body under [`OFFLOAD_BYTES`], else
+/// on the blocking pool once a decode slot is free. `None` if the work panicked.
+pub async fn decode_off_runtime<T: Send + 'static>(
+    size: usize,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    if size < OFFLOAD_BYTES {
+        return Some(work());
+    }
+    let _slot = DECODE_SLOTS.clone().acquire_owned().await.ok()?;
+    tokio::task::spawn_blocking(work).await.ok()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DecompressError {
     #[error("the body inflates past the size limit")]

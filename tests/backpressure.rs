@@ -1,6 +1,7 @@
 //! Backpressure and no loss: with the downstream down and a small queue, the receiver
 //! refuses at an exact bound with a retryable status; once the downstream returns,
-//! everything that was accepted arrives exactly once.
+//! everything that was accepted arrives exactly once. With `block_on_overflow: true`
+//! the full queue holds the pipeline, so the bound covers every stage.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -35,6 +36,7 @@ exporters:
     sending_queue:
       queue_size: {QUEUE_SIZE}
       num_consumers: {CONSUMERS}
+      block_on_overflow: true
     retry_on_failure:
       initial_interval: 100ms
       max_interval: 300ms

@@ -117,6 +117,11 @@ impl Loki {
     /// `respond(n)` gives the status and body of the n-th request (0-based) when the
     /// push itself is valid; 204 entries are recorded.
     fn start(respond: impl Fn(usize) -> (u16, &'static str) + Send + Sync + 'static) -> Loki {
+        Self::start_slow(Duration::ZERO, respond)
+    }
+
+    /// Answers each request `delay` after it arrived.
+    fn start_slow(delay: Duration, respond: impl Fn(usize) -> (u16, &'static str) + Send + Sync + 'static) -> Loki {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Received::new()));
@@ -127,7 +132,7 @@ impl Loki {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let (r, n, respond) = (r.clone(), n.clone(), respond.clone());
-                std::thread::spawn(move || serve(stream, &r, &n, &*respond));
+                std::thread::spawn(move || serve(stream, &r, &n, &*respond, delay));
             }
         });
         Loki { port, received, requests }
@@ -143,6 +148,7 @@ fn serve(
     received: &Mutex<Received>,
     requests: &Mutex<usize>,
     respond: &dyn Fn(usize) -> (u16, &'static str),
+    delay: Duration,
 ) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
@@ -194,6 +200,7 @@ fn serve(
             }
             Ok(out)
         };
+        std::thread::sleep(delay);
         let (status, text) = match check() {
             Ok(streams) => {
                 let (status, text) = respond(n);
@@ -350,5 +357,65 @@ fn a_400_is_not_retried_and_is_counted_by_reason() {
     assert_eq!(*loki.requests.lock().unwrap(), 1, "a 400 is never retried");
     assert_eq!(agent.count_logs("Loki refused entries of this stream"), 1);
     assert_eq!(agent.count_logs("dropping data"), 0, "logged once, by the exporter");
+    assert!(agent.stop().success());
+}
+
+/// One batch, one request per tenant (tenants `t0`, `t1`, … in that order), each
+/// tenant's records `t<k> r<i>`.
+fn tenants_batch(tenants: usize, records: usize) -> Vec<u8> {
+    logs(
+        (0..tenants)
+            .map(|t| {
+                let resource =
+                    vec![kv("service.name", "api"), kv("loki.tenant", "tenant"), kv("tenant", &format!("t{t}"))];
+                let records = (0..records).map(|i| record(&format!("t{t} r{i}"), T + i as u64, vec![])).collect();
+                (resource, records)
+            })
+            .collect(),
+    )
+}
+
+fn lines_received(loki: &Loki) -> Vec<String> {
+    let mut lines: Vec<String> =
+        loki.received.lock().unwrap().iter().flat_map(|s| s.2.iter().map(|e| e.1.clone())).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn a_split_batch_settles_each_request_on_its_own() {
+    // Request 0 (tenant t0) is taken, request 1 (t1) refused for good.
+    let loki = Loki::start(|n| if n == 1 { (400, "bad labels") } else { (204, "") });
+    let agent = agent(&loki, "");
+    send(&agent, tenants_batch(2, 5));
+    agent.wait_metric("otelcol_exporter_sent_log_records_total", "", 5.0);
+    agent.wait_metric("otelcol_exporter_send_failed_log_records_total", "", 5.0);
+    assert_eq!(lines_received(&loki), (0..5).map(|i| format!("t0 r{i}")).collect::<Vec<_>>());
+    assert!(agent.stop().success());
+
+    // Request 1 is throttled once: only it is sent again, nothing is delivered twice.
+    let loki = Loki::start(|n| if n == 1 { (429, "slow down") } else { (204, "") });
+    let agent = self::agent(&loki, "");
+    send(&agent, tenants_batch(3, 4));
+    agent.wait_metric("otelcol_exporter_sent_log_records_total", "", 12.0);
+    assert_eq!(*loki.requests.lock().unwrap(), 4);
+    assert_eq!(lines_received(&loki).len(), 12);
+    let mut unique = lines_received(&loki);
+    unique.dedup();
+    assert_eq!(unique.len(), 12);
+    assert_eq!(agent.metric("otelcol_exporter_send_failed_log_records_total", ""), 0.0);
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn timeout_bounds_each_request_not_the_batch() {
+    // Five requests of 400 ms each take 2 s; a 1 s timeout is per request.
+    let loki = Loki::start_slow(Duration::from_millis(400), |_| (204, ""));
+    let agent = agent(&loki, "    timeout: 1s\n");
+    send(&agent, tenants_batch(5, 2));
+    agent.wait_metric("otelcol_exporter_sent_log_records_total", "", 10.0);
+    assert_eq!(*loki.requests.lock().unwrap(), 5, "no request was sent twice");
+    assert_eq!(lines_received(&loki).len(), 10);
+    assert_eq!(agent.count_logs("timed out"), 0);
     assert!(agent.stop().success());
 }

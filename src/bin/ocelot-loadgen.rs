@@ -276,11 +276,11 @@ struct Sink {
 }
 
 impl ExportHandler for Sink {
-    fn handle(&self, signal: Signal, body: &Bytes) -> Result<(), tonic::Status> {
+    async fn handle(&self, signal: Signal, body: Bytes) -> Result<(), tonic::Status> {
         self.totals.requests.fetch_add(1, Ordering::Relaxed);
         self.totals.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
         if self.count_items
-            && let Ok(payload) = from_proto(signal, body)
+            && let Ok(payload) = from_proto(signal, &body)
         {
             self.totals.items.fetch_add(payload.item_count() as u64, Ordering::Relaxed);
         }

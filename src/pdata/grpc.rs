@@ -84,7 +84,7 @@ impl Decoder for BytesDecoder {
 
 /// What an OTLP/gRPC server does with one export request's protobuf bytes.
 pub trait ExportHandler: Clone + Send + Sync + 'static {
-    fn handle(&self, signal: Signal, body: &Bytes) -> Result<(), Status>;
+    fn handle(&self, signal: Signal, body: Bytes) -> impl Future<Output = Result<(), Status>> + Send;
 }
 
 /// One signal's OTLP gRPC service, at the type level, for tonic's router.
@@ -163,7 +163,9 @@ where
                 .apply_compression_config(encodings, encodings)
                 .apply_max_message_size_config(Some(service.max_message_size), None);
             let export = Export { handler: service.handler, signal: S::SIGNAL };
-            Ok(grpc.unary(export, request).await)
+            let mut response = grpc.unary(export, request).await;
+            too_large_is_resource_exhausted(&mut response);
+            Ok(response)
         })
     }
 }
@@ -178,8 +180,25 @@ impl<H: ExportHandler> UnaryService<Bytes> for Export<H> {
     type Future = BoxFuture<Response<Bytes>, Status>;
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
-        let result = self.handler.handle(self.signal, request.get_ref());
-        Box::pin(async move { result.map(|()| Response::new(Bytes::new())) })
+        let (handler, signal) = (self.handler.clone(), self.signal);
+        Box::pin(
+            async move { handler.handle(signal, request.into_inner()).await.map(|()| Response::new(Bytes::new())) },
+        )
+    }
+}
+
+/// tonic answers a request over `max_message_size` with `OUT_OF_RANGE`, which OTLP
+/// clients retry (the same request, refused again: a retry storm). Upstream answers
+/// `RESOURCE_EXHAUSTED` without retry info, which clients do not retry: so do we.
+fn too_large_is_resource_exhausted<B>(response: &mut http::Response<B>) {
+    let headers = response.headers_mut();
+    let out_of_range = headers.get("grpc-status").is_some_and(|v| v.as_bytes() == b"11");
+    let too_large = headers.get("grpc-message").is_some_and(|v| {
+        let text = String::from_utf8_lossy(v.as_bytes());
+        text.contains("too large") || text.contains("too%20large")
+    });
+    if out_of_range && too_large {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
     }
 }
 

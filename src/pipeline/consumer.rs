@@ -21,11 +21,18 @@ pub enum Refused {
 #[derive(Clone, Debug, Default)]
 pub struct Consumer {
     targets: Vec<mpsc::Sender<Batch>>,
+    waits_for_result: bool,
 }
 
 impl Consumer {
     pub fn new(targets: Vec<mpsc::Sender<Batch>>) -> Consumer {
-        Consumer { targets }
+        Consumer { targets, waits_for_result: false }
+    }
+
+    /// Some exporter behind these pipelines has no queue (or `wait_for_result`): a
+    /// source that answers a client waits for the export's outcome, as upstream.
+    pub fn waits_for_result(&self) -> bool {
+        self.waits_for_result
     }
 
     /// No pipeline takes this signal from this source.
@@ -109,8 +116,10 @@ impl Consumers {
         }
     }
 
-    pub fn add(&mut self, signal: Signal, target: mpsc::Sender<Batch>) {
-        self.get_mut(signal).targets.push(target);
+    pub fn add(&mut self, signal: Signal, target: mpsc::Sender<Batch>, waits_for_result: bool) {
+        let consumer = self.get_mut(signal);
+        consumer.targets.push(target);
+        consumer.waits_for_result |= waits_for_result;
     }
 }
 

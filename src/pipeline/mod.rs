@@ -99,20 +99,28 @@ async fn wire(
 
     // 3. Pipelines: processors, then fan-out to exporters and connected pipelines.
     let mut tasks = Vec::new();
+    // Whether a pipeline's sources wait for the export's outcome: an exporter has no
+    // queue (or `wait_for_result`), here or in a pipeline a connector feeds.
+    let mut waits: BTreeMap<&PipelineId, bool> = BTreeMap::new();
+    let mut feeds: Vec<(&PipelineId, &PipelineId)> = Vec::new();
     for (pipeline_id, pipeline) in pipelines {
         let mut outputs = Vec::new();
+        let mut own_waits = false;
         for id in &pipeline.exporters {
             if let Some(input) = exporters.get(id) {
+                own_waits |= input.waits_for_result();
                 outputs.push(run::Output::Exporter(input.clone()));
             } else if config.connectors.contains_key(id) {
                 // A forward connector: the pipelines that receive from it, same signal.
                 for (other_id, other) in pipelines {
                     if other_id.signal == pipeline_id.signal && other.receivers.contains(id) {
                         outputs.extend(sender_of(&inputs, other_id).map(run::Output::Pipeline));
+                        feeds.push((pipeline_id, other_id));
                     }
                 }
             }
         }
+        waits.insert(pipeline_id, own_waits);
         let processors = pipeline
             .processors
             .iter()
@@ -121,13 +129,22 @@ async fn wire(
         tasks.push((pipeline_id.clone(), processors, outputs));
     }
     drop(exporters);
+    // Connector chains have no loops (validated), so this settles within as many rounds.
+    for _ in 0..pipelines.len() {
+        for (from, to) in &feeds {
+            if waits.get(to).copied().unwrap_or(false) {
+                waits.insert(from, true);
+            }
+        }
+    }
     let mut receiver_consumers: BTreeMap<&ComponentId, Consumers> = BTreeMap::new();
     for (pipeline_id, pipeline) in pipelines {
         for id in &pipeline.receivers {
             if config.receivers.contains_key(id)
                 && let Some(tx) = sender_of(&inputs, pipeline_id)
             {
-                receiver_consumers.entry(id).or_default().add(pipeline_id.signal, tx);
+                let waits = waits.get(pipeline_id).copied().unwrap_or(false);
+                receiver_consumers.entry(id).or_default().add(pipeline_id.signal, tx, waits);
             }
         }
     }

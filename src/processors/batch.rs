@@ -119,7 +119,10 @@ impl BatchProcessor {
 }
 
 impl Processor for BatchProcessor {
-    fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) {
+    fn process(&mut self, mut batch: Batch, out: &mut Vec<Batch>) {
+        // Held for up to `timeout`: a client waiting for its answer has it now, as
+        // upstream's batch processor answers on intake.
+        batch.release_replies();
         let items = batch.payload.item_count();
         if items == 0 {
             return;

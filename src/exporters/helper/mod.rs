@@ -204,6 +204,11 @@ pub struct ExporterInput {
 const FULL_QUEUE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl ExporterInput {
+    /// A client behind this exporter waits for the export, not just for the queue.
+    pub fn waits_for_result(&self) -> bool {
+        !self.queue.enabled || self.queue.wait_for_result
+    }
+
     /// Hands `batch` to the exporter. With no queue it waits for room (the export
     /// itself is the answer); with a queue it lets reply tokens go once the batch is in
     /// (unless `wait_for_result`) and, when the queue is full, waits only with

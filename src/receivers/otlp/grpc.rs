@@ -9,23 +9,35 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tracing::error;
 
-use super::{GrpcConfig, Intake};
+use super::{Answer, GrpcConfig, Intake, grpc_code_of_http};
+use crate::net;
 use crate::pdata::grpc::{ExportHandler, Logs, Metrics, OtlpGrpcService, Traces};
-use crate::pdata::{Signal, json::from_proto};
+use crate::pdata::{BackendStatus, Signal, json::from_proto};
 use crate::pipeline::Refused;
 use crate::receivers::StartError;
 use crate::tls::{self, TlsServerConfig};
 
 impl ExportHandler for Intake {
-    fn handle(&self, signal: Signal, body: &Bytes) -> Result<(), Status> {
+    async fn handle(&self, signal: Signal, body: Bytes) -> Result<(), Status> {
         if self.consumers.get(signal).is_empty() {
             return Err(Status::unimplemented(format!("this receiver is in no {signal} pipeline")));
         }
-        let payload = from_proto(signal, body)
+        let payload = net::decode_off_runtime(body.len(), move || from_proto(signal, &body))
+            .await
+            .ok_or_else(|| Status::internal("decoding the request failed"))?
             .map_err(|e| Status::invalid_argument(format!("malformed {signal} request: {e}")))?;
-        self.accept(payload).map_err(|refused| match refused {
-            Refused::Full => Status::unavailable("pipeline is full; retry later"),
-            Refused::Closed => Status::unavailable("receiver is shutting down; retry later"),
+        self.accept(payload).await.map_err(|answer| match answer {
+            Answer::Refused(Refused::Full) => Status::unavailable("pipeline is full; retry later"),
+            Answer::Refused(Refused::Closed) => Status::unavailable("receiver is shutting down; retry later"),
+            Answer::Unavailable(message) => Status::unavailable(format!("not delivered, retry later: {message}")),
+            Answer::Permanent { status, message } => {
+                let code = match status {
+                    Some(BackendStatus::Grpc(code)) => tonic::Code::from_i32(code),
+                    Some(BackendStatus::Http(status)) => grpc_code_of_http(status),
+                    None => tonic::Code::Internal,
+                };
+                Status::new(code, message)
+            }
         })
     }
 }

@@ -14,10 +14,10 @@ use prost::Message;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{HttpConfig, Intake};
+use super::{Answer, HttpConfig, Intake, grpc_code_of_http, http_status_of_grpc};
 use crate::net::{self, DecompressError, HttpResponse};
 use crate::pdata::grpc::RpcStatus;
-use crate::pdata::{Signal, json};
+use crate::pdata::{BackendStatus, Signal, json};
 use crate::pipeline::Refused;
 
 /// What the client sent and wants back.
@@ -104,42 +104,63 @@ async fn handle(config: &HttpConfig, intake: &Intake, request: Request<Incoming>
             return status_response(format, StatusCode::BAD_REQUEST, &format!("reading the body failed: {e}"));
         }
     };
-    let body = match net::decompress_body(&encoding, body, limit) {
-        Ok(body) => body,
-        Err(DecompressError::TooLarge) => return too_large(format, limit),
-        Err(DecompressError::Unsupported) => {
+    // Inflating and decoding a big body runs off the runtime's worker threads.
+    let decode_encoding = encoding.clone();
+    let decoded = net::decode_off_runtime(body.len(), move || {
+        let body = net::decompress_body(&decode_encoding, body, limit).map_err(Undecoded::Decompress)?;
+        match format {
+            Format::Proto => json::from_proto(signal, &body).map_err(|e| Undecoded::Malformed(e.to_string())),
+            Format::Json => json::from_json(signal, &body).map_err(|e| Undecoded::Malformed(e.to_string())),
+        }
+    })
+    .await;
+    let payload = match decoded {
+        Some(Ok(payload)) => payload,
+        Some(Err(Undecoded::Decompress(DecompressError::TooLarge))) => return too_large(format, limit),
+        Some(Err(Undecoded::Decompress(DecompressError::Unsupported))) => {
             return status_response(
                 format,
                 StatusCode::BAD_REQUEST,
                 &format!("unsupported Content-Encoding {encoding:?}; use gzip, zstd or none"),
             );
         }
-        Err(DecompressError::Corrupt(e)) => {
+        Some(Err(Undecoded::Decompress(DecompressError::Corrupt(e)))) => {
             return status_response(format, StatusCode::BAD_REQUEST, &format!("decompressing the body failed: {e}"));
         }
-    };
-    let payload = match format {
-        Format::Proto => json::from_proto(signal, &body).map_err(|e| e.to_string()),
-        Format::Json => json::from_json(signal, &body).map_err(|e| e.to_string()),
-    };
-    let payload = match payload {
-        Ok(payload) => payload,
-        Err(e) => {
+        Some(Err(Undecoded::Malformed(e))) => {
             return status_response(format, StatusCode::BAD_REQUEST, &format!("malformed {signal} request: {e}"));
         }
+        None => return status_response(format, StatusCode::INTERNAL_SERVER_ERROR, "decoding the request failed"),
     };
-    match intake.accept(payload) {
+    match intake.accept(payload).await {
         Ok(()) => success(format),
-        Err(refused) => {
-            let message = match refused {
-                Refused::Full => "pipeline is full; retry later",
-                Refused::Closed => "receiver is shutting down; retry later",
+        Err(Answer::Permanent { status, message }) => {
+            let code = match status {
+                Some(BackendStatus::Http(code)) => code,
+                Some(BackendStatus::Grpc(code)) => http_status_of_grpc(tonic::Code::from_i32(code)),
+                None => 500,
             };
-            let mut response = status_response(format, StatusCode::SERVICE_UNAVAILABLE, message);
+            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            status_response(format, code, &message)
+        }
+        Err(answer) => {
+            let message = match answer {
+                Answer::Refused(Refused::Full) => "pipeline is full; retry later".to_string(),
+                Answer::Refused(Refused::Closed) => "receiver is shutting down; retry later".to_string(),
+                Answer::Unavailable(message) => format!("not delivered, retry later: {message}"),
+                Answer::Permanent { message, .. } => message,
+            };
+            let mut response = status_response(format, StatusCode::SERVICE_UNAVAILABLE, &message);
             response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             response
         }
     }
+}
+
+/// Why a body did not become a payload.
+enum Undecoded {
+    Decompress(DecompressError),
+    Malformed(String),
 }
 
 fn too_large(format: Format, limit: usize) -> HttpResponse {
@@ -162,11 +183,12 @@ fn success(format: Format) -> HttpResponse {
 
 /// An error body as the OTLP specification asks: a `google.rpc.Status`.
 fn status_response(format: Format, status: StatusCode, message: &str) -> HttpResponse {
-    let code = match status {
-        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE => 3, // INVALID_ARGUMENT
-        StatusCode::NOT_FOUND => 12, // UNIMPLEMENTED
-        _ => 14,                     // UNAVAILABLE
-    };
+    let code = match status.as_u16() {
+        503 => tonic::Code::Unavailable,
+        415 => tonic::Code::InvalidArgument,
+        404 => tonic::Code::Unimplemented,
+        other => grpc_code_of_http(other),
+    } as i32;
     let body = match format {
         Format::Proto => {
             Bytes::from(RpcStatus { code, message: message.to_string(), details: Vec::new() }.encode_to_vec())

@@ -1,10 +1,15 @@
 //! The `otlp` receiver: OTLP/gRPC and OTLP/HTTP (protobuf and JSON, gzip and zstd)
 //! for traces, metrics and logs.
 //!
-//! A request succeeds once every pipeline that takes its signal has accepted it
-//! (their input channels had room); otherwise it is refused whole, with the
-//! retryable status the OTLP specification names, so a client's retry never
-//! duplicates data.
+//! A request is refused whole, with the retryable status the OTLP specification
+//! names, when a pipeline that takes its signal has no room, so a client's retry never
+//! duplicates data. When every exporter behind it queues in memory, a request taken
+//! by the pipelines is answered at once ("accepted"). When one has
+//! `sending_queue.enabled: false` (or `wait_for_result`), the answer waits for the
+//! request's reply token, as upstream's: it comes back once each queue (or a `batch`
+//! processor) has taken the data and each exporter without one has exported it, with
+//! the outcome: the backend's own refusal, a 500 for a permanent failure without one, a
+//! 503 when nothing kept the data and a retry may help.
 
 mod config;
 mod grpc;
@@ -18,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use super::StartError;
 use crate::config::ComponentId;
 use crate::net;
-use crate::pdata::{Batch, Payload};
+use crate::pdata::{Ack, AckOutcome, BackendStatus, Batch, Payload};
 use crate::pipeline::{Consumers, Refused};
 use crate::telemetry::{ReceiverMetrics, Telemetry};
 
@@ -74,22 +79,81 @@ struct Intake {
     metrics: ReceiverMetrics,
 }
 
+/// Why a request was not taken, for the client.
+#[derive(Debug)]
+enum Answer {
+    /// A pipeline was full or stopping: nothing went anywhere, retry later.
+    Refused(Refused),
+    /// Not delivered, and kept nowhere: a retry may help and duplicates nothing.
+    Unavailable(String),
+    /// Dropped for good (or partly kept, so a retry would duplicate): the backend's
+    /// status if it gave one.
+    Permanent { status: Option<BackendStatus>, message: String },
+}
+
 impl Intake {
-    fn accept(&self, payload: Payload) -> Result<(), Refused> {
+    async fn accept(&self, payload: Payload) -> Result<(), Answer> {
         let signal = payload.signal();
         let items = payload.item_count() as u64;
         if items == 0 {
             return Ok(());
         }
-        match self.consumers.get(signal).try_consume(Batch::new(payload)) {
-            Ok(()) => {
-                self.metrics.accepted(signal).inc_by(items);
-                Ok(())
-            }
-            Err(refused) => {
+        let consumer = self.consumers.get(signal);
+        if !consumer.waits_for_result() {
+            // Every exporter queues in memory: accepted is the answer.
+            if let Err(refused) = consumer.try_consume(Batch::new(payload)) {
                 self.metrics.refused(signal).inc_by(items);
-                Err(refused)
+                return Err(Answer::Refused(refused));
             }
+            self.metrics.accepted(signal).inc_by(items);
+            return Ok(());
         }
+        let (ack, waiter) = Ack::reply();
+        if let Err(refused) = consumer.try_consume(Batch::with_ack(payload, ack)) {
+            self.metrics.refused(signal).inc_by(items);
+            return Err(Answer::Refused(refused));
+        }
+        let resolution = waiter.wait().await;
+        let answer = match resolution.outcome {
+            AckOutcome::Delivered => {
+                self.metrics.accepted(signal).inc_by(items);
+                return Ok(());
+            }
+            AckOutcome::Failed if !resolution.kept => Answer::Unavailable(resolution.message),
+            AckOutcome::Failed => Answer::Permanent { status: None, message: resolution.message },
+            AckOutcome::Rejected => Answer::Permanent { status: resolution.status, message: resolution.message },
+        };
+        self.metrics.refused(signal).inc_by(items);
+        Err(answer)
+    }
+}
+
+/// The gRPC code for a backend's HTTP status, as upstream maps them.
+fn grpc_code_of_http(status: u16) -> tonic::Code {
+    use tonic::Code;
+    match status {
+        400 => Code::InvalidArgument,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::NotFound,
+        413 => Code::InvalidArgument,
+        429 => Code::ResourceExhausted,
+        502..=504 => Code::Unavailable,
+        _ => Code::Internal,
+    }
+}
+
+/// The HTTP status for a backend's gRPC code, as upstream maps them.
+fn http_status_of_grpc(code: tonic::Code) -> u16 {
+    use tonic::Code;
+    match code {
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => 400,
+        Code::Unauthenticated => 401,
+        Code::PermissionDenied => 403,
+        Code::NotFound | Code::Unimplemented => 404,
+        Code::ResourceExhausted => 429,
+        Code::Unavailable => 503,
+        Code::DeadlineExceeded => 504,
+        _ => 500,
     }
 }
