@@ -228,3 +228,70 @@ async fn grpc_bad_input_is_invalid_argument_and_the_receiver_keeps_serving() {
     assert_eq!(accepted, 3.0);
     assert!(tokio::task::spawn_blocking(move || agent.stop()).await.unwrap().success());
 }
+
+#[test]
+fn big_requests_are_decoded_off_the_runtime_and_health_stays_quick() {
+    let agent = Agent::start(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:0
+        max_request_body_size: 64MiB
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:0
+exporters:
+  debug:
+    verbosity: basic
+service:
+  extensions: [health_check]
+  pipelines:
+    logs: { receivers: [otlp], exporters: [debug] }
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+"#,
+    );
+    let http = agent.http("otlp");
+    let health = agent.health_addr("health_check");
+    // About 16 MiB of JSON: 40,000 records of 400 bytes.
+    let bodies: Vec<String> = (0..40_000).map(|i| format!("{i:06} {}", "y".repeat(400))).collect();
+    let body = std::sync::Arc::new(logs_json(&bodies));
+    assert!(body.len() > 16 << 20);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders: Vec<_> = (0..2)
+        .map(|_| {
+            let (body, stop) = (body.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut sent = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (status, _, _) = http_post(http, "/v1/logs", "application/json", &body);
+                    assert_eq!(status, 200);
+                    sent += 1;
+                }
+                sent
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut latencies: Vec<Duration> = (0..40)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            assert_eq!(http_get(health, "/").0, 200);
+            let took = started.elapsed();
+            std::thread::sleep(Duration::from_millis(25));
+            took
+        })
+        .collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    eprintln!("health median {median:?} while {sent} big requests were decoded");
+    assert!(sent >= 2, "the big requests did not go through");
+    // Decoded on the runtime's workers, the median was ~150 ms here.
+    assert!(median < Duration::from_millis(40), "health check median {median:?}");
+    assert!(agent.stop().success());
+}
