@@ -13,9 +13,12 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+
+use tracing::{debug, warn};
 
 /// `host:port`, `:port` (all interfaces) or `[v6]:port` → something `bind` takes.
 pub fn normalize_endpoint(endpoint: &str) -> Result<String, String> {
@@ -66,21 +69,145 @@ const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 /// How long open connections get to finish their requests at shutdown.
 const CONNECTION_DRAIN: Duration = Duration::from_secs(5);
 
+/// A failed `accept` (out of file descriptors, say) is logged at most this often.
+const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// What bounds one HTTP server's connections. Upstream's confighttp names for the
+/// timeouts; upstream's defaults are 0 (none) for the OTLP receiver and health_check,
+/// which lets a client hold a connection (and a file descriptor) forever with
+/// unfinished headers, so ocelot's are not.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ServerLimits {
+    /// A new connection must send a complete request head within this (including the
+    /// TLS handshake and HTTP version detection). Zero: no limit.
+    pub read_header_timeout: Duration,
+    /// A connection with no request in flight for this long is closed. Zero: no limit.
+    pub idle_timeout: Duration,
+    /// Connections open at once; past it, new ones wait in the kernel's backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            read_header_timeout: DEFAULT_READ_HEADER_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+pub const DEFAULT_READ_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Admin endpoints (health, self-metrics) take few connections; their own small cap
+/// keeps them from taking a flood's file descriptors, and a flood elsewhere from
+/// taking theirs.
+pub const ADMIN_MAX_CONNECTIONS: usize = 64;
+
+pub(crate) fn default_read_header_timeout() -> crate::config::ConfigDuration {
+    crate::config::ConfigDuration(DEFAULT_READ_HEADER_TIMEOUT)
+}
+pub(crate) fn default_idle_timeout() -> crate::config::ConfigDuration {
+    crate::config::ConfigDuration(DEFAULT_IDLE_TIMEOUT)
+}
+pub(crate) fn default_max_connections() -> usize {
+    DEFAULT_MAX_CONNECTIONS
+}
+
 /// Serves HTTP/1.1 and HTTP/2 on `listener` until `cancel`, then lets open
 /// connections finish (bounded by [`CONNECTION_DRAIN`]).
-pub async fn serve_http<H, F>(listener: TcpListener, handler: H, cancel: CancellationToken)
+pub async fn serve_http<H, F>(listener: TcpListener, limits: ServerLimits, handler: H, cancel: CancellationToken)
 where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = HttpResponse> + Send + 'static,
 {
-    serve_https(listener, None, handler, cancel).await
+    serve_https(listener, None, limits, handler, cancel).await
+}
+
+/// When a connection is due to be closed: requests in flight, and the deadline that
+/// applies while there are none (the first request head's, then the idle one).
+struct ConnectionClock {
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// Milliseconds since `opened` at which an idle connection is closed; `u64::MAX`:
+    /// never.
+    deadline_ms: std::sync::atomic::AtomicU64,
+    opened: tokio::time::Instant,
+    notify: tokio::sync::Notify,
+}
+
+impl ConnectionClock {
+    fn new(first: Duration) -> Arc<ConnectionClock> {
+        let clock = ConnectionClock {
+            in_flight: 0.into(),
+            deadline_ms: u64::MAX.into(),
+            opened: tokio::time::Instant::now(),
+            notify: tokio::sync::Notify::new(),
+        };
+        clock.set_deadline(first);
+        Arc::new(clock)
+    }
+
+    fn set_deadline(&self, after: Duration) {
+        let at = if after.is_zero() {
+            u64::MAX
+        } else {
+            (self.opened.elapsed() + after).as_millis().min(u128::from(u64::MAX - 1)) as u64
+        };
+        self.deadline_ms.store(at, Ordering::Release);
+    }
+
+    /// Resolves once the connection has had no request in flight past its deadline.
+    async fn expired(&self) {
+        loop {
+            let notified = self.notify.notified();
+            let at = self.deadline_ms.load(Ordering::Acquire);
+            if at == u64::MAX {
+                notified.await;
+                continue;
+            }
+            let deadline = self.opened + Duration::from_millis(at);
+            tokio::select! {
+                _ = notified => continue,
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+            if self.in_flight.load(Ordering::Acquire) == 0 && self.deadline_ms.load(Ordering::Acquire) == at {
+                return;
+            }
+        }
+    }
+}
+
+/// Counts a request in flight on its connection; when the last one ends the idle
+/// deadline starts.
+struct InFlight {
+    clock: Arc<ConnectionClock>,
+    idle_timeout: Duration,
+}
+
+impl InFlight {
+    fn start(clock: &Arc<ConnectionClock>, idle_timeout: Duration) -> InFlight {
+        clock.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight { clock: clock.clone(), idle_timeout }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.clock.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.clock.set_deadline(self.idle_timeout);
+            self.clock.notify.notify_one();
+        }
+    }
 }
 
 /// [`serve_http`], with TLS when `tls` is given. The handshake runs in the
-/// connection's own task, so a slow client cannot stall `accept`.
+/// connection's own task, so a slow client cannot stall `accept`. A connection slot is
+/// taken before `accept`, so at most `max_connections` are open at once.
 pub async fn serve_https<H, F>(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: ServerLimits,
     handler: H,
     cancel: CancellationToken,
 ) where
@@ -89,52 +216,91 @@ pub async fn serve_https<H, F>(
 {
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let mut last_accept_error: Option<tokio::time::Instant> = None;
     // Connection tasks are owned here, so none outlives the server: a connection still
     // open after the drain is aborted, and with it the handler's hold on the pipelines.
     let mut connections = tokio::task::JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         let (stream, peer) = tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    // Out of file descriptors and the like: wait a little, keep serving.
-                    debug!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of file descriptors and the like: say so (not on every
+                    // attempt), wait a little, keep serving.
+                    if last_accept_error.is_none_or(|at| at.elapsed() >= ACCEPT_ERROR_LOG_EVERY) {
+                        last_accept_error = Some(tokio::time::Instant::now());
+                        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                        warn!(endpoint = %local, error = %e, "Cannot accept connections; retrying (logged every 10s).");
+                    }
+                    tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
                     continue;
                 }
             },
         };
+        let clock = ConnectionClock::new(limits.read_header_timeout);
+        let service_clock = clock.clone();
         let handler = handler.clone();
+        let idle_timeout = limits.idle_timeout;
         let service = hyper::service::service_fn(move |request| {
+            let in_flight = InFlight::start(&service_clock, idle_timeout);
             let response = handler(request, peer);
-            async move { Ok::<_, Infallible>(response.await) }
+            async move {
+                let response = response.await;
+                drop(in_flight);
+                Ok::<_, Infallible>(response)
+            }
         });
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let tls = tls.clone();
         connections.spawn(async move {
-            let result = match tls {
-                None => {
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(connection.into_owned()).await
+            let _slot = slot;
+            let serve = async {
+                match tls {
+                    None => {
+                        let connection = builder.serve_connection(TokioIo::new(stream), service);
+                        watcher.watch(connection.into_owned()).await
+                    }
+                    Some(acceptor) => {
+                        let stream = match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                debug!(%peer, error = %e, "TLS handshake failed");
+                                return Ok(());
+                            }
+                            Err(_) => {
+                                debug!(%peer, "TLS handshake timed out");
+                                return Ok(());
+                            }
+                        };
+                        let connection = builder.serve_connection(TokioIo::new(stream), service);
+                        watcher.watch(connection.into_owned()).await
+                    }
                 }
-                Some(acceptor) => {
-                    let stream = match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(e)) => {
-                            debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(connection.into_owned()).await
+            };
+            // With no request in flight past its deadline (unfinished headers, or
+            // idle), the connection is dropped: nothing of it is lost.
+            let result = tokio::select! {
+                result = serve => result,
+                _ = clock.expired() => {
+                    debug!(%peer, "connection closed: no complete request, or idle, past its timeout");
+                    Ok(())
                 }
             };
             if let Err(e) = result {

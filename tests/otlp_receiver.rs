@@ -295,3 +295,85 @@ service:
     assert!(median < Duration::from_millis(40), "health check median {median:?}");
     assert!(agent.stop().success());
 }
+
+#[test]
+fn unfinished_headers_and_idle_connections_are_closed_and_admin_endpoints_stay_up() {
+    use std::io::Read;
+    let agent = Agent::start(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:0
+        read_header_timeout: 1s
+        idle_timeout: 1s
+        max_connections: 20
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:0
+exporters:
+  debug:
+service:
+  extensions: [health_check]
+  pipelines:
+    logs: { receivers: [otlp], exporters: [debug] }
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+"#,
+    );
+    // As an SRE's `ulimit -n 64` would leave it.
+    let status =
+        std::process::Command::new("prlimit").arg(format!("--pid={}", agent.pid())).arg("--nofile=64:64").status();
+    assert!(status.unwrap().success());
+    let http = agent.http("otlp");
+    // 60 clients that never finish their headers.
+    let mut stalled: Vec<std::net::TcpStream> = (0..60)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(http).unwrap();
+            stream.write_all(b"POST /v1/logs HTTP/1.1\r\nHost: x\r\n").unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The admin endpoints answer while they are held.
+    assert_eq!(http_get(agent.health_addr("health_check"), "/").0, 200);
+    assert_eq!(http_get(agent.metrics_addr(), "/metrics").0, 200);
+    // Each is closed by the server, 20 at a time, about a second after it was taken.
+    for stream in &mut stalled {
+        stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(stream.read(&mut buf).unwrap(), 0, "the server did not close a stalled connection");
+    }
+    // A keep-alive connection idle past idle_timeout is closed too.
+    let mut idle = std::net::TcpStream::connect(http).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = logs_json(&["kept alive".to_string()]);
+    let head = format!(
+        "POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    idle.write_all(head.as_bytes()).unwrap();
+    idle.write_all(&body).unwrap();
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !response.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = idle.read(&mut buf).unwrap();
+        assert!(n > 0);
+        response.extend_from_slice(&buf[..n]);
+    }
+    assert!(response.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&response));
+    let started = std::time::Instant::now();
+    loop {
+        match idle.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e) => panic!("idle connection not closed: {e}"),
+        }
+    }
+    assert!(started.elapsed() >= Duration::from_millis(500), "closed too early");
+    let (status, _, _) = http_post(http, "/v1/logs", "application/json", &logs_json(&["after".to_string()]));
+    assert_eq!(status, 200);
+    assert!(agent.stop().success());
+}

@@ -128,7 +128,7 @@ impl PrometheusExporter {
                 response
             }
         };
-        tracker.spawn(net::serve_http(listener, handler, stop.clone()));
+        tracker.spawn(net::serve_http(listener, net::ServerLimits::default(), handler, stop.clone()));
         let options = Options {
             namespace: config.namespace.clone(),
             add_metric_suffixes: config.add_metric_suffixes,

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::component::Validate;
+use crate::config::ConfigDuration;
 use crate::net;
 
 pub const TYPE: &str = "health_check";
@@ -21,11 +22,33 @@ pub struct HealthCheckConfig {
     /// Path answered. Default `/`.
     #[serde(default = "default_path")]
     pub path: String,
+    /// A new connection must send a complete request head within this; 0s: no
+    /// limit. Default 10s (upstream's default is no limit).
+    #[serde(default = "crate::net::default_read_header_timeout")]
+    pub read_header_timeout: ConfigDuration,
+    /// A connection with no request in flight for this long is closed; 0s: never.
+    /// Default 60s (upstream's default is no limit).
+    #[serde(default = "crate::net::default_idle_timeout")]
+    pub idle_timeout: ConfigDuration,
+    /// Connections open at once (ocelot's own option); more wait in the kernel's
+    /// backlog. Default 64.
+    #[serde(default = "admin_max_connections")]
+    pub max_connections: usize,
+}
+
+fn admin_max_connections() -> usize {
+    net::ADMIN_MAX_CONNECTIONS
 }
 
 impl Default for HealthCheckConfig {
     fn default() -> Self {
-        HealthCheckConfig { endpoint: default_endpoint(), path: default_path() }
+        HealthCheckConfig {
+            endpoint: default_endpoint(),
+            path: default_path(),
+            read_header_timeout: crate::net::default_read_header_timeout(),
+            idle_timeout: crate::net::default_idle_timeout(),
+            max_connections: net::ADMIN_MAX_CONNECTIONS,
+        }
     }
 }
 
@@ -39,6 +62,9 @@ fn default_path() -> String {
 impl Validate for HealthCheckConfig {
     fn validate(&self) -> Result<(), String> {
         net::normalize_endpoint(&self.endpoint)?;
+        if self.max_connections == 0 {
+            return Err("max_connections must be at least 1".into());
+        }
         if !self.path.starts_with('/') {
             return Err(format!("path `{}` must start with `/`", self.path));
         }
@@ -100,5 +126,10 @@ pub async fn serve(
             response
         }
     };
-    net::serve_http(listener, handler, cancel).await;
+    let limits = net::ServerLimits {
+        read_header_timeout: config.read_header_timeout.0,
+        idle_timeout: config.idle_timeout.0,
+        max_connections: config.max_connections,
+    };
+    net::serve_http(listener, limits, handler, cancel).await;
 }

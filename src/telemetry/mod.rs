@@ -554,7 +554,8 @@ pub async fn serve(telemetry: Arc<Telemetry>, listener: tokio::net::TcpListener,
         let telemetry = telemetry.clone();
         async move { metrics_response(&telemetry, request.method(), request.uri().path()) }
     };
-    net::serve_http(listener, handler, cancel).await;
+    let limits = net::ServerLimits { max_connections: net::ADMIN_MAX_CONNECTIONS, ..net::ServerLimits::default() };
+    net::serve_http(listener, limits, handler, cancel).await;
 }
 
 fn metrics_response(telemetry: &Telemetry, method: &http::Method, path: &str) -> HttpResponse {

@@ -1,7 +1,7 @@
 use serde::Deserialize;
 
 use crate::component::Validate;
-use crate::config::ByteSize;
+use crate::config::{ByteSize, ConfigDuration};
 use crate::tls::TlsServerConfig;
 
 /// The `otlp` receiver: OTLP over gRPC and HTTP for all three signals.
@@ -104,6 +104,18 @@ pub struct HttpConfig {
     /// TLS (and mTLS with `client_ca_file`); plain text without it.
     #[serde(default)]
     pub tls: Option<TlsServerConfig>,
+    /// A new connection must send a complete request head within this; 0s: no
+    /// limit. Default 10s (upstream's default is no limit).
+    #[serde(default = "crate::net::default_read_header_timeout")]
+    pub read_header_timeout: ConfigDuration,
+    /// A connection with no request in flight for this long is closed; 0s: never.
+    /// Default 60s (upstream's default is no limit).
+    #[serde(default = "crate::net::default_idle_timeout")]
+    pub idle_timeout: ConfigDuration,
+    /// Connections open at once (ocelot's own option); more wait in the kernel's
+    /// backlog. Default 4096.
+    #[serde(default = "crate::net::default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -115,6 +127,9 @@ impl Default for HttpConfig {
             metrics_url_path: default_metrics_path(),
             logs_url_path: default_logs_path(),
             tls: None,
+            read_header_timeout: crate::net::default_read_header_timeout(),
+            idle_timeout: crate::net::default_idle_timeout(),
+            max_connections: crate::net::default_max_connections(),
         }
     }
 }
@@ -152,6 +167,9 @@ impl Validate for OtlpReceiverConfig {
         }
         if let Some(http) = &p.http {
             crate::receivers::otlp::parse_endpoint(&http.endpoint)?;
+            if http.max_connections == 0 {
+                return Err("http.max_connections must be at least 1".into());
+            }
             for path in [&http.traces_url_path, &http.metrics_url_path, &http.logs_url_path] {
                 if !path.starts_with('/') {
                     return Err(format!("URL path `{path}` must start with `/`"));

@@ -37,13 +37,18 @@ pub(super) async fn serve(
     intake: Intake,
     stop: CancellationToken,
 ) {
+    let limits = net::ServerLimits {
+        read_header_timeout: config.read_header_timeout.0,
+        idle_timeout: config.idle_timeout.0,
+        max_connections: config.max_connections,
+    };
     let config = std::sync::Arc::new(config);
     let handler = move |request: Request<Incoming>, _peer: SocketAddr| {
         let intake = intake.clone();
         let config = config.clone();
         async move { handle(&config, &intake, request).await }
     };
-    net::serve_https(listener, tls, handler, stop).await;
+    net::serve_https(listener, tls, limits, handler, stop).await;
 }
 
 async fn handle(config: &HttpConfig, intake: &Intake, request: Request<Incoming>) -> HttpResponse {
