@@ -113,6 +113,7 @@ pub struct RunOptions {
 
 /// Runs the agent until SIGTERM or SIGINT, then drains and stops.
 pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<()> {
+    raise_open_files_limit();
     let telemetry = Telemetry::new();
     let health = health_check::Health::default();
     let admin_stop = CancellationToken::new();
@@ -183,5 +184,34 @@ async fn wait_for_signal() {
             // the config is not part of this version, so it is logged and ignored.
             _ = hup.recv() => warn!(signal = "SIGHUP", "Config reload is not available in this version; SIGHUP ignored, restart to apply a new config."),
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit, as the Go runtime does for
+/// otelcol: a tail of many files and many client connections needs more than the
+/// usual soft 1024, and the hard limit is what the operator allowed.
+pub fn raise_open_files_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    let before = limit.rlim_cur;
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            warn!(soft = before, hard = limit.rlim_max, error = %std::io::Error::last_os_error(),
+                "Cannot raise the open files limit.");
+            return;
+        }
+    }
+    if limit.rlim_cur < 1024 {
+        warn!(
+            limit = limit.rlim_cur,
+            "The open files limit is low; tailing many files or serving many clients will fail (raise LimitNOFILE)."
+        );
+    } else {
+        tracing::debug!(before, now = limit.rlim_cur, "Open files limit.");
     }
 }

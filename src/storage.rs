@@ -9,6 +9,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"OCELOTS1";
@@ -92,10 +93,16 @@ impl StateFile {
     /// blocking thread, never on a runtime worker.
     pub fn store(&self, payload: &[u8]) -> Result<(), StateError> {
         let directory = self.path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(directory).map_err(|e| self.io(e))?;
+        create_private_dir(directory).map_err(|e| self.io(e))?;
         let temporary = self.path.with_extension("state.tmp");
-        let mut file =
-            OpenOptions::new().write(true).create(true).truncate(true).open(&temporary).map_err(|e| self.io(e))?;
+        // State holds the first bytes of tailed files: readable by the agent's user only.
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)
+            .map_err(|e| self.io(e))?;
         let mut header = Vec::with_capacity(HEADER_LEN);
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
@@ -110,9 +117,31 @@ impl StateFile {
     }
 }
 
+/// Creates `directory` and its missing parents as 0700 (the agent's user only); a
+/// directory that exists is left as it is (it may be shared, such as /tmp).
+pub fn create_private_dir(directory: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(directory)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_is_private_to_the_agents_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateFile::new(&dir.path().join("new/storage"), "filelog");
+        state.store(b"the first bytes of a log").unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(state.path()), 0o600);
+        assert_eq!(mode(&dir.path().join("new/storage")), 0o700);
+        assert_eq!(mode(&dir.path().join("new")), 0o700);
+        // A state file left world-readable by an older version is replaced by a private one.
+        fs::set_permissions(state.path(), fs::Permissions::from_mode(0o644)).unwrap();
+        state.store(b"again").unwrap();
+        assert_eq!(mode(state.path()), 0o600);
+    }
 
     #[test]
     fn round_trip_and_replace() {

@@ -860,3 +860,77 @@ fn waiting_for_acknowledgements_sleeps_until_one_arrives() {
     assert!(woke < 20, "the reader woke {woke} times in 2 s while waiting");
     assert!(agent.stop().success());
 }
+
+#[test]
+fn a_low_open_files_limit_is_raised_and_open_failures_are_said_not_taken_for_deletions() {
+    let logs = tempfile::tempdir().unwrap();
+    for f in 0..80 {
+        append(&logs.path().join(format!("f{f:02}.log")), 0..2, &format!("file {f}"));
+    }
+    // A soft limit of 64 below a hard one of 4096: raised at start, every file is read.
+    let agent = Agent::start_under(&["prlimit", "--nofile=64:4096"], &config(logs.path(), ""), &[]);
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(20), "160 records", || counts(&out).len() == 160);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", agent.pid())).unwrap();
+    let open_files = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    assert!(open_files.split_whitespace().filter(|w| *w == "4096").count() == 2, "{open_files}");
+    assert!(agent.stop().success());
+
+    // Hard limit 64 too: at most half of it goes to open files, so the servers can
+    // still accept (self-metrics answer), and the rest wait.
+    let agent = Agent::start_under(&["prlimit", "--nofile=64:64"], &config(logs.path(), ""), &[]);
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(20), "32 files read", || counts(&out).len() == 64);
+    agent.wait_metric("otelcol_fileconsumer_open_files", "", 32.0);
+    assert_eq!(agent.count_logs("More matching files than this receiver may keep open"), 1);
+    assert!(agent.stop().success());
+
+    // Descriptors running out under the receiver: failed opens are logged (once a
+    // minute per path) and counted, unreadable directories are not taken for
+    // deletions, and once descriptors are back every file is read.
+    let fresh = tempfile::tempdir().unwrap();
+    let agent = Agent::start(&config(fresh.path(), ""));
+    let pid = agent.pid();
+    let open_fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let limit = |n: usize| {
+        let status = std::process::Command::new("prlimit")
+            .arg(format!("--pid={pid}"))
+            .arg(format!("--nofile={n}:4096"))
+            .status();
+        assert!(status.unwrap().success());
+    };
+    append(&fresh.path().join("early.log"), 0..1, "early");
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(10), "the first file", || counts(&out).len() == 1);
+    limit(open_fds + 2);
+    for f in 0..10 {
+        append(&fresh.path().join(format!("g{f}.log")), 0..1, &format!("g{f}"));
+    }
+    wait_until(Duration::from_secs(10), "open failures logged", || agent.count_logs("Cannot open this file") > 0);
+    // Polls go on every 50 ms; each path is still said once.
+    std::thread::sleep(Duration::from_millis(500));
+    let said = agent.count_logs("Cannot open this file");
+    assert!(said <= 10, "{said} lines for at most 10 paths");
+    limit(4096);
+    wait_until(Duration::from_secs(10), "every file read", || counts(&out).len() == 11);
+    assert!(agent.metric("ocelot_filelog_open_errors_total", "") >= said as f64);
+    assert_eq!(agent.metric("ocelot_filelog_rotations_total", "kind=\"moved\""), 0.0);
+    assert_eq!(counts(&out)["early line 0"], 1, "the open file was not taken for deleted and read again");
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn a_symlink_loop_under_double_star_neither_hangs_nor_grows() {
+    let logs = tempfile::tempdir().unwrap();
+    append(&logs.path().join("real.log"), 0..3, "real");
+    std::os::unix::fs::symlink(".", logs.path().join("l1")).unwrap();
+    std::os::unix::fs::symlink(".", logs.path().join("l2")).unwrap();
+    let config = config(logs.path(), "").replace("/*.log", "/**/*.log");
+    let agent = Agent::start(&config);
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(5), "the real file", || counts(&out).len() == 3);
+    assert_counts(counts(&out), expected("real", 0..3));
+    let started = std::time::Instant::now();
+    assert!(agent.stop().success());
+    assert!(started.elapsed() < Duration::from_secs(5), "exit took {:?}", started.elapsed());
+}

@@ -39,7 +39,7 @@ impl FileStorageConfig {
             return Ok(default_dir.to_path_buf());
         };
         if self.create_directory {
-            std::fs::create_dir_all(directory)
+            crate::storage::create_private_dir(directory)
                 .map_err(|e| format!("cannot create storage directory {}: {e}", directory.display()))?;
         }
         match std::fs::metadata(directory) {

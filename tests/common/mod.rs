@@ -39,6 +39,15 @@ impl Agent {
     }
 
     pub fn try_start_with_args(config: &str, args: &[&str]) -> Result<Agent, String> {
+        Self::try_start_under(&[], config, args)
+    }
+
+    /// Starts ocelot as the last argument of `prefix` (`prlimit --nofile=64:4096`, say).
+    pub fn start_under(prefix: &[&str], config: &str, args: &[&str]) -> Agent {
+        Self::try_start_under(prefix, config, args).unwrap_or_else(|e| panic!("ocelot did not start: {e}"))
+    }
+
+    pub fn try_start_under(prefix: &[&str], config: &str, args: &[&str]) -> Result<Agent, String> {
         let dir = tempfile::tempdir().unwrap();
         let config = config.replace("{dir}", dir.path().to_str().unwrap());
         let path = dir.path().join("config.yaml");
@@ -50,7 +59,15 @@ impl Agent {
         } else {
             vec!["--storage-dir".as_ref(), storage.as_os_str()]
         };
-        let mut child = Command::new(BIN)
+        let mut command = match prefix.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(BIN);
+                command
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = command
             .arg("--config")
             .arg(&path)
             .args(storage_args)

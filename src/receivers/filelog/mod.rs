@@ -73,7 +73,7 @@ pub async fn start(
     tracker: &TaskTracker,
 ) -> Result<(), StartError> {
     let finder = Finder::new(&config.include, &config.exclude).map_err(|e| StartError::Config(e.to_string()))?;
-    std::fs::create_dir_all(storage_dir)
+    crate::storage::create_private_dir(storage_dir)
         .map_err(|e| StartError::Storage(format!("cannot create storage directory {}: {e}", storage_dir.display())))?;
     let state = StateFile::new(storage_dir, &format!("{TYPE}_{id}"));
     // `start_at: end` applies to a first start only: with a state file (even an empty or
@@ -121,7 +121,7 @@ pub async fn start(
         acks_tx,
         acks_rx,
         forgotten: Default::default(),
-        unreadable: HashSet::new(),
+        reported: Default::default(),
         delete_after_read: config.delete_after_read,
         exclude_older_than: config.exclude_older_than.map(|d| d.0).filter(|d| !d.is_zero()),
         quiet_errors: config.operators.iter().any(|o| match o {
@@ -197,6 +197,8 @@ struct Forgotten {
 
 /// Closed files remembered per receiver.
 const MAX_FORGOTTEN: usize = 1024;
+/// A problem with one path is logged at most this often.
+const REPORT_EVERY: Duration = Duration::from_secs(60);
 /// Bytes of records per batch handed to the pipelines.
 const BATCH_BYTES: u64 = 4 << 20;
 /// File bytes read but not yet acknowledged downstream, per receiver. Past this,
@@ -232,8 +234,8 @@ struct Tail {
     /// Nudged by each batch's acknowledgement as it resolves, and at stop.
     acks_tx: std::sync::mpsc::SyncSender<()>,
     acks_rx: std::sync::mpsc::Receiver<()>,
-    /// Paths that could not be read (reported once each).
-    unreadable: HashSet<PathBuf>,
+    /// Paths whose problem was logged, and when (each at most once a minute).
+    reported: std::collections::HashMap<PathBuf, std::time::Instant>,
     /// Files closed this run, newest last.
     forgotten: std::collections::VecDeque<Forgotten>,
     exclude_older_than: Option<Duration>,
@@ -485,6 +487,20 @@ impl Tail {
         self.files.insert(new_key, file);
     }
 
+    /// Logs a problem with `path` at most once a minute per path (a bounded number of
+    /// paths is remembered).
+    fn report(&mut self, path: &Path, message: impl FnOnce() -> String) {
+        let now = std::time::Instant::now();
+        if self.reported.len() >= MAX_FORGOTTEN {
+            self.reported.retain(|_, at| now.duration_since(*at) < REPORT_EVERY);
+        }
+        let due = self.reported.get(path).is_none_or(|at| now.duration_since(*at) >= REPORT_EVERY);
+        if due && self.reported.len() < MAX_FORGOTTEN {
+            self.reported.insert(path.to_path_buf(), now);
+            warn!(receiver = %self.id, path = %path.display(), "{}", message());
+        }
+    }
+
     /// Closes a file but remembers where it was, so the same content found again (a
     /// rotated copy, a file dropped after an error) continues from there.
     fn forget(&mut self, key: u64) {
@@ -502,11 +518,35 @@ impl Tail {
         }
     }
 
-    /// Matches this poll's paths to tracked files; returns the keys of files found.
+    /// Matches this poll's paths to tracked files; returns the keys of files found, and
+    /// of files the search could not tell about (an unreadable directory): those are
+    /// not taken for moved or deleted.
     fn discover(&mut self) -> HashSet<u64> {
         let mut seen = HashSet::new();
         let mut held_back = 0;
-        for path in self.finder.find() {
+        let found = self.finder.find();
+        for (dir, error) in &found.unreadable {
+            self.report(dir, || format!("Cannot read this directory: {error}; its files are left as they were."));
+        }
+        if found.cut_short {
+            let here = PathBuf::from("<search>");
+            self.report(&here, || "The file search stopped at its bound (200,000 entries or 5 s); files it did not reach are left as they were.".into());
+        }
+        for link in &found.refused_links {
+            self.report(link, || {
+                "Not following this symlink: its owner could not read the target (the agent's privileges are not lent)."
+                    .into()
+            });
+        }
+        for (key, file) in &self.files {
+            if found.unknown(&file.path) {
+                seen.insert(*key);
+            }
+        }
+        // Half the process's open files limit at most, so tailing never takes the
+        // descriptors its servers need to accept a connection.
+        let max_open = self.max_concurrent_files.min(open_files_limit() / 2).max(1);
+        for path in found.files {
             let Ok(meta) = std::fs::metadata(&path) else { continue };
             let same_inode =
                 self.files.iter().find(|(_, f)| f.device == meta.dev() && f.inode == meta.ino()).map(|(k, _)| *k);
@@ -529,7 +569,7 @@ impl Tail {
             {
                 continue;
             }
-            if self.files.len() >= self.max_concurrent_files {
+            if self.files.len() >= max_open {
                 // Read later, when files now open are finished.
                 held_back += 1;
                 continue;
@@ -539,23 +579,31 @@ impl Tail {
             }
         }
         if held_back > 0 && !self.warned_limit {
-            warn!(receiver = %self.id, held_back, max_concurrent_files = self.max_concurrent_files,
-                "More matching files than max_concurrent_files; the rest wait until open ones are finished.");
+            warn!(receiver = %self.id, held_back, max_concurrent_files = self.max_concurrent_files, max_open,
+                open_files_limit = open_files_limit(),
+                "More matching files than this receiver may keep open (max_concurrent_files, and half the open files limit); the rest wait until open ones are finished.");
             self.warned_limit = true;
         }
         seen
     }
 
     fn track(&mut self, path: &PathBuf) -> Option<u64> {
-        let file = File::open(path).ok()?;
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                self.file_metrics.open_errors.inc();
+                self.report(path, || format!("Cannot open this file: {e}; trying again at each poll."));
+                return None;
+            }
+        };
         let gzip = self.settings.is_gzip(&file);
         let fingerprint = match Fingerprint::of(&file, self.settings.fingerprint_size, gzip) {
             Ok(fingerprint) => fingerprint,
             Err(e) => {
-                // Most likely a plain file under `compression: gzip`: said once per path.
-                if self.unreadable.len() < MAX_FORGOTTEN && self.unreadable.insert(path.clone()) {
-                    warn!(receiver = %self.id, path = %path.display(), error = %e, gzip, "Cannot read this file; skipping it.");
-                }
+                // Most likely a plain file under `compression: gzip`.
+                self.file_metrics.open_errors.inc();
+                self.report(path, || format!("Cannot read this file (gzip: {gzip}): {e}; skipping it."));
                 return None;
             }
         };
@@ -684,4 +732,15 @@ impl Tail {
             Err(e) => warn!(receiver = %self.id, error = %e, "Cannot write the checkpoint; will retry."),
         }
     }
+}
+
+/// The process's soft limit on open files, read at each poll (an operator may change
+/// it while the agent runs).
+fn open_files_limit() -> usize {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit only writes the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return usize::MAX;
+    }
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
 }
