@@ -15,9 +15,13 @@ pub struct TlsClientConfig {
     /// Plain text, no TLS. Default false (TLS on), as upstream.
     #[serde(default)]
     pub insecure: bool,
-    /// PEM file of CAs to trust, added to the system roots.
+    /// PEM file of the CAs to trust: these alone, as upstream, unless
+    /// `include_system_ca_certs_pool`. Without it, the system's roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Trust the system's roots as well as `ca_file`. Default false.
+    #[serde(default)]
+    pub include_system_ca_certs_pool: bool,
     /// PEM client certificate, for mTLS (with `key_file`).
     #[serde(default)]
     pub cert_file: Option<PathBuf>,
@@ -69,13 +73,27 @@ impl TlsClientConfig {
         }
     }
 
-    /// A rustls client config: system roots plus `ca_file`, and the client identity.
+    /// Whether the system's roots are trusted: with no `ca_file`, or when asked. Pinning
+    /// a private CA with `ca_file` must not also trust every public one.
+    pub fn trusts_system_roots(&self) -> bool {
+        self.ca_file.is_none() || self.include_system_ca_certs_pool
+    }
+
+    /// A rustls client config: `ca_file` or the system roots (or both, as
+    /// [`TlsClientConfig::trusts_system_roots`] says), and the client identity.
     /// ALPN is left to the HTTP client, which sets what it speaks.
     pub fn rustls_config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        let roots = self.root_store()?;
+        self.rustls_config_with(roots)
+    }
+
+    fn root_store(&self) -> Result<rustls::RootCertStore, TlsError> {
         let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            // A broken system certificate must not stop the others from working.
-            let _ = roots.add(cert);
+        if self.trusts_system_roots() {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                // A broken system certificate must not stop the others from working.
+                let _ = roots.add(cert);
+            }
         }
         if let (Some(pem), Some(path)) = (self.read_ca()?, &self.ca_file) {
             let certs = parse_certs(&pem, path, "tls.ca_file")?;
@@ -83,6 +101,10 @@ impl TlsClientConfig {
                 roots.add(cert)?;
             }
         }
+        Ok(roots)
+    }
+
+    fn rustls_config_with(&self, roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?

@@ -127,3 +127,106 @@ fn a_missing_certificate_fails_the_start_with_its_path() {
     assert!(error.contains("exited with exit status: 1"), "{error}");
     assert!(error.contains("cannot read tls.cert_file `/nonexistent/cert.pem`"), "{error}");
 }
+
+/// A second, unrelated CA, as PEM in `dir/other-ca.pem`.
+fn write_other_ca(dir: &Path) {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, "some other CA");
+    let key = KeyPair::generate().unwrap();
+    std::fs::write(dir.join("other-ca.pem"), params.self_signed(&key).unwrap().pem()).unwrap();
+}
+
+#[test]
+fn a_ca_file_replaces_the_system_roots_unless_they_are_included() {
+    let certs = tempfile::tempdir().unwrap();
+    write_certificates(certs.path());
+    write_other_ca(certs.path());
+    let c = certs.path().display().to_string();
+    let downstream = Agent::start(&format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+        tls: {{ cert_file: {c}/server.pem, key_file: {c}/server.key }}
+      http:
+        endpoint: 127.0.0.1:0
+        tls: {{ cert_file: {c}/server.pem, key_file: {c}/server.key }}
+exporters:
+  file:
+    path: "{{dir}}/out.jsonl"
+service:
+  pipelines:
+    logs: {{ receivers: [otlp], exporters: [file] }}
+  telemetry:
+    metrics:
+      level: none
+"#
+    ));
+    let (grpc, https) = (downstream.grpc("otlp"), downstream.http("otlp"));
+    // Each exporter in its own pipeline; the pinned ones trust only other-ca.pem.
+    let mut exporters = String::new();
+    let mut receivers = String::new();
+    let mut pipelines = String::new();
+    let cases = [
+        ("pinned", "otlp", format!("{grpc}"), format!("ca_file: {c}/other-ca.pem")),
+        ("pinned", "otlphttp", format!("https://{https}"), format!("ca_file: {c}/other-ca.pem")),
+        (
+            "included",
+            "otlp",
+            format!("{grpc}"),
+            format!("ca_file: {c}/other-ca.pem, include_system_ca_certs_pool: true"),
+        ),
+        (
+            "included",
+            "otlphttp",
+            format!("https://{https}"),
+            format!("ca_file: {c}/other-ca.pem, include_system_ca_certs_pool: true"),
+        ),
+        ("system", "otlp", format!("{grpc}"), String::new()),
+        ("system", "otlphttp", format!("https://{https}"), String::new()),
+    ];
+    for (name, kind, endpoint, tls) in &cases {
+        let id = format!("{kind}/{name}");
+        exporters.push_str(&format!(
+            "  {id}:\n    endpoint: {endpoint}\n    tls: {{ {tls} }}\n    retry_on_failure: {{ enabled: false }}\n"
+        ));
+        receivers
+            .push_str(&format!("  otlp/{kind}_{name}:\n    protocols:\n      http: {{ endpoint: 127.0.0.1:0 }}\n"));
+        pipelines
+            .push_str(&format!("    logs/{kind}_{name}: {{ receivers: [otlp/{kind}_{name}], exporters: [{id}] }}\n"));
+    }
+    let config = format!(
+        "receivers:\n{receivers}exporters:\n{exporters}service:\n  pipelines:\n{pipelines}  telemetry:\n    metrics:\n      address: 127.0.0.1:0\n"
+    );
+    // The test CA stands in for the system's roots.
+    let system = format!("SSL_CERT_FILE={c}/ca.pem");
+    let upstream = Agent::start_under(&["env", &system], &config, &[]);
+    for (name, kind, _, _) in &cases {
+        let (status, _, _) = http_post(
+            upstream.http(&format!("otlp/{kind}_{name}")),
+            "/v1/logs",
+            "application/json",
+            &logs_json(&[format!("{kind} {name}")]),
+        );
+        assert_eq!(status, 200);
+    }
+    for (name, kind, _, _) in &cases {
+        let id = format!("exporter=\"{kind}/{name}\"");
+        let (metric, what) = if *name == "pinned" {
+            ("otelcol_exporter_send_failed_log_records_total", "refused: the server's CA is not the pinned one")
+        } else {
+            ("otelcol_exporter_sent_log_records_total", "delivered")
+        };
+        wait_until(Duration::from_secs(15), &format!("{kind}/{name} {what}"), || upstream.metric(metric, &id) == 1.0);
+    }
+    let out = downstream.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(5), "four deliveries", || log_bodies(&read_json_lines(&out)).len() == 4);
+    let mut bodies = log_bodies(&read_json_lines(&out));
+    bodies.sort();
+    assert_eq!(bodies, vec!["otlp included", "otlp system", "otlphttp included", "otlphttp system"]);
+    assert!(upstream.stop().success());
+    assert!(downstream.stop().success());
+}

@@ -44,7 +44,10 @@ impl OtlpGrpcExporter {
         let bad_endpoint = |reason: String| BuildError::Endpoint { endpoint: config.endpoint.clone(), reason };
         let mut endpoint = Endpoint::from_shared(uri.clone()).map_err(|e| bad_endpoint(e.to_string()))?;
         if uri.starts_with("https://") {
-            let mut tls = ClientTlsConfig::new().with_native_roots();
+            let mut tls = ClientTlsConfig::new();
+            if config.tls.trusts_system_roots() {
+                tls = tls.with_native_roots();
+            }
             if let Some(ca) = config.tls.read_ca()? {
                 tls = tls.ca_certificate(Certificate::from_pem(ca));
             }
