@@ -247,12 +247,10 @@ impl Scraper {
                 .then(b.rss.cmp(&a.rss))
                 .then(table.entries[a.index].pid.cmp(&table.entries[b.index].pid))
         };
-        if self.candidates.len() > s.max_processes {
-            self.candidates.select_nth_unstable_by(s.max_processes, rank);
-            counts.over_max = (self.candidates.len() - s.max_processes) as u64;
-            self.candidates.truncate(s.max_processes);
-        }
+        // All candidates in rank order, not just the first `max_processes`: one that
+        // exits before it is read gives its place to the next one.
         self.candidates.sort_unstable_by(rank);
+        let max_processes = s.max_processes;
 
         let memory_total = match self.metrics.on("process.memory.utilization") {
             true => super::read_proc(tick.root, "meminfo")
@@ -261,9 +259,13 @@ impl Scraper {
                 .and_then(|m| m.get("MemTotal").copied()),
             false => None,
         };
-        let mut out = Vec::with_capacity(self.candidates.len());
+        let mut out = Vec::with_capacity(self.candidates.len().min(max_processes));
         let candidates = std::mem::take(&mut self.candidates);
-        for c in &candidates {
+        for (tried, c) in candidates.iter().enumerate() {
+            if out.len() >= max_processes {
+                counts.over_max = (candidates.len() - tried) as u64;
+                break;
+            }
             let p = &table.entries[c.index];
             let kept = self
                 .known
@@ -725,6 +727,28 @@ mod tests {
 
     fn pids(out: &[ResourceMetrics]) -> Vec<String> {
         out.iter().map(|r| attrs(r)[0].1.clone()).collect()
+    }
+
+    #[test]
+    fn a_process_that_exits_before_it_is_read_gives_its_place_to_the_next() {
+        let copy = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("cp").arg("-a").arg(fixture()).arg(copy.path()).status().unwrap();
+        assert!(status.success());
+        let root = copy.path().join("hostfs");
+        let mut walker = Walker::new(&root);
+        let mut table = Table::default();
+        walker.walk(&mut table).unwrap();
+        // postgres (pid 100), first by CPU, exits between the table walk and its reads.
+        std::fs::remove_dir_all(root.join("proc/100")).unwrap();
+        let metrics = Toggles::new(METRICS, &all_on(METRICS));
+        let settings = Settings { max_processes: 3, ..settings() };
+        let mut scraper =
+            Scraper::new(metrics, Toggles::new(RESOURCE_ATTRIBUTES, &all_on(RESOURCE_ATTRIBUTES)), settings, &root, 2);
+        let boot = boot_time(&root).unwrap();
+        let (out, counts) = scraper.scrape(&Tick::new(&root, boot, boot + 10_000_000_000_000), &table, &mut walker);
+        assert_eq!(pids(&out).len(), 3, "max_processes is filled from the next ranked: {:?}", pids(&out));
+        assert_eq!(pids(&out)[..2], ["1", "3"]);
+        assert_eq!((counts.emitted, counts.vanished, counts.over_max), (3, 2, 1));
     }
 
     #[test]
