@@ -116,6 +116,7 @@ pub async fn start(
         committed: BTreeMap::new(),
         pending: PendingAcks::default(),
         persisted: None,
+        persisted_signature: None,
         last_persist: std::time::Instant::now(),
         warned_limit: false,
         acks_tx,
@@ -165,7 +166,10 @@ fn watch(
     id: &ComponentId,
 ) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
-    let handler = move |_event: notify::Result<notify::Event>| {
+    let handler = move |event: notify::Result<notify::Event>| {
+        if event.as_ref().is_ok_and(|e| !may_mean_new_data(&e.kind)) {
+            return;
+        }
         // Full means a wake-up is already pending: nothing is lost.
         let _ = wake.try_send(());
     };
@@ -184,6 +188,21 @@ fn watch(
         }
     }
     Some(watcher)
+}
+
+/// Whether a file system event can mean new data or new files: writes, creations,
+/// renames, deletions and attribute changes. Opening, reading and closing (the
+/// reader's own `opendir` and reads among them) cannot, and waking on them would make
+/// the reader wake itself forever.
+fn may_mean_new_data(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode};
+    match kind {
+        // A writer closing its file: the last write is in.
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
 }
 
 /// A file closed during this run: enough to continue it if its content shows up again.
@@ -229,6 +248,7 @@ struct Tail {
     pending: PendingAcks,
     /// What was last written to the state file, and when.
     persisted: Option<Checkpoint>,
+    persisted_signature: Option<Vec<(u64, u64, usize)>>,
     last_persist: std::time::Instant,
     warned_limit: bool,
     /// Nudged by each batch's acknowledgement as it resolves, and at stop.
@@ -551,7 +571,7 @@ impl Tail {
             let same_inode =
                 self.files.iter().find(|(_, f)| f.device == meta.dev() && f.inode == meta.ino()).map(|(k, _)| *k);
             if let Some(key) = same_inode {
-                let valid = self.files.get(&key).is_some_and(|f| f.still_valid(&self.settings));
+                let valid = self.files.get_mut(&key).is_some_and(|f| f.still_valid(&self.settings));
                 if valid {
                     if let Some(file) = self.files.get_mut(&key) {
                         file.path = path;
@@ -707,6 +727,22 @@ impl Tail {
     /// Writes the delivered offsets of open files, of files closed this run, and of
     /// start-up entries not matched yet, if they changed.
     fn persist(&mut self) {
+        // What the checkpoint depends on, cheap to compare: at idle nothing moved, and
+        // encoding it (hex of every fingerprint) is skipped. Paths are for people only.
+        let signature: Vec<(u64, u64, usize)> = self
+            .files
+            .iter()
+            .map(|(key, file)| (*key, self.committed.get(key).copied().unwrap_or(0), file.fingerprint.0.len()))
+            .chain(
+                self.forgotten
+                    .iter()
+                    .map(|f| (f.key, self.committed.get(&f.key).copied().unwrap_or(0), f.fingerprint.0.len())),
+            )
+            .chain(std::iter::once((u64::MAX, self.checkpoint.files.len() as u64, 0)))
+            .collect();
+        if self.persisted_signature.as_ref() == Some(&signature) {
+            return;
+        }
         let mut files: Vec<KnownFile> = self
             .files
             .iter()
@@ -724,11 +760,15 @@ impl Tail {
         files.extend(self.checkpoint.files.iter().take(MAX_FORGOTTEN).cloned());
         let checkpoint = Checkpoint { files };
         if self.persisted.as_ref() == Some(&checkpoint) {
+            self.persisted_signature = Some(signature);
             return;
         }
         self.last_persist = std::time::Instant::now();
         match self.state.store(&checkpoint.encode()) {
-            Ok(()) => self.persisted = Some(checkpoint),
+            Ok(()) => {
+                self.persisted = Some(checkpoint);
+                self.persisted_signature = Some(signature);
+            }
             Err(e) => warn!(receiver = %self.id, error = %e, "Cannot write the checkpoint; will retry."),
         }
     }

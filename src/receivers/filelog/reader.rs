@@ -267,6 +267,10 @@ pub struct TrackedFile {
     pub metadata_missing: bool,
     /// Set for gzip files, read decompressed.
     gzip: Option<GzipStream>,
+    /// The (size, modification time) at which the fingerprint was last checked (for
+    /// truncation or rewriting in place) or refreshed: unchanged, neither is redone.
+    validated: Option<(u64, std::time::SystemTime)>,
+    refreshed_at_size: Option<u64>,
     /// After a batch failed downstream: not read again before this.
     pub retry_at: Option<Instant>,
     /// Batches of this file that failed in a row, for the backoff.
@@ -351,6 +355,8 @@ impl TrackedFile {
             resource,
             metadata_missing,
             gzip: gzip.then(GzipStream::default),
+            validated: None,
+            refreshed_at_size: None,
             retry_at: None,
             failures: 0,
         }
@@ -394,7 +400,9 @@ impl TrackedFile {
         let mut records = Vec::new();
         let mut bytes = 0u64;
         let mut cut = 0u64;
-        let mut chunk = vec![0u8; READ_CHUNK];
+        // A quiet plain file (the common case at idle) costs one fstat: no buffer, no read.
+        let grown = self.gzip.is_some() || self.size() > self.read_offset;
+        let mut chunk = if grown { vec![0u8; READ_CHUNK] } else { Vec::new() };
         let attributes = &self.attributes;
         let mut aggregator = self.aggregator.take();
         let mut container = self.container.take();
@@ -438,7 +446,7 @@ impl TrackedFile {
             line_start = t.end;
         };
         let mut error = None;
-        while bytes < budget {
+        while grown && bytes < budget {
             let want = READ_CHUNK.min((budget - bytes) as usize);
             let got = match self.gzip.as_mut() {
                 None => self.file.read_at(&mut chunk[..want], self.read_offset),
@@ -524,8 +532,16 @@ impl TrackedFile {
     /// Re-reads the fingerprint while it is shorter than `fingerprint_size`: a short
     /// file's identity grows with it, as long as the new one starts with the old.
     pub fn refresh_fingerprint(&mut self, size: usize) {
-        if self.fingerprint.0.len() < size
-            && let Ok(fresh) = Fingerprint::of(&self.file, size, self.gzip.is_some())
+        if self.fingerprint.0.len() >= size {
+            return;
+        }
+        // Only a file that changed size can have a longer start.
+        let now = self.size();
+        if self.refreshed_at_size == Some(now) {
+            return;
+        }
+        self.refreshed_at_size = Some(now);
+        if let Ok(fresh) = Fingerprint::of(&self.file, size, self.gzip.is_some())
             && fresh.starts_with(&self.fingerprint)
         {
             self.fingerprint = fresh;
@@ -535,10 +551,19 @@ impl TrackedFile {
     /// Still the same content: the path's file starts with our fingerprint and is not
     /// shorter than what was read.
     /// (A gzip file's offset counts decompressed bytes: only its fingerprint is compared.)
-    pub fn still_valid(&self, settings: &ReadSettings) -> bool {
-        (self.gzip.is_some() || self.size() >= self.read_offset)
+    /// The fingerprint is read again only when size or modification time moved since
+    /// the last check: truncating or rewriting a file changes one of them.
+    pub fn still_valid(&mut self, settings: &ReadSettings) -> bool {
+        let Ok(meta) = self.file.metadata() else { return false };
+        let stamp = (meta.len(), meta.modified().unwrap_or(std::time::UNIX_EPOCH));
+        if self.validated == Some(stamp) {
+            return true;
+        }
+        let valid = (self.gzip.is_some() || stamp.0 >= self.read_offset)
             && Fingerprint::of(&self.file, settings.fingerprint_size, self.gzip.is_some())
-                .is_ok_and(|f| f.starts_with(&self.fingerprint))
+                .is_ok_and(|f| f.starts_with(&self.fingerprint));
+        self.validated = valid.then_some(stamp);
+        valid
     }
 }
 
