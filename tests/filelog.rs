@@ -889,9 +889,18 @@ fn a_low_open_files_limit_is_raised_and_open_failures_are_said_not_taken_for_del
     // minute per path) and counted, unreadable directories are not taken for
     // deletions, and once descriptors are back every file is read.
     let fresh = tempfile::tempdir().unwrap();
-    let agent = Agent::start(&config(fresh.path(), ""));
+    let config = config(fresh.path(), "").replace("/*.log", "/*/*.log");
+    let agent = Agent::start(&config);
     let pid = agent.pid();
-    let open_fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    // The limit is on descriptor numbers, and a new descriptor takes the lowest free
+    // one: a limit two past the lowest free number leaves room for two more.
+    let lowest_free = || {
+        let used: std::collections::HashSet<usize> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<usize>().ok())
+            .collect();
+        (0..).find(|n| !used.contains(n)).unwrap()
+    };
     let limit = |n: usize| {
         let status = std::process::Command::new("prlimit")
             .arg(format!("--pid={pid}"))
@@ -899,13 +908,26 @@ fn a_low_open_files_limit_is_raised_and_open_failures_are_said_not_taken_for_del
             .status();
         assert!(status.unwrap().success());
     };
-    append(&fresh.path().join("early.log"), 0..1, "early");
+    std::fs::create_dir(fresh.path().join("a")).unwrap();
+    append(&fresh.path().join("a/early.log"), 0..1, "early");
     let out = agent.dir.path().join("out.jsonl");
     wait_until(Duration::from_secs(10), "the first file", || counts(&out).len() == 1);
-    limit(open_fds + 2);
+    // Ten files made elsewhere, moved in as one directory: one poll finds them all.
+    let staging = tempfile::tempdir_in(fresh.path().parent().unwrap()).unwrap();
     for f in 0..10 {
-        append(&fresh.path().join(format!("g{f}.log")), 0..1, &format!("g{f}"));
+        append(&staging.path().join(format!("g{f}.log")), 0..1, &format!("g{f}"));
     }
+    // The least of a few looks: past any descriptor open for a moment.
+    let free = (0..10)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            lowest_free()
+        })
+        .min()
+        .unwrap();
+    // Room for the two directories being listed, then for two of the ten files.
+    limit(free + 2);
+    std::fs::rename(staging.path(), fresh.path().join("b")).unwrap();
     wait_until(Duration::from_secs(10), "open failures logged", || agent.count_logs("Cannot open this file") > 0);
     // Polls go on every 50 ms; each path is still said once.
     std::thread::sleep(Duration::from_millis(500));

@@ -14,7 +14,7 @@
 
 use std::collections::HashSet;
 use std::fs::Metadata;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -28,11 +28,19 @@ const MAX_ENTRIES: usize = 200_000;
 /// How long one search may take.
 const MAX_WALK_TIME: Duration = Duration::from_secs(5);
 
+/// A matching file and its identity (where a link points, for a link).
+#[derive(Debug)]
+pub struct FoundFile {
+    pub path: PathBuf,
+    pub device: u64,
+    pub inode: u64,
+}
+
 /// What one search found.
 #[derive(Debug, Default)]
 pub struct Found {
-    /// Every matching regular file, sorted, each once.
-    pub files: Vec<PathBuf>,
+    /// Every matching regular file, sorted by path, each once.
+    pub files: Vec<FoundFile>,
     /// Directories that exist but could not be read (too many open files, say): what
     /// is under them is unknown this time, not gone.
     pub unreadable: Vec<(PathBuf, std::io::Error)>,
@@ -43,6 +51,10 @@ pub struct Found {
 }
 
 impl Found {
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.files.iter().map(|f| f.path.clone()).collect()
+    }
+
     /// Whether `path` may exist though this search did not find it.
     pub fn unknown(&self, path: &Path) -> bool {
         self.cut_short || self.unreadable.iter().any(|(dir, _)| path.starts_with(dir))
@@ -110,8 +122,8 @@ impl Finder {
         for (root, depth) in &self.roots {
             self.walk(root, *depth, &mut walk);
         }
-        walk.found.files.sort();
-        walk.found.files.dedup();
+        walk.found.files.sort_by(|a, b| a.path.cmp(&b.path));
+        walk.found.files.dedup_by(|a, b| a.path == b.path);
         walk.found
     }
 
@@ -128,11 +140,12 @@ impl Finder {
                 return;
             }
         };
-        if let Ok(meta) = std::fs::metadata(shown)
-            && !walk.visited.insert((meta.dev(), meta.ino()))
-        {
-            return; // Reached again through a link: walked already.
-        }
+        // Entries of a directory live on its device (a mount point is a directory).
+        let device = match std::fs::metadata(shown) {
+            Ok(meta) if !walk.visited.insert((meta.dev(), meta.ino())) => return, // Reached again through a link.
+            Ok(meta) => meta.dev(),
+            Err(_) => 0,
+        };
         for entry in entries {
             let entry = match entry {
                 Ok(entry) => entry,
@@ -147,26 +160,41 @@ impl Finder {
                 return;
             }
             let path = if dir.as_os_str().is_empty() { PathBuf::from(entry.file_name()) } else { entry.path() };
-            let Ok(meta) = std::fs::metadata(&path) else { continue };
-            let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
-            if is_link {
-                let allowed = entry.metadata().is_ok_and(|link| owner_may_read(&link, &meta));
-                if !allowed {
-                    if meta.is_file() && self.include.is_match(&path) || meta.is_dir() {
-                        walk.found.refused_links.push(path);
-                    }
-                    continue;
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_file() {
+                // The entry's type and inode come with the directory listing: a plain
+                // file costs no stat (an idle poll of many files stays cheap).
+                if self.include.is_match(&path) && !self.exclude.is_match(&path) {
+                    walk.found.files.push(FoundFile { path, device, inode: entry.ino() });
                 }
+                continue;
+            }
+            if kind.is_dir() {
+                if depth > 1 {
+                    self.walk(&path, depth - 1, walk);
+                }
+                continue;
+            }
+            if !kind.is_symlink() {
+                continue; // Sockets, pipes, devices.
+            }
+            let Ok(meta) = std::fs::metadata(&path) else { continue };
+            let allowed = entry.metadata().is_ok_and(|link| owner_may_read(&link, &meta));
+            if !allowed {
+                if meta.is_file() && self.include.is_match(&path) || meta.is_dir() {
+                    walk.found.refused_links.push(path);
+                }
+                continue;
             }
             if meta.is_file() {
                 if self.include.is_match(&path)
                     && !self.exclude.is_match(&path)
-                    && !(is_link && self.exclude.is_match(resolve(&path)))
+                    && !self.exclude.is_match(resolve(&path))
                 {
-                    walk.found.files.push(path);
+                    walk.found.files.push(FoundFile { path, device: meta.dev(), inode: meta.ino() });
                 }
             } else if meta.is_dir() && depth > 1 {
-                if is_link && self.exclude_covers_dir(&resolve(&path)) {
+                if self.exclude_covers_dir(&resolve(&path)) {
                     continue;
                 }
                 self.walk(&path, depth - 1, walk);
@@ -224,11 +252,11 @@ mod tests {
         }
         let s = |p: &str| d.join(p).display().to_string();
         let finder = Finder::new(&[s("*.log")], &[]).unwrap();
-        assert_eq!(finder.find().files, vec![d.join("a.log")]);
+        assert_eq!(finder.find().paths(), vec![d.join("a.log")]);
         let finder = Finder::new(&[s("**/*.log")], &[s("**/skip.log")]).unwrap();
-        assert_eq!(finder.find().files, vec![d.join("a.log"), d.join("sub/c.log"), d.join("sub/deep/d.log")]);
+        assert_eq!(finder.find().paths(), vec![d.join("a.log"), d.join("sub/c.log"), d.join("sub/deep/d.log")]);
         let finder = Finder::new(&[s("sub/*/*.log"), s("a.log")], &[]).unwrap();
-        assert_eq!(finder.find().files, vec![d.join("a.log"), d.join("sub/deep/d.log")]);
+        assert_eq!(finder.find().paths(), vec![d.join("a.log"), d.join("sub/deep/d.log")]);
     }
 
     #[test]
@@ -239,7 +267,7 @@ mod tests {
         std::fs::create_dir_all(d.join("containers")).unwrap();
         std::os::unix::fs::symlink(d.join("pods/ns_pod_uid/app/0.log"), d.join("containers/pod_ns_app-1.log")).unwrap();
         let finder = Finder::new(&[d.join("containers/*.log").display().to_string()], &[]).unwrap();
-        let found = finder.find().files;
+        let found = finder.find().paths();
         assert_eq!(found, vec![d.join("containers/pod_ns_app-1.log")]);
         assert_eq!(resolve(&found[0]), std::fs::canonicalize(d.join("pods/ns_pod_uid/app/0.log")).unwrap());
     }
@@ -256,7 +284,7 @@ mod tests {
         let started = Instant::now();
         let found = finder.find();
         assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
-        assert_eq!(found.files, vec![d.join("logs/a.log")]);
+        assert_eq!(found.paths(), vec![d.join("logs/a.log")]);
         assert!(!found.cut_short && found.unreadable.is_empty());
     }
 
@@ -270,7 +298,7 @@ mod tests {
         std::os::unix::fs::symlink(d.join("secret"), d.join("logs/dir")).unwrap();
         let s = |p: &str| d.join(p).display().to_string();
         let finder = Finder::new(&[s("logs/**/*.log")], &[s("secret/**")]).unwrap();
-        assert_eq!(finder.find().files, vec![d.join("logs/app.log")]);
+        assert_eq!(finder.find().paths(), vec![d.join("logs/app.log")]);
     }
 
     /// Needs root, to own files as other users; under CI it must run.
@@ -313,7 +341,7 @@ mod tests {
         std::os::unix::fs::symlink(d.join("private/shadow"), d.join("logs/root.log")).unwrap();
         let finder = Finder::new(&[d.join("logs/**/*.log").display().to_string()], &[]).unwrap();
         let found = finder.find();
-        assert_eq!(found.files, vec![d.join("logs/open.log"), d.join("logs/root.log")]);
+        assert_eq!(found.paths(), vec![d.join("logs/open.log"), d.join("logs/root.log")]);
         let mut refused = found.refused_links.clone();
         refused.sort();
         assert_eq!(refused, vec![d.join("logs/dir"), d.join("logs/steal.log")]);

@@ -15,11 +15,11 @@ pub mod multiline;
 pub mod operators;
 pub mod reader;
 pub mod split;
+pub mod watch;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -121,6 +121,7 @@ pub async fn start(
         warned_limit: false,
         acks_tx,
         acks_rx,
+        watch: None,
         forgotten: Default::default(),
         reported: Default::default(),
         delete_after_read: config.delete_after_read,
@@ -135,7 +136,9 @@ pub async fn start(
     // inotify wakes the reader as soon as something changes; the poll interval stays as
     // the safety net (events can be missed, and files behind symlinks change elsewhere).
     let (wake_tx, wake_rx) = std::sync::mpsc::sync_channel::<()>(1);
-    let watcher = watch(&tail.finder, wake_tx.clone(), &tail.id);
+    let roots = tail.finder.watch_roots().map(|(root, recursive)| (root.to_path_buf(), recursive)).collect::<Vec<_>>();
+    let mut tail = tail;
+    tail.watch = watch::DirWatch::start(roots.into_iter(), wake_tx.clone(), &tail.id);
     let stop_wake = tail.stop.clone();
     let acks_wake = tail.acks_tx.clone();
     tracker.spawn(async move {
@@ -148,7 +151,6 @@ pub async fn start(
         .name(format!("filelog {id}"))
         .spawn(move || {
             tail.run(&wake_rx);
-            drop(watcher);
             let _ = done_tx.send(());
         })
         .map_err(|e| StartError::Storage(format!("cannot start the file reader thread: {e}")))?;
@@ -156,53 +158,6 @@ pub async fn start(
         let _ = done_rx.await;
     });
     Ok(())
-}
-
-/// Watches the include patterns' directories; each event wakes the reader. Without
-/// inotify (limits reached, unsupported file system) the reader polls alone.
-fn watch(
-    finder: &Finder,
-    wake: std::sync::mpsc::SyncSender<()>,
-    id: &ComponentId,
-) -> Option<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let handler = move |event: notify::Result<notify::Event>| {
-        if event.as_ref().is_ok_and(|e| !may_mean_new_data(&e.kind)) {
-            return;
-        }
-        // Full means a wake-up is already pending: nothing is lost.
-        let _ = wake.try_send(());
-    };
-    let mut watcher = match notify::recommended_watcher(handler) {
-        Ok(watcher) => watcher,
-        Err(e) => {
-            warn!(receiver = %id, error = %e, "No file system notifications; polling only.");
-            return None;
-        }
-    };
-    for (root, recursive) in finder.watch_roots() {
-        let mode = if recursive { notify::RecursiveMode::Recursive } else { notify::RecursiveMode::NonRecursive };
-        let root = if root.as_os_str().is_empty() { Path::new(".") } else { root };
-        if let Err(e) = watcher.watch(root, mode) {
-            warn!(receiver = %id, path = %root.display(), error = %e, "Cannot watch; polling this directory only.");
-        }
-    }
-    Some(watcher)
-}
-
-/// Whether a file system event can mean new data or new files: writes, creations,
-/// renames, deletions and attribute changes. Opening, reading and closing (the
-/// reader's own `opendir` and reads among them) cannot, and waking on them would make
-/// the reader wake itself forever.
-fn may_mean_new_data(kind: &notify::EventKind) -> bool {
-    use notify::EventKind;
-    use notify::event::{AccessKind, AccessMode};
-    match kind {
-        // A writer closing its file: the last write is in.
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) => false,
-        _ => true,
-    }
 }
 
 /// A file closed during this run: enough to continue it if its content shows up again.
@@ -254,6 +209,8 @@ struct Tail {
     /// Nudged by each batch's acknowledgement as it resolves, and at stop.
     acks_tx: std::sync::mpsc::SyncSender<()>,
     acks_rx: std::sync::mpsc::Receiver<()>,
+    /// inotify on the roots and on where followed links point; `None`: polling only.
+    watch: Option<watch::DirWatch>,
     /// Paths whose problem was logged, and when (each at most once a minute).
     reported: std::collections::HashMap<PathBuf, std::time::Instant>,
     /// Files closed this run, newest last.
@@ -542,6 +499,12 @@ impl Tail {
     /// of files the search could not tell about (an unreadable directory): those are
     /// not taken for moved or deleted.
     fn discover(&mut self) -> HashSet<u64> {
+        if let Some(watch) = &self.watch {
+            // A root removed and made again (or made after the start) is watched again.
+            for (root, recursive) in self.finder.watch_roots() {
+                watch.ensure(root, recursive);
+            }
+        }
         let mut seen = HashSet::new();
         let mut held_back = 0;
         let found = self.finder.find();
@@ -566,10 +529,10 @@ impl Tail {
         // Half the process's open files limit at most, so tailing never takes the
         // descriptors its servers need to accept a connection.
         let max_open = self.max_concurrent_files.min(open_files_limit() / 2).max(1);
-        for path in found.files {
-            let Ok(meta) = std::fs::metadata(&path) else { continue };
-            let same_inode =
-                self.files.iter().find(|(_, f)| f.device == meta.dev() && f.inode == meta.ino()).map(|(k, _)| *k);
+        let mut by_inode: std::collections::HashMap<(u64, u64), u64> =
+            self.files.iter().map(|(key, f)| ((f.device, f.inode), *key)).collect();
+        for finder::FoundFile { path, device, inode } in found.files {
+            let same_inode = by_inode.get(&(device, inode)).copied().filter(|key| self.files.contains_key(key));
             if let Some(key) = same_inode {
                 let valid = self.files.get_mut(&key).is_some_and(|f| f.still_valid(&self.settings));
                 if valid {
@@ -585,7 +548,11 @@ impl Tail {
                 self.forget(key);
             }
             if let Some(age) = self.exclude_older_than
-                && meta.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|since| since > age)
+                && std::fs::metadata(&path)
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|since| since > age)
             {
                 continue;
             }
@@ -596,6 +563,10 @@ impl Tail {
             }
             if let Some(key) = self.track(&path) {
                 seen.insert(key);
+                // The same file under a second path in this search is this one.
+                if let Some(file) = self.files.get(&key) {
+                    by_inode.insert((file.device, file.inode), key);
+                }
             }
         }
         if held_back > 0 && !self.warned_limit {
@@ -668,6 +639,13 @@ impl Tail {
                 (key, offset)
             }
         };
+        // A file behind a symlink changes where the link points: watch there too.
+        if let Some(watch) = &self.watch
+            && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+            && let Some(dir) = finder::resolve(path).parent()
+        {
+            watch.add_dir(dir);
+        }
         self.files.insert(key, TrackedFile::open(path, file, fingerprint, offset, gzip, &self.settings));
         Some(key)
     }

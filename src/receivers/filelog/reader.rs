@@ -271,6 +271,8 @@ pub struct TrackedFile {
     /// truncation or rewriting in place) or refreshed: unchanged, neither is redone.
     validated: Option<(u64, std::time::SystemTime)>,
     refreshed_at_size: Option<u64>,
+    /// The size `still_valid` just saw, for the next read.
+    checked_size: Option<u64>,
     /// After a batch failed downstream: not read again before this.
     pub retry_at: Option<Instant>,
     /// Batches of this file that failed in a row, for the backoff.
@@ -357,6 +359,7 @@ impl TrackedFile {
             gzip: gzip.then(GzipStream::default),
             validated: None,
             refreshed_at_size: None,
+            checked_size: None,
             retry_at: None,
             failures: 0,
         }
@@ -401,7 +404,8 @@ impl TrackedFile {
         let mut bytes = 0u64;
         let mut cut = 0u64;
         // A quiet plain file (the common case at idle) costs one fstat: no buffer, no read.
-        let grown = self.gzip.is_some() || self.size() > self.read_offset;
+        let size = self.checked_size.take().unwrap_or_else(|| self.size());
+        let grown = self.gzip.is_some() || size > self.read_offset;
         let mut chunk = if grown { vec![0u8; READ_CHUNK] } else { Vec::new() };
         let attributes = &self.attributes;
         let mut aggregator = self.aggregator.take();
@@ -535,12 +539,11 @@ impl TrackedFile {
         if self.fingerprint.0.len() >= size {
             return;
         }
-        // Only a file that changed size can have a longer start.
-        let now = self.size();
-        if self.refreshed_at_size == Some(now) {
+        // Only a file read further can have a longer start worth comparing.
+        if self.refreshed_at_size == Some(self.read_offset) {
             return;
         }
-        self.refreshed_at_size = Some(now);
+        self.refreshed_at_size = Some(self.read_offset);
         if let Ok(fresh) = Fingerprint::of(&self.file, size, self.gzip.is_some())
             && fresh.starts_with(&self.fingerprint)
         {
@@ -556,6 +559,9 @@ impl TrackedFile {
     pub fn still_valid(&mut self, settings: &ReadSettings) -> bool {
         let Ok(meta) = self.file.metadata() else { return false };
         let stamp = (meta.len(), meta.modified().unwrap_or(std::time::UNIX_EPOCH));
+        // The next read uses this size: one fstat per file per poll. A file that grows
+        // in between is read at the next poll (or wake-up).
+        self.checked_size = Some(stamp.0);
         if self.validated == Some(stamp) {
             return true;
         }
