@@ -956,3 +956,39 @@ fn a_symlink_loop_under_double_star_neither_hangs_nor_grows() {
     assert!(agent.stop().success());
     assert!(started.elapsed() < Duration::from_secs(5), "exit took {:?}", started.elapsed());
 }
+
+/// CPU time of every thread of `pid`, in nanoseconds (schedstat: finer than ticks).
+fn cpu_ns(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
+        .filter_map(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn an_agent_tailing_quiet_files_stays_idle() {
+    let logs = tempfile::tempdir().unwrap();
+    for d in 0..10 {
+        std::fs::create_dir(logs.path().join(format!("d{d}"))).unwrap();
+        for f in 0..10 {
+            append(&logs.path().join(format!("d{d}/f{f}.log")), 0..5, &format!("{d}/{f}"));
+        }
+    }
+    // The default poll_interval (200ms): the timer is the safety net, events do the work.
+    let config = config(logs.path(), "").replace("/*.log", "/*/*.log").replace("    poll_interval: 50ms\n", "");
+    let agent = Agent::start(&config);
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(20), "every line", || counts(&out).len() == 500);
+    std::thread::sleep(Duration::from_secs(1));
+    let before = cpu_ns(agent.pid());
+    std::thread::sleep(Duration::from_secs(10));
+    let used = Duration::from_nanos(cpu_ns(agent.pid()) - before);
+    eprintln!("CPU while idle: {used:?} in 10 s");
+    // Woken by its own opendir of each directory it was ~1 % of a core (100 ms here).
+    assert!(used <= Duration::from_millis(10), "{used:?} of CPU in 10 s while every file was quiet");
+    // Still awake to news: a line appended now arrives within a moment.
+    append(&logs.path().join("d3/f3.log"), 5..6, "3/3");
+    wait_until(Duration::from_secs(2), "the new line", || counts(&out).len() == 501);
+    assert!(agent.stop().success());
+}

@@ -216,7 +216,9 @@ impl ExporterInput {
     /// `Err` gives the batch back when the exporter has stopped.
     pub async fn send(&self, mut batch: Batch) -> Result<(), Batch> {
         if !self.queue.enabled {
-            return self.tx.send(batch).await.map_err(|e| e.0);
+            self.tx.send(batch).await.map_err(|e| e.0)?;
+            self.metrics.queue_size.set((self.tx.max_capacity() - self.tx.capacity()) as i64);
+            return Ok(());
         }
         let permit = if self.queue.block_on_overflow {
             self.tx.reserve().await.ok()
@@ -235,6 +237,7 @@ impl ExporterInput {
             batch.release_replies();
         }
         permit.send(batch);
+        self.metrics.queue_size.set((self.tx.max_capacity() - self.tx.capacity()) as i64);
         Ok(())
     }
 
@@ -286,27 +289,12 @@ async fn dispatch<E: ExportInParts>(
 ) {
     let consumers = settings.queue.consumers();
     let slots = Arc::new(Semaphore::new(consumers));
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // The queue size gauge moves where batches enter (ExporterInput::send) and leave
+    // (here): no timer wakes an idle exporter.
     loop {
         // Take a consumer slot before a batch, so a waiting batch stays counted in the queue.
-        let slot = tokio::select! {
-            biased;
-            slot = slots.clone().acquire_owned() => slot,
-            _ = tick.tick() => {
-                settings.metrics.queue_size.set(rx.len() as i64);
-                continue;
-            }
-        };
-        let Ok(slot) = slot else { break };
-        let batch = tokio::select! {
-            biased;
-            batch = rx.recv() => batch,
-            _ = tick.tick() => {
-                settings.metrics.queue_size.set(rx.len() as i64);
-                continue;
-            }
-        };
-        let Some(batch) = batch else { break };
+        let Ok(slot) = slots.clone().acquire_owned().await else { break };
+        let Some(batch) = rx.recv().await else { break };
         settings.metrics.queue_size.set(rx.len() as i64);
         let exporter = exporter.clone();
         let settings = settings.clone();

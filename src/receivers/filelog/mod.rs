@@ -171,6 +171,9 @@ struct Forgotten {
 
 /// Closed files remembered per receiver.
 const MAX_FORGOTTEN: usize = 1024;
+/// A receiver whose directories inotify covers scans them with no event at least this
+/// often (or every `poll_interval`, if longer).
+const MIN_SCAN_PERIOD: Duration = Duration::from_secs(5);
 /// A problem with one path is logged at most this often.
 const REPORT_EVERY: Duration = Duration::from_secs(60);
 /// Bytes of records per batch handed to the pipelines.
@@ -236,18 +239,21 @@ struct Gathered {
 
 impl Tail {
     fn run(mut self, wake: &std::sync::mpsc::Receiver<()>) {
+        // The first poll scans; later ones scan on a file system event, when inotify
+        // does not cover everything, or once the scan period has passed.
+        let mut woke = true;
+        let mut last_scan: Option<std::time::Instant> = None;
         while !self.stop.is_cancelled() {
             let started = std::time::Instant::now();
-            if !self.poll() {
+            let scan = woke || !self.covered() || last_scan.is_none_or(|at| at.elapsed() >= self.scan_period());
+            if scan {
+                last_scan = Some(started);
+            }
+            if !self.poll(scan) {
                 break;
             }
             self.start_at_end = false;
-            // Until the next poll: a file system event, the poll interval, or the
-            // moment a file that failed downstream is read again.
-            let now = std::time::Instant::now();
-            let retry =
-                self.files.values().filter_map(|f| f.retry_at).min().map(|at| at.saturating_duration_since(now));
-            let _ = wake.recv_timeout(retry.map_or(self.poll_interval, |r| r.min(self.poll_interval)));
+            woke = wake.recv_timeout(self.next_wait(last_scan.unwrap_or(started))).is_ok();
             // Under a storm of events (a busy file), poll at most every MIN_POLL_GAP.
             let elapsed = started.elapsed();
             if elapsed < MIN_POLL_GAP && !self.stop.is_cancelled() {
@@ -268,18 +274,53 @@ impl Tail {
         info!(receiver = %self.id, unacknowledged_batches = self.pending.len(), "File reader stopped.");
     }
 
-    /// One poll: find files, read what is new, send it, commit what was acknowledged.
-    /// False once the pipelines are closed.
-    fn poll(&mut self) -> bool {
-        let seen = self.discover();
+    /// Whether inotify sees every change that matters: every root and the directory
+    /// of every followed link watched, on local file systems, no watch refused. Then a
+    /// poll with no event need not scan; the scan period stays as the safety net.
+    fn covered(&self) -> bool {
+        self.watch.as_ref().is_some_and(|w| w.covers(self.finder.watch_roots().map(|(root, _)| root)))
+    }
+
+    /// How often a covered receiver scans with no event: `poll_interval`, at least
+    /// [`MIN_SCAN_PERIOD`].
+    fn scan_period(&self) -> Duration {
+        self.poll_interval.max(MIN_SCAN_PERIOD)
+    }
+
+    /// How long to wait for an event before the next poll: `poll_interval` while
+    /// something needs time (a held partial line, unacknowledged batches, a file
+    /// closing, inotify not covering everything), else until the next scan; sooner
+    /// for a file waiting to be read again.
+    fn next_wait(&self, last_scan: std::time::Instant) -> Duration {
+        let now = std::time::Instant::now();
+        let busy = !self.covered() || !self.pending.is_empty() || self.files.values().any(TrackedFile::needs_time);
+        let mut wait =
+            if busy { self.poll_interval } else { (last_scan + self.scan_period()).saturating_duration_since(now) };
+        if let Some(retry) = self.files.values().filter_map(|f| f.retry_at).min() {
+            wait = wait.min(retry.saturating_duration_since(now));
+        }
+        wait
+    }
+
+    /// One poll: find files (when `scan`), read what is new, send it, commit what was
+    /// acknowledged. Without a scan only files that need time are read (a held last
+    /// line to flush, a file closing, one due to be read again). False once the
+    /// pipelines are closed.
+    fn poll(&mut self, scan: bool) -> bool {
+        let seen = if scan { self.discover() } else { self.files.keys().copied().collect() };
         let observed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
         let mut gathered = Gathered::default();
-        let keys: Vec<u64> = self.files.keys().copied().collect();
+        let now = std::time::Instant::now();
+        let keys: Vec<u64> = self
+            .files
+            .iter()
+            .filter(|(_, f)| scan || f.needs_time() || f.retry_at.is_some_and(|at| at <= now))
+            .map(|(key, _)| *key)
+            .collect();
         let mut finished = Vec::new();
         // Operator outcomes of the whole poll, logged once.
         let mut report = operators::Report::default();
         let mut error_path = None;
-        let now = std::time::Instant::now();
         for key in keys {
             let mut file_bytes = 0;
             // A file whose batch failed downstream waits out its backoff.
@@ -288,6 +329,7 @@ impl Tail {
             }
             while let Some(file) = self.files.get_mut(&key) {
                 file.retry_at = None;
+                let emitted_before = file.emitted;
                 // A file no longer found is flushed at its end whatever force_flush_period says.
                 let out = file.read(READ_BUDGET, &self.settings, observed, !seen.contains(&key));
                 if let Some(e) = &out.error {
@@ -322,6 +364,17 @@ impl Tail {
                         "No Kubernetes metadata in this path (expected /var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log).");
                 }
                 gathered.bytes += out.bytes;
+                let quiet = out.records.is_empty() && out.end == emitted_before && out.error.is_none();
+                if quiet {
+                    // Nothing new: nothing to gather or commit (the common case at idle).
+                    if at_end {
+                        let delivered = self.committed.get(&key).is_some_and(|&c| c >= file.emitted);
+                        if drained && !seen.contains(&key) && delivered {
+                            finished.push(key);
+                        }
+                    }
+                    break;
+                }
                 let group = gathered.records.entry(key).or_insert_with(|| (file.resource.clone(), Vec::new()));
                 if self.operators.is_empty() {
                     gathered.count += out.records.len();

@@ -383,6 +383,13 @@ impl TrackedFile {
         self.gzip.is_some()
     }
 
+    /// Something of this file waits on time rather than on an event: a last line or
+    /// record held back (flushed after `force_flush_period`), or the file is closing
+    /// (renamed away or deleted, done once delivered).
+    pub fn needs_time(&self) -> bool {
+        self.emitted < self.read_offset || self.moved
+    }
+
     /// Everything in the file has been read: its end (plain), or the whole gzip stream.
     pub fn fully_read(&self) -> bool {
         match &self.gzip {

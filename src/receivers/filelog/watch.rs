@@ -46,6 +46,9 @@ struct Watched {
     dirs: HashSet<PathBuf>,
     /// Said once: the watch limit was reached.
     full: bool,
+    /// Some directory could not be watched, or is on a file system whose changes
+    /// inotify may not see (NFS, SMB, FUSE, 9p): polling must not rely on events.
+    incomplete: bool,
 }
 
 pub struct DirWatch {
@@ -104,6 +107,16 @@ impl DirWatch {
         Some(watch)
     }
 
+    /// Whether every one of `roots` is watched and nothing was left out.
+    pub fn covers<'a>(&self, roots: impl Iterator<Item = &'a Path>) -> bool {
+        let w = self.watched.lock().unwrap_or_else(PoisonError::into_inner);
+        !w.incomplete
+            && roots.into_iter().all(|root| {
+                let root = if root.as_os_str().is_empty() { Path::new(".") } else { root };
+                w.dirs.contains(root)
+            })
+    }
+
     /// Watches `dir` too (where a followed symlink points), if it is not yet.
     pub fn add_dir(&self, dir: &Path) {
         self.ensure(dir, false);
@@ -154,6 +167,7 @@ fn add_tree(
                 continue;
             }
             if w.dirs.len() >= MAX_WATCHED_DIRS {
+                w.incomplete = true;
                 if !w.full {
                     w.full = true;
                     warn!(receiver = %id, limit = MAX_WATCHED_DIRS, "Too many directories to watch; the rest are polled.");
@@ -164,9 +178,13 @@ fn add_tree(
                 Ok(wd) => {
                     w.by_descriptor.insert(wd, (dir.clone(), recursive));
                     w.dirs.insert(dir.clone());
+                    if remote(&dir) {
+                        w.incomplete = true;
+                    }
                 }
                 Err(e) if first => return Err(e),
                 Err(e) => {
+                    w.incomplete = true;
                     if e.raw_os_error() == Some(libc::ENOSPC) && !w.full {
                         w.full = true;
                         warn!(receiver = %id, error = %e,
@@ -188,6 +206,27 @@ fn add_tree(
         }
     }
     Ok(())
+}
+
+/// A file system whose changes made elsewhere (another host, a FUSE daemon) inotify
+/// does not report.
+fn remote(dir: &Path) -> bool {
+    const NFS: i64 = 0x6969;
+    const SMB: i64 = 0x517b;
+    const CIFS: i64 = 0xff53_4d42;
+    const SMB2: i64 = 0xfe53_4d42;
+    const FUSE: i64 = 0x6573_5546;
+    const NINE_P: i64 = 0x0102_1997;
+    const CEPH: i64 = 0x00c3_6400;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else { return true };
+    // SAFETY: statfs writes into the zeroed struct passed, given a valid C string.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(path.as_ptr(), &mut stat) } != 0 {
+        return true;
+    }
+    #[allow(clippy::unnecessary_cast)]
+    let kind = stat.f_type as i64;
+    [NFS, SMB, CIFS, SMB2, FUSE, NINE_P, CEPH].contains(&kind)
 }
 
 fn run(
