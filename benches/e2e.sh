@@ -43,7 +43,7 @@ service:
 YAML
 
 "$bin/ocelot-loadgen" sink --grpc "127.0.0.1:$sink_port" --report-every 3600s > "$dir/sink.log" &
-"$bin/ocelot" --config "$dir/ocelot.yaml" 2> "$dir/ocelot.log" &
+"$ocelot" --config "$dir/ocelot.yaml" 2> "$dir/ocelot.log" &
 pid=$!
 sleep 2
 echo "idle RSS: $(( $(rss_kib "$pid") / 1024 )) MiB ($(rss_kib "$pid") KiB)"

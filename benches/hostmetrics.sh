@@ -61,7 +61,7 @@ service:
     metrics:
       address: 127.0.0.1:$metrics_port
 YAML
-"$bin/ocelot" --config "$dir/config.yaml" 2>"$dir/agent.log" &
+"$ocelot" --config "$dir/config.yaml" 2>"$dir/agent.log" &
 agent=$!
 sleep 2
 start=$(cpu_ticks "$agent")

@@ -1,6 +1,9 @@
 # Shared by benches/*.sh: a scratch directory, free ports, and /proc readings of a pid.
 # shellcheck shell=bash
 bin=target/release
+# OCELOT_BIN runs another ocelot binary (an earlier build, for a before/after
+# comparison) with this tree's load generator and sink.
+ocelot=${OCELOT_BIN:-$bin/ocelot}
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
 

@@ -42,7 +42,7 @@ service:
       address: 127.0.0.1:$metrics_port
 YAML
 
-"$bin/ocelot" --config "$dir/ocelot.yaml" --storage-dir "$dir/state" 2> "$dir/ocelot.log" &
+"$ocelot" --config "$dir/ocelot.yaml" --storage-dir "$dir/state" 2> "$dir/ocelot.log" &
 pid=$!
 sleep 1
 before=$(cpu_ticks "$pid")

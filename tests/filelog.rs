@@ -992,3 +992,35 @@ fn an_agent_tailing_quiet_files_stays_idle() {
     wait_until(Duration::from_secs(2), "the new line", || counts(&out).len() == 501);
     assert!(agent.stop().success());
 }
+
+#[test]
+fn the_shutdown_deadline_leaves_the_offset_where_delivery_stopped() {
+    use backend::{Backend, Reply};
+    let logs = tempfile::tempdir().unwrap();
+    let storage = tempfile::tempdir().unwrap();
+    let storage_arg = storage.path().to_str().unwrap();
+    // The first backend takes 10 lines, then hangs on every request.
+    let first = Backend::start(|n| if n == 0 { Reply::Status(200) } else { Reply::Hang });
+    append(&logs.path().join("a.log"), 0..10, "a");
+    let config = backend_config(logs.path(), &first, "    timeout: 0s\n");
+    let agent = Agent::start_with_args(&config, &["--storage-dir", storage_arg, "--shutdown-timeout", "1s"]);
+    wait_until(Duration::from_secs(10), "the first lines", || first.accepted().len() == 10);
+    append(&logs.path().join("a.log"), 10..20, "a");
+    wait_until(Duration::from_secs(10), "the hanging request", || first.requests() == 2);
+    assert!(agent.stop().success());
+    // A healthy backend after the restart gets exactly what was not delivered.
+    let second = Backend::start(|_| Reply::Status(200));
+    let config = backend_config(logs.path(), &second, "");
+    let agent = Agent::start_with_args(&config, &["--storage-dir", storage_arg]);
+    wait_until(Duration::from_secs(10), "the undelivered lines", || second.accepted().len() >= 10);
+    // And commits go on after it: a restart now sends only what is new.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(agent.stop().success());
+    assert_eq!(second.accepted(), lines("a", 10..20));
+    let agent = Agent::start_with_args(&config, &["--storage-dir", storage_arg]);
+    append(&logs.path().join("a.log"), 20..21, "a");
+    wait_until(Duration::from_secs(10), "line 20", || second.accepted().len() >= 11);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(agent.stop().success());
+    assert_eq!(second.accepted(), lines("a", 10..21));
+}
