@@ -639,14 +639,18 @@ fn operators_parse_container_json_logs_filter_and_move_fields() {
     assert!(agent.stop().success());
 }
 
+/// `lines` lines of about 110 bytes.
+fn big_log(path: &Path, lines: usize) {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for i in 0..lines {
+        writeln!(file, "line {i} {}", "x".repeat(100)).unwrap();
+    }
+}
+
 #[test]
 fn reading_stops_at_8_mib_not_yet_delivered_while_the_backend_is_down() {
     let logs = tempfile::tempdir().unwrap();
-    let mut file = std::io::BufWriter::new(std::fs::File::create(logs.path().join("big.log")).unwrap());
-    for i in 0..400_000 {
-        writeln!(file, "line {i} {}", "x".repeat(100)).unwrap();
-    }
-    drop(file);
+    big_log(&logs.path().join("big.log"), 400_000);
     // An OTLP backend that is down (a port nobody listens on): nothing is acknowledged.
     let dead = free_port();
     let config = config(logs.path(), "").replace(
@@ -840,11 +844,7 @@ fn thread_wakeups(pid: u32, name: &str) -> u64 {
 fn waiting_for_acknowledgements_sleeps_until_one_arrives() {
     use backend::{Backend, Reply};
     let logs = tempfile::tempdir().unwrap();
-    let mut file = std::io::BufWriter::new(std::fs::File::create(logs.path().join("big.log")).unwrap());
-    for i in 0..120_000 {
-        writeln!(file, "line {i} {}", "x".repeat(100)).unwrap();
-    }
-    drop(file);
+    big_log(&logs.path().join("big.log"), 120_000);
     // A backend that takes every request and never answers: nothing is acknowledged.
     let backend = Backend::start(|_| Reply::Hang);
     let config = backend_config(logs.path(), &backend, "    timeout: 0s\n");

@@ -8,7 +8,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -122,19 +121,10 @@ impl Loki {
 
     /// Answers each request `delay` after it arrived.
     fn start_slow(delay: Duration, respond: impl Fn(usize) -> (u16, &'static str) + Send + Sync + 'static) -> Loki {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Received::new()));
         let requests = Arc::new(Mutex::new(0usize));
-        let respond = Arc::new(respond);
         let (r, n) = (received.clone(), requests.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let (r, n, respond) = (r.clone(), n.clone(), respond.clone());
-                std::thread::spawn(move || serve(stream, &r, &n, &*respond, delay));
-            }
-        });
+        let port = serve_connections(move |stream| serve(stream, &r, &n, &respond, delay));
         Loki { port, received, requests }
     }
 

@@ -3,7 +3,6 @@
 //! answered 200. It can also hang (read, never answer) or answer slowly.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,19 +30,10 @@ pub struct Backend {
 impl Backend {
     /// `reply(n)` decides the n-th request (0-based).
     pub fn start(reply: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let accepted = Arc::new(Mutex::new(Vec::new()));
         let requests = Arc::new(Mutex::new(0usize));
-        let reply = Arc::new(reply);
         let (a, n) = (accepted.clone(), requests.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let (a, n, reply) = (a.clone(), n.clone(), reply.clone());
-                std::thread::spawn(move || serve(stream, &a, &n, &*reply));
-            }
-        });
+        let port = super::serve_connections(move |stream| serve(stream, &a, &n, &reply));
         Backend { port, accepted, requests }
     }
 

@@ -232,6 +232,22 @@ pub fn parse_metric(text: &str, name: &str, labels: &str) -> f64 {
         .sum()
 }
 
+/// A test server on 127.0.0.1: each connection handled on its own thread. Returns
+/// the port.
+pub fn serve_connections(handle: impl Fn(TcpStream) + Send + Sync + 'static) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = Arc::new(handle);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let handle = handle.clone();
+            std::thread::spawn(move || handle(stream));
+        }
+    });
+    port
+}
+
 /// A free port on 127.0.0.1, for a server a config must name before it starts.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
