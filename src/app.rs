@@ -66,7 +66,7 @@ pub fn components() -> String {
     let mut out = String::new();
     for kind in Kind::ALL {
         let _ = writeln!(out, "{}:", kind.section());
-        let rows: Vec<(&str, Vec<&str>)> = match kind {
+        let rows: Vec<(String, Vec<&str>)> = match kind {
             Kind::Receiver => signals_of(crate::receivers::FACTORIES),
             Kind::Processor => signals_of(crate::processors::FACTORIES),
             Kind::Exporter => signals_of(crate::exporters::FACTORIES),
@@ -77,15 +77,25 @@ pub fn components() -> String {
             if signals.is_empty() {
                 let _ = writeln!(out, "  {name}");
             } else {
-                let _ = writeln!(out, "  {name:<16} {}", signals.join(", "));
+                let _ = writeln!(out, "  {name:<52} {}", signals.join(", "));
             }
         }
     }
     out
 }
 
-fn signals_of<C>(factories: &[crate::component::Factory<C>]) -> Vec<(&'static str, Vec<&'static str>)> {
-    factories.iter().map(|f| (f.type_name, f.signals.iter().map(|s| s.as_str()).collect())).collect()
+/// Each type's name, with its aliases in parentheses, and its signals.
+fn signals_of<C>(factories: &[crate::component::Factory<C>]) -> Vec<(String, Vec<&'static str>)> {
+    factories
+        .iter()
+        .map(|f| {
+            let name = match f.aliases {
+                [] => f.type_name.to_string(),
+                aliases => format!("{} (also {})", f.type_name, aliases.join(", ")),
+            };
+            (name, f.signals.iter().map(|s| s.as_str()).collect())
+        })
+        .collect()
 }
 
 /// Sets up `tracing` on stderr. `RUST_LOG` wins over `--log-level`, which wins over

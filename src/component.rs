@@ -54,6 +54,9 @@ impl fmt::Display for Kind {
 /// config is read. Each kind keeps one table of these (`receivers::FACTORIES` …).
 pub struct Factory<C> {
     pub type_name: &'static str,
+    /// Other names of the same type: upstream's 2025–2026 renames (`otlp_grpc` for the
+    /// `otlp` exporter, `file_log`, `host_metrics` …). Both spellings work, in one file too.
+    pub aliases: &'static [&'static str],
     pub signals: &'static [Signal],
     pub parse: fn(&Node) -> Result<C, DeError>,
 }
@@ -62,6 +65,13 @@ pub struct Factory<C> {
 pub trait Validate {
     fn validate(&self) -> Result<(), String> {
         Ok(())
+    }
+}
+
+impl<C> Factory<C> {
+    /// Whether `name` names this type, by its name or an alias.
+    pub fn is_named(&self, name: &str) -> bool {
+        self.type_name == name || self.aliases.contains(&name)
     }
 }
 

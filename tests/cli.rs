@@ -81,6 +81,56 @@ fn components_lists_every_kind_and_signal() {
     }
     let otlphttp = stdout.lines().find(|l| l.trim_start().starts_with("otlphttp")).unwrap();
     assert!(otlphttp.contains("traces, metrics, logs"), "{otlphttp}");
+    // Upstream's 2025–2026 names are shown beside the old ones.
+    for alias in ["otlphttp (also otlp_http)", "otlp (also otlp_grpc)", "filelog (also file_log)"] {
+        assert!(stdout.contains(alias), "{stdout}");
+    }
+}
+
+#[test]
+fn old_and_new_component_names_work_in_one_config() {
+    let logs = tempfile::tempdir().unwrap();
+    std::fs::write(logs.path().join("a.log"), "from file_log\n").unwrap();
+    let agent = Agent::start(&format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      http: {{ endpoint: 127.0.0.1:0 }}
+  file_log:
+    include: ["{}/*.log"]
+    start_at: beginning
+  host_metrics:
+    collection_interval: 1h
+    scrapers: {{ load: }}
+exporters:
+  otlp_http:
+    endpoint: http://127.0.0.1:1
+  otlp_grpc/unused:
+    endpoint: 127.0.0.1:1
+  file:
+    path: "{{dir}}/out.jsonl"
+  prometheus_remote_write:
+    endpoint: http://127.0.0.1:1/api/v1/write
+service:
+  pipelines:
+    logs:
+      receivers: [otlp, file_log]
+      exporters: [file]
+    metrics:
+      receivers: [host_metrics]
+      exporters: [prometheus_remote_write]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+"#,
+        logs.path().display()
+    ));
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(std::time::Duration::from_secs(10), "the file_log line", || {
+        log_bodies(&read_json_lines(&out)) == ["from file_log"]
+    });
+    assert!(agent.stop().success());
 }
 
 #[test]

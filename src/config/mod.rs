@@ -264,8 +264,11 @@ impl Checker {
                     continue;
                 }
             };
-            let Some(factory) = factories.iter().find(|f| f.type_name == id.type_name) else {
-                let names: Vec<&str> = factories.iter().map(|f| f.type_name).collect();
+            let Some(factory) = factories.iter().find(|f| f.is_named(&id.type_name)) else {
+                let names: Vec<&str> = factories
+                    .iter()
+                    .flat_map(|f| std::iter::once(f.type_name).chain(f.aliases.iter().copied()))
+                    .collect();
                 self.error(
                     Some(key.location.clone()),
                     format!(

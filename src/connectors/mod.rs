@@ -13,6 +13,7 @@ pub enum ConnectorConfig {
 
 pub static FACTORIES: &[Factory<ConnectorConfig>] = &[Factory {
     type_name: forward::TYPE,
+    aliases: &[],
     signals: &Signal::ALL,
     parse: |node| parse_config(node).map(ConnectorConfig::Forward),
 }];

@@ -34,36 +34,43 @@ pub enum ExporterConfig {
 pub static FACTORIES: &[Factory<ExporterConfig>] = &[
     Factory {
         type_name: otlp::GRPC_TYPE,
+        aliases: &["otlp_grpc"],
         signals: &Signal::ALL,
         parse: |node| parse_config(node).map(ExporterConfig::Otlp),
     },
     Factory {
         type_name: otlp::HTTP_TYPE,
+        aliases: &["otlp_http"],
         signals: &Signal::ALL,
         parse: |node| parse_config(node).map(ExporterConfig::OtlpHttp),
     },
     Factory {
         type_name: debug::TYPE,
+        aliases: &[],
         signals: &Signal::ALL,
         parse: |node| parse_config(node).map(ExporterConfig::Debug),
     },
     Factory {
         type_name: file::TYPE,
+        aliases: &[],
         signals: &Signal::ALL,
         parse: |node| parse_config(node).map(ExporterConfig::File),
     },
     Factory {
         type_name: prometheusremotewrite::TYPE,
+        aliases: &["prometheus_remote_write"],
         signals: &[Signal::Metrics],
         parse: |node| parse_config(node).map(ExporterConfig::PrometheusRemoteWrite),
     },
     Factory {
         type_name: prometheus::TYPE,
+        aliases: &[],
         signals: &[Signal::Metrics],
         parse: |node| parse_config(node).map(ExporterConfig::Prometheus),
     },
     Factory {
         type_name: loki::TYPE,
+        aliases: &[],
         signals: &[Signal::Logs],
         parse: |node| parse_config(node).map(ExporterConfig::Loki),
     },

@@ -14,11 +14,13 @@ pub enum ExtensionConfig {
 pub static FACTORIES: &[Factory<ExtensionConfig>] = &[
     Factory {
         type_name: health_check::TYPE,
+        aliases: &[],
         signals: &[],
         parse: |node| parse_config(node).map(ExtensionConfig::HealthCheck),
     },
     Factory {
         type_name: file_storage::TYPE,
+        aliases: &[],
         signals: &[],
         parse: |node| parse_config(node).map(ExtensionConfig::FileStorage),
     },

@@ -36,6 +36,7 @@ pub enum ProcessorConfig {
 
 pub static FACTORIES: &[Factory<ProcessorConfig>] = &[Factory {
     type_name: batch::TYPE,
+    aliases: &[],
     signals: &Signal::ALL,
     parse: |node| parse_config(node).map(ProcessorConfig::Batch),
 }];

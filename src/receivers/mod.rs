@@ -17,16 +17,19 @@ pub enum ReceiverConfig {
 pub static FACTORIES: &[Factory<ReceiverConfig>] = &[
     Factory {
         type_name: otlp::TYPE,
+        aliases: &[],
         signals: &Signal::ALL,
         parse: |node| parse_config(node).map(ReceiverConfig::Otlp),
     },
     Factory {
         type_name: filelog::TYPE,
+        aliases: &["file_log"],
         signals: &[Signal::Logs],
         parse: |node| parse_config(node).map(ReceiverConfig::Filelog),
     },
     Factory {
         type_name: hostmetrics::TYPE,
+        aliases: &["host_metrics"],
         signals: &[Signal::Metrics],
         parse: |node| parse_config(node).map(|c| ReceiverConfig::Hostmetrics(Box::new(c))),
     },
