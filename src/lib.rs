@@ -9,6 +9,7 @@ pub mod connectors;
 pub mod exporters;
 pub mod extensions;
 pub mod net;
+pub mod ottl;
 pub mod pdata;
 pub mod pipeline;
 pub mod processors;
