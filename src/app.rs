@@ -154,11 +154,18 @@ async fn start_admin(
     tracker: &TaskTracker,
 ) -> anyhow::Result<()> {
     let metrics = &config.service.telemetry.metrics;
+    if metrics.address.is_some() {
+        warn!(
+            "service.telemetry.metrics.address is deprecated (upstream refuses it now); use metrics.readers: [{{pull: {{exporter: {{prometheus: {{host, port}}}}}}}}]."
+        );
+    }
+    telemetry.set_resource(&config.service.telemetry.resource);
     if metrics.level != MetricsLevel::None {
-        let listener =
-            crate::net::bind(&metrics.address).await.context("self-metrics (service.telemetry.metrics.address)")?;
-        info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "Self-metrics at /metrics.");
-        tracker.spawn(telemetry::serve(telemetry.clone(), listener, stop.clone()));
+        for endpoint in metrics.endpoints() {
+            let listener = crate::net::bind(&endpoint).await.context("self-metrics (service.telemetry.metrics)")?;
+            info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "Self-metrics at /metrics.");
+            tracker.spawn(telemetry::serve(telemetry.clone(), listener, stop.clone()));
+        }
     }
     for id in &config.service.extensions {
         let Some(extension) = config.extensions.get(id) else {

@@ -150,3 +150,41 @@ fn logs_are_json_with_log_format_json() {
     assert_eq!(running["level"], "INFO");
     assert!(agent.stop().success());
 }
+
+#[test]
+fn self_metrics_readers_resource_and_the_old_address() {
+    let config = |metrics: &str| {
+        format!(
+            "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:0\nexporters:\n  debug:\nservice:\n  pipelines:\n    logs:\n      receivers: [otlp]\n      exporters: [debug]\n  telemetry:\n    resource:\n      deployment.environment: test\n    metrics:\n{metrics}"
+        )
+    };
+    // Upstream's current form.
+    let agent = Agent::start(&config(
+        "      readers:\n        - pull:\n            exporter:\n              prometheus:\n                host: 127.0.0.1\n                port: 0\n",
+    ));
+    let (status, _, body) = http_get(agent.metrics_addr(), "/metrics");
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    let info = text.lines().find(|l| l.starts_with("target_info{")).unwrap_or_else(|| panic!("{text}"));
+    assert!(info.contains("deployment_environment=\"test\"") && info.contains("service_name=\"ocelot\""), "{info}");
+    assert_eq!(agent.count_logs("deprecated"), 0);
+    assert!(agent.stop().success());
+
+    // The older `address` still works, with a warning.
+    let agent = Agent::start(&config("      address: 127.0.0.1:0\n"));
+    assert_eq!(http_get(agent.metrics_addr(), "/metrics").0, 200);
+    assert_eq!(agent.count_logs("service.telemetry.metrics.address is deprecated"), 1);
+    assert!(agent.stop().success());
+
+    // Pushing self-metrics is refused at validation, naming the reader.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        config("      readers:\n        - periodic:\n            exporter:\n              otlp:\n                endpoint: x:4317\n"),
+    )
+    .unwrap();
+    let (code, _, stderr) = ocelot(&["validate", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("`periodic` readers") && stderr.contains("c.yaml:"), "{stderr}");
+}

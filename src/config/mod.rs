@@ -343,7 +343,7 @@ impl Checker {
                     }
                 }
                 "pipelines" => pipelines_node = Some(value),
-                "telemetry" => match de::from_node::<TelemetryConfig>(value) {
+                "telemetry" => match crate::component::parse_config::<TelemetryConfig>(value) {
                     Ok(telemetry) => config.telemetry = telemetry,
                     Err(e) => self.error(
                         e.location.clone().or(Some(value.location.clone())),

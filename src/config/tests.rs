@@ -73,7 +73,7 @@ fn unknown_component_type_suggests_and_lists() {
         first.starts_with("agent.yaml:6:3: error: unknown exporter type `debgu` (did you mean `debug`?)"),
         "{first}"
     );
-    assert!(first.contains("valid exporter types: otlp, otlphttp, debug, file"), "{first}");
+    assert!(first.contains("valid exporter types: otlp, otlp_grpc, otlphttp, otlp_http, debug, file"), "{first}");
 }
 
 #[test]

@@ -28,6 +28,72 @@ pub struct TelemetryConfig {
     pub metrics: MetricsTelemetryConfig,
     #[serde(default)]
     pub logs: LogsTelemetryConfig,
+    /// Attributes of the agent's own telemetry, shown on `target_info` beside
+    /// `service.name` (ocelot) and `service.version`; a key set to null drops a default.
+    #[serde(default)]
+    pub resource: std::collections::BTreeMap<String, Option<String>>,
+}
+
+impl crate::component::Validate for TelemetryConfig {
+    fn validate(&self) -> Result<(), String> {
+        for (i, reader) in self.metrics.readers.iter().enumerate() {
+            match (&reader.pull, &reader.periodic) {
+                (Some(_), None) => {}
+                (None, Some(_)) => {
+                    return Err(format!(
+                        "metrics.readers[{i}]: `periodic` readers (self-metrics pushed over OTLP) are not supported; use a `pull` reader with a `prometheus` exporter and scrape it"
+                    ));
+                }
+                _ => return Err(format!("metrics.readers[{i}] must be one of `pull` or `periodic`")),
+            }
+        }
+        for endpoint in self.metrics.endpoints() {
+            net::normalize_endpoint(&endpoint).map_err(|e| format!("metrics: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// One of `service.telemetry.metrics.readers`, as upstream's config names it.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricReader {
+    /// Served for scraping: `pull: {exporter: {prometheus: {host, port}}}`.
+    #[serde(default)]
+    pub pull: Option<PullReader>,
+    /// Pushed periodically: refused, with a clear error.
+    #[serde(default)]
+    pub periodic: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PullReader {
+    pub exporter: PullExporter,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PullExporter {
+    pub prometheus: PrometheusPull,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusPull {
+    /// Default `localhost`, as upstream.
+    #[serde(default = "default_pull_host")]
+    pub host: String,
+    /// Default 8888.
+    #[serde(default = "default_pull_port")]
+    pub port: u16,
+}
+
+fn default_pull_host() -> String {
+    "localhost".into()
+}
+fn default_pull_port() -> u16 {
+    8888
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -41,7 +107,7 @@ pub enum MetricsLevel {
     Detailed,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsTelemetryConfig {
     /// Default `normal`.
@@ -49,19 +115,36 @@ pub struct MetricsTelemetryConfig {
     /// `normal` and `detailed` all serve every metric listed in README.md.
     #[serde(default)]
     pub level: MetricsLevel,
-    /// Where `/metrics` is served. Default `127.0.0.1:8888`.
-    #[serde(default = "default_metrics_address")]
-    pub address: String,
+    /// Where `/metrics` is served, the older way (upstream now refuses it): still
+    /// accepted here, with a deprecation warning. Prefer `readers`.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Upstream's current form: each `pull` reader is one endpoint serving `/metrics`.
+    #[serde(default)]
+    pub readers: Vec<MetricReader>,
 }
 
-impl Default for MetricsTelemetryConfig {
-    fn default() -> Self {
-        MetricsTelemetryConfig { level: MetricsLevel::default(), address: default_metrics_address() }
+impl MetricsTelemetryConfig {
+    /// Every address `/metrics` is served on: the pull readers' and `address`; with
+    /// neither, `127.0.0.1:8888`.
+    pub fn endpoints(&self) -> Vec<String> {
+        let mut endpoints: Vec<String> = self
+            .readers
+            .iter()
+            .filter_map(|r| r.pull.as_ref())
+            .map(|pull| {
+                let host = &pull.exporter.prometheus.host;
+                let host =
+                    if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.clone() };
+                format!("{host}:{}", pull.exporter.prometheus.port)
+            })
+            .collect();
+        endpoints.extend(self.address.clone());
+        if endpoints.is_empty() {
+            endpoints.push("127.0.0.1:8888".into());
+        }
+        endpoints
     }
-}
-
-fn default_metrics_address() -> String {
-    "127.0.0.1:8888".into()
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -292,9 +375,27 @@ pub struct Telemetry {
     hostmetrics_skipped: Family<DropLabels, Counter>,
     hostmetrics_tracked: Family<ReceiverIdLabels, Gauge>,
     process: process::ProcessMetrics,
+    target_info: Family<Vec<(String, String)>, Gauge>,
 }
 
 impl Telemetry {
+    /// `target_info` with the agent's resource: `service.name` ocelot, `service.version`,
+    /// then `service.telemetry.resource` (a null value drops a default). Label names
+    /// as Prometheus writes resource attributes (`.` → `_`).
+    pub fn set_resource(&self, resource: &std::collections::BTreeMap<String, Option<String>>) {
+        let mut attributes = std::collections::BTreeMap::from([
+            ("service.name".to_string(), Some("ocelot".to_string())),
+            ("service.version".to_string(), Some(env!("CARGO_PKG_VERSION").to_string())),
+        ]);
+        attributes.extend(resource.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let labels: Vec<(String, String)> = attributes
+            .into_iter()
+            .filter_map(|(k, v)| Some((crate::pdata::prometheus::naming::label_name(&k), v?)))
+            .collect();
+        self.target_info.clear();
+        self.target_info.get_or_create(&labels).set(1);
+    }
+
     pub fn new() -> Arc<Telemetry> {
         let mut registry = Registry::default();
         let receiver_accepted = PerSignal::register(
@@ -425,6 +526,8 @@ impl Telemetry {
             hostmetrics_tracked.clone(),
         );
         let process = process::ProcessMetrics::register(&mut registry);
+        let target_info = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register("target_info", "Target metadata: the agent's resource attributes", target_info.clone());
         Arc::new(Telemetry {
             registry,
             receiver_accepted,
@@ -451,6 +554,7 @@ impl Telemetry {
             hostmetrics_skipped,
             hostmetrics_tracked,
             process,
+            target_info,
         })
     }
 
