@@ -105,7 +105,7 @@ impl DebugExporter {
             window.1
         };
         let initial = self.config.sampling_initial;
-        seen <= initial || (seen - initial) % self.config.sampling_thereafter == 0
+        seen <= initial || (seen - initial).is_multiple_of(self.config.sampling_thereafter)
     }
 }
 
