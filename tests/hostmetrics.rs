@@ -41,6 +41,7 @@ receivers:
       processes:
       process:
         max_processes: 2
+      system:
 exporters:
   prometheus:
     endpoint: 127.0.0.1:0
@@ -72,6 +73,11 @@ service:
     assert_eq!(value("system_cpu_time_seconds_total", r#"cpu="cpu0",state="user""#), 150.0);
     assert_eq!(value("system_memory_usage_bytes", r#"state="used""#), 8_192_000.0 * 1024.0);
     assert_eq!(value("system_cpu_load_average_1m", ""), 0.26, "0.52 over 2 CPUs");
+    // The fixture booted long before now: its uptime is now minus its btime.
+    let boot = 1_763_790_000.0;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let uptime = value("system_uptime_seconds", "");
+    assert!((uptime - (now - boot)).abs() < 30.0, "system.uptime {uptime}");
     assert_eq!(value("system_disk_io_bytes_total", r#"device="sda",direction="read""#), 2_000_000.0 * 512.0);
     assert_eq!(value("system_network_io_bytes_total", r#"device="eth0",direction="transmit""#), 987_654_321.0);
     assert!(!text.contains(r#"device="lo""#), "lo is excluded");

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer};
 
-use super::{cpu, disk, filesystem, load, memory, network, paging, process, processes};
+use super::{cpu, disk, filesystem, load, memory, network, paging, process, processes, system};
 use crate::component::Validate;
 use crate::config::ConfigDuration;
 
@@ -56,6 +56,9 @@ pub struct ScrapersConfig {
     pub processes: Option<MetricsOnly>,
     #[serde(default, deserialize_with = "present")]
     pub process: Option<ProcessConfig>,
+    /// `system.uptime`.
+    #[serde(default, deserialize_with = "present")]
+    pub system: Option<MetricsOnly>,
 }
 
 /// A key that is present (even empty, `cpu:`) is `Some` of its defaults.
@@ -316,9 +319,10 @@ impl Validate for HostmetricsConfig {
         check(s.paging.is_some(), "paging", paging::METRICS, s.paging.as_ref().map(|c| &c.metrics))?;
         check(s.processes.is_some(), "processes", processes::METRICS, s.processes.as_ref().map(|c| &c.metrics))?;
         check(s.process.is_some(), "process", process::METRICS, s.process.as_ref().map(|c| &c.metrics))?;
+        check(s.system.is_some(), "system", system::METRICS, s.system.as_ref().map(|c| &c.metrics))?;
         if !any {
             return Err("scrapers: at least one scraper is needed (cpu, memory, load, disk, filesystem, network, \
-                        paging, processes, process)"
+                        paging, processes, process, system)"
                 .into());
         }
         if let Some(d) = &s.disk {

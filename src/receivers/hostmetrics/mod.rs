@@ -19,6 +19,7 @@ pub mod process;
 pub mod processes;
 pub mod procfs;
 mod run;
+pub mod system;
 
 use std::path::{Path, PathBuf};
 

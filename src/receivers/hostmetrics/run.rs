@@ -14,7 +14,7 @@ use tracing::warn;
 use super::config::HostmetricsConfig;
 use super::filter::Filter;
 use super::procfs::{Table, Walker};
-use super::{Tick, Toggles, cpu, disk, filesystem, load, memory, network, paging, process, processes};
+use super::{Tick, Toggles, cpu, disk, filesystem, load, memory, network, paging, process, processes, system};
 use crate::config::ComponentId;
 use crate::pdata::{Batch, Payload, Signal};
 use crate::pipeline::Consumer;
@@ -34,6 +34,7 @@ pub struct Scrape {
     paging: Option<paging::Scraper>,
     processes: Option<processes::Scraper>,
     process: Option<process::Scraper>,
+    system: Option<system::Scraper>,
     walker: Walker,
     table: Table,
 }
@@ -126,6 +127,7 @@ impl Scrape {
                 .as_ref()
                 .map(|c| processes::Scraper::new(Toggles::new(processes::METRICS, &c.metrics))),
             process,
+            system: s.system.as_ref().map(|c| system::Scraper::new(Toggles::new(system::METRICS, &c.metrics))),
             walker: Walker::new(&root),
             table: Table::default(),
             root,
@@ -163,6 +165,7 @@ impl Scrape {
         simple!(memory, "memory");
         simple!(load, "load");
         simple!(disk, "disk");
+        simple!(system, "system");
         // Scrapers whose parts fail apart: what was read goes out, the failures are counted.
         macro_rules! partial {
             ($field:ident, $name:literal) => {
