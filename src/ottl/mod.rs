@@ -8,13 +8,18 @@
 //! Nothing here may re-parse per record.
 
 pub mod ast;
+pub mod compile;
+pub mod functions;
 pub mod lexer;
+pub mod log;
 pub mod parser;
+pub mod value;
 
+pub use compile::Condition;
 pub use parser::{parse_condition, parse_statement};
 
 /// A byte range of the statement text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Span {
     pub start: usize,
     pub end: usize,

@@ -169,3 +169,135 @@ fn nesting_and_length_are_bounded() {
     let long = format!("set(x, \"{}\")", "y".repeat(lexer::MAX_STATEMENT_BYTES));
     assert!(parse_statement(&long).unwrap_err().message.contains("at most"));
 }
+
+mod conditions {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, KeyValueList, any_value};
+    use opentelemetry_proto::tonic::logs::v1::LogRecord;
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    use super::super::log::{Log, LogContext};
+    use super::super::{Condition, OttlError};
+
+    fn kv(key: &str, value: any_value::Value) -> KeyValue {
+        KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
+    }
+
+    fn s(text: &str) -> any_value::Value {
+        any_value::Value::StringValue(text.into())
+    }
+
+    struct Fixture {
+        resource: Resource,
+        scope: InstrumentationScope,
+        text_body: LogRecord,
+        map_body: LogRecord,
+    }
+
+    fn fixture() -> Fixture {
+        let attributes = vec![kv("http.method", s("GET")), kv("count", any_value::Value::IntValue(3))];
+        let text_body = LogRecord {
+            severity_number: 17,
+            severity_text: "error".into(),
+            body: Some(AnyValue { value: Some(s("health check failed")) }),
+            attributes: attributes.clone(),
+            trace_id: vec![0; 16],
+            ..Default::default()
+        };
+        let map = KeyValueList { values: vec![kv("k", s("v")), kv("n", any_value::Value::DoubleValue(1.5))] };
+        let map_body = LogRecord {
+            body: Some(AnyValue { value: Some(any_value::Value::KvlistValue(map)) }),
+            attributes,
+            ..Default::default()
+        };
+        Fixture {
+            resource: Resource { attributes: vec![kv("service.name", s("api"))], ..Default::default() },
+            scope: InstrumentationScope { name: "lib".into(), version: "1.2".into(), ..Default::default() },
+            text_body,
+            map_body,
+        }
+    }
+
+    fn eval(text: &str, record: &LogRecord, f: &Fixture) -> Result<bool, String> {
+        let condition = Condition::<Log>::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let ctx = LogContext { resource: &f.resource, scope: &f.scope, record, cache: &[] };
+        condition.eval(&ctx)
+    }
+
+    #[test]
+    fn log_conditions_read_paths_enums_and_converters() {
+        let f = fixture();
+        let text = &f.text_body;
+        let cases: &[(&str, bool)] = &[
+            ("severity_number >= SEVERITY_NUMBER_WARN", true),
+            ("severity_number < SEVERITY_NUMBER_ERROR2", true),
+            ("severity_number == SEVERITY_NUMBER_ERROR", true),
+            (r#"attributes["http.method"] == "GET""#, true),
+            (r#"resource.attributes["service.name"] == "api" and not IsMatch(body, "^health")"#, false),
+            (r#"resource.attributes["service.name"] == "api" and IsMatch(body, "check")"#, true),
+            (r#"attributes["missing"] == nil"#, true),
+            (r#"attributes["missing"] != nil"#, false),
+            (r#"attributes["count"] > 2.5"#, true),
+            (r#"attributes["count"] == "3""#, false),
+            (r#"attributes["count"] != "3""#, true),
+            ("Len(attributes) == 2", true),
+            (r#"ToUpperCase(severity_text) == "ERROR""#, true),
+            (r#"(attributes["count"] + 1) * 2 == 8"#, true),
+            (r#"log.severity_text == "error""#, true),
+            (r#"instrumentation_scope.name == "lib" and scope.version == "1.2""#, true),
+            (r#"trace_id.string == "00000000000000000000000000000000""#, true),
+            (r#"Concat([resource.attributes["service.name"], severity_text], "-") == "api-error""#, true),
+            (r#"IsString(body) and not IsMap(body)"#, true),
+            (r#"severity_text == "warn" or (severity_number > 16 and severity_number < 21)"#, true),
+            ("true and not false", true),
+        ];
+        for (condition, want) in cases {
+            assert_eq!(eval(condition, text, &f), Ok(*want), "{condition}");
+        }
+        assert_eq!(eval(r#"body["k"] == "v" and body["n"] == 1.5"#, &f.map_body, &f), Ok(true));
+        assert_eq!(eval(r#"IsMap(body) and Len(body) == 2"#, &f.map_body, &f), Ok(true));
+    }
+
+    #[test]
+    fn runtime_errors_are_errors_not_false() {
+        let f = fixture();
+        let text = &f.text_body;
+        let err = eval(r#"body["k"] == "v""#, text, &f).unwrap_err();
+        assert!(err.contains("log bodies of type string cannot be indexed"), "{err}");
+        let err = eval(r#"attributes["count"] + 1.0 == 4.0"#, text, &f).unwrap_err();
+        assert!(err.contains("math on int64 and float64"), "{err}");
+        let err = eval(r#"attributes["count"] / 0 == 1"#, text, &f).unwrap_err();
+        assert!(err.contains("divide by 0"), "{err}");
+        let err = eval(r#"ToLowerCase(attributes["count"]) == "3""#, text, &f).unwrap_err();
+        assert!(err.contains("expected string but got int64"), "{err}");
+        let err = eval(r#"attributes["http.method"]"#, text, &f).unwrap_err();
+        assert!(err.contains("must be bool"), "{err}");
+    }
+
+    fn compile_error(text: &str) -> OttlError {
+        match Condition::<Log>::parse(text) {
+            Ok(_) => panic!("{text} compiled"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn unknown_names_are_errors_at_their_place() {
+        let cases: &[(&str, &str, &str)] = &[
+            (r#"attributez["a"] == 1"#, "not a path of the log context", "attributez"),
+            (r#"span.name == "x""#, "not a path of the log context", "span.name"),
+            ("severity_number > SEVERITY_NUMBER_LOUD", "not an enum of the log context", "SEVERITY_NUMBER_LOUD"),
+            (r#"Frob(body) == 1"#, "unknown converter `Frob`", "Frob"),
+            (r#"IsMatch(body, "(") "#, "invalid regular expression", r#""(""#),
+            (r#"IsMatch(body, attributes["p"])"#, "must be a string literal", r#"attributes["p"]"#),
+            (r#"IsMatch(body)"#, "needs its `pattern` argument", "IsMatch"),
+            (r#"severity_text["x"] == 1"#, "cannot be indexed", "severity_text"),
+            (r#"Len(attributes, 2) == 1"#, "takes 1 argument", "2"),
+        ];
+        for (text, message, at) in cases {
+            let e = compile_error(text);
+            assert!(e.message.contains(message), "{text}: {}", e.message);
+            let pointed = &text[e.span.start..e.span.end];
+            assert!(pointed.starts_with(at), "{text}: points at {pointed:?}, not {at:?}");
+        }
+    }
+}
