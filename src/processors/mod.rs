@@ -6,6 +6,7 @@
 //! between stages.
 
 pub mod batch;
+pub mod filter;
 
 use tokio::time::Instant;
 
@@ -32,18 +33,30 @@ pub trait Processor: Send {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ProcessorConfig {
     Batch(batch::BatchConfig),
+    Filter(Box<filter::FilterConfig>),
 }
 
-pub static FACTORIES: &[Factory<ProcessorConfig>] = &[Factory {
-    type_name: batch::TYPE,
-    aliases: &[],
-    signals: &Signal::ALL,
-    parse: |node| parse_config(node).map(ProcessorConfig::Batch),
-}];
+pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
+    Factory {
+        type_name: batch::TYPE,
+        aliases: &[],
+        signals: &Signal::ALL,
+        parse: |node| parse_config(node).map(ProcessorConfig::Batch),
+    },
+    Factory {
+        type_name: filter::TYPE,
+        aliases: &[],
+        signals: &[Signal::Logs],
+        parse: |node| filter::parse(node).map(|c| ProcessorConfig::Filter(Box::new(c))),
+    },
+];
 
 /// Makes a processor instance for one pipeline.
 pub fn build(id: &ComponentId, config: &ProcessorConfig, telemetry: &Telemetry) -> Box<dyn Processor> {
     match config {
         ProcessorConfig::Batch(config) => Box::new(batch::BatchProcessor::new(config, telemetry.batch_processor(id))),
+        ProcessorConfig::Filter(config) => {
+            Box::new(filter::FilterProcessor::new(id, config, telemetry.filter_processor(id)))
+        }
     }
 }

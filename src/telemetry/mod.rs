@@ -277,6 +277,29 @@ struct ProcessorLabels {
     processor: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProcessorSignalLabels {
+    processor: String,
+    otel_signal: &'static str,
+}
+
+/// Upstream labels the filter processor's counters `filter`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FilterLabels {
+    filter: String,
+}
+
+/// A `filter` processor's counters.
+#[derive(Clone)]
+pub struct FilterMetrics {
+    /// Log records dropped by a condition.
+    pub filtered_logs: Counter,
+    /// Conditions that failed to evaluate.
+    pub ottl_errors: Counter,
+    pub incoming_logs: Counter,
+    pub outgoing_logs: Counter,
+}
+
 /// One counter family per signal, named `<prefix>_<spans|metric_points|log_records>`.
 struct PerSignal<L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static> {
     families: [Family<L, Counter>; 3],
@@ -376,6 +399,10 @@ pub struct Telemetry {
     hostmetrics_tracked: Family<ReceiverIdLabels, Gauge>,
     process: process::ProcessMetrics,
     target_info: Family<Vec<(String, String)>, Gauge>,
+    filter_logs_filtered: Family<FilterLabels, Counter>,
+    ottl_errors: Family<ProcessorLabels, Counter>,
+    processor_incoming: Family<ProcessorSignalLabels, Counter>,
+    processor_outgoing: Family<ProcessorSignalLabels, Counter>,
 }
 
 impl Telemetry {
@@ -526,6 +553,30 @@ impl Telemetry {
             hostmetrics_tracked.clone(),
         );
         let process = process::ProcessMetrics::register(&mut registry);
+        let filter_logs_filtered = Family::<FilterLabels, Counter>::default();
+        registry.register(
+            "otelcol_processor_filter_logs_filtered",
+            "Number of log records dropped by the filter processor",
+            filter_logs_filtered.clone(),
+        );
+        let ottl_errors = Family::<ProcessorLabels, Counter>::default();
+        registry.register(
+            "ocelot_processor_ottl_errors",
+            "OTTL conditions or statements that failed to evaluate (handled by error_mode)",
+            ottl_errors.clone(),
+        );
+        let processor_incoming = Family::<ProcessorSignalLabels, Counter>::default();
+        registry.register(
+            "otelcol_processor_incoming_items",
+            "Number of items passed to the processor",
+            processor_incoming.clone(),
+        );
+        let processor_outgoing = Family::<ProcessorSignalLabels, Counter>::default();
+        registry.register(
+            "otelcol_processor_outgoing_items",
+            "Number of items emitted from the processor",
+            processor_outgoing.clone(),
+        );
         let target_info = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register("target_info", "Target metadata: the agent's resource attributes", target_info.clone());
         Arc::new(Telemetry {
@@ -555,6 +606,10 @@ impl Telemetry {
             hostmetrics_tracked,
             process,
             target_info,
+            filter_logs_filtered,
+            ottl_errors,
+            processor_incoming,
+            processor_outgoing,
         })
     }
 
@@ -636,6 +691,20 @@ impl Telemetry {
             processes_emitted,
             processes_tracked,
         }
+    }
+
+    /// The `filter` processor's counters.
+    pub fn filter_processor(&self, id: &ComponentId) -> FilterMetrics {
+        let processor = id.to_string();
+        let filtered_logs =
+            self.filter_logs_filtered.get_or_create(&FilterLabels { filter: processor.clone() }).clone();
+        let ottl_errors = self.ottl_errors.get_or_create(&ProcessorLabels { processor: processor.clone() }).clone();
+        let signal = |family: &Family<ProcessorSignalLabels, Counter>, signal: &'static str| {
+            family.get_or_create(&ProcessorSignalLabels { processor: processor.clone(), otel_signal: signal }).clone()
+        };
+        let incoming_logs = signal(&self.processor_incoming, "logs");
+        let outgoing_logs = signal(&self.processor_outgoing, "logs");
+        FilterMetrics { filtered_logs, ottl_errors, incoming_logs, outgoing_logs }
     }
 
     pub fn batch_processor(&self, id: &ComponentId) -> Histogram {
