@@ -158,17 +158,21 @@ impl ConnectionClock {
     }
 
     /// Resolves once the connection has had no request in flight past its deadline.
+    /// While a request is in flight it waits for the last one to end (which sets the
+    /// idle deadline and notifies), never on a deadline already past.
     async fn expired(&self) {
         loop {
             let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             let at = self.deadline_ms.load(Ordering::Acquire);
-            if at == u64::MAX {
+            if self.in_flight.load(Ordering::Acquire) > 0 || at == u64::MAX {
                 notified.await;
                 continue;
             }
             let deadline = self.opened + Duration::from_millis(at);
             tokio::select! {
-                _ = notified => continue,
+                _ = &mut notified => continue,
                 _ = tokio::time::sleep_until(deadline) => {}
             }
             if self.in_flight.load(Ordering::Acquire) == 0 && self.deadline_ms.load(Ordering::Acquire) == at {
@@ -333,8 +337,14 @@ pub async fn decode_off_runtime<T: Send + 'static>(
     if size < OFFLOAD_BYTES {
         return Some(work());
     }
-    let _slot = DECODE_SLOTS.clone().acquire_owned().await.ok()?;
-    tokio::task::spawn_blocking(work).await.ok()
+    // The slot goes with the work: a request dropped meanwhile does not free it early.
+    let slot = DECODE_SLOTS.clone().acquire_owned().await.ok()?;
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        work()
+    })
+    .await
+    .ok()
 }
 
 #[derive(Debug, thiserror::Error)]

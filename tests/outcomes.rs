@@ -192,3 +192,45 @@ service:
     assert!(upstream.stop().success());
     assert!(downstream.stop().success());
 }
+
+#[test]
+fn a_full_queue_that_kept_nothing_is_a_503_not_a_200() {
+    // One exporter, hung: past one export and one queued batch, nothing can take more.
+    let dead = Backend::start(|_| Reply::Hang);
+    let config = format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      http: {{ endpoint: 127.0.0.1:0 }}
+exporters:
+  otlphttp:
+    endpoint: {}
+    compression: none
+    timeout: 0s
+    sending_queue: {{ queue_size: 1, num_consumers: 1 }}
+service:
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [otlphttp]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+"#,
+        dead.endpoint()
+    );
+    let agent = Agent::start_with_args(&config, &["--shutdown-timeout", "1s"]);
+    let statuses: Vec<u16> = (0..6)
+        .map(|i| {
+            let status = post_logs(&agent, "otlp", &format!("record {i}")).0;
+            // Let the exporter take the first batch before the next arrives.
+            std::thread::sleep(Duration::from_millis(100));
+            status
+        })
+        .collect();
+    assert_eq!(&statuses[..2], [200, 200], "{statuses:?}");
+    assert!(statuses[2..].iter().all(|s| *s == 503), "{statuses:?}");
+    assert_eq!(agent.metric("otelcol_exporter_enqueue_failed_log_records_total", ""), 4.0);
+    assert!(agent.stop().success());
+}

@@ -22,17 +22,25 @@ pub enum Refused {
 pub struct Consumer {
     targets: Vec<mpsc::Sender<Batch>>,
     waits_for_result: bool,
+    waits_for_queue: bool,
 }
 
 impl Consumer {
     pub fn new(targets: Vec<mpsc::Sender<Batch>>) -> Consumer {
-        Consumer { targets, waits_for_result: false }
+        Consumer { targets, waits_for_result: false, waits_for_queue: false }
     }
 
     /// Some exporter behind these pipelines has no queue (or `wait_for_result`): a
     /// source that answers a client waits for the export's outcome, as upstream.
     pub fn waits_for_result(&self) -> bool {
         self.waits_for_result
+    }
+
+    /// Some exporter behind these pipelines refuses its copy when its queue is full
+    /// (`block_on_overflow: false`): a client waits until the batch is in the queues,
+    /// so a refusal that reached no exporter is answered as one.
+    pub fn waits_for_queue(&self) -> bool {
+        self.waits_for_queue
     }
 
     /// No pipeline takes this signal from this source.
@@ -116,10 +124,11 @@ impl Consumers {
         }
     }
 
-    pub fn add(&mut self, signal: Signal, target: mpsc::Sender<Batch>, waits_for_result: bool) {
+    pub fn add(&mut self, signal: Signal, target: mpsc::Sender<Batch>, waits_for_result: bool, waits_for_queue: bool) {
         let consumer = self.get_mut(signal);
         consumer.targets.push(target);
         consumer.waits_for_result |= waits_for_result;
+        consumer.waits_for_queue |= waits_for_queue;
     }
 }
 

@@ -37,6 +37,15 @@ pub enum StartError {
     Receiver { id: ComponentId, source: crate::receivers::StartError },
 }
 
+/// What a client answered by a receiver waits for, from the exporters behind it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Waits {
+    /// An exporter has no queue (or `wait_for_result`): the export's outcome.
+    result: bool,
+    /// An exporter's full queue refuses its copy: the batch reaching the queue.
+    queue: bool,
+}
+
 /// A running graph.
 pub struct Running {
     stop_receivers: CancellationToken,
@@ -101,14 +110,15 @@ async fn wire(
     let mut tasks = Vec::new();
     // Whether a pipeline's sources wait for the export's outcome: an exporter has no
     // queue (or `wait_for_result`), here or in a pipeline a connector feeds.
-    let mut waits: BTreeMap<&PipelineId, bool> = BTreeMap::new();
+    let mut waits: BTreeMap<&PipelineId, Waits> = BTreeMap::new();
     let mut feeds: Vec<(&PipelineId, &PipelineId)> = Vec::new();
     for (pipeline_id, pipeline) in pipelines {
         let mut outputs = Vec::new();
-        let mut own_waits = false;
+        let mut own_waits = Waits::default();
         for id in &pipeline.exporters {
             if let Some(input) = exporters.get(id) {
-                own_waits |= input.waits_for_result();
+                own_waits.result |= input.waits_for_result();
+                own_waits.queue |= input.waits_for_queue();
                 outputs.push(run::Output::Exporter(input.clone()));
             } else if config.connectors.contains_key(id) {
                 // A forward connector: the pipelines that receive from it, same signal.
@@ -132,9 +142,10 @@ async fn wire(
     // Connector chains have no loops (validated), so this settles within as many rounds.
     for _ in 0..pipelines.len() {
         for (from, to) in &feeds {
-            if waits.get(to).copied().unwrap_or(false) {
-                waits.insert(from, true);
-            }
+            let downstream = waits.get(to).copied().unwrap_or_default();
+            let upstream = waits.entry(from).or_default();
+            upstream.result |= downstream.result;
+            upstream.queue |= downstream.queue;
         }
     }
     let mut receiver_consumers: BTreeMap<&ComponentId, Consumers> = BTreeMap::new();
@@ -143,8 +154,8 @@ async fn wire(
             if config.receivers.contains_key(id)
                 && let Some(tx) = sender_of(&inputs, pipeline_id)
             {
-                let waits = waits.get(pipeline_id).copied().unwrap_or(false);
-                receiver_consumers.entry(id).or_default().add(pipeline_id.signal, tx, waits);
+                let waits = waits.get(pipeline_id).copied().unwrap_or_default();
+                receiver_consumers.entry(id).or_default().add(pipeline_id.signal, tx, waits.result, waits.queue);
             }
         }
     }

@@ -209,6 +209,13 @@ impl ExporterInput {
         !self.queue.enabled || self.queue.wait_for_result
     }
 
+    /// A client behind this exporter waits until the batch is in its queue: a full
+    /// queue refuses the copy (`block_on_overflow: false`) and the client must hear it
+    /// when no other exporter kept the data.
+    pub fn waits_for_queue(&self) -> bool {
+        self.queue.enabled && !self.queue.block_on_overflow
+    }
+
     /// Hands `batch` to the exporter. With no queue it waits for room (the export
     /// itself is the answer); with a queue it lets reply tokens go once the batch is in
     /// (unless `wait_for_result`) and, when the queue is full, waits only with

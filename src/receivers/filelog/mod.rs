@@ -364,7 +364,8 @@ impl Tail {
                         "No Kubernetes metadata in this path (expected /var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log).");
                 }
                 gathered.bytes += out.bytes;
-                let quiet = out.records.is_empty() && out.end == emitted_before && out.error.is_none();
+                let quiet =
+                    out.bytes == 0 && out.records.is_empty() && out.end == emitted_before && out.error.is_none();
                 if quiet {
                     // Nothing new: nothing to gather or commit (the common case at idle).
                     if at_end {
@@ -585,7 +586,17 @@ impl Tail {
         let mut by_inode: std::collections::HashMap<(u64, u64), u64> =
             self.files.iter().map(|(key, f)| ((f.device, f.inode), *key)).collect();
         for finder::FoundFile { path, device, inode } in found.files {
-            let same_inode = by_inode.get(&(device, inode)).copied().filter(|key| self.files.contains_key(key));
+            let mut same_inode = by_inode.get(&(device, inode)).copied().filter(|key| self.files.contains_key(key));
+            if same_inode.is_none() && !self.files.is_empty() {
+                // The listing's inode can differ from the open file's (a file bind-mounted
+                // on its own, FUSE, some overlays): ask the path itself before taking it
+                // for a new file.
+                if let Ok(meta) = std::fs::metadata(&path) {
+                    use std::os::unix::fs::MetadataExt;
+                    same_inode =
+                        by_inode.get(&(meta.dev(), meta.ino())).copied().filter(|key| self.files.contains_key(key));
+                }
+            }
             if let Some(key) = same_inode {
                 let valid = self.files.get_mut(&key).is_some_and(|f| f.still_valid(&self.settings));
                 if valid {

@@ -99,8 +99,8 @@ impl Intake {
             return Ok(());
         }
         let consumer = self.consumers.get(signal);
-        if !consumer.waits_for_result() {
-            // Every exporter queues in memory: accepted is the answer.
+        if !consumer.waits_for_result() && !consumer.waits_for_queue() {
+            // Every exporter queues in memory and waits for room: accepted is the answer.
             if let Err(refused) = consumer.try_consume(Batch::new(payload)) {
                 self.metrics.refused(signal).inc_by(items);
                 return Err(Answer::Refused(refused));
@@ -116,6 +116,12 @@ impl Intake {
         let resolution = waiter.wait().await;
         let answer = match resolution.outcome {
             AckOutcome::Delivered => {
+                self.metrics.accepted(signal).inc_by(items);
+                return Ok(());
+            }
+            // Waiting only for the queues: an exporter took it, and a full queue's
+            // refused copy is counted there (a retry would duplicate it elsewhere).
+            AckOutcome::Failed if resolution.kept && !consumer.waits_for_result() => {
                 self.metrics.accepted(signal).inc_by(items);
                 return Ok(());
             }
