@@ -8,6 +8,7 @@ use super::OttlError;
 use super::ast::{Call, Value};
 use super::compile::{Context, Getter, compile_value, getter, positional};
 use super::value::Val;
+use crate::pdata::json::any_to_json;
 
 /// The converters there are, for the error that names an unknown one.
 pub const CONVERTERS: &[&str] = &[
@@ -131,31 +132,12 @@ fn string_like(value: &Val<'_>) -> String {
         Val::Str(s) => s.to_string(),
         Val::Bytes(b) => crate::pdata::json::hex(b),
         Val::Map(m) => json_of_map(m),
-        Val::List(l) => serde_json::Value::Array(l.iter().map(any_json).collect()).to_string(),
+        Val::List(l) => serde_json::Value::Array(l.iter().map(any_to_json).collect()).to_string(),
     }
 }
 
 fn json_of_map(map: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> String {
     let object: serde_json::Map<String, serde_json::Value> =
-        map.iter().map(|kv| (kv.key.clone(), kv.value.as_ref().map_or(serde_json::Value::Null, any_json))).collect();
+        map.iter().map(|kv| (kv.key.clone(), kv.value.as_ref().map_or(serde_json::Value::Null, any_to_json))).collect();
     serde_json::Value::Object(object).to_string()
-}
-
-fn any_json(value: &opentelemetry_proto::tonic::common::v1::AnyValue) -> serde_json::Value {
-    use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
-    match value.value.as_ref() {
-        None | Some(V::StringValueStrindex(_)) => serde_json::Value::Null,
-        Some(V::StringValue(s)) => serde_json::Value::String(s.clone()),
-        Some(V::BoolValue(b)) => serde_json::Value::Bool(*b),
-        Some(V::IntValue(i)) => serde_json::Value::from(*i),
-        Some(V::DoubleValue(f)) => serde_json::Value::from(*f),
-        Some(V::BytesValue(b)) => serde_json::Value::String(crate::pdata::json::hex(b)),
-        Some(V::ArrayValue(a)) => serde_json::Value::Array(a.values.iter().map(any_json).collect()),
-        Some(V::KvlistValue(kv)) => serde_json::Value::Object(
-            kv.values
-                .iter()
-                .map(|kv| (kv.key.clone(), kv.value.as_ref().map_or(serde_json::Value::Null, any_json)))
-                .collect(),
-        ),
-    }
 }

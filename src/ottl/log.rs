@@ -121,7 +121,12 @@ impl Context for Log {
                     Val::Float(f) => Val::Str(Cow::Owned(crate::pdata::prometheus::format_float(f))),
                     Val::Bytes(b) => hex_string(&b),
                     // Maps and lists as JSON (`Body().AsString()`).
-                    other => Val::Str(Cow::Owned(format!("{other:?}"))),
+                    _ => Val::Str(Cow::Owned(
+                        c.record
+                            .body
+                            .as_ref()
+                            .map_or_else(String::new, |b| crate::pdata::json::any_to_json(b).to_string()),
+                    )),
                 }
             }),
             ("severity_number", []) => scalar(path, first, |c| Val::Int(i64::from(c.record.severity_number))),

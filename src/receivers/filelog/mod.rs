@@ -366,42 +366,35 @@ impl Tail {
                 gathered.bytes += out.bytes;
                 let quiet =
                     out.bytes == 0 && out.records.is_empty() && out.end == emitted_before && out.error.is_none();
-                if quiet {
-                    // Nothing new: nothing to gather or commit (the common case at idle).
-                    if at_end {
-                        let delivered = self.committed.get(&key).is_some_and(|&c| c >= file.emitted);
-                        if drained && !seen.contains(&key) && delivered {
-                            finished.push(key);
-                        }
-                    }
-                    break;
-                }
-                let group = gathered.records.entry(key).or_insert_with(|| (file.resource.clone(), Vec::new()));
-                if self.operators.is_empty() {
-                    gathered.count += out.records.len();
-                    group.1.extend(out.records);
-                } else {
-                    let errors_before = report.errors;
-                    for record in out.records {
-                        let entry = operators::field::Entry { record, resource: Cow::Borrowed(&file.resource) };
-                        let Some(entry) = self.operators.run(entry, &mut report) else { continue };
-                        gathered.count += 1;
-                        match entry.resource {
-                            Cow::Borrowed(_) => group.1.push(entry.record),
-                            Cow::Owned(resource) => match gathered.regrouped.last_mut() {
-                                Some((last, records)) if *last == resource => records.push(entry.record),
-                                _ => gathered.regrouped.push((resource, vec![entry.record])),
-                            },
-                        }
-                    }
-                    if report.errors > errors_before && error_path.is_none() {
-                        error_path = Some(file.path.clone());
-                    }
-                }
-                gathered.offsets.insert(key, out.end);
                 let emitted = file.emitted;
-                if (gathered.count >= BATCH_RECORDS || gathered.bytes >= BATCH_BYTES) && !self.send(&mut gathered) {
-                    return false;
+                // Nothing new (the common case at idle): nothing to gather or commit.
+                if !quiet {
+                    let group = gathered.records.entry(key).or_insert_with(|| (file.resource.clone(), Vec::new()));
+                    if self.operators.is_empty() {
+                        gathered.count += out.records.len();
+                        group.1.extend(out.records);
+                    } else {
+                        let errors_before = report.errors;
+                        for record in out.records {
+                            let entry = operators::field::Entry { record, resource: Cow::Borrowed(&file.resource) };
+                            let Some(entry) = self.operators.run(entry, &mut report) else { continue };
+                            gathered.count += 1;
+                            match entry.resource {
+                                Cow::Borrowed(_) => group.1.push(entry.record),
+                                Cow::Owned(resource) => match gathered.regrouped.last_mut() {
+                                    Some((last, records)) if *last == resource => records.push(entry.record),
+                                    _ => gathered.regrouped.push((resource, vec![entry.record])),
+                                },
+                            }
+                        }
+                        if report.errors > errors_before && error_path.is_none() {
+                            error_path = Some(file.path.clone());
+                        }
+                    }
+                    gathered.offsets.insert(key, out.end);
+                    if (gathered.count >= BATCH_RECORDS || gathered.bytes >= BATCH_BYTES) && !self.send(&mut gathered) {
+                        return false;
+                    }
                 }
                 if out.error.is_some() {
                     finished.push(key);
