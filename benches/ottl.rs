@@ -7,8 +7,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ocelot::config::ComponentId;
-use ocelot::ottl::Condition;
-use ocelot::ottl::log::{Log, LogContext};
+use ocelot::ottl::{Condition, Kind, Record};
 use ocelot::pdata::{Batch, Payload, Signal, synthetic};
 use ocelot::processors::Processor;
 use ocelot::processors::filter::{FilterConfig, FilterProcessor};
@@ -38,8 +37,8 @@ fn ottl(c: &mut Criterion) {
         })
     });
 
-    let conditions: Vec<Condition<Log>> =
-        CONDITIONS.iter().map(|t| Condition::parse(t).unwrap_or_else(|e| panic!("{e}"))).collect();
+    let conditions: Vec<Condition> =
+        CONDITIONS.iter().map(|t| Condition::parse(Kind::Log, t).unwrap_or_else(|e| panic!("{e}"))).collect();
     let Payload::Logs(request) = &payload else { return };
     group.bench_function("conditions_only_logs", |b| {
         b.iter(|| {
@@ -49,7 +48,7 @@ fn ottl(c: &mut Criterion) {
                 for sl in &rl.scope_logs {
                     let scope = sl.scope.as_ref().unwrap_or_else(|| panic!("scope"));
                     for record in &sl.log_records {
-                        let ctx = LogContext { resource, scope, record, cache: &[] };
+                        let ctx = Record::log(resource, scope, record);
                         matched += conditions.iter().filter(|c| c.eval(&ctx).unwrap_or(false)).count();
                     }
                 }

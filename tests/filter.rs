@@ -89,7 +89,7 @@ fn error_mode_ignore_keeps_the_record_and_propagate_drops_the_batch() {
     let out = agent.dir.path().join("out.jsonl");
     wait_until(Duration::from_secs(10), "the kept record", || log_bodies(&read_json_lines(&out)) == ["kept"]);
     agent.wait_metric("ocelot_processor_ottl_errors_total", "processor=\"filter\"", 1.0);
-    assert_eq!(agent.count_logs("A filter condition failed on a record"), 1);
+    assert_eq!(agent.count_logs("A filter condition failed on an item"), 1);
     assert!(agent.stop().success());
 
     let agent = Agent::start(&config(&format!("    error_mode: propagate\n{failing}")));
@@ -118,11 +118,106 @@ fn a_bad_condition_is_an_error_inside_its_string() {
     assert!(stderr.contains(&expected), "{expected} not in {stderr}");
     assert!(stderr.contains("not an enum of the log context"), "{stderr}");
 
-    // Traces conditions are refused clearly until the span context exists.
-    let text = config("    traces:\n      span:\n        - 'name == \"x\"'\n");
+    // A path of another signal's context is an error at its place.
+    let text = config("    log_conditions:\n      - 'span.name == \"x\"'\n");
     std::fs::write(&path, &text).unwrap();
     let output =
         std::process::Command::new(BIN).args(["validate", "--config", path.to_str().unwrap()]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("not supported yet"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("`span` paths are not part of logs"), "{stderr}");
+
+    // The legacy match blocks are refused clearly.
+    let text = config("    spans:\n      include:\n        match_type: strict\n        span_names: [a]\n");
+    std::fs::write(&path, &text).unwrap();
+    let output =
+        std::process::Command::new(BIN).args(["validate", "--config", path.to_str().unwrap()]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("legacy include/exclude"));
+}
+
+/// Spans and span events, metrics and data points, each level in its own context and
+/// the inferred form: what matches goes, the rest stays, and each signal counts its own.
+#[test]
+fn traces_and_metrics_are_filtered_at_each_level() {
+    let agent = Agent::start(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      http: { endpoint: 127.0.0.1:0 }
+processors:
+  filter:
+    traces:
+      span:
+        - 'attributes["http.route"] == "/health"'
+      spanevent:
+        - 'name == "noise"'
+    metrics:
+      metric:
+        - 'name == "debug.gauge"'
+    metric_conditions:
+      - 'datapoint.attributes["env"] == "test"'
+    trace_conditions:
+      - 'resource.attributes["service.name"] == "canary"'
+exporters:
+  file:
+    path: "{dir}/out.jsonl"
+service:
+  pipelines:
+    traces: { receivers: [otlp], processors: [filter], exporters: [file] }
+    metrics: { receivers: [otlp], processors: [filter], exporters: [file] }
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+"#,
+    );
+    let span = |name: &str, route: &str, events: &[&str]| {
+        let events: Vec<serde_json::Value> = events.iter().map(|e| serde_json::json!({ "name": e })).collect();
+        serde_json::json!({
+            "traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "0102030405060708", "name": name, "kind": 2,
+            "attributes": [{ "key": "http.route", "value": { "stringValue": route } }], "events": events
+        })
+    };
+    let resource = |service: &str, spans: Vec<serde_json::Value>| {
+        serde_json::json!({
+            "resource": { "attributes": [{ "key": "service.name", "value": { "stringValue": service } }] },
+            "scopeSpans": [{ "scope": { "name": "lib" }, "spans": spans }]
+        })
+    };
+    let traces = serde_json::json!({ "resourceSpans": [
+        resource("api", vec![span("GET /health", "/health", &[]), span("GET /users", "/users", &["noise", "cache miss"])]),
+        resource("canary", vec![span("GET /users", "/users", &[])]),
+    ]});
+    let status = http_post(agent.http("otlp"), "/v1/traces", "application/json", traces.to_string().as_bytes()).0;
+    assert_eq!(status, 200);
+    let point = |env: &str, value: f64| serde_json::json!({ "asDouble": value, "timeUnixNano": "1", "attributes": [{ "key": "env", "value": { "stringValue": env } }] });
+    let metrics = serde_json::json!({ "resourceMetrics": [{ "scopeMetrics": [{ "metrics": [
+        { "name": "debug.gauge", "gauge": { "dataPoints": [point("prod", 1.0)] } },
+        { "name": "requests", "gauge": { "dataPoints": [point("prod", 2.0), point("test", 3.0)] } },
+        { "name": "test.only", "gauge": { "dataPoints": [point("test", 4.0)] } },
+    ]}]}]});
+    let status = http_post(agent.http("otlp"), "/v1/metrics", "application/json", metrics.to_string().as_bytes()).0;
+    assert_eq!(status, 200);
+
+    agent.wait_metric("otelcol_processor_filter_spans_filtered_total", "filter=\"filter\"", 2.0);
+    agent.wait_metric("otelcol_processor_filter_datapoints_filtered_total", "filter=\"filter\"", 3.0);
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(10), "both signals written", || read_json_lines(&out).len() == 2);
+    let lines = read_json_lines(&out);
+    let traces = lines.iter().find(|l| l.get("resourceSpans").is_some()).unwrap();
+    let spans = &traces["resourceSpans"][0]["scopeSpans"][0]["spans"];
+    assert_eq!(traces["resourceSpans"].as_array().unwrap().len(), 1, "the canary resource is gone: {traces}");
+    assert_eq!(spans.as_array().unwrap().len(), 1, "{traces}");
+    assert_eq!(spans[0]["name"], "GET /users");
+    let events: Vec<&str> =
+        spans[0]["events"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(events, ["cache miss"]);
+    let metrics = lines.iter().find(|l| l.get("resourceMetrics").is_some()).unwrap();
+    let kept = &metrics["resourceMetrics"][0]["scopeMetrics"][0]["metrics"];
+    assert_eq!(kept.as_array().unwrap().len(), 1, "a metric without points goes: {metrics}");
+    assert_eq!(kept[0]["name"], "requests");
+    assert_eq!(kept[0]["gauge"]["dataPoints"].as_array().unwrap().len(), 1);
+    assert_eq!(kept[0]["gauge"]["dataPoints"][0]["asDouble"], 2.0);
+    assert!(agent.stop().success());
 }

@@ -9,14 +9,21 @@
 
 pub mod ast;
 pub mod compile;
+mod editors;
 pub mod functions;
 pub mod lexer;
-pub mod log;
 pub mod parser;
+pub mod paths;
+pub mod record;
+pub mod statement;
 pub mod value;
+pub mod walk;
+pub mod write;
 
 pub use compile::Condition;
 pub use parser::{parse_condition, parse_statement};
+pub use record::{Kind, Record, RecordMut};
+pub use statement::Statement;
 
 /// A byte range of the statement text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -175,8 +175,7 @@ mod conditions {
     use opentelemetry_proto::tonic::logs::v1::LogRecord;
     use opentelemetry_proto::tonic::resource::v1::Resource;
 
-    use super::super::log::{Log, LogContext};
-    use super::super::{Condition, OttlError};
+    use super::super::{Condition, Kind, OttlError, Record};
 
     fn kv(key: &str, value: any_value::Value) -> KeyValue {
         KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
@@ -218,9 +217,8 @@ mod conditions {
     }
 
     fn eval(text: &str, record: &LogRecord, f: &Fixture) -> Result<bool, String> {
-        let condition = Condition::<Log>::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-        let ctx = LogContext { resource: &f.resource, scope: &f.scope, record, cache: &[] };
-        condition.eval(&ctx)
+        let condition = Condition::parse(Kind::Log, text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        condition.eval(&Record::log(&f.resource, &f.scope, record))
     }
 
     #[test]
@@ -274,7 +272,7 @@ mod conditions {
     }
 
     fn compile_error(text: &str) -> OttlError {
-        match Condition::<Log>::parse(text) {
+        match Condition::parse(Kind::Log, text) {
             Ok(_) => panic!("{text} compiled"),
             Err(e) => e,
         }
@@ -284,14 +282,14 @@ mod conditions {
     fn unknown_names_are_errors_at_their_place() {
         let cases: &[(&str, &str, &str)] = &[
             (r#"attributez["a"] == 1"#, "not a path of the log context", "attributez"),
-            (r#"span.name == "x""#, "not a path of the log context", "span.name"),
+            (r#"span.name == "x""#, "`span` paths cannot be used in the log context", "span"),
             ("severity_number > SEVERITY_NUMBER_LOUD", "not an enum of the log context", "SEVERITY_NUMBER_LOUD"),
             (r#"Frob(body) == 1"#, "unknown converter `Frob`", "Frob"),
             (r#"IsMatch(body, "(") "#, "invalid regular expression", r#""(""#),
             (r#"IsMatch(body, attributes["p"])"#, "must be a string literal", r#"attributes["p"]"#),
             (r#"IsMatch(body)"#, "needs its `pattern` argument", "IsMatch"),
             (r#"severity_text["x"] == 1"#, "cannot be indexed", "severity_text"),
-            (r#"Len(attributes, 2) == 1"#, "takes 1 argument", "2"),
+            (r#"Len(attributes, 2) == 1"#, "takes at most 1 argument", "2"),
         ];
         for (text, message, at) in cases {
             let e = compile_error(text);

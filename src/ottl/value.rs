@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, KeyValueList, any_value};
 
 use super::ast::CompareOp;
 
@@ -19,6 +19,9 @@ pub enum Val<'a> {
     Bytes(Cow<'a, [u8]>),
     Map(Cow<'a, [KeyValue]>),
     List(Cow<'a, [AnyValue]>),
+    /// A point in time, in nanoseconds since the Unix epoch (`Now()`, `Time(...)`,
+    /// the `time` paths).
+    Time(i64),
 }
 
 impl<'a> Val<'a> {
@@ -50,6 +53,7 @@ impl<'a> Val<'a> {
             Val::Bytes(_) => "[]byte",
             Val::Map(_) => "pcommon.Map",
             Val::List(_) => "pcommon.Slice",
+            Val::Time(_) => "time.Time",
         }
     }
 
@@ -90,7 +94,27 @@ impl<'a> Val<'a> {
             Val::Bytes(b) => Val::Bytes(Cow::Owned(b.into_owned())),
             Val::Map(m) => Val::Map(Cow::Owned(m.into_owned())),
             Val::List(l) => Val::List(Cow::Owned(l.into_owned())),
+            Val::Time(t) => Val::Time(t),
         }
+    }
+
+    /// The OTLP value to store: nil is the empty value.
+    pub fn into_any(self) -> AnyValue {
+        use any_value::Value;
+        let value = match self {
+            Val::Nil => None,
+            Val::Bool(b) => Some(Value::BoolValue(b)),
+            Val::Int(i) => Some(Value::IntValue(i)),
+            Val::Float(f) => Some(Value::DoubleValue(f)),
+            Val::Str(s) => Some(Value::StringValue(s.into_owned())),
+            Val::Bytes(b) => Some(Value::BytesValue(b.into_owned())),
+            Val::Map(m) => Some(Value::KvlistValue(KeyValueList { values: m.into_owned() })),
+            Val::List(l) => Some(Value::ArrayValue(ArrayValue { values: l.into_owned() })),
+            // Upstream's setters write nothing for a time.Time; an int of nanoseconds
+            // is what a user can read back.
+            Val::Time(t) => Some(Value::IntValue(t)),
+        };
+        AnyValue { value }
     }
 
     /// Upstream's comparison table: numbers across int and float, strings and bytes
@@ -106,6 +130,7 @@ impl<'a> Val<'a> {
             (Val::Str(a), Val::Str(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
             (Val::Bool(a), Val::Bool(b)) => Some(a.cmp(b)),
             (Val::Bytes(a), Val::Bytes(b)) => Some(a.as_ref().cmp(b.as_ref())),
+            (Val::Time(a), Val::Time(b)) => Some(a.cmp(b)),
             (Val::Nil, Val::Nil) => Some(Ordering::Equal),
             (Val::Nil, Val::Bytes(b)) | (Val::Bytes(b), Val::Nil) if b.is_empty() => Some(Ordering::Equal),
             (Val::Map(a), Val::Map(b)) => {

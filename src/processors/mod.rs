@@ -7,6 +7,8 @@
 
 pub mod batch;
 pub mod filter;
+pub mod ottl;
+pub mod transform;
 
 use tokio::time::Instant;
 
@@ -34,6 +36,7 @@ pub trait Processor: Send {
 pub enum ProcessorConfig {
     Batch(batch::BatchConfig),
     Filter(Box<filter::FilterConfig>),
+    Transform(Box<transform::TransformConfig>),
 }
 
 pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
@@ -46,8 +49,14 @@ pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
     Factory {
         type_name: filter::TYPE,
         aliases: &[],
-        signals: &[Signal::Logs],
+        signals: &Signal::ALL,
         parse: |node| filter::parse(node).map(|c| ProcessorConfig::Filter(Box::new(c))),
+    },
+    Factory {
+        type_name: transform::TYPE,
+        aliases: &[],
+        signals: &Signal::ALL,
+        parse: |node| transform::parse(node).map(|c| ProcessorConfig::Transform(Box::new(c))),
     },
 ];
 
@@ -57,6 +66,9 @@ pub fn build(id: &ComponentId, config: &ProcessorConfig, telemetry: &Telemetry) 
         ProcessorConfig::Batch(config) => Box::new(batch::BatchProcessor::new(config, telemetry.batch_processor(id))),
         ProcessorConfig::Filter(config) => {
             Box::new(filter::FilterProcessor::new(id, config, telemetry.filter_processor(id)))
+        }
+        ProcessorConfig::Transform(config) => {
+            Box::new(transform::TransformProcessor::new(id, config, telemetry.processor(id)))
         }
     }
 }

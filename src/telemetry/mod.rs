@@ -289,15 +289,22 @@ struct FilterLabels {
     filter: String,
 }
 
-/// A `filter` processor's counters.
+/// A processor's counters, as upstream's processorhelper keeps them: items in and
+/// out per signal (indexed by [`crate::pdata::Signal::index`]), and OTTL errors.
+#[derive(Clone)]
+pub struct ProcessorMetrics {
+    pub incoming: [Counter; 3],
+    pub outgoing: [Counter; 3],
+    /// Conditions or statements that failed to evaluate.
+    pub ottl_errors: Counter,
+}
+
+/// A `filter` processor's counters: what each signal lost to a condition.
 #[derive(Clone)]
 pub struct FilterMetrics {
-    /// Log records dropped by a condition.
-    pub filtered_logs: Counter,
-    /// Conditions that failed to evaluate.
-    pub ottl_errors: Counter,
-    pub incoming_logs: Counter,
-    pub outgoing_logs: Counter,
+    /// Spans, data points and log records dropped, by [`crate::pdata::Signal::index`].
+    pub filtered: [Counter; 3],
+    pub processor: ProcessorMetrics,
 }
 
 /// One counter family per signal, named `<prefix>_<spans|metric_points|log_records>`.
@@ -399,7 +406,8 @@ pub struct Telemetry {
     hostmetrics_tracked: Family<ReceiverIdLabels, Gauge>,
     process: process::ProcessMetrics,
     target_info: Family<Vec<(String, String)>, Gauge>,
-    filter_logs_filtered: Family<FilterLabels, Counter>,
+    /// By [`crate::pdata::Signal::index`]: spans, data points, log records.
+    filter_filtered: [Family<FilterLabels, Counter>; 3],
     ottl_errors: Family<ProcessorLabels, Counter>,
     processor_incoming: Family<ProcessorSignalLabels, Counter>,
     processor_outgoing: Family<ProcessorSignalLabels, Counter>,
@@ -553,12 +561,16 @@ impl Telemetry {
             hostmetrics_tracked.clone(),
         );
         let process = process::ProcessMetrics::register(&mut registry);
-        let filter_logs_filtered = Family::<FilterLabels, Counter>::default();
-        registry.register(
-            "otelcol_processor_filter_logs_filtered",
-            "Number of log records dropped by the filter processor",
-            filter_logs_filtered.clone(),
-        );
+        let filter_filtered =
+            [("spans", "spans"), ("datapoints", "metric data points"), ("logs", "log records")].map(|(name, what)| {
+                let family = Family::<FilterLabels, Counter>::default();
+                registry.register(
+                    format!("otelcol_processor_filter_{name}_filtered"),
+                    format!("Number of {what} dropped by the filter processor"),
+                    family.clone(),
+                );
+                family
+            });
         let ottl_errors = Family::<ProcessorLabels, Counter>::default();
         registry.register(
             "ocelot_processor_ottl_errors",
@@ -606,7 +618,7 @@ impl Telemetry {
             hostmetrics_tracked,
             process,
             target_info,
-            filter_logs_filtered,
+            filter_filtered,
             ottl_errors,
             processor_incoming,
             processor_outgoing,
@@ -693,18 +705,32 @@ impl Telemetry {
         }
     }
 
+    /// An OTTL processor's counters (`transform`, `filter`, `attributes` …).
+    pub fn processor(&self, id: &ComponentId) -> ProcessorMetrics {
+        let processor = id.to_string();
+        let ottl_errors = self.ottl_errors.get_or_create(&ProcessorLabels { processor: processor.clone() }).clone();
+        let by_signal = |family: &Family<ProcessorSignalLabels, Counter>| {
+            crate::pdata::Signal::ALL.map(|signal| {
+                family
+                    .get_or_create(&ProcessorSignalLabels {
+                        processor: processor.clone(),
+                        otel_signal: signal.as_str(),
+                    })
+                    .clone()
+            })
+        };
+        ProcessorMetrics {
+            incoming: by_signal(&self.processor_incoming),
+            outgoing: by_signal(&self.processor_outgoing),
+            ottl_errors,
+        }
+    }
+
     /// The `filter` processor's counters.
     pub fn filter_processor(&self, id: &ComponentId) -> FilterMetrics {
-        let processor = id.to_string();
-        let filtered_logs =
-            self.filter_logs_filtered.get_or_create(&FilterLabels { filter: processor.clone() }).clone();
-        let ottl_errors = self.ottl_errors.get_or_create(&ProcessorLabels { processor: processor.clone() }).clone();
-        let signal = |family: &Family<ProcessorSignalLabels, Counter>, signal: &'static str| {
-            family.get_or_create(&ProcessorSignalLabels { processor: processor.clone(), otel_signal: signal }).clone()
-        };
-        let incoming_logs = signal(&self.processor_incoming, "logs");
-        let outgoing_logs = signal(&self.processor_outgoing, "logs");
-        FilterMetrics { filtered_logs, ottl_errors, incoming_logs, outgoing_logs }
+        let labels = FilterLabels { filter: id.to_string() };
+        let filtered = [0, 1, 2].map(|i| self.filter_filtered[i].get_or_create(&labels).clone());
+        FilterMetrics { filtered, processor: self.processor(id) }
     }
 
     pub fn batch_processor(&self, id: &ComponentId) -> Histogram {
