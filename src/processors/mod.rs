@@ -5,9 +5,13 @@
 //! blocks on I/O, so one task per pipeline drives the whole chain without channels
 //! between stages.
 
+pub mod actions;
+pub mod attributes;
 pub mod batch;
 pub mod filter;
+pub mod matching;
 pub mod ottl;
+pub mod resource;
 pub mod transform;
 
 use tokio::time::Instant;
@@ -37,6 +41,8 @@ pub enum ProcessorConfig {
     Batch(batch::BatchConfig),
     Filter(Box<filter::FilterConfig>),
     Transform(Box<transform::TransformConfig>),
+    Attributes(Box<attributes::AttributesConfig>),
+    Resource(Box<resource::ResourceConfig>),
 }
 
 pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
@@ -58,6 +64,18 @@ pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
         signals: &Signal::ALL,
         parse: |node| transform::parse(node).map(|c| ProcessorConfig::Transform(Box::new(c))),
     },
+    Factory {
+        type_name: attributes::TYPE,
+        aliases: &[],
+        signals: &Signal::ALL,
+        parse: |node| attributes::parse(node).map(|c| ProcessorConfig::Attributes(Box::new(c))),
+    },
+    Factory {
+        type_name: resource::TYPE,
+        aliases: &[],
+        signals: &Signal::ALL,
+        parse: |node| resource::parse(node).map(|c| ProcessorConfig::Resource(Box::new(c))),
+    },
 ];
 
 /// Makes a processor instance for one pipeline.
@@ -70,5 +88,9 @@ pub fn build(id: &ComponentId, config: &ProcessorConfig, telemetry: &Telemetry) 
         ProcessorConfig::Transform(config) => {
             Box::new(transform::TransformProcessor::new(id, config, telemetry.processor(id)))
         }
+        ProcessorConfig::Attributes(config) => {
+            Box::new(attributes::AttributesProcessor::new(config, telemetry.processor(id)))
+        }
+        ProcessorConfig::Resource(config) => Box::new(resource::ResourceProcessor::new(config, telemetry.processor(id))),
     }
 }

@@ -234,3 +234,7 @@ impl Processor for TransformProcessor {
         out.push(batch);
     }
 }
+
+#[cfg(test)]
+#[path = "transform_tests.rs"]
+mod tests;

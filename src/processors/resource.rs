@@ -1,0 +1,66 @@
+//! The `resource` processor: upstream's attribute actions on every resource's
+//! attributes (its `attributes:` list; `insert`, `update`, `upsert`, `delete`,
+//! `hash`, `extract`, `convert`).
+
+use serde::Deserialize;
+
+use super::Processor;
+use super::actions::{Action, ActionConfig, compile};
+use crate::component::Validate;
+use crate::config::de::DeError;
+use crate::config::node::Node;
+use crate::pdata::{Batch, Payload};
+use crate::telemetry::ProcessorMetrics;
+
+pub const TYPE: &str = "resource";
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    /// The actions, applied in order to each resource's attributes.
+    pub attributes: Vec<ActionConfig>,
+}
+
+impl Validate for ResourceConfig {
+    fn validate(&self) -> Result<(), String> {
+        compile(&self.attributes).map(|_| ())
+    }
+}
+
+pub fn parse(node: &Node) -> Result<ResourceConfig, DeError> {
+    let config: ResourceConfig = crate::component::parse_config(node)?;
+    config.validate().map_err(|message| DeError { message, location: Some(node.location.clone()) })?;
+    Ok(config)
+}
+
+pub struct ResourceProcessor {
+    actions: Vec<Action>,
+    metrics: ProcessorMetrics,
+}
+
+impl ResourceProcessor {
+    pub fn new(config: &ResourceConfig, metrics: ProcessorMetrics) -> ResourceProcessor {
+        // Validated when the config was read.
+        ResourceProcessor { actions: compile(&config.attributes).unwrap_or_default(), metrics }
+    }
+}
+
+impl Processor for ResourceProcessor {
+    fn process(&mut self, mut batch: Batch, out: &mut Vec<Batch>) {
+        let i = batch.signal().index();
+        let items = batch.payload.item_count() as u64;
+        self.metrics.incoming[i].inc_by(items);
+        let resources: Vec<&mut Vec<_>> = match batch.payload_mut() {
+            Payload::Traces(r) => r.resource_spans.iter_mut().map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes).collect(),
+            Payload::Metrics(r) => r.resource_metrics.iter_mut().map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes).collect(),
+            Payload::Logs(r) => r.resource_logs.iter_mut().map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes).collect(),
+        };
+        for attributes in resources {
+            for action in &self.actions {
+                action.apply(attributes);
+            }
+        }
+        self.metrics.outgoing[i].inc_by(items);
+        out.push(batch);
+    }
+}
