@@ -127,13 +127,41 @@ fn a_bad_condition_is_an_error_inside_its_string() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("`span` paths are not part of logs"), "{stderr}");
 
-    // The legacy match blocks are refused clearly.
-    let text = config("    spans:\n      include:\n        match_type: strict\n        span_names: [a]\n");
+    // A signal takes OTTL conditions or a legacy match block, not both.
+    let text = config(
+        "    logs:\n      log_record: ['severity_number < 9']\n      include:\n        match_type: strict\n        bodies: [a]\n",
+    );
     std::fs::write(&path, &text).unwrap();
     let output =
         std::process::Command::new(BIN).args(["validate", "--config", path.to_str().unwrap()]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("legacy include/exclude"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot use OTTL conditions and include/exclude for logs"), "{stderr}");
+}
+
+/// The legacy blocks real configs still carry: a record stays if it matches include
+/// and not exclude.
+#[test]
+fn legacy_match_blocks_keep_include_and_drop_exclude() {
+    let agent = Agent::start(&config(
+        r#"    logs:
+      include:
+        match_type: strict
+        severity_number:
+          min: WARN
+        resource_attributes:
+          - key: service.name
+            value: api
+      exclude:
+        match_type: regexp
+        bodies: ["^noise"]"#,
+    ));
+    assert_eq!(send(&agent, &[("debug", 5), ("disk full", 17), ("noise: retry", 13), ("slow", 13)]), 200);
+    let out = agent.dir.path().join("out.jsonl");
+    agent.wait_metric("otelcol_processor_filter_logs_filtered_total", "filter=\"filter\"", 2.0);
+    wait_until(Duration::from_secs(10), "the kept records", || log_bodies(&read_json_lines(&out)).len() == 2);
+    assert_eq!(log_bodies(&read_json_lines(&out)), ["disk full", "slow"]);
+    assert!(agent.stop().success());
 }
 
 /// Spans and span events, metrics and data points, each level in its own context and

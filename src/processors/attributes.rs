@@ -43,7 +43,6 @@ impl Validate for AttributesConfig {
 
 pub fn parse(node: &Node) -> Result<AttributesConfig, DeError> {
     let config: AttributesConfig = crate::component::parse_config(node)?;
-    config.validate().map_err(|message| DeError { message, location: Some(node.location.clone()) })?;
     Ok(config)
 }
 

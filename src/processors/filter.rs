@@ -14,18 +14,22 @@
 //! logging; `propagate` drops the whole batch, refused for good.
 //!
 //! Conditions are compiled when the config is read, so a bad one is an error at its
-//! line and column. The legacy `include`/`exclude` match blocks are refused with a
-//! clear error.
+//! line and column. The legacy match blocks (`spans`, `logs` and `metrics` with
+//! `include`/`exclude`, `match_type` strict or regexp) keep an item if it matches
+//! `include` (when given) and not `exclude` (when given); a signal takes either
+//! those or OTTL conditions, not both.
 
 use serde::Deserialize;
 use tracing::error;
 
 use super::Processor;
+use super::matching::{MatchConfig, Matcher, Subject};
 use super::ottl::{Entry, ErrorMode, Errors, located, one_style};
 use crate::component::Validate;
 use crate::config::ComponentId;
 use crate::config::de::DeError;
 use crate::config::node::Node;
+use crate::ottl::record::Item;
 use crate::ottl::{Condition, Kind, OttlError, walk};
 use crate::pdata::{Batch, Signal};
 use crate::telemetry::FilterMetrics;
@@ -47,9 +51,9 @@ pub struct FilterConfig {
     /// `resource` and `log_record` conditions.
     #[serde(default)]
     pub logs: Option<LogsFilter>,
-    /// The legacy span match block: refused.
+    /// The legacy span match block.
     #[serde(default)]
-    pub spans: Option<serde_json::Value>,
+    pub spans: Option<LegacyBlock>,
     /// Conditions with prefixed paths (`span.name`, `resource.attributes[...]`), their
     /// context inferred; or groups of `context`, `conditions`, `error_mode`.
     #[serde(default)]
@@ -81,11 +85,12 @@ pub struct MetricsFilter {
     pub metric: Vec<String>,
     #[serde(default)]
     pub datapoint: Vec<String>,
-    /// Refused: the legacy match blocks.
+    /// The legacy match blocks: keep only what matches `include`.
     #[serde(default)]
-    pub include: Option<serde_json::Value>,
+    pub include: Option<MatchConfig>,
+    /// Drop what matches `exclude`.
     #[serde(default)]
-    pub exclude: Option<serde_json::Value>,
+    pub exclude: Option<MatchConfig>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -96,11 +101,22 @@ pub struct LogsFilter {
     /// A record matching any of these is dropped.
     #[serde(default)]
     pub log_record: Vec<String>,
-    /// Refused: the legacy match blocks.
+    /// The legacy match blocks: keep only what matches `include`.
     #[serde(default)]
-    pub include: Option<serde_json::Value>,
+    pub include: Option<MatchConfig>,
+    /// Drop what matches `exclude`.
     #[serde(default)]
-    pub exclude: Option<serde_json::Value>,
+    pub exclude: Option<MatchConfig>,
+}
+
+/// A legacy match block: keep what matches `include`, drop what matches `exclude`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyBlock {
+    #[serde(default)]
+    pub include: Option<MatchConfig>,
+    #[serde(default)]
+    pub exclude: Option<MatchConfig>,
 }
 
 /// The advanced style of `*_conditions`.
@@ -118,11 +134,19 @@ pub struct ConditionGroup {
 
 impl Validate for FilterConfig {
     fn validate(&self) -> Result<(), String> {
-        let legacy = self.spans.is_some()
-            || self.logs.as_ref().is_some_and(|l| l.include.is_some() || l.exclude.is_some())
-            || self.metrics.as_ref().is_some_and(|m| m.include.is_some() || m.exclude.is_some());
-        if legacy {
-            return Err("the legacy include/exclude match blocks (spans, logs.include, metrics.exclude …) are not supported; write them as OTTL conditions (traces.span, logs.log_record, metrics.metric)".into());
+        for (signal, block) in self.legacy_blocks() {
+            let (include, exclude) = block;
+            for (name, m) in [("include", include), ("exclude", exclude)] {
+                if let Some(m) = m {
+                    Matcher::new(m).map_err(|e| format!("{} {name}: {e}", signal.as_str()))?;
+                }
+            }
+            if (include.is_some() || exclude.is_some()) && self.has_conditions(signal) {
+                return Err(format!(
+                    "cannot use OTTL conditions and include/exclude for {} at the same time",
+                    signal.as_str()
+                ));
+            }
         }
         one_style(&self.trace_conditions, "trace_conditions")?;
         one_style(&self.metric_conditions, "metric_conditions")?;
@@ -149,7 +173,36 @@ fn level(kind: Kind) -> u8 {
     }
 }
 
+type Blocks<'a> = (Option<&'a MatchConfig>, Option<&'a MatchConfig>);
+
 impl FilterConfig {
+    /// The legacy include/exclude blocks, by signal.
+    fn legacy_blocks(&self) -> [(Signal, Blocks<'_>); 3] {
+        [
+            (Signal::Traces, self.spans.as_ref().map_or((None, None), |b| (b.include.as_ref(), b.exclude.as_ref()))),
+            (Signal::Metrics, self.metrics.as_ref().map_or((None, None), |b| (b.include.as_ref(), b.exclude.as_ref()))),
+            (Signal::Logs, self.logs.as_ref().map_or((None, None), |b| (b.include.as_ref(), b.exclude.as_ref()))),
+        ]
+    }
+
+    /// Whether the signal has OTTL conditions.
+    fn has_conditions(&self, signal: Signal) -> bool {
+        match signal {
+            Signal::Traces => {
+                self.traces.as_ref().is_some_and(|t| !(t.resource.is_empty() && t.span.is_empty() && t.spanevent.is_empty()))
+                    || !self.trace_conditions.is_empty()
+            }
+            Signal::Metrics => {
+                self.metrics.as_ref().is_some_and(|m| !(m.resource.is_empty() && m.metric.is_empty() && m.datapoint.is_empty()))
+                    || !self.metric_conditions.is_empty()
+            }
+            Signal::Logs => {
+                self.logs.as_ref().is_some_and(|l| !(l.resource.is_empty() && l.log_record.is_empty()))
+                    || !self.log_conditions.is_empty()
+            }
+        }
+    }
+
     /// Every condition compiled, by signal, in the order they run; or the text that
     /// failed and why.
     fn compile(&self) -> Result<[Vec<Compiled>; 3], (String, OttlError)> {
@@ -228,14 +281,39 @@ pub fn context_of(signal: Signal, name: &str) -> Result<Kind, String> {
 /// place inside its string.
 pub fn parse(node: &Node) -> Result<FilterConfig, DeError> {
     let config: FilterConfig = crate::component::parse_config(node)?;
-    config.validate().map_err(|message| DeError { message, location: Some(node.location.clone()) })?;
     config.compile().map_err(|(text, e)| located(node, &text, &e, "condition"))?;
     Ok(config)
+}
+
+/// A signal's legacy blocks, compiled.
+#[derive(Default)]
+struct Legacy {
+    include: Option<Matcher>,
+    exclude: Option<Matcher>,
+}
+
+impl Legacy {
+    fn is_empty(&self) -> bool {
+        self.include.is_none() && self.exclude.is_none()
+    }
+
+    /// Whether the legacy blocks drop this item.
+    fn drops(&self, record: &crate::ottl::Record<'_>) -> bool {
+        let subject = match record.item {
+            Item::Span(s) => Subject::Span(s),
+            Item::Log(l) => Subject::Log(l),
+            Item::Metric(m) => Subject::Metric(m),
+            _ => return false,
+        };
+        let included = self.include.as_ref().is_none_or(|m| m.matches(record.resource, record.scope, &subject));
+        !included || self.exclude.as_ref().is_some_and(|m| m.matches(record.resource, record.scope, &subject))
+    }
 }
 
 pub struct FilterProcessor {
     id: ComponentId,
     by_signal: [Vec<Compiled>; 3],
+    legacy: [Legacy; 3],
     metrics: FilterMetrics,
     errors: Errors,
 }
@@ -245,7 +323,14 @@ impl FilterProcessor {
         // Every condition compiled when the config was read; one that fails now cannot.
         let by_signal = config.compile().unwrap_or_default();
         let errors = Errors::new(id, &metrics.processor);
-        FilterProcessor { id: id.clone(), by_signal, metrics, errors }
+        let mut legacy: [Legacy; 3] = Default::default();
+        for (signal, (include, exclude)) in config.legacy_blocks() {
+            legacy[signal.index()] = Legacy {
+                include: include.and_then(|m| Matcher::new(m).ok()),
+                exclude: exclude.and_then(|m| Matcher::new(m).ok()),
+            };
+        }
+        FilterProcessor { id: id.clone(), by_signal, legacy, metrics, errors }
     }
 }
 
@@ -257,6 +342,15 @@ impl Processor for FilterProcessor {
         self.metrics.processor.incoming[i].inc_by(items);
         let conditions = &self.by_signal[i];
         let mut dropped = 0;
+        let legacy = &self.legacy[i];
+        let item = match signal {
+            Signal::Traces => Kind::Span,
+            Signal::Metrics => Kind::Metric,
+            Signal::Logs => Kind::Log,
+        };
+        if !legacy.is_empty() && walk::any(&batch.payload, item, &mut |record| legacy.drops(record)) {
+            dropped += walk::retain(batch.payload_mut(), item, &mut |record| Ok(legacy.drops(record))).unwrap_or(0);
+        }
         let mut start = 0;
         while start < conditions.len() {
             let kind = conditions[start].kind;

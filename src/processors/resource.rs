@@ -29,7 +29,6 @@ impl Validate for ResourceConfig {
 
 pub fn parse(node: &Node) -> Result<ResourceConfig, DeError> {
     let config: ResourceConfig = crate::component::parse_config(node)?;
-    config.validate().map_err(|message| DeError { message, location: Some(node.location.clone()) })?;
     Ok(config)
 }
 

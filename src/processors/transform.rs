@@ -171,7 +171,6 @@ fn compile_group(
 /// its place inside its string.
 pub fn parse(node: &Node) -> Result<TransformConfig, DeError> {
     let config: TransformConfig = crate::component::parse_config(node)?;
-    config.validate().map_err(|message| DeError { message, location: Some(node.location.clone()) })?;
     config.compile().map_err(|(text, e)| located(node, &text, &e, "statement"))?;
     Ok(config)
 }
