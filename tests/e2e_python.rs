@@ -233,3 +233,152 @@ service:
     assert!(upstream.stop().success());
     assert!(downstream.stop().success());
 }
+
+/// The processing layer a real agent config has, with the current component names
+/// beside the old ones: the Python SDK sends through resourcedetection, resource,
+/// attributes, transform, filter and batch to a file, and every change is what
+/// upstream documents for the same config.
+#[test]
+fn python_sdk_through_the_processing_layer() {
+    let python = python();
+    let agent = Agent::start_under(
+        &["env", "OTEL_RESOURCE_ATTRIBUTES=team=observability,tier=agent%20one"],
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc: { endpoint: 127.0.0.1:0 }
+      http: { endpoint: 127.0.0.1:0 }
+processors:
+  resource_detection:
+    detectors: [env, system]
+    system:
+      hostname_sources: [os]
+      resource_attributes:
+        host.arch: { enabled: true }
+  resource:
+    attributes:
+      - { key: deployment.environment, value: e2e, action: upsert }
+      - { key: run, action: delete }
+  attributes:
+    actions:
+      - { key: ratio, action: delete }
+      - { key: proto_hash, from_attribute: proto, action: insert }
+      - { key: proto_hash, action: hash }
+  transform:
+    error_mode: ignore
+    trace_statements:
+      - 'set(span.attributes["route"], Concat(["r", span.name], "-")) where span.kind == SPAN_KIND_INTERNAL'
+      - 'set(resource.attributes["transformed"], true)'
+    log_statements:
+      - context: log
+        statements:
+          - 'set(severity_text, "CHECKED")'
+          - 'set(attributes["upper"], ToUpperCase(body))'
+    metric_statements:
+      - 'set(metric.description, "via ocelot") where metric.name == "ocelot.test.requests"'
+  filter:
+    trace_conditions:
+      - 'span.attributes["index"] == 0'
+    log_conditions:
+      - 'log.attributes["index"] == 1'
+    metrics:
+      metric:
+        - 'name == "ocelot.test.latency"'
+  batch:
+    timeout: 100ms
+exporters:
+  file:
+    path: "{dir}/out.jsonl"
+service:
+  pipelines:
+    traces:  { receivers: [otlp], processors: [resource_detection, resource, attributes, transform, filter, batch], exporters: [file] }
+    metrics: { receivers: [otlp], processors: [resource_detection, resource, attributes, transform, filter, batch], exporters: [file] }
+    logs:    { receivers: [otlp], processors: [resource_detection, resource, attributes, transform, filter, batch], exporters: [file] }
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+"#,
+        &[],
+    );
+    let run = format!("run-{}", std::process::id());
+    let output = Command::new(&python)
+        .arg(repo_path("tests/python/send_otlp.py"))
+        .args(["--grpc", &agent.grpc("otlp").to_string()])
+        .args(["--http", &agent.http("otlp").to_string()])
+        .args(["--run", &run, "--count", &COUNT.to_string()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "the Python client failed: {}", String::from_utf8_lossy(&output.stderr));
+
+    let path = agent.dir.path().join("out.jsonl");
+    // Index 0 of each transport's spans and index 1 of its logs are filtered out, and
+    // the latency histogram; the requests counter stays, one point per transport.
+    let done =
+        |r: &Received| r.spans.len() == 2 * (COUNT - 1) && r.logs.len() == 2 * (COUNT - 1) && r.points.len() == 2;
+    wait_until(Duration::from_secs(20), "everything through the processors", || done(&read(&path)));
+    let received = read(&path);
+    let hashes = [
+        ("grpc", "b389db1475dc52e4ab270c6a1ed9210a60bcffb35bd7795303b0f0ed2a9c2a31"),
+        ("http", "e0603c499aae47eb89343ad0ef3178e044c62e70ae2309b35591d1d49a3211ec"),
+    ];
+    for (proto, hash) in hashes {
+        assert!(!received.spans.contains_key(&format!("span-{proto}-0")));
+        assert!(!received.logs.contains_key(&format!("log-{proto}-1")));
+        for i in 1..COUNT {
+            let name = format!("span-{proto}-{i}");
+            let (_, attrs) = &received.spans[&name];
+            assert_eq!(attrs["route"]["stringValue"], format!("r-{name}"));
+            assert_eq!(attrs["proto_hash"]["stringValue"], hash);
+            assert_eq!(attrs["proto"]["stringValue"], proto, "hash writes proto_hash, not proto");
+            assert!(!attrs.contains_key("ratio"));
+        }
+        for i in (0..COUNT).filter(|i| *i != 1) {
+            let body = format!("log-{proto}-{i}");
+            let attrs = &received.logs[&body];
+            assert_eq!(attrs["upper"]["stringValue"], body.to_uppercase());
+            assert_eq!(attrs["proto_hash"]["stringValue"], hash);
+        }
+        let point = &received.points[&("ocelot.test.requests".to_string(), proto.to_string())];
+        assert_eq!(attributes(&point["attributes"])["proto_hash"]["stringValue"], hash);
+    }
+    assert!(!received.points.keys().any(|(name, _)| name == "ocelot.test.latency"));
+    let lines = read_json_lines(&path);
+    for line in &lines {
+        for resource in ["resourceSpans", "resourceLogs", "resourceMetrics"]
+            .iter()
+            .flat_map(|k| line[*k].as_array().into_iter().flatten())
+        {
+            let attrs = attributes(&resource["resource"]["attributes"]);
+            assert_eq!(attrs["team"]["stringValue"], "observability", "{attrs:?}");
+            assert_eq!(attrs["tier"]["stringValue"], "agent one");
+            assert_eq!(attrs["os.type"]["stringValue"], "linux");
+            assert!(attrs["host.name"]["stringValue"].as_str().is_some_and(|h| !h.is_empty()));
+            assert!(attrs.contains_key("host.arch"));
+            assert_eq!(attrs["deployment.environment"]["stringValue"], "e2e");
+            assert!(!attrs.contains_key("run"), "deleted by the resource processor");
+            assert!(attrs["service.name"]["stringValue"].as_str().is_some_and(|s| s.starts_with("e2e-")));
+        }
+        for rs in line["resourceSpans"].as_array().into_iter().flatten() {
+            assert_eq!(attributes(&rs["resource"]["attributes"])["transformed"]["boolValue"], true);
+        }
+        for rl in line["resourceLogs"].as_array().into_iter().flatten() {
+            for record in rl["scopeLogs"][0]["logRecords"].as_array().into_iter().flatten() {
+                assert_eq!(record["severityText"], "CHECKED");
+            }
+        }
+        for rm in line["resourceMetrics"].as_array().into_iter().flatten() {
+            for metric in rm["scopeMetrics"][0]["metrics"].as_array().into_iter().flatten() {
+                assert_eq!(metric["description"], "via ocelot");
+            }
+        }
+    }
+    agent.wait_metric("otelcol_processor_filter_spans_filtered_total", "filter=\"filter\"", 2.0);
+    agent.wait_metric("otelcol_processor_filter_logs_filtered_total", "filter=\"filter\"", 2.0);
+    agent.wait_metric(
+        "otelcol_processor_incoming_items_total",
+        "processor=\"transform\",otel_signal=\"traces\"",
+        (2 * COUNT) as f64,
+    );
+    assert!(agent.stop().success());
+}

@@ -135,7 +135,9 @@ impl Action {
                 })
             }
             other => {
-                return Err(format!("unknown action `{other}`; actions: insert, update, upsert, delete, hash, extract, convert"));
+                return Err(format!(
+                    "unknown action `{other}`; actions: insert, update, upsert, delete, hash, extract, convert"
+                ));
             }
         };
         if c.converted_type.is_some() && !matches!(op, Op::Convert(_)) {
@@ -172,7 +174,9 @@ impl Action {
                 if let Some(value) = resolve(source, attributes) {
                     match position(attributes) {
                         Some(at) => attributes[at].value = Some(value),
-                        None => attributes.push(KeyValue { key: key.to_string(), value: Some(value), ..Default::default() }),
+                        None => {
+                            attributes.push(KeyValue { key: key.to_string(), value: Some(value), ..Default::default() })
+                        }
                     }
                 }
             }
@@ -196,7 +200,9 @@ impl Action {
                 for (name, value) in found {
                     match attributes.iter().position(|kv| kv.key == name) {
                         Some(i) => attributes[i].value = Some(string(value)),
-                        None => attributes.push(KeyValue { key: name, value: Some(string(value)), ..Default::default() }),
+                        None => {
+                            attributes.push(KeyValue { key: name, value: Some(string(value)), ..Default::default() })
+                        }
                     }
                 }
             }

@@ -103,7 +103,10 @@ actions:
     assert_eq!(attr(a, "copy_key"), Some(&json!("new")));
     assert_eq!(attr(a, "account_id"), Some(&json!("1")), "insert does not overwrite");
     assert_eq!(attr(a, "account_password"), None);
-    assert_eq!(attr(a, "account_email"), Some(&json!("d648b243a3e817eaa3309e00e183483f2867baadf522099f0c2121770536b25a")));
+    assert_eq!(
+        attr(a, "account_email"),
+        Some(&json!("d648b243a3e817eaa3309e00e183483f2867baadf522099f0c2121770536b25a"))
+    );
     assert_eq!(attr(a, "http_protocol"), Some(&json!("https")));
     assert_eq!(attr(a, "http_domain"), Some(&json!("example.com")));
     assert_eq!(attr(a, "http_path"), Some(&json!("x")));
@@ -173,7 +176,10 @@ fn the_resource_processor_acts_on_resources() {
         "attributes:\n  - {key: cloud.zone, value: zone-1, action: upsert}\n  - {key: k8s.cluster.name, from_attribute: k8s-cluster, action: insert}\n  - {key: redundant-attribute, action: delete}\n",
     ))
     .unwrap_or_else(|e| panic!("{}", e.message));
-    let mut p = crate::processors::resource::ResourceProcessor::new(&config, Telemetry::new().processor(&ComponentId::new("resource")));
+    let mut p = crate::processors::resource::ResourceProcessor::new(
+        &config,
+        Telemetry::new().processor(&ComponentId::new("resource")),
+    );
     let input = json!({ "resourceSpans": [{
         "resource": { "attributes": [kv("k8s-cluster", s("prod")), kv("redundant-attribute", s("x"))] },
         "scopeSpans": [{ "spans": [span("op", vec![])] }]
@@ -191,12 +197,27 @@ fn config_errors_say_which_action() {
         Ok(_) => panic!("{yaml} parsed"),
         Err(e) => e.message,
     };
-    assert!(error("actions:\n  - {key: a, action: insert}\n").contains("action 1 (insert): exactly one of value, from_attribute"));
+    assert!(
+        error("actions:\n  - {key: a, action: insert}\n")
+            .contains("action 1 (insert): exactly one of value, from_attribute")
+    );
     assert!(error("actions:\n  - {key: a, value: 1, action: frob}\n").contains("unknown action `frob`"));
     assert!(error("actions:\n  - {key: a, pattern: 'x', action: extract}\n").contains("named groups"));
-    assert!(error("actions:\n  - {key: a, action: convert, converted_type: float}\n").contains("converted_type must be int, double or string"));
-    assert!(error("actions:\n  - {key: a, from_context: metadata.x, action: insert}\n").contains("from_context is not supported"));
+    assert!(
+        error("actions:\n  - {key: a, action: convert, converted_type: float}\n")
+            .contains("converted_type must be int, double or string")
+    );
+    assert!(
+        error("actions:\n  - {key: a, from_context: metadata.x, action: insert}\n")
+            .contains("from_context is not supported")
+    );
     assert!(error("actions: []\n").contains("at least one action"));
-    assert!(error("include:\n  match_type: regexp\n  span_names: ['(']\nactions:\n  - {key: a, action: delete}\n").contains("include: invalid regexp"));
-    assert!(error("include:\n  match_type: strict\nactions:\n  - {key: a, action: delete}\n").contains("at least one property"));
+    assert!(
+        error("include:\n  match_type: regexp\n  span_names: ['(']\nactions:\n  - {key: a, action: delete}\n")
+            .contains("include: invalid regexp")
+    );
+    assert!(
+        error("include:\n  match_type: strict\nactions:\n  - {key: a, action: delete}\n")
+            .contains("at least one property")
+    );
 }

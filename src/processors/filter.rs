@@ -189,11 +189,15 @@ impl FilterConfig {
     fn has_conditions(&self, signal: Signal) -> bool {
         match signal {
             Signal::Traces => {
-                self.traces.as_ref().is_some_and(|t| !(t.resource.is_empty() && t.span.is_empty() && t.spanevent.is_empty()))
+                self.traces
+                    .as_ref()
+                    .is_some_and(|t| !(t.resource.is_empty() && t.span.is_empty() && t.spanevent.is_empty()))
                     || !self.trace_conditions.is_empty()
             }
             Signal::Metrics => {
-                self.metrics.as_ref().is_some_and(|m| !(m.resource.is_empty() && m.metric.is_empty() && m.datapoint.is_empty()))
+                self.metrics
+                    .as_ref()
+                    .is_some_and(|m| !(m.resource.is_empty() && m.metric.is_empty() && m.datapoint.is_empty()))
                     || !self.metric_conditions.is_empty()
             }
             Signal::Logs => {

@@ -173,15 +173,16 @@ impl Matcher {
                 })
                 .collect::<Result<Vec<_>, String>>()
         };
-        let span_kinds = config
-            .span_kinds
-            .iter()
-            .map(|k| {
-                SPAN_KINDS.iter().position(|n| n == k).map(|i| i as i32).ok_or_else(|| {
-                    format!("span_kinds: `{k}` is not a span kind; kinds: {}", SPAN_KINDS.join(", "))
+        let span_kinds =
+            config
+                .span_kinds
+                .iter()
+                .map(|k| {
+                    SPAN_KINDS.iter().position(|n| n == k).map(|i| i as i32).ok_or_else(|| {
+                        format!("span_kinds: `{k}` is not a span kind; kinds: {}", SPAN_KINDS.join(", "))
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, _>>()?;
         let libraries = config
             .libraries
             .iter()
@@ -230,7 +231,8 @@ impl Matcher {
             Subject::Metric(_) => Signal::Metrics,
         };
         let span_only = !self.services.is_empty() || !self.span_names.is_empty() || !self.span_kinds.is_empty();
-        let log_only = !self.log_bodies.is_empty() || !self.log_severity_texts.is_empty() || self.log_severity.is_some();
+        let log_only =
+            !self.log_bodies.is_empty() || !self.log_severity_texts.is_empty() || self.log_severity.is_some();
         let foreign = match signal {
             Signal::Traces => log_only || !self.metric_names.is_empty(),
             Signal::Logs => span_only || !self.metric_names.is_empty(),

@@ -12,6 +12,7 @@ pub mod filter;
 pub mod matching;
 pub mod ottl;
 pub mod resource;
+pub mod resourcedetection;
 pub mod transform;
 
 use tokio::time::Instant;
@@ -43,6 +44,7 @@ pub enum ProcessorConfig {
     Transform(Box<transform::TransformConfig>),
     Attributes(Box<attributes::AttributesConfig>),
     Resource(Box<resource::ResourceConfig>),
+    ResourceDetection(Box<resourcedetection::ResourceDetectionConfig>),
 }
 
 pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
@@ -76,6 +78,12 @@ pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
         signals: &Signal::ALL,
         parse: |node| resource::parse(node).map(|c| ProcessorConfig::Resource(Box::new(c))),
     },
+    Factory {
+        type_name: resourcedetection::TYPE,
+        aliases: resourcedetection::ALIASES,
+        signals: &Signal::ALL,
+        parse: |node| parse_config(node).map(|c| ProcessorConfig::ResourceDetection(Box::new(c))),
+    },
 ];
 
 /// Makes a processor instance for one pipeline.
@@ -91,6 +99,11 @@ pub fn build(id: &ComponentId, config: &ProcessorConfig, telemetry: &Telemetry) 
         ProcessorConfig::Attributes(config) => {
             Box::new(attributes::AttributesProcessor::new(config, telemetry.processor(id)))
         }
-        ProcessorConfig::Resource(config) => Box::new(resource::ResourceProcessor::new(config, telemetry.processor(id))),
+        ProcessorConfig::Resource(config) => {
+            Box::new(resource::ResourceProcessor::new(config, telemetry.processor(id)))
+        }
+        ProcessorConfig::ResourceDetection(config) => {
+            Box::new(resourcedetection::ResourceDetectionProcessor::new(config, telemetry.processor(id)))
+        }
     }
 }

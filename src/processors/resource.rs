@@ -50,9 +50,21 @@ impl Processor for ResourceProcessor {
         let items = batch.payload.item_count() as u64;
         self.metrics.incoming[i].inc_by(items);
         let resources: Vec<&mut Vec<_>> = match batch.payload_mut() {
-            Payload::Traces(r) => r.resource_spans.iter_mut().map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes).collect(),
-            Payload::Metrics(r) => r.resource_metrics.iter_mut().map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes).collect(),
-            Payload::Logs(r) => r.resource_logs.iter_mut().map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes).collect(),
+            Payload::Traces(r) => r
+                .resource_spans
+                .iter_mut()
+                .map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes)
+                .collect(),
+            Payload::Metrics(r) => r
+                .resource_metrics
+                .iter_mut()
+                .map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes)
+                .collect(),
+            Payload::Logs(r) => r
+                .resource_logs
+                .iter_mut()
+                .map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes)
+                .collect(),
         };
         for attributes in resources {
             for action in &self.actions {

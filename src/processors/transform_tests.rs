@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::pdata::{Batch, Payload, Signal};
+use crate::pdata::{Batch, Signal};
 use crate::telemetry::Telemetry;
 
 fn processor(yaml: &str) -> TransformProcessor {
@@ -63,7 +63,8 @@ fn keys(attributes: &Value) -> Vec<&str> {
 }
 
 fn log_statements(statements: &[&str]) -> String {
-    let list: Vec<String> = statements.iter().map(|s| format!("  - {}", serde_json::to_string(s).unwrap_or_default())).collect();
+    let list: Vec<String> =
+        statements.iter().map(|s| format!("  - {}", serde_json::to_string(s).unwrap_or_default())).collect();
     format!("log_statements:\n{}\n", list.join("\n"))
 }
 
@@ -109,7 +110,9 @@ fn map_editors() {
     assert_eq!(attr(a, "path"), Some(&json!("/acc")));
     assert_eq!(attr(a, "long"), Some(&json!("abcd")));
 
-    let yaml = log_statements(&[r#"replace_all_patterns(log.attributes, "value", "/account/\\d{4}", "/account/{accountId}")"#]);
+    let yaml = log_statements(&[
+        r#"replace_all_patterns(log.attributes, "value", "/account/\\d{4}", "/account/{accountId}")"#,
+    ]);
     let out = run(&yaml, Signal::Logs, &logs(vec![], vec![record("b", attributes())]));
     assert_eq!(attr(&first_record(&out)["attributes"], "path"), Some(&json!("/account/{accountId}/x")));
 
@@ -122,7 +125,10 @@ fn map_editors() {
     let out = run(&yaml, Signal::Logs, &logs(vec![], vec![record("b", attributes())]));
     assert_eq!(keys(&first_record(&out)["attributes"]), ["http.target", "long", "n"]);
 
-    let yaml = log_statements(&[r#"keep_matching_keys(log.attributes, "^p")"#, r#"replace_all_patterns(log.attributes, "key", "^p(.*)", "q${1}")"#]);
+    let yaml = log_statements(&[
+        r#"keep_matching_keys(log.attributes, "^p")"#,
+        r#"replace_all_patterns(log.attributes, "key", "^p(.*)", "q${1}")"#,
+    ]);
     let out = run(&yaml, Signal::Logs, &logs(vec![], vec![record("b", attributes())]));
     assert_eq!(keys(&first_record(&out)["attributes"]), ["qath"]);
 }
@@ -163,7 +169,12 @@ log_statements:
     assert_eq!(attr(http, "method"), Some(&json!("GET")));
     assert_eq!(attr(http, "path"), Some(&json!("/users/7")));
     assert_eq!(attr(http, "first"), Some(&json!("GET")));
-    assert_eq!(http.as_array().and_then(|a| a.iter().find(|kv| kv["key"] == "parts")).map(|kv| &kv["value"]["arrayValue"]["values"][2]), Some(&string("200")));
+    assert_eq!(
+        http.as_array()
+            .and_then(|a| a.iter().find(|kv| kv["key"] == "parts"))
+            .map(|kv| &kv["value"]["arrayValue"]["values"][2]),
+        Some(&string("200"))
+    );
 }
 
 #[test]
@@ -188,10 +199,7 @@ fn hashes_numbers_ids_and_time() {
     ]);
     let input = logs(
         vec![],
-        vec![record(
-            "abcdefgh",
-            vec![kv("user.email", string("a@b.c")), kv("ts", string("2023-05-26 12:34:56"))],
-        )],
+        vec![record("abcdefgh", vec![kv("user.email", string("a@b.c")), kv("ts", string("2023-05-26 12:34:56"))])],
     );
     let out = run(&yaml, Signal::Logs, &input);
     let r = first_record(&out);
@@ -320,7 +328,12 @@ fn config_error(yaml: &str) -> String {
     let node = crate::config::node::parse("transform.yaml", yaml).unwrap_or_else(|e| panic!("{e}"));
     match parse(&node) {
         Ok(_) => panic!("{yaml} parsed"),
-        Err(e) => format!("{}:{} {}", e.location.as_ref().map_or(0, |l| l.line), e.location.as_ref().map_or(0, |l| l.column), e.message),
+        Err(e) => format!(
+            "{}:{} {}",
+            e.location.as_ref().map_or(0, |l| l.line),
+            e.location.as_ref().map_or(0, |l| l.column),
+            e.message
+        ),
     }
 }
 
@@ -334,7 +347,9 @@ fn bad_statements_are_config_errors_at_their_place() {
     assert!(e.contains("invalid regular expression"), "{e}");
     let e = config_error("log_statements:\n  - 'set(span.name, \"x\")'\n");
     assert!(e.contains("`span` paths are not part of logs"), "{e}");
-    let e = config_error("trace_statements:\n  - 'set(span.name, 1)'\n  - context: span\n    statements: ['set(name, 1)']\n");
+    let e = config_error(
+        "trace_statements:\n  - 'set(span.name, 1)'\n  - context: span\n    statements: ['set(name, 1)']\n",
+    );
     assert!(e.contains("multiple configuration styles"), "{e}");
     let e = config_error("metric_statements:\n  - 'set(metric.type, 1)'\n");
     assert!(e.contains("cannot be written"), "{e}");
