@@ -39,6 +39,72 @@ impl Statement {
     }
 }
 
+/// Whether a statement only writes its own item and uses no `cache`: several such
+/// statements of one context may run item by item in one pass over the batch with
+/// the same result as one pass each.
+pub fn is_local(kind: Kind, statement: &ast::Statement) -> bool {
+    let mut uses_cache = false;
+    let mut visit = |path: &Path| {
+        uses_cache |= path.fields.iter().any(|f| f.name == "cache");
+    };
+    for_each_path_in_call(&statement.editor, &mut visit);
+    if let Some(c) = &statement.condition {
+        for_each_path_in_bool(c, &mut visit);
+    }
+    let own_target = match statement.editor.args.first().map(|a| &a.value) {
+        Some(Value::Path(path)) => match &path.fields[..] {
+            [first, _, ..] if first.keys.is_empty() => Kind::parse(&first.name).is_none_or(|k| k == kind),
+            _ => true,
+        },
+        _ => true,
+    };
+    own_target && !uses_cache
+}
+
+fn for_each_path_in_call(call: &ast::Call, f: &mut dyn FnMut(&Path)) {
+    for arg in &call.args {
+        for_each_path(&arg.value, f);
+    }
+}
+
+fn for_each_path(value: &Value, f: &mut dyn FnMut(&Path)) {
+    match value {
+        Value::Path(p) => {
+            f(p);
+            for field in &p.fields {
+                for key in &field.keys {
+                    if let Key::Expr(v) = key {
+                        for_each_path(v, f);
+                    }
+                }
+            }
+        }
+        Value::Converter(c) => for_each_path_in_call(c, f),
+        Value::List(items, _) => items.iter().for_each(|v| for_each_path(v, f)),
+        Value::Map(items, _) => items.iter().for_each(|(_, v)| for_each_path(v, f)),
+        Value::Math { lhs, rhs, .. } => {
+            for_each_path(lhs, f);
+            for_each_path(rhs, f);
+        }
+        _ => {}
+    }
+}
+
+fn for_each_path_in_bool(expr: &BoolExpr, f: &mut dyn FnMut(&Path)) {
+    match expr {
+        BoolExpr::Or(a, b) | BoolExpr::And(a, b) => {
+            for_each_path_in_bool(a, f);
+            for_each_path_in_bool(b, f);
+        }
+        BoolExpr::Not(inner, _) => for_each_path_in_bool(inner, f),
+        BoolExpr::Compare { lhs, rhs, .. } => {
+            for_each_path(lhs, f);
+            for_each_path(rhs, f);
+        }
+        BoolExpr::Value(v) => for_each_path(v, f),
+    }
+}
+
 /// The most specific context first, as upstream's inference ranks them.
 const PRIORITY: [Kind; 7] =
     [Kind::Log, Kind::DataPoint, Kind::Metric, Kind::SpanEvent, Kind::Span, Kind::Resource, Kind::Scope];

@@ -32,14 +32,31 @@ pub enum Write {
     /// A field that needs what the path said (`trace_state["k"]`).
     Custom(CustomSet),
     /// A map (attributes, cache, metadata) and the keys into it.
-    Map(MapMut, Vec<KeyStep>),
+    Map(MapMut, Keys),
     /// The log body and the keys into it.
-    Body(Vec<KeyStep>),
+    Body(Keys),
+}
+
+/// A path's keys: as compiled, and resolved once already when they are all literal,
+/// so writing through `attributes["k"]` allocates nothing for the key.
+pub struct Keys {
+    steps: Vec<KeyStep>,
+    fixed: Option<Vec<Step<'static>>>,
+}
+
+impl Keys {
+    fn resolve<'k>(&'k self, view: &Record<'_>) -> Result<Cow<'k, [Step<'k>]>, EvalError> {
+        match &self.fixed {
+            Some(fixed) => Ok(Cow::Borrowed(&fixed[..])),
+            None => resolve(&self.steps, view).map(Cow::Owned),
+        }
+    }
 }
 
 /// Compiles a path's keys for writing; computed keys read the same record.
-pub fn steps(kind: Kind, keys: &[Key]) -> Result<Vec<KeyStep>, OttlError> {
-    keys.iter()
+pub fn steps(kind: Kind, keys: &[Key]) -> Result<Keys, OttlError> {
+    let steps = keys
+        .iter()
         .map(|key| {
             Ok(match key {
                 Key::String(k, _) => KeyStep::Str(k.clone()),
@@ -47,10 +64,20 @@ pub fn steps(kind: Kind, keys: &[Key]) -> Result<Vec<KeyStep>, OttlError> {
                 Key::Expr(expr) => KeyStep::Dyn(compile_value(kind, expr)?),
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, OttlError>>()?;
+    let fixed = steps
+        .iter()
+        .map(|s| match s {
+            KeyStep::Str(k) => Some(Step::Key(Cow::Owned(k.clone()))),
+            KeyStep::Int(i) => Some(Step::Index(*i)),
+            KeyStep::Dyn(_) => None,
+        })
+        .collect();
+    Ok(Keys { steps, fixed })
 }
 
-enum Step<'k> {
+#[derive(Clone)]
+pub enum Step<'k> {
     Key(Cow<'k, str>),
     Index(i64),
 }
@@ -167,8 +194,8 @@ impl Write {
         match self {
             Write::Field(set) => set(rec, value),
             Write::Custom(set) => set(rec, value),
-            Write::Map(root, steps) => {
-                let steps = resolve(steps, &rec.view())?;
+            Write::Map(root, keys) => {
+                let steps = keys.resolve(&rec.view())?;
                 let map = root(rec).ok_or_else(|| "the map is not in this context".to_string())?;
                 match steps.split_first() {
                     None => match value {
@@ -181,8 +208,8 @@ impl Write {
                 }
                 Ok(())
             }
-            Write::Body(steps) => {
-                let steps = resolve(steps, &rec.view())?;
+            Write::Body(keys) => {
+                let steps = keys.resolve(&rec.view())?;
                 let body = body_of(rec)?;
                 if steps.is_empty() {
                     *body = Some(value.into_any());
@@ -209,8 +236,8 @@ impl Write {
         let not_a_map = |kind: &str| format!("expected pcommon.Map but got {kind}");
         let (steps, value) = match self {
             Write::Field(_) | Write::Custom(_) => return Err(not_a_map("a field")),
-            Write::Map(root, steps) => {
-                let steps = resolve(steps, &rec.view())?;
+            Write::Map(root, keys) => {
+                let steps = keys.resolve(&rec.view())?;
                 let map = root(rec).ok_or_else(|| "the map is not in this context".to_string())?;
                 let Some((Step::Key(k), rest)) = steps.split_first() else { return Ok(map) };
                 let Some(value) = map.iter_mut().find(|e| e.key == *k).and_then(|e| e.value.as_mut()) else {
@@ -226,9 +253,11 @@ impl Write {
                     value,
                 )
             }
-            Write::Body(steps) => {
-                let steps: Vec<Step<'static>> = resolve(steps, &rec.view())?
-                    .into_iter()
+            Write::Body(keys) => {
+                let steps: Vec<Step<'static>> = keys
+                    .resolve(&rec.view())?
+                    .iter()
+                    .cloned()
                     .map(|s| match s {
                         Step::Key(k) => Step::Key(Cow::Owned(k.into_owned())),
                         Step::Index(i) => Step::Index(i),

@@ -85,6 +85,26 @@ struct Group {
     conditions: Vec<Condition>,
     statements: Vec<Statement>,
     mode: ErrorMode,
+    /// A basic-style statement that writes only its own item and uses no cache: it
+    /// may share a pass with its neighbours of the same context (see [`merge`]).
+    local: bool,
+}
+
+/// Joins runs of basic-style statements of one context that only write their own
+/// item into one pass over the batch: each item still sees the statements in order,
+/// and as no statement writes what another item reads, the result is the same as one
+/// pass per statement, for a fifth of the walking.
+fn merge(groups: Vec<Group>) -> Vec<Group> {
+    let mut out: Vec<Group> = Vec::with_capacity(groups.len());
+    for group in groups {
+        match out.last_mut() {
+            Some(last) if last.local && group.local && last.kind == group.kind && last.mode == group.mode => {
+                last.statements.extend(group.statements);
+            }
+            _ => out.push(group),
+        }
+    }
+    out
 }
 
 impl TransformConfig {
@@ -98,7 +118,12 @@ impl TransformConfig {
         ] {
             for entry in entries {
                 let group = match entry {
-                    Entry::Text(text) => compile_group(signal, None, std::slice::from_ref(text), &[], self.error_mode)?,
+                    Entry::Text(text) => {
+                        let mut group = compile_group(signal, None, std::slice::from_ref(text), &[], self.error_mode)?;
+                        group.local = crate::ottl::parse_statement(text)
+                            .is_ok_and(|s| crate::ottl::statement::is_local(group.kind, &s));
+                        group
+                    }
                     Entry::Group(g) => compile_group(
                         signal,
                         g.context.as_deref(),
@@ -110,7 +135,7 @@ impl TransformConfig {
                 out[signal.index()].push(group);
             }
         }
-        Ok(out)
+        Ok(out.map(merge))
     }
 }
 
@@ -164,7 +189,7 @@ fn compile_group(
             .map_err(|e| (texts.get(failed_at).map(|t| t.to_string()).unwrap_or_default(), e))?
         }
     };
-    Ok(Group { kind, conditions, statements, mode })
+    Ok(Group { kind, conditions, statements, mode, local: false })
 }
 
 /// Reads the config and compiles every statement, so a bad one fails the load at
