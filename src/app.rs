@@ -179,6 +179,9 @@ async fn start_admin(
             }
             // A directory that the components naming it check when they start.
             ExtensionConfig::FileStorage(_) => {}
+            // Read by the exporters naming them, when they start.
+            ExtensionConfig::BearerTokenAuth(_) | ExtensionConfig::BasicAuth(_) | ExtensionConfig::HeadersSetter(_) => {
+            }
         }
     }
     Ok(())

@@ -31,6 +31,17 @@ pub struct TlsClientConfig {
     /// The name to verify the server's certificate against, instead of the endpoint's host.
     #[serde(default)]
     pub server_name_override: Option<String>,
+    /// Accept any server certificate (still TLS, but no check of who answers). For
+    /// tests and labs only; logged as a warning when the exporter starts.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// The oldest TLS version offered: `1.2` (the default) or `1.3`. `1.0` and `1.1`
+    /// are accepted and mean 1.2, the oldest ocelot speaks.
+    #[serde(default)]
+    pub min_version: Option<String>,
+    /// The newest TLS version offered: `1.2` or `1.3` (the default).
+    #[serde(default)]
+    pub max_version: Option<String>,
 }
 
 /// A client certificate chain and its private key, as PEM.
@@ -51,12 +62,47 @@ pub enum TlsError {
     Verifier(String),
 }
 
+/// `"1.0"` … `"1.3"` as a rank, for comparing.
+fn version_rank(field: &str, value: &str) -> Result<u8, String> {
+    match value {
+        "1.0" => Ok(0),
+        "1.1" => Ok(1),
+        "1.2" => Ok(2),
+        "1.3" => Ok(3),
+        other => Err(format!("tls.{field} `{other}` is not one of 1.0, 1.1, 1.2, 1.3")),
+    }
+}
+
 impl TlsClientConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.cert_file.is_some() != self.key_file.is_some() {
             return Err("tls.cert_file and tls.key_file must be given together".into());
         }
+        let min = self.min_version.as_deref().map(|v| version_rank("min_version", v)).transpose()?.unwrap_or(2);
+        let max = self.max_version.as_deref().map(|v| version_rank("max_version", v)).transpose()?.unwrap_or(3);
+        if max < 2 {
+            return Err("tls.max_version below 1.2 cannot be met: ocelot speaks TLS 1.2 and 1.3".into());
+        }
+        if min > max {
+            return Err("tls.min_version is newer than tls.max_version".into());
+        }
         Ok(())
+    }
+
+    /// Whether these settings need ocelot's own TLS connector rather than the gRPC
+    /// library's (which has no version limits and always verifies).
+    pub fn needs_own_connector(&self) -> bool {
+        self.insecure_skip_verify || self.min_version.is_some() || self.max_version.is_some()
+    }
+
+    fn versions(&self) -> Vec<&'static rustls::SupportedProtocolVersion> {
+        let rank = |v: &Option<String>, default| v.as_deref().and_then(|v| version_rank("", v).ok()).unwrap_or(default);
+        let (min, max) = (rank(&self.min_version, 2), rank(&self.max_version, 3));
+        [(2, &rustls::version::TLS12), (3, &rustls::version::TLS13)]
+            .into_iter()
+            .filter(|(r, _)| (min..=max).contains(r))
+            .map(|(_, v)| v)
+            .collect()
     }
 
     pub fn read_ca(&self) -> Result<Option<Vec<u8>>, TlsError> {
@@ -106,9 +152,16 @@ impl TlsClientConfig {
 
     fn rustls_config_with(&self, roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots);
+        let versioned =
+            rustls::ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(&self.versions())?;
+        let builder = if self.insecure_skip_verify {
+            tracing::warn!(
+                "tls.insecure_skip_verify: the server's certificate is not checked; anyone on the path can read what is exported."
+            );
+            versioned.dangerous().with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
+        } else {
+            versioned.with_root_certificates(roots)
+        };
         let identity = self.read_identity()?;
         let config = match (identity, &self.cert_file, &self.key_file) {
             (Some(pem), Some(cert_path), Some(key_path)) => {
@@ -123,6 +176,47 @@ impl TlsClientConfig {
             _ => builder.with_no_client_auth(),
         };
         Ok(Arc::new(config))
+    }
+}
+
+/// `insecure_skip_verify`: any certificate is taken for the server's, but the
+/// handshake's signatures are still checked, so the session is at least with the
+/// holder of that certificate's key.
+#[derive(Debug)]
+struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

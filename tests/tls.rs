@@ -230,3 +230,90 @@ service:
     assert!(upstream.stop().success());
     assert!(downstream.stop().success());
 }
+
+/// `insecure_skip_verify` reaches a server whose CA is not trusted, over gRPC and
+/// HTTP, with version limits honoured; without it the same server is refused.
+#[test]
+fn insecure_skip_verify_and_version_limits() {
+    let certs = tempfile::tempdir().unwrap();
+    write_certificates(certs.path());
+    let c = certs.path().display().to_string();
+    let downstream = Agent::start(&format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+        tls: {{ cert_file: {c}/server.pem, key_file: {c}/server.key }}
+      http:
+        endpoint: 127.0.0.1:0
+        tls: {{ cert_file: {c}/server.pem, key_file: {c}/server.key }}
+exporters:
+  file:
+    path: "{{dir}}/out.jsonl"
+service:
+  pipelines:
+    logs: {{ receivers: [otlp], exporters: [file] }}
+  telemetry:
+    metrics:
+      level: none
+"#
+    ));
+    let grpc = downstream.grpc("otlp");
+    let https = downstream.http("otlp");
+    let upstream = Agent::start(&format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:0
+exporters:
+  otlp_grpc:
+    endpoint: {grpc}
+    tls: {{ insecure_skip_verify: true, min_version: "1.3" }}
+  otlp_http:
+    endpoint: https://{https}
+    tls: {{ insecure_skip_verify: true, max_version: "1.2" }}
+  otlp_http/strict:
+    endpoint: https://{https}
+    retry_on_failure: {{ enabled: false }}
+service:
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [otlp_grpc, otlp_http, otlp_http/strict]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+"#
+    ));
+    assert!(upstream.count_logs("the server's certificate is not checked") >= 2);
+    let (status, _, _) =
+        http_post(upstream.http("otlp"), "/v1/logs", "application/json", &logs_json(&["unverified".to_string()]));
+    assert_eq!(status, 200);
+    let out = downstream.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(15), "two copies", || log_bodies(&read_json_lines(&out)).len() == 2);
+    wait_until(Duration::from_secs(15), "the verifying exporter to fail", || {
+        upstream.metric("otelcol_exporter_send_failed_log_records_total", "exporter=\"otlp_http/strict\"") == 1.0
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(log_bodies(&read_json_lines(&out)).len(), 2);
+    assert!(upstream.stop().success());
+    assert!(downstream.stop().success());
+
+    // A version floor above the ceiling, or a ceiling ocelot cannot meet, is a config error.
+    for (tls, message) in [
+        (r#"{ min_version: "1.3", max_version: "1.2" }"#, "min_version is newer than tls.max_version"),
+        (r#"{ max_version: "1.1" }"#, "max_version below 1.2"),
+        (r#"{ min_version: "2.0" }"#, "is not one of 1.0, 1.1, 1.2, 1.3"),
+    ] {
+        let error = Agent::try_start(&format!(
+            "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:0\nexporters:\n  otlp_http:\n    endpoint: https://127.0.0.1:9\n    tls: {tls}\nservice:\n  pipelines:\n    logs: {{ receivers: [otlp], exporters: [otlp_http] }}\n  telemetry:\n    metrics:\n      level: none\n"
+        ))
+        .err()
+        .expect("must not start");
+        assert!(error.contains(message), "{tls}: {error}");
+    }
+}

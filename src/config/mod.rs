@@ -192,6 +192,7 @@ impl Checker {
         let extensions = self.section(root, Kind::Extension, crate::extensions::FACTORIES);
         let service = self.service(root, &receivers, &processors, &exporters, &connectors, &extensions)?;
         self.check_storage(&receivers, &extensions, &service.extensions);
+        self.check_auth("exporter", &exporters, &extensions, &service.extensions);
         Some(Config {
             receivers: receivers.into_iter().map(|(id, s)| (id, s.config)).collect(),
             processors: processors.into_iter().map(|(id, s)| (id, s.config)).collect(),
@@ -230,6 +231,40 @@ impl Checker {
             };
             if let Some(problem) = problem {
                 self.error(Some(defined.location.clone()), format!("receiver `{id}`: {problem}"));
+            }
+        }
+    }
+
+    /// A component's `auth.authenticator` must name an authenticator extension enabled
+    /// in `service.extensions`, as upstream requires.
+    fn check_auth<R: AuthUser, X: StorageProvider>(
+        &mut self,
+        kind: &str,
+        components: &BTreeMap<ComponentId, Defined<R>>,
+        extensions: &BTreeMap<ComponentId, Defined<X>>,
+        enabled: &[ComponentId],
+    ) {
+        for (id, defined) in components {
+            for name in defined.config.authenticators() {
+                let problem = match ComponentId::parse(name) {
+                    Err(e) => Some(format!("invalid authenticator id `{name}`: {e}")),
+                    Ok(auth_id) => match extensions.get(&auth_id) {
+                        None => Some(format!(
+                            "auth.authenticator names `{name}`, which is not defined under `extensions`{}",
+                            defined_list(extensions)
+                        )),
+                        Some(ext) if !ext.config.is_authenticator() => Some(format!(
+                            "auth.authenticator names `{name}`, which is not an authenticator (bearertokenauth, basicauth, headers_setter)"
+                        )),
+                        Some(_) if !enabled.contains(&auth_id) => Some(format!(
+                            "auth.authenticator names `{name}`, which is not listed in service.extensions"
+                        )),
+                        Some(_) => None,
+                    },
+                };
+                if let Some(problem) = problem {
+                    self.error(Some(defined.location.clone()), format!("{kind} `{id}`: {problem}"));
+                }
             }
         }
     }
@@ -689,6 +724,16 @@ pub trait StorageUser {
 /// An extension config that may be a storage extension.
 pub trait StorageProvider {
     fn is_storage(&self) -> bool;
+
+    /// Whether it is an authenticator (`bearertokenauth`, `basicauth`, `headers_setter`).
+    fn is_authenticator(&self) -> bool {
+        false
+    }
+}
+
+/// A component config that may name authenticator extensions (`auth.authenticator`).
+pub trait AuthUser {
+    fn authenticators(&self) -> Vec<&str>;
 }
 
 struct Defined<C> {

@@ -22,6 +22,8 @@ pub struct HttpPoster {
     headers: http::HeaderMap,
     /// Bounds each request (connect, send, response), not a whole batch; zero: none.
     timeout: Duration,
+    /// An authenticator's headers, applied to each request after the configured ones.
+    auth: Option<std::sync::Arc<crate::extensions::auth::ClientAuth>>,
 }
 
 /// What came back, for the caller to classify.
@@ -70,7 +72,13 @@ impl HttpPoster {
             })?;
             header_map.insert(name, value);
         }
-        Ok(HttpPoster { client, headers: header_map, timeout })
+        Ok(HttpPoster { client, headers: header_map, timeout, auth: None })
+    }
+
+    /// Adds an authenticator's headers to every request.
+    pub fn with_auth(mut self, auth: Option<std::sync::Arc<crate::extensions::auth::ClientAuth>>) -> HttpPoster {
+        self.auth = auth;
+        self
     }
 
     /// POSTs `body` with the configured headers, then `fixed` ones (which win), within
@@ -101,6 +109,10 @@ impl HttpPoster {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ExportError::permanent(format!("building the request: {e}")))?;
         request.headers_mut().extend(self.headers.clone());
+        if let Some(auth) = &self.auth {
+            // A token file that cannot be read now may be readable on the next try.
+            auth.apply(request.headers_mut()).map_err(|e| ExportError::retryable(format!("authenticator: {e}")))?;
+        }
         for (name, value) in fixed {
             request.headers_mut().insert(name.clone(), value.clone());
         }

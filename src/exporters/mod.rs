@@ -86,6 +86,33 @@ pub enum BuildError {
     Bind(#[from] crate::net::BindError),
     #[error("cannot open `{path}`: {source}")]
     Open { path: String, source: std::io::Error },
+    #[error("authenticator `{id}`: {reason}")]
+    Auth { id: String, reason: String },
+}
+
+/// The client side of the authenticator `auth` names, if any.
+fn client_auth(
+    auth: &Option<crate::extensions::auth::AuthSettings>,
+    extensions: &std::collections::BTreeMap<ComponentId, crate::extensions::ExtensionConfig>,
+) -> Result<Option<std::sync::Arc<crate::extensions::auth::ClientAuth>>, BuildError> {
+    let Some(auth) = auth else { return Ok(None) };
+    let fail = |reason: String| BuildError::Auth { id: auth.authenticator.clone(), reason };
+    let id = ComponentId::parse(&auth.authenticator).map_err(|e| fail(e.to_string()))?;
+    let config = extensions.get(&id).ok_or_else(|| fail("not defined".into()))?;
+    crate::extensions::auth::ClientAuth::new(config).map(|a| Some(std::sync::Arc::new(a))).map_err(fail)
+}
+
+impl crate::config::AuthUser for ExporterConfig {
+    fn authenticators(&self) -> Vec<&str> {
+        let auth = match self {
+            ExporterConfig::Otlp(c) => &c.auth,
+            ExporterConfig::OtlpHttp(c) => &c.auth,
+            ExporterConfig::PrometheusRemoteWrite(c) => &c.auth,
+            ExporterConfig::Loki(c) => &c.auth,
+            ExporterConfig::Debug(_) | ExporterConfig::File(_) | ExporterConfig::Prometheus(_) => return Vec::new(),
+        };
+        auth.iter().map(|a| a.authenticator.as_str()).collect()
+    }
 }
 
 /// A queue for exporters that write locally and keep order (debug, file): one
@@ -109,6 +136,7 @@ pub fn start(
     telemetry: &std::sync::Arc<Telemetry>,
     give_up: CancellationToken,
     tracker: &TaskTracker,
+    extensions: &std::collections::BTreeMap<ComponentId, crate::extensions::ExtensionConfig>,
 ) -> Result<helper::ExporterInput, BuildError> {
     // `timeout` bounds each request. HTTP exporters apply it per request themselves
     // (a batch may be several requests); for gRPC one export is one request.
@@ -124,11 +152,19 @@ pub fn start(
     Ok(match config {
         ExporterConfig::Otlp(c) => {
             let settings = remote(&c.sending_queue, &c.retry_on_failure, Some(c.timeout.0));
-            helper::spawn(otlp::grpc::OtlpGrpcExporter::new(c)?, settings, tracker)
+            helper::spawn(
+                otlp::grpc::OtlpGrpcExporter::new(c)?.with_auth(client_auth(&c.auth, extensions)?),
+                settings,
+                tracker,
+            )
         }
         ExporterConfig::OtlpHttp(c) => {
             let settings = remote(&c.sending_queue, &c.retry_on_failure, None);
-            helper::spawn(otlp::http::OtlpHttpExporter::new(c)?, settings, tracker)
+            helper::spawn(
+                otlp::http::OtlpHttpExporter::new(c)?.with_auth(client_auth(&c.auth, extensions)?),
+                settings,
+                tracker,
+            )
         }
         ExporterConfig::Debug(c) => {
             helper::spawn(debug::DebugExporter::new(id, c), local_settings(id, telemetry, give_up), tracker)
@@ -138,11 +174,14 @@ pub fn start(
         }
         ExporterConfig::PrometheusRemoteWrite(c) => {
             let settings = remote(&c.remote_write_queue.queue(), &c.retry_on_failure, None);
-            helper::spawn_in_parts(prometheusremotewrite::PrwExporter::new(id, c, telemetry)?, settings, tracker)
+            let exporter =
+                prometheusremotewrite::PrwExporter::new(id, c, telemetry)?.with_auth(client_auth(&c.auth, extensions)?);
+            helper::spawn_in_parts(exporter, settings, tracker)
         }
         ExporterConfig::Loki(c) => {
             let settings = remote(&c.sending_queue, &c.retry_on_failure, None);
-            helper::spawn_in_parts(loki::LokiExporter::new(id, c, telemetry)?, settings, tracker)
+            let exporter = loki::LokiExporter::new(id, c, telemetry)?.with_auth(client_auth(&c.auth, extensions)?);
+            helper::spawn_in_parts(exporter, settings, tracker)
         }
         ExporterConfig::Prometheus(c) => {
             let exporter = prometheus::PrometheusExporter::new(id, c, telemetry, tracker)?;

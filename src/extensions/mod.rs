@@ -1,5 +1,6 @@
 //! Extensions: parts of the agent that are not in a pipeline.
 
+pub mod auth;
 pub mod file_storage;
 pub mod health_check;
 
@@ -9,6 +10,9 @@ use crate::component::{Factory, parse_config};
 pub enum ExtensionConfig {
     HealthCheck(health_check::HealthCheckConfig),
     FileStorage(file_storage::FileStorageConfig),
+    BearerTokenAuth(auth::BearerTokenAuthConfig),
+    BasicAuth(auth::BasicAuthConfig),
+    HeadersSetter(auth::HeadersSetterConfig),
 }
 
 pub static FACTORIES: &[Factory<ExtensionConfig>] = &[
@@ -24,10 +28,35 @@ pub static FACTORIES: &[Factory<ExtensionConfig>] = &[
         signals: &[],
         parse: |node| parse_config(node).map(ExtensionConfig::FileStorage),
     },
+    Factory {
+        type_name: auth::BEARER_TYPE,
+        aliases: &["bearer_token_auth"],
+        signals: &[],
+        parse: |node| parse_config(node).map(ExtensionConfig::BearerTokenAuth),
+    },
+    Factory {
+        type_name: auth::BASIC_TYPE,
+        aliases: &["basic_auth"],
+        signals: &[],
+        parse: |node| parse_config(node).map(ExtensionConfig::BasicAuth),
+    },
+    Factory {
+        type_name: auth::HEADERS_SETTER_TYPE,
+        aliases: &["headerssetter"],
+        signals: &[],
+        parse: |node| parse_config(node).map(ExtensionConfig::HeadersSetter),
+    },
 ];
 
 impl crate::config::StorageProvider for ExtensionConfig {
     fn is_storage(&self) -> bool {
         matches!(self, ExtensionConfig::FileStorage(_))
+    }
+
+    fn is_authenticator(&self) -> bool {
+        matches!(
+            self,
+            ExtensionConfig::BearerTokenAuth(_) | ExtensionConfig::BasicAuth(_) | ExtensionConfig::HeadersSetter(_)
+        )
     }
 }

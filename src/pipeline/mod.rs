@@ -92,9 +92,15 @@ async fn wire(
             if exporters.contains_key(id) {
                 continue;
             }
-            let sender =
-                crate::exporters::start(id, exporter_config, telemetry, running.give_up.clone(), &running.exporters)
-                    .map_err(|source| StartError::Exporter { id: id.clone(), source })?;
+            let sender = crate::exporters::start(
+                id,
+                exporter_config,
+                telemetry,
+                running.give_up.clone(),
+                &running.exporters,
+                &config.extensions,
+            )
+            .map_err(|source| StartError::Exporter { id: id.clone(), source })?;
             exporters.insert(id, sender);
         }
     }

@@ -11,6 +11,10 @@ use crate::tls::TlsClientConfig;
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LokiConfig {
+    /// An authenticator extension whose headers every request carries
+    /// (`bearertokenauth`, `basicauth`, `headers_setter`).
+    #[serde(default)]
+    pub auth: Option<crate::extensions::auth::AuthSettings>,
     /// The push URL, e.g. `http://loki:3100/loki/api/v1/push`. Required.
     pub endpoint: String,
     #[serde(default)]

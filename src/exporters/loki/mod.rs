@@ -77,6 +77,12 @@ pub struct LokiExporter {
 type Streams = HashMap<String, Vec<EntryAdapter>>;
 
 impl LokiExporter {
+    /// Adds an authenticator's headers to every request.
+    pub fn with_auth(mut self, auth: Option<std::sync::Arc<crate::extensions::auth::ClientAuth>>) -> Self {
+        self.poster = self.poster.with_auth(auth);
+        self
+    }
+
     pub fn new(id: &ComponentId, config: &LokiConfig, telemetry: &Arc<Telemetry>) -> Result<LokiExporter, BuildError> {
         let url = config
             .endpoint

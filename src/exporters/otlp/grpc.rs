@@ -35,6 +35,7 @@ pub struct OtlpGrpcExporter {
     channel: Channel,
     metadata: MetadataMap,
     compression: Option<CompressionEncoding>,
+    auth: Option<std::sync::Arc<crate::extensions::auth::ClientAuth>>,
 }
 
 impl OtlpGrpcExporter {
@@ -43,6 +44,40 @@ impl OtlpGrpcExporter {
             .map_err(|reason| BuildError::Endpoint { endpoint: config.endpoint.clone(), reason })?;
         let bad_endpoint = |reason: String| BuildError::Endpoint { endpoint: config.endpoint.clone(), reason };
         let mut endpoint = Endpoint::from_shared(uri.clone()).map_err(|e| bad_endpoint(e.to_string()))?;
+        if !config.timeout.0.is_zero() {
+            endpoint = endpoint.connect_timeout(config.timeout.0);
+        }
+        if uri.starts_with("https://") && config.tls.needs_own_connector() {
+            // Version limits and insecure_skip_verify: ocelot's rustls config on a
+            // hyper-rustls connector, speaking h2 as gRPC needs.
+            // hyper-rustls sets ALPN to h2 itself (enable_http2 below).
+            let rustls = (*config.tls.rustls_config()?).clone();
+            let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+            http.enforce_http(false);
+            http.set_nodelay(true);
+            http.set_connect_timeout((!config.timeout.0.is_zero()).then_some(config.timeout.0));
+            let mut builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(rustls).https_only();
+            if let Some(name) = &config.tls.server_name_override {
+                let name = rustls::pki_types::ServerName::try_from(name.clone())
+                    .map_err(|e| bad_endpoint(format!("tls.server_name_override `{name}`: {e}")))?;
+                builder = builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
+            }
+            let connector = ForceHttps(builder.enable_http2().wrap_connector(http));
+            // tonic refuses an https URI with a connector of its own; it is given the
+            // address as http and the connector speaks TLS regardless.
+            let plain = uri.replacen("https://", "http://", 1);
+            let mut endpoint = Endpoint::from_shared(plain).map_err(|e| bad_endpoint(e.to_string()))?;
+            if !config.timeout.0.is_zero() {
+                endpoint = endpoint.connect_timeout(config.timeout.0);
+            }
+            let channel = endpoint.connect_with_connector_lazy(connector);
+            return Ok(OtlpGrpcExporter {
+                channel,
+                metadata: metadata(config),
+                compression: compression(config),
+                auth: None,
+            });
+        }
         if uri.starts_with("https://") {
             let mut tls = ClientTlsConfig::new();
             if config.tls.trusts_system_roots() {
@@ -59,25 +94,14 @@ impl OtlpGrpcExporter {
             }
             endpoint = endpoint.tls_config(tls).map_err(|e| bad_endpoint(e.to_string()))?;
         }
-        if !config.timeout.0.is_zero() {
-            endpoint = endpoint.connect_timeout(config.timeout.0);
-        }
         let channel = endpoint.tcp_nodelay(true).connect_lazy();
-        let mut metadata = MetadataMap::new();
-        for (name, value) in &config.headers {
-            // Both were checked in validate(); a failure here would be a bug, so skip.
-            if let (Ok(key), Ok(value)) =
-                (name.to_ascii_lowercase().parse::<AsciiMetadataKey>(), value.parse::<AsciiMetadataValue>())
-            {
-                metadata.insert(key, value);
-            }
-        }
-        let compression = match config.compression {
-            Compression::Gzip => Some(CompressionEncoding::Gzip),
-            Compression::Zstd => Some(CompressionEncoding::Zstd),
-            Compression::None => None,
-        };
-        Ok(OtlpGrpcExporter { channel, metadata, compression })
+        Ok(OtlpGrpcExporter { channel, metadata: metadata(config), compression: compression(config), auth: None })
+    }
+
+    /// Adds an authenticator's headers (as metadata) to every request.
+    pub fn with_auth(mut self, auth: Option<std::sync::Arc<crate::extensions::auth::ClientAuth>>) -> Self {
+        self.auth = auth;
+        self
     }
 
     async fn unary<Resp: prost::Message + Default + Send + 'static>(
@@ -93,9 +117,55 @@ impl OtlpGrpcExporter {
         grpc.ready().await.map_err(|e| Status::unavailable(format!("connection not ready: {e}")))?;
         let mut request = tonic::Request::new(body);
         *request.metadata_mut() = self.metadata.clone();
+        if let Some(auth) = &self.auth {
+            let mut headers = std::mem::take(request.metadata_mut()).into_headers();
+            auth.apply(&mut headers).map_err(|e| Status::unavailable(format!("authenticator: {e}")))?;
+            *request.metadata_mut() = MetadataMap::from_headers(headers);
+        }
         let path = http::uri::PathAndQuery::from_static(path);
         let response = grpc.unary(request, path, ClientCodec::<Resp>::default()).await?;
         Ok(response.into_inner())
+    }
+}
+
+/// A connector that always connects with TLS, whatever the URI's scheme says.
+#[derive(Clone)]
+struct ForceHttps<C>(C);
+
+impl<C: tower_service::Service<http::Uri>> tower_service::Service<http::Uri> for ForceHttps<C> {
+    type Response = C::Response;
+    type Error = C::Error;
+    type Future = C::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let mut parts = uri.clone().into_parts();
+        parts.scheme = Some(http::uri::Scheme::HTTPS);
+        self.0.call(http::Uri::from_parts(parts).unwrap_or(uri))
+    }
+}
+
+fn metadata(config: &OtlpGrpcExporterConfig) -> MetadataMap {
+    let mut metadata = MetadataMap::new();
+    for (name, value) in &config.headers {
+        // Both were checked in validate(); a failure here would be a bug, so skip.
+        if let (Ok(key), Ok(value)) =
+            (name.to_ascii_lowercase().parse::<AsciiMetadataKey>(), value.parse::<AsciiMetadataValue>())
+        {
+            metadata.insert(key, value);
+        }
+    }
+    metadata
+}
+
+fn compression(config: &OtlpGrpcExporterConfig) -> Option<CompressionEncoding> {
+    match config.compression {
+        Compression::Gzip => Some(CompressionEncoding::Gzip),
+        Compression::Zstd => Some(CompressionEncoding::Zstd),
+        Compression::None => None,
     }
 }
 

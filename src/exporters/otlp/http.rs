@@ -37,6 +37,12 @@ pub struct OtlpHttpExporter {
 }
 
 impl OtlpHttpExporter {
+    /// Adds an authenticator's headers to every request.
+    pub fn with_auth(mut self, auth: Option<std::sync::Arc<crate::extensions::auth::ClientAuth>>) -> Self {
+        self.poster = self.poster.with_auth(auth);
+        self
+    }
+
     pub fn new(config: &OtlpHttpExporterConfig) -> Result<OtlpHttpExporter, BuildError> {
         let endpoint = config.endpoint.clone().unwrap_or_default();
         let url = |signal| {

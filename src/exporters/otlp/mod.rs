@@ -28,6 +28,10 @@ pub enum Compression {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpGrpcExporterConfig {
+    /// An authenticator extension whose headers every request carries
+    /// (`bearertokenauth`, `basicauth`, `headers_setter`).
+    #[serde(default)]
+    pub auth: Option<crate::extensions::auth::AuthSettings>,
     /// `host:port`, or `https://host:port`; `http://` means no TLS. Required.
     pub endpoint: String,
     #[serde(default)]
@@ -84,6 +88,10 @@ pub enum Encoding {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpHttpExporterConfig {
+    /// An authenticator extension whose headers every request carries
+    /// (`bearertokenauth`, `basicauth`, `headers_setter`).
+    #[serde(default)]
+    pub auth: Option<crate::extensions::auth::AuthSettings>,
     /// Base URL; `/v1/traces`, `/v1/metrics` or `/v1/logs` is appended.
     #[serde(default)]
     pub endpoint: Option<String>,

@@ -11,6 +11,10 @@ use crate::tls::TlsClientConfig;
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PrwConfig {
+    /// An authenticator extension whose headers every request carries
+    /// (`bearertokenauth`, `basicauth`, `headers_setter`).
+    #[serde(default)]
+    pub auth: Option<crate::extensions::auth::AuthSettings>,
     /// The remote-write URL, e.g. `http://prometheus:9090/api/v1/write`. Required.
     pub endpoint: String,
     #[serde(default)]

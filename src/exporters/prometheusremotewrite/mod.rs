@@ -43,6 +43,12 @@ pub struct PrwExporter {
 }
 
 impl PrwExporter {
+    /// Adds an authenticator's headers to every request.
+    pub fn with_auth(mut self, auth: Option<std::sync::Arc<crate::extensions::auth::ClientAuth>>) -> Self {
+        self.poster = self.poster.with_auth(auth);
+        self
+    }
+
     pub fn new(id: &ComponentId, config: &PrwConfig, telemetry: &Arc<Telemetry>) -> Result<PrwExporter, BuildError> {
         let url = config
             .endpoint

@@ -116,6 +116,10 @@ pub struct HttpConfig {
     /// backlog. Default 4096.
     #[serde(default = "crate::net::default_max_connections")]
     pub max_connections: usize,
+    /// Cross-origin requests from browsers (the JavaScript SDK); off without
+    /// `allowed_origins`.
+    #[serde(default)]
+    pub cors: Option<super::cors::CorsConfig>,
 }
 
 impl Default for HttpConfig {
@@ -130,6 +134,7 @@ impl Default for HttpConfig {
             read_header_timeout: crate::net::default_read_header_timeout(),
             idle_timeout: crate::net::default_idle_timeout(),
             max_connections: crate::net::default_max_connections(),
+            cors: None,
         }
     }
 }
@@ -167,6 +172,9 @@ impl Validate for OtlpReceiverConfig {
         }
         if let Some(http) = &p.http {
             crate::receivers::otlp::parse_endpoint(&http.endpoint)?;
+            if let Some(cors) = &http.cors {
+                cors.validate().map_err(|e| format!("http.{e}"))?;
+            }
             if http.max_connections == 0 {
                 return Err("http.max_connections must be at least 1".into());
             }

@@ -52,6 +52,25 @@ pub(super) async fn serve(
 }
 
 async fn handle(config: &HttpConfig, intake: &Intake, request: Request<Incoming>) -> HttpResponse {
+    let Some(cors) = config.cors.as_ref().filter(|c| !c.allowed_origins.is_empty()) else {
+        return handle_signal(config, intake, request).await;
+    };
+    if let Some(headers) = cors.preflight(request.method(), request.headers()) {
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        response.headers_mut().extend(headers);
+        return response;
+    }
+    let mut origin = http::HeaderMap::new();
+    if let Some(value) = request.headers().get(http::header::ORIGIN) {
+        origin.insert(http::header::ORIGIN, value.clone());
+    }
+    let mut response = handle_signal(config, intake, request).await;
+    cors.response_headers(&origin, response.headers_mut());
+    response
+}
+
+async fn handle_signal(config: &HttpConfig, intake: &Intake, request: Request<Incoming>) -> HttpResponse {
     let path = request.uri().path();
     let signal = if path == config.traces_url_path {
         Signal::Traces

@@ -12,6 +12,7 @@
 //! 503 when nothing kept the data and a retry may help.
 
 mod config;
+pub mod cors;
 mod grpc;
 mod http;
 
