@@ -179,6 +179,16 @@ async fn start_admin(
             }
             // A directory that the components naming it check when they start.
             ExtensionConfig::FileStorage(_) => {}
+            ExtensionConfig::Zpages(c) => {
+                let listener = crate::net::bind(&c.endpoint).await.with_context(|| format!("extension `{id}`"))?;
+                info!(extension = %id, endpoint = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "zPages at /debug/servicez and /debug/pipelinez.");
+                tracker.spawn(crate::extensions::zpages::serve(
+                    config.clone(),
+                    telemetry.clone(),
+                    listener,
+                    stop.clone(),
+                ));
+            }
             // Read by the exporters naming them, when they start.
             ExtensionConfig::BearerTokenAuth(_) | ExtensionConfig::BasicAuth(_) | ExtensionConfig::HeadersSetter(_) => {
             }

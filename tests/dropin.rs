@@ -104,6 +104,10 @@ processors:
     send_batch_size: 8192
     timeout: 200ms
 
+extensions:
+  zpages:
+    endpoint: 127.0.0.1:0
+
 exporters:
   otlp_grpc:
     endpoint: {grpc}
@@ -113,6 +117,7 @@ exporters:
     endpoint: http://{http}
 
 service:
+  extensions: [zpages]
   pipelines:
     logs:
       receivers: [otlp, file_log]
@@ -192,6 +197,22 @@ service:
             }
         }
     }
+    // zPages show the running graph and its counters.
+    let (status, _, body) = http_get(agent.zpages_addr("zpages"), "/debug/pipelinez");
+    assert_eq!(status, 200);
+    let page = String::from_utf8(body).unwrap();
+    for part in [
+        "<h2>logs</h2>",
+        "file_log",
+        "filter/drop_debug",
+        "otlp_grpc",
+        "otelcol_receiver_accepted_log_records_total{receiver=&quot;file_log&quot;",
+    ] {
+        assert!(page.contains(part), "{part} not in {page}");
+    }
+    let (status, _, body) = http_get(agent.zpages_addr("zpages"), "/debug/servicez");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8(body).unwrap().contains(env!("CARGO_PKG_VERSION")));
     assert!(agent.stop().success());
     assert!(backend.stop().success());
 }

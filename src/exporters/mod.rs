@@ -173,7 +173,7 @@ pub fn start(
             helper::spawn(file::FileExporter::new(c)?, local_settings(id, telemetry, give_up), tracker)
         }
         ExporterConfig::PrometheusRemoteWrite(c) => {
-            let settings = remote(&c.remote_write_queue.queue(), &c.retry_on_failure, None);
+            let settings = remote(&c.queue(), &c.retry_on_failure, None);
             let exporter =
                 prometheusremotewrite::PrwExporter::new(id, c, telemetry)?.with_auth(client_auth(&c.auth, extensions)?);
             helper::spawn_in_parts(exporter, settings, tracker)

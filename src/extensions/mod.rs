@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod file_storage;
 pub mod health_check;
+pub mod zpages;
 
 use crate::component::{Factory, parse_config};
 
@@ -13,6 +14,7 @@ pub enum ExtensionConfig {
     BearerTokenAuth(auth::BearerTokenAuthConfig),
     BasicAuth(auth::BasicAuthConfig),
     HeadersSetter(auth::HeadersSetterConfig),
+    Zpages(zpages::ZpagesConfig),
 }
 
 pub static FACTORIES: &[Factory<ExtensionConfig>] = &[
@@ -45,6 +47,12 @@ pub static FACTORIES: &[Factory<ExtensionConfig>] = &[
         aliases: &["headerssetter"],
         signals: &[],
         parse: |node| parse_config(node).map(ExtensionConfig::HeadersSetter),
+    },
+    Factory {
+        type_name: zpages::TYPE,
+        aliases: &[],
+        signals: &[],
+        parse: |node| parse_config(node).map(ExtensionConfig::Zpages),
     },
 ];
 

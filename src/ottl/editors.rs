@@ -11,7 +11,7 @@ use regex::Regex;
 use super::OttlError;
 use super::ast::{Call, Value};
 use super::compile::{EvalError, Getter, NIL_VALUE, arguments, compile_value, positional};
-use super::functions::literal_string;
+use super::functions::{literal_regex, literal_string};
 use super::paths::resolve;
 use super::record::Kind;
 use super::statement::Editor;
@@ -35,9 +35,6 @@ pub const EDITORS: &[&str] = &[
     "set",
     "truncate_all",
 ];
-
-/// Regular expressions compiled from a statement are at most this large.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 pub(super) fn editor(kind: Kind, call: &Call) -> Result<Editor, OttlError> {
     if !call.keys.is_empty() {
@@ -66,7 +63,7 @@ pub(super) fn editor(kind: Kind, call: &Call) -> Result<Editor, OttlError> {
             let keep = call.name == "keep_matching_keys";
             let [target, pattern] = positional(call, &["target", "pattern"])?[..] else { return Err(arity(call)) };
             let target = map_target(kind, target)?;
-            let regex = regex_literal(pattern)?;
+            let regex = literal_regex(pattern)?;
             Box::new(move |rec| {
                 target.map_mut(rec)?.retain(|kv| regex.is_match(&kv.key) == keep);
                 Ok(())
@@ -155,7 +152,7 @@ pub(super) fn editor(kind: Kind, call: &Call) -> Result<Editor, OttlError> {
         "replace_pattern" => {
             let args = arguments(call, &["target", "regex", "replacement", "function", "replacementFormat"], 3)?;
             let (target, get) = target_of(kind, args[0].unwrap_or(&NIL_VALUE))?;
-            let regex = regex_literal(args[1].unwrap_or(&NIL_VALUE))?;
+            let regex = literal_regex(args[1].unwrap_or(&NIL_VALUE))?;
             let replace = Replacement::compile(kind, args[2], args[3], args[4], call)?;
             Box::new(move |rec| {
                 let new = match get(&rec.view())? {
@@ -183,7 +180,7 @@ pub(super) fn editor(kind: Kind, call: &Call) -> Result<Editor, OttlError> {
                     ));
                 }
             };
-            let regex = regex_literal(args[2].unwrap_or(&NIL_VALUE))?;
+            let regex = literal_regex(args[2].unwrap_or(&NIL_VALUE))?;
             let replace = Replacement::compile(kind, args[3], args[4], args[5], call)?;
             Box::new(move |rec| {
                 let replacement = replace.evaluate(&rec.view())?;
@@ -380,16 +377,6 @@ fn map_target(kind: Kind, value: &Value) -> Result<Write, OttlError> {
         return Err(OttlError::new("the target must be a map, such as attributes", value.span()));
     }
     Ok(write)
-}
-
-fn regex_literal(pattern: &Value) -> Result<Regex, OttlError> {
-    let Value::String(text, span) = pattern else {
-        return Err(OttlError::new("the pattern must be a string literal", pattern.span()));
-    };
-    regex::RegexBuilder::new(text)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| OttlError::new(format!("invalid regular expression: {e}"), *span))
 }
 
 fn glob_literal(pattern: &Value) -> Result<globset::GlobMatcher, OttlError> {

@@ -395,7 +395,7 @@ fn arity(call: &Call) -> OttlError {
     OttlError::new(format!("`{}`: wrong number of arguments", call.name), call.span)
 }
 
-fn literal_regex(pattern: &Value) -> Result<regex::Regex, OttlError> {
+pub(super) fn literal_regex(pattern: &Value) -> Result<regex::Regex, OttlError> {
     let Value::String(text, span) = pattern else {
         return Err(OttlError::new("the pattern must be a string literal", pattern.span()));
     };

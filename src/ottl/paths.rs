@@ -597,7 +597,9 @@ fn point_path(
 }
 
 const KIND_NAMES: [&str; 6] = ["Unspecified", "Internal", "Server", "Client", "Producer", "Consumer"];
-const DEPRECATED_KIND_NAMES: [&str; 6] = [
+/// The span kinds by number, as `kind.deprecated_string` and the legacy match blocks
+/// spell them.
+pub const DEPRECATED_KIND_NAMES: [&str; 6] = [
     "SPAN_KIND_UNSPECIFIED",
     "SPAN_KIND_INTERNAL",
     "SPAN_KIND_SERVER",

@@ -122,14 +122,7 @@ enum ValueRule {
     Matches(Regex),
 }
 
-const SPAN_KINDS: [&str; 6] = [
-    "SPAN_KIND_UNSPECIFIED",
-    "SPAN_KIND_INTERNAL",
-    "SPAN_KIND_SERVER",
-    "SPAN_KIND_CLIENT",
-    "SPAN_KIND_PRODUCER",
-    "SPAN_KIND_CONSUMER",
-];
+use crate::ottl::paths::DEPRECATED_KIND_NAMES as SPAN_KINDS;
 
 /// Compiled match properties.
 pub struct Matcher {

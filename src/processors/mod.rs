@@ -86,6 +86,30 @@ pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
     },
 ];
 
+/// Every resource's attributes in a payload, to change; a missing resource is made.
+pub(crate) fn resource_attributes(
+    payload: &mut crate::pdata::Payload,
+) -> Vec<&mut Vec<opentelemetry_proto::tonic::common::v1::KeyValue>> {
+    use crate::pdata::Payload;
+    match payload {
+        Payload::Traces(r) => r
+            .resource_spans
+            .iter_mut()
+            .map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes)
+            .collect(),
+        Payload::Metrics(r) => r
+            .resource_metrics
+            .iter_mut()
+            .map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes)
+            .collect(),
+        Payload::Logs(r) => r
+            .resource_logs
+            .iter_mut()
+            .map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes)
+            .collect(),
+    }
+}
+
 /// Makes a processor instance for one pipeline.
 pub fn build(id: &ComponentId, config: &ProcessorConfig, telemetry: &Telemetry) -> Box<dyn Processor> {
     match config {

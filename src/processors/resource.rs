@@ -9,7 +9,7 @@ use super::actions::{Action, ActionConfig, compile};
 use crate::component::Validate;
 use crate::config::de::DeError;
 use crate::config::node::Node;
-use crate::pdata::{Batch, Payload};
+use crate::pdata::Batch;
 use crate::telemetry::ProcessorMetrics;
 
 pub const TYPE: &str = "resource";
@@ -49,23 +49,7 @@ impl Processor for ResourceProcessor {
         let i = batch.signal().index();
         let items = batch.payload.item_count() as u64;
         self.metrics.incoming[i].inc_by(items);
-        let resources: Vec<&mut Vec<_>> = match batch.payload_mut() {
-            Payload::Traces(r) => r
-                .resource_spans
-                .iter_mut()
-                .map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes)
-                .collect(),
-            Payload::Metrics(r) => r
-                .resource_metrics
-                .iter_mut()
-                .map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes)
-                .collect(),
-            Payload::Logs(r) => r
-                .resource_logs
-                .iter_mut()
-                .map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes)
-                .collect(),
-        };
+        let resources: Vec<&mut Vec<_>> = super::resource_attributes(batch.payload_mut());
         for attributes in resources {
             for action in &self.actions {
                 action.apply(attributes);

@@ -26,7 +26,7 @@ use tracing::{debug, warn};
 use super::Processor;
 use crate::component::Validate;
 use crate::config::ConfigDuration;
-use crate::pdata::{Batch, Payload};
+use crate::pdata::Batch;
 use crate::telemetry::ProcessorMetrics;
 
 pub const TYPE: &str = "resourcedetection";
@@ -443,23 +443,7 @@ impl Processor for ResourceDetectionProcessor {
         self.metrics.incoming[i].inc_by(items);
         let detected = self.detected.read().map(|d| Arc::clone(&d)).unwrap_or_default();
         if !detected.is_empty() {
-            let resources: Vec<&mut Vec<KeyValue>> = match batch.payload_mut() {
-                Payload::Traces(r) => r
-                    .resource_spans
-                    .iter_mut()
-                    .map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes)
-                    .collect(),
-                Payload::Metrics(r) => r
-                    .resource_metrics
-                    .iter_mut()
-                    .map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes)
-                    .collect(),
-                Payload::Logs(r) => r
-                    .resource_logs
-                    .iter_mut()
-                    .map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes)
-                    .collect(),
-            };
+            let resources: Vec<&mut Vec<KeyValue>> = super::resource_attributes(batch.payload_mut());
             for attributes in resources {
                 for kv in detected.iter() {
                     match attributes.iter_mut().find(|e| e.key == kv.key) {

@@ -158,6 +158,10 @@ impl Agent {
         self.endpoint("Self-metrics at /metrics.", "address", None)
     }
 
+    pub fn zpages_addr(&self, id: &str) -> SocketAddr {
+        self.endpoint("zPages at /debug/servicez and /debug/pipelinez.", "endpoint", Some(id))
+    }
+
     pub fn health_addr(&self, id: &str) -> SocketAddr {
         self.endpoint("Health check listening.", "endpoint", Some(id))
     }

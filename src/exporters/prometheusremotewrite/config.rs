@@ -49,8 +49,14 @@ pub struct PrwConfig {
     /// Default 3000000 (0 means the default, as upstream).
     #[serde(default = "default_max_batch_size_bytes")]
     pub max_batch_size_bytes: usize,
+    /// Upstream's queue settings for this exporter.
     #[serde(default)]
-    pub remote_write_queue: RemoteWriteQueue,
+    pub remote_write_queue: Option<RemoteWriteQueue>,
+    /// Not an upstream option of this exporter, but current docs examples carry it:
+    /// taken as the queue's settings (`enabled`, `queue_size`, `num_consumers` as
+    /// requests at once, `block_on_overflow`, `wait_for_result`). Give one of the two.
+    #[serde(default)]
+    pub sending_queue: Option<QueueConfig>,
     /// 5xx, 429 and transport errors are retried. Default: first wait 50ms, as upstream.
     #[serde(default = "default_retry")]
     pub retry_on_failure: RetryConfig,
@@ -96,10 +102,25 @@ impl Default for RemoteWriteQueue {
     }
 }
 
-impl RemoteWriteQueue {
-    /// The sending queue: one batch at a time.
+impl PrwConfig {
+    /// The sending queue: one batch at a time, whichever block configured it.
     pub fn queue(&self) -> QueueConfig {
-        QueueConfig { enabled: self.enabled, num_consumers: 1, queue_size: self.queue_size, ..QueueConfig::default() }
+        match (&self.sending_queue, &self.remote_write_queue) {
+            (Some(q), _) => QueueConfig { num_consumers: 1, ..q.clone() },
+            (None, q) => {
+                let q = q.clone().unwrap_or_default();
+                QueueConfig { enabled: q.enabled, num_consumers: 1, queue_size: q.queue_size, ..QueueConfig::default() }
+            }
+        }
+    }
+
+    /// Requests of one batch sent at once.
+    pub fn concurrency(&self) -> usize {
+        match (&self.sending_queue, &self.remote_write_queue) {
+            (Some(q), _) => q.num_consumers,
+            (None, q) => q.as_ref().map_or_else(default_num_consumers, |q| q.num_consumers),
+        }
+        .max(1)
     }
 }
 
@@ -136,13 +157,49 @@ impl Validate for PrwConfig {
                 return Err("external_labels: a key or value is empty".into());
             }
         }
-        if self.remote_write_queue.enabled && self.remote_write_queue.queue_size == 0 {
+        if self.remote_write_queue.is_some() && self.sending_queue.is_some() {
+            return Err(
+                "give one of remote_write_queue and sending_queue (ocelot reads sending_queue as remote_write_queue)"
+                    .into(),
+            );
+        }
+        if let Some(q) = &self.sending_queue {
+            q.validate()?;
+        }
+        let q = self.remote_write_queue.clone().unwrap_or_default();
+        if q.enabled && q.queue_size == 0 {
             return Err("remote_write_queue.queue_size must be at least 1".into());
         }
-        if self.remote_write_queue.num_consumers == 0 {
+        if q.num_consumers == 0 {
             return Err("remote_write_queue.num_consumers must be at least 1".into());
         }
         self.tls.validate()?;
         self.retry_on_failure.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<PrwConfig, String> {
+        let node = crate::config::node::parse("prw.yaml", yaml).unwrap_or_else(|e| panic!("{e}"));
+        crate::component::parse_config::<PrwConfig>(&node).map_err(|e| e.message)
+    }
+
+    #[test]
+    fn sending_queue_is_read_as_the_queue_settings() {
+        let c =
+            parse("endpoint: http://127.0.0.1:9/api/v1/write\nsending_queue:\n  queue_size: 77\n  num_consumers: 3\n")
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.queue().queue_size, 77);
+        assert_eq!(c.queue().num_consumers, 1, "batches go one after another");
+        assert_eq!(c.concurrency(), 3);
+        let c = parse("endpoint: http://127.0.0.1:9/api/v1/write\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((c.queue().queue_size, c.concurrency()), (10_000, 5));
+        let both = parse(
+            "endpoint: http://127.0.0.1:9/api/v1/write\nsending_queue: {queue_size: 7}\nremote_write_queue: {queue_size: 8}\n",
+        );
+        assert!(both.unwrap_err().contains("give one of remote_write_queue and sending_queue"));
     }
 }

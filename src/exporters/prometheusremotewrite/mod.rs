@@ -75,7 +75,7 @@ impl PrwExporter {
             max_request_bytes: if config.max_batch_size_bytes == 0 { 3_000_000 } else { config.max_batch_size_bytes },
             telemetry: telemetry.clone(),
             deltas: std::sync::Mutex::new(DeltaState::new(config.delta_expiry.0)),
-            concurrency: config.remote_write_queue.num_consumers.max(1),
+            concurrency: config.concurrency(),
         })
     }
 
