@@ -503,7 +503,9 @@ fn parse_key_value(s: &str, delimiter: &str, pair_delimiter: &str) -> Result<Vec
             Some(q) if c == q => quote = None,
             Some(_) => {}
             None if c == b'"' || c == b'\'' => quote = Some(c),
-            None if s[i..].starts_with(pair_delimiter) => {
+            // Compared as bytes: `i` may sit inside a multi-byte character, and a match
+            // of the delimiter can only start on a character's first byte.
+            None if bytes[i..].starts_with(pair_delimiter.as_bytes()) => {
                 pairs.push(&s[start..i]);
                 i += pair_delimiter.len();
                 start = i;

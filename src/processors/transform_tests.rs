@@ -177,6 +177,18 @@ log_statements:
     );
 }
 
+/// A regression: a pair delimiter after a multi-byte character was looked for at a
+/// byte inside it, which panicked.
+#[test]
+fn parse_key_value_splits_text_with_multi_byte_characters() {
+    let yaml = log_statements(&[r#"merge_maps(log.attributes, ParseKeyValue(log.body), "upsert")"#]);
+    let out = run(&yaml, Signal::Logs, &logs(vec![], vec![record("städt=köln größe=\"sehr groß\" ü=ö", vec![])]));
+    let a = &first_record(&out)["attributes"];
+    assert_eq!(attr(a, "städt"), Some(&json!("köln")));
+    assert_eq!(attr(a, "größe"), Some(&json!("sehr groß")));
+    assert_eq!(attr(a, "ü"), Some(&json!("ö")));
+}
+
 #[test]
 fn hashes_numbers_ids_and_time() {
     let yaml = log_statements(&[

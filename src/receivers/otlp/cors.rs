@@ -43,9 +43,10 @@ impl CorsConfig {
         self.allowed_origins.iter().any(|allowed| match allowed.split_once('*') {
             None => allowed.eq_ignore_ascii_case(origin),
             Some((prefix, suffix)) => {
+                let origin = origin.as_bytes();
                 origin.len() >= prefix.len() + suffix.len()
-                    && origin[..prefix.len()].eq_ignore_ascii_case(prefix)
-                    && origin[origin.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+                    && origin[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+                    && origin[origin.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
             }
         })
     }
