@@ -197,7 +197,7 @@ impl ClientAuth {
                             cached: Mutex::new(None),
                         };
                         // Read once now, so a missing file fails the start.
-                        auth.changes()?;
+                        auth.apply(&mut http::HeaderMap::new())?;
                         Ok(auth)
                     }
                     (None, None) => Err("no token".into()),
@@ -231,41 +231,34 @@ impl ClientAuth {
         }
     }
 
-    /// The changes for the next request; a token file is re-read when its modification
+    /// The token file's header value; the file is read again when its modification
     /// time changes.
-    pub fn changes(&self) -> Result<Vec<Change>, String> {
-        match self {
-            ClientAuth::Fixed(changes) => Ok(changes
-                .iter()
-                .map(|c| match c {
-                    Change::Upsert(k, v) => Change::Upsert(k.clone(), v.clone()),
-                    Change::Insert(k, v) => Change::Insert(k.clone(), v.clone()),
-                    Change::Update(k, v) => Change::Update(k.clone(), v.clone()),
-                    Change::Delete(k) => Change::Delete(k.clone()),
-                })
-                .collect()),
-            ClientAuth::TokenFile { header, scheme, path, cached } => {
-                let modified = std::fs::metadata(path)
-                    .and_then(|m| m.modified())
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                let mut cached = cached.lock().map_err(|_| "token cache poisoned".to_string())?;
-                if let Some((at, value)) = cached.as_ref()
-                    && *at == modified
-                {
-                    return Ok(vec![Change::Upsert(header.clone(), value.clone())]);
-                }
-                let token = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                let value = with_scheme(scheme, token.trim())?;
-                *cached = Some((modified, value.clone()));
-                Ok(vec![Change::Upsert(header.clone(), value)])
-            }
+    fn token(
+        path: &std::path::Path,
+        scheme: &str,
+        cached: &Mutex<Option<(SystemTime, HeaderValue)>>,
+    ) -> Result<HeaderValue, String> {
+        let modified =
+            std::fs::metadata(path).and_then(|m| m.modified()).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut cached = cached.lock().map_err(|_| "token cache poisoned".to_string())?;
+        if let Some((at, value)) = cached.as_ref()
+            && *at == modified
+        {
+            return Ok(value.clone());
         }
+        let token = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let value = with_scheme(scheme, token.trim())?;
+        *cached = Some((modified, value.clone()));
+        Ok(value)
     }
 
-    /// Applies the changes to a request's headers.
+    /// Applies the authenticator's headers to a request's.
     pub fn apply(&self, headers: &mut http::HeaderMap) -> Result<(), String> {
-        for change in self.changes()? {
-            change.apply(headers);
+        match self {
+            ClientAuth::Fixed(changes) => changes.iter().for_each(|c| c.apply(headers)),
+            ClientAuth::TokenFile { header, scheme, path, cached } => {
+                headers.insert(header.clone(), Self::token(path, scheme, cached)?);
+            }
         }
         Ok(())
     }

@@ -474,13 +474,15 @@ impl Replacement {
         })
     }
 
-    /// `text` with every match of `regex` replaced, or `None` if nothing matched.
+    /// `text` with every match of `regex` replaced, or `None` if nothing matched
+    /// (`replace_all` borrows the text back then).
     fn apply_pattern(&self, regex: &Regex, text: &str, replacement: &str) -> Result<Option<String>, EvalError> {
-        if !regex.is_match(text) {
-            return Ok(None);
-        }
+        let changed = |out: Cow<'_, str>| match out {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(s) => Some(s),
+        };
         if self.function.is_none() {
-            return Ok(Some(regex.replace_all(text, replacement).into_owned()));
+            return Ok(changed(regex.replace_all(text, replacement)));
         }
         let mut error = None;
         let out = regex.replace_all(text, |caps: &regex::Captures<'_>| {
@@ -493,7 +495,7 @@ impl Replacement {
         });
         match error {
             Some(e) => Err(e),
-            None => Ok(Some(out.into_owned())),
+            None => Ok(changed(out)),
         }
     }
 

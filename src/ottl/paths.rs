@@ -174,8 +174,6 @@ pub fn resolve(kind: Kind, path: &Path) -> Result<Access, OttlError> {
     }
 }
 
-type Scalar<'s> = &'s dyn Fn(Read, Option<Set>) -> Result<Access, OttlError>;
-
 fn log_path(
     kind: Kind,
     first: &Field,
@@ -183,7 +181,6 @@ fn log_path(
     depth: usize,
     scalar: impl Fn(Read, Option<Set>) -> Result<Access, OttlError>,
 ) -> Option<Result<Access, OttlError>> {
-    let scalar: Scalar<'_> = &scalar;
     Some(match (first.name.as_str(), second, depth) {
         ("attributes", None, _) => map(
             kind,
@@ -265,7 +262,6 @@ fn span_path(
     depth: usize,
     scalar: impl Fn(Read, Option<Set>) -> Result<Access, OttlError>,
 ) -> Option<Result<Access, OttlError>> {
-    let scalar: Scalar<'_> = &scalar;
     Some(match (first.name.as_str(), second, depth) {
         ("attributes", None, _) => {
             map(kind, first, |r| r.span().map(|s| &s.attributes[..]), |m| m.span().map(|s| &mut s.attributes))
@@ -391,7 +387,6 @@ fn metric_path(
     if depth > 0 {
         return None;
     }
-    let scalar: Scalar<'_> = &scalar;
     Some(match first.name.as_str() {
         "metadata" => {
             map(kind, first, |r| r.metric().map(|m| &m.metadata[..]), |m| m.metric().map(|m| &mut m.metadata))
@@ -468,7 +463,6 @@ fn point_path(
     if depth > 0 {
         return None;
     }
-    let scalar: Scalar<'_> = &scalar;
     Some(match first.name.as_str() {
         "attributes" => map(
             kind,

@@ -8,6 +8,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use super::matching::json_value;
+use crate::ottl::functions::string_any;
 use crate::ottl::value::Val;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -184,7 +185,7 @@ impl Action {
             Op::Hash => {
                 for kv in attributes.iter_mut().filter(|kv| self.selects(&kv.key)) {
                     if let Some(hashed) = hash(kv.value.as_ref()) {
-                        kv.value = Some(string(hashed));
+                        kv.value = Some(string_any(hashed));
                     }
                 }
             }
@@ -199,10 +200,12 @@ impl Action {
                     .collect();
                 for (name, value) in found {
                     match attributes.iter().position(|kv| kv.key == name) {
-                        Some(i) => attributes[i].value = Some(string(value)),
-                        None => {
-                            attributes.push(KeyValue { key: name, value: Some(string(value)), ..Default::default() })
-                        }
+                        Some(i) => attributes[i].value = Some(string_any(value)),
+                        None => attributes.push(KeyValue {
+                            key: name,
+                            value: Some(string_any(value)),
+                            ..Default::default()
+                        }),
                     }
                 }
             }
@@ -218,10 +221,6 @@ impl Action {
     fn selects(&self, key: &str) -> bool {
         self.key.as_deref() == Some(key) || self.keys.as_ref().is_some_and(|r| r.is_match(key))
     }
-}
-
-fn string(s: String) -> AnyValue {
-    AnyValue { value: Some(any_value::Value::StringValue(s)) }
 }
 
 /// SHA-256 of the value's bytes, as hex (upstream hashes strings, and ints, doubles

@@ -18,7 +18,7 @@ use std::io::{Read, Write};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use serde::Deserialize;
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -178,11 +178,7 @@ fn enabled(given: &BTreeMap<String, Enabled>, known: &[(&str, bool)], name: &str
 }
 
 fn string(key: &str, value: String) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value)) }),
-        ..Default::default()
-    }
+    KeyValue { key: key.to_string(), value: Some(crate::ottl::functions::string_any(value)), ..Default::default() }
 }
 
 /// Runs the detectors, in order; an attribute an earlier one found is kept.

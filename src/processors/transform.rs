@@ -118,12 +118,7 @@ impl TransformConfig {
         ] {
             for entry in entries {
                 let group = match entry {
-                    Entry::Text(text) => {
-                        let mut group = compile_group(signal, None, std::slice::from_ref(text), &[], self.error_mode)?;
-                        group.local = crate::ottl::parse_statement(text)
-                            .is_ok_and(|s| crate::ottl::statement::is_local(group.kind, &s));
-                        group
-                    }
+                    Entry::Text(text) => compile_group(signal, None, std::slice::from_ref(text), &[], self.error_mode)?,
                     Entry::Group(g) => compile_group(
                         signal,
                         g.context.as_deref(),
@@ -189,7 +184,11 @@ fn compile_group(
             .map_err(|e| (texts.get(failed_at).map(|t| t.to_string()).unwrap_or_default(), e))?
         }
     };
-    Ok(Group { kind, conditions, statements, mode, local: false })
+    // A basic-style statement (one, no context, no conditions) may share a pass.
+    let local = context.is_none()
+        && conditions.is_empty()
+        && matches!(&parsed_statements[..], [s] if crate::ottl::statement::is_local(kind, s));
+    Ok(Group { kind, conditions, statements, mode, local })
 }
 
 /// Reads the config and compiles every statement, so a bad one fails the load at
