@@ -15,8 +15,12 @@ fn batch(c: &mut Criterion) {
     let inputs: Vec<_> = (0..100).map(|seed| payload(Signal::Traces, 100, 5, seed)).collect();
     group.throughput(Throughput::Elements(100 * 100));
     for (name, max) in [("merge_8192", 0), ("merge_8192_cut_1000", 1000)] {
-        let config =
-            BatchConfig { send_batch_size: 8192, send_batch_max_size: max, timeout: ConfigDuration::from_millis(200) };
+        let config = BatchConfig {
+            send_batch_size: 8192,
+            send_batch_max_size: max,
+            timeout: ConfigDuration::from_millis(200),
+            ..BatchConfig::default()
+        };
         group.bench_function(name, |b| {
             b.iter_batched(
                 || inputs.iter().cloned().map(Batch::new).collect::<Vec<_>>(),

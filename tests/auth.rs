@@ -1,11 +1,15 @@
 //! Authenticator extensions on exporters: `bearertokenauth` (a token file re-read when
 //! it changes), `basicauth` and `headers_setter`, seen by an HTTP server that records
 //! what each request carried; a config naming a missing or wrong extension is refused.
+//! On the otlp receiver: `basicauth`'s htpasswd and `bearertokenauth` check clients
+//! over HTTP and gRPC, and `include_metadata` carries request headers to
+//! `from_context`, a `batch` processor's `metadata_keys` and headers_setter.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -157,9 +161,23 @@ fn an_authenticator_must_exist_be_one_and_be_enabled() {
         (
             base.replace(
                 "  basicauth/client:\n    client_auth:\n      username: ann\n      password: s3cret\n",
-                "  basicauth/client:\n    htpasswd:\n      inline: ann:x\n",
+                "  basicauth/client:\n    htpasswd:\n      inline: \"ann:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\"\n",
             ),
-            "htpasswd",
+            "an exporter needs basicauth's client_auth",
+        ),
+        (
+            base.replace(
+                "  basicauth/client:\n    client_auth:\n      username: ann\n      password: s3cret\n",
+                "  basicauth/client:\n    htpasswd:\n      inline: \"ann:$6$salt$hash\"\n",
+            ),
+            "htpasswd.inline: line 1: unsupported hash",
+        ),
+        (
+            base.replace(
+                "http: { endpoint: 127.0.0.1:0 }",
+                "http: { endpoint: 127.0.0.1:0, auth: { authenticator: headers_setter } }",
+            ),
+            "headers_setter only sets headers on exports",
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
@@ -174,4 +192,146 @@ fn an_authenticator_must_exist_be_one_and_be_enabled() {
     // A token file that cannot be read fails the start, naming it.
     let error = Agent::try_start(&base).err().expect("must not start");
     assert!(error.contains("/nonexistent/token"), "{error}");
+}
+
+fn receiver_config(port: u16, htpasswd_file: &str) -> String {
+    format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc: {{ endpoint: 127.0.0.1:0, include_metadata: true, auth: {{ authenticator: basicauth/server }} }}
+      http: {{ endpoint: 127.0.0.1:0, include_metadata: true, auth: {{ authenticator: basicauth/server }} }}
+  otlp/bearer:
+    protocols:
+      http: {{ endpoint: 127.0.0.1:0, auth: {{ authenticator: bearertokenauth/server }} }}
+extensions:
+  basicauth/server:
+    htpasswd:
+      file: {htpasswd_file}
+      inline: |
+        ann:$apr1$abcdefgh$FBwExRW4dCc8aL.OvjpIE1
+  bearertokenauth/server:
+    tokens: [first, second]
+  headers_setter:
+    headers:
+      - key: X-Scope-OrgID
+        from_context: x-tenant
+        default_value: nobody
+processors:
+  attributes:
+    actions:
+      - {{ key: tenant, from_context: metadata.x-tenant, action: upsert }}
+      - {{ key: user, from_context: auth.username, action: upsert }}
+  batch:
+    timeout: 100ms
+    metadata_keys: [X-Tenant]
+exporters:
+  file:
+    path: "{{dir}}/out.jsonl"
+  otlp_http:
+    endpoint: http://127.0.0.1:{port}/tenant
+    auth: {{ authenticator: headers_setter }}
+service:
+  extensions: [basicauth/server, bearertokenauth/server, headers_setter]
+  pipelines:
+    logs:
+      receivers: [otlp, otlp/bearer]
+      processors: [attributes, batch]
+      exporters: [file, otlp_http]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+"#
+    )
+}
+
+fn basic(credentials: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials))
+}
+
+/// One gRPC logs export with this body and these metadata; the error code, if any.
+fn grpc_export(addr: std::net::SocketAddr, body: &str, metadata: &[(&'static str, String)]) -> Option<tonic::Code> {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+    let request: ExportLogsServiceRequest = serde_json::from_slice(&logs_json(&[body.to_string()])).unwrap();
+    let mut request = tonic::Request::new(request);
+    for (key, value) in metadata {
+        request.metadata_mut().insert(*key, value.parse().unwrap());
+    }
+    tokio::runtime::Runtime::new().unwrap().block_on(async move {
+        let mut client = LogsServiceClient::connect(format!("http://{addr}")).await.unwrap();
+        client.export(request).await.err().map(|status| status.code())
+    })
+}
+
+#[test]
+fn receivers_check_clients_and_keep_their_metadata() {
+    let (port, seen) = recording_server();
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    // `htpasswd -s`: bob's password is "secret".
+    std::fs::write(&htpasswd, "bob:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n").unwrap();
+    let agent = Agent::start(&receiver_config(port, htpasswd.to_str().unwrap()));
+    let post = |receiver: &str, body: &str, headers: &[(&str, &str)]| {
+        let mut all = vec![("Content-Type", "application/json")];
+        all.extend_from_slice(headers);
+        http_request(agent.http(receiver), "POST", "/v1/logs", &all, &logs_json(&[body.to_string()])).0
+    };
+    let ann = basic("ann:password");
+    let bob = basic("bob:secret");
+    assert_eq!(post("otlp", "no credentials", &[]), 401);
+    assert_eq!(post("otlp", "wrong password", &[("Authorization", &basic("ann:wrong"))]), 401);
+    assert_eq!(post("otlp", "unknown user", &[("Authorization", &basic("eve:password"))]), 401);
+    assert_eq!(post("otlp", "ann-acme", &[("Authorization", &ann), ("X-Tenant", "acme")]), 200);
+    assert_eq!(post("otlp", "bob-beta", &[("Authorization", &bob), ("X-Tenant", "beta")]), 200);
+    assert_eq!(post("otlp/bearer", "bearer-second", &[("Authorization", "Bearer second")]), 200);
+    assert_eq!(post("otlp/bearer", "bearer-wrong", &[("Authorization", "Bearer third")]), 401);
+    let grpc = agent.grpc("otlp");
+    assert_eq!(grpc_export(grpc, "grpc-none", &[]), Some(tonic::Code::Unauthenticated));
+    assert_eq!(grpc_export(grpc, "grpc-ann", &[("authorization", ann.clone()), ("x-tenant", "acme".into())]), None);
+
+    let out = agent.dir.path().join("out.jsonl");
+    wait_until(Duration::from_secs(10), "four records in the file", || log_bodies(&read_json_lines(&out)).len() == 4);
+    let mut records = BTreeMap::new();
+    for line in read_json_lines(&out) {
+        for rl in line["resourceLogs"].as_array().unwrap() {
+            for record in rl["scopeLogs"][0]["logRecords"].as_array().unwrap() {
+                let attribute = |key: &str| {
+                    let attributes = record["attributes"].as_array().into_iter().flatten();
+                    let found = attributes.into_iter().find(|kv| kv["key"] == key);
+                    found.map(|kv| kv["value"]["stringValue"].as_str().unwrap().to_string())
+                };
+                let body = record["body"]["stringValue"].as_str().unwrap().to_string();
+                records.insert(body, (attribute("tenant"), attribute("user")));
+            }
+        }
+    }
+    let some = |a: &str, b: &str| (Some(a.to_string()), Some(b.to_string()));
+    assert_eq!(records["ann-acme"], some("acme", "ann"));
+    assert_eq!(records["bob-beta"], some("beta", "bob"));
+    assert_eq!(records["grpc-ann"], some("acme", "ann"));
+    assert_eq!(records["bearer-second"], (None, None), "no include_metadata on otlp/bearer");
+    assert_eq!(records.len(), 4, "{records:?}");
+
+    // Batched by tenant, each export carries its tenant from the request metadata.
+    wait_until(Duration::from_secs(10), "the exports", || {
+        let seen = seen.lock().unwrap();
+        let tenants: std::collections::BTreeSet<_> = seen.iter().map(|(_, h)| h["x-scope-orgid"].clone()).collect();
+        tenants.len() == 3
+    });
+    let tenants: std::collections::BTreeSet<_> =
+        seen.lock().unwrap().iter().map(|(_, h)| h["x-scope-orgid"].clone()).collect();
+    assert_eq!(tenants, ["acme", "beta", "nobody"].into_iter().map(String::from).collect());
+    let unauthenticated = |receiver: &str, transport: &str| {
+        agent.metric(
+            "ocelot_receiver_unauthenticated_requests_total",
+            &format!("receiver=\"{receiver}\",transport=\"{transport}\""),
+        )
+    };
+    assert_eq!(unauthenticated("otlp", "http"), 3.0);
+    assert_eq!(unauthenticated("otlp", "grpc"), 1.0);
+    assert_eq!(unauthenticated("otlp/bearer", "http"), 1.0);
+    assert!(agent.stop().success());
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 use ocelot::pdata::Signal;
-use ocelot::pdata::grpc::{ClientCodec, ExportHandler, Logs, Metrics, OtlpGrpcService, Traces};
+use ocelot::pdata::grpc::{ClientCodec, ExportHandler, ExportRequest, Logs, Metrics, OtlpGrpcService, Traces};
 use ocelot::pdata::json::{from_proto, to_proto};
 use ocelot::pdata::synthetic::payload;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
@@ -276,7 +276,8 @@ struct Sink {
 }
 
 impl ExportHandler for Sink {
-    async fn handle(&self, signal: Signal, body: Bytes) -> Result<(), tonic::Status> {
+    async fn handle(&self, request: ExportRequest) -> Result<(), tonic::Status> {
+        let (signal, body) = (request.signal, request.body);
         self.totals.requests.fetch_add(1, Ordering::Relaxed);
         self.totals.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
         if self.count_items

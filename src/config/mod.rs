@@ -193,6 +193,7 @@ impl Checker {
         let service = self.service(root, &receivers, &processors, &exporters, &connectors, &extensions)?;
         self.check_storage(&receivers, &extensions, &service.extensions);
         self.check_auth("exporter", &exporters, &extensions, &service.extensions);
+        self.check_auth("receiver", &receivers, &extensions, &service.extensions);
         Some(Config {
             receivers: receivers.into_iter().map(|(id, s)| (id, s.config)).collect(),
             processors: processors.into_iter().map(|(id, s)| (id, s.config)).collect(),
@@ -259,7 +260,10 @@ impl Checker {
                         Some(_) if !enabled.contains(&auth_id) => Some(format!(
                             "auth.authenticator names `{name}`, which is not listed in service.extensions"
                         )),
-                        Some(_) => None,
+                        Some(ext) => ext
+                            .config
+                            .auth_problem(kind == "receiver")
+                            .map(|p| format!("auth.authenticator `{name}`: {p}")),
                     },
                 };
                 if let Some(problem) = problem {
@@ -728,6 +732,11 @@ pub trait StorageProvider {
     /// Whether it is an authenticator (`bearertokenauth`, `basicauth`, `headers_setter`).
     fn is_authenticator(&self) -> bool {
         false
+    }
+
+    /// Why this authenticator cannot serve a receiver (`server`) or an exporter.
+    fn auth_problem(&self, _server: bool) -> Option<String> {
+        None
     }
 }
 

@@ -110,7 +110,7 @@ impl DebugExporter {
 }
 
 impl Export for DebugExporter {
-    async fn export(&self, payload: &Payload) -> Result<(), ExportError> {
+    async fn export(&self, payload: &Payload, _metadata: &crate::pdata::Metadata) -> Result<(), ExportError> {
         match payload {
             Payload::Traces(r) => self.line(format_args!(
                 "Traces resource_spans={} spans={}",

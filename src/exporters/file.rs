@@ -96,7 +96,7 @@ impl FileExporter {
 }
 
 impl Export for FileExporter {
-    async fn export(&self, payload: &Payload) -> Result<(), ExportError> {
+    async fn export(&self, payload: &Payload, _metadata: &crate::pdata::Metadata) -> Result<(), ExportError> {
         let mut line = crate::pdata::json::to_json_line(payload);
         line.push('\n');
         let writer = self.writer.clone();

@@ -13,6 +13,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::exporters::BuildError;
 use crate::exporters::helper::ExportError;
+use crate::pdata::Metadata;
 use crate::tls::TlsClientConfig;
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -89,11 +90,12 @@ impl HttpPoster {
         url: &http::Uri,
         body: Vec<u8>,
         fixed: &[(http::HeaderName, http::HeaderValue)],
+        metadata: &Metadata,
     ) -> Result<Response, ExportError> {
         if self.timeout.is_zero() {
-            return self.post_unbounded(url, body, fixed).await;
+            return self.post_unbounded(url, body, fixed, metadata).await;
         }
-        match tokio::time::timeout(self.timeout, self.post_unbounded(url, body, fixed)).await {
+        match tokio::time::timeout(self.timeout, self.post_unbounded(url, body, fixed, metadata)).await {
             Ok(result) => result,
             Err(_) => Err(ExportError::retryable(format!("request to {url} timed out after {:?}", self.timeout))),
         }
@@ -104,6 +106,7 @@ impl HttpPoster {
         url: &http::Uri,
         body: Vec<u8>,
         fixed: &[(http::HeaderName, http::HeaderValue)],
+        metadata: &Metadata,
     ) -> Result<Response, ExportError> {
         let mut request = http::Request::post(url.clone())
             .body(Full::new(Bytes::from(body)))
@@ -111,7 +114,8 @@ impl HttpPoster {
         request.headers_mut().extend(self.headers.clone());
         if let Some(auth) = &self.auth {
             // A token file that cannot be read now may be readable on the next try.
-            auth.apply(request.headers_mut()).map_err(|e| ExportError::retryable(format!("authenticator: {e}")))?;
+            auth.apply(request.headers_mut(), metadata)
+                .map_err(|e| ExportError::retryable(format!("authenticator: {e}")))?;
         }
         for (name, value) in fixed {
             request.headers_mut().insert(name.clone(), value.clone());

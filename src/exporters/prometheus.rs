@@ -152,7 +152,7 @@ impl PrometheusExporter {
 }
 
 impl Export for PrometheusExporter {
-    async fn export(&self, payload: &Payload) -> Result<(), ExportError> {
+    async fn export(&self, payload: &Payload, _metadata: &crate::pdata::Metadata) -> Result<(), ExportError> {
         let Payload::Metrics(request) = payload else { return Ok(()) };
         let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
         let mut translation = Translation::default();

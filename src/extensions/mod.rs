@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod file_storage;
 pub mod health_check;
+pub mod htpasswd;
 pub mod zpages;
 
 use crate::component::{Factory, parse_config};
@@ -66,5 +67,18 @@ impl crate::config::StorageProvider for ExtensionConfig {
             self,
             ExtensionConfig::BearerTokenAuth(_) | ExtensionConfig::BasicAuth(_) | ExtensionConfig::HeadersSetter(_)
         )
+    }
+
+    fn auth_problem(&self, server: bool) -> Option<String> {
+        match (self, server) {
+            (ExtensionConfig::BasicAuth(c), true) if c.htpasswd.is_none() => {
+                Some("a receiver needs basicauth's htpasswd to check clients against".into())
+            }
+            (ExtensionConfig::BasicAuth(c), false) if c.client_auth.is_none() => {
+                Some("an exporter needs basicauth's client_auth to send".into())
+            }
+            (ExtensionConfig::HeadersSetter(_), true) => Some("headers_setter only sets headers on exports".into()),
+            _ => None,
+        }
     }
 }

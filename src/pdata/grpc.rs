@@ -84,8 +84,22 @@ impl Decoder for BytesDecoder {
 
 /// What an OTLP/gRPC server does with one export request's protobuf bytes.
 pub trait ExportHandler: Clone + Send + Sync + 'static {
-    fn handle(&self, signal: Signal, body: Bytes) -> impl Future<Output = Result<(), Status>> + Send;
+    fn handle(&self, request: ExportRequest) -> impl Future<Output = Result<(), Status>> + Send;
 }
+
+/// One export request as a handler sees it.
+pub struct ExportRequest {
+    pub signal: Signal,
+    /// The request's metadata, as HTTP headers.
+    pub headers: http::HeaderMap,
+    /// The `:authority` the client asked for.
+    pub authority: Option<String>,
+    pub body: Bytes,
+}
+
+/// The request's `:authority`, carried to the handler in the request's extensions.
+#[derive(Clone)]
+struct Authority(String);
 
 /// One signal's OTLP gRPC service, at the type level, for tonic's router.
 pub trait SignalService: Send + Sync + 'static {
@@ -163,6 +177,10 @@ where
                 .apply_compression_config(encodings, encodings)
                 .apply_max_message_size_config(Some(service.max_message_size), None);
             let export = Export { handler: service.handler, signal: S::SIGNAL };
+            let mut request = request;
+            if let Some(authority) = request.uri().authority().map(|a| a.to_string()) {
+                request.extensions_mut().insert(Authority(authority));
+            }
             let mut response = grpc.unary(export, request).await;
             too_large_is_resource_exhausted(&mut response);
             Ok(response)
@@ -181,9 +199,10 @@ impl<H: ExportHandler> UnaryService<Bytes> for Export<H> {
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let (handler, signal) = (self.handler.clone(), self.signal);
-        Box::pin(
-            async move { handler.handle(signal, request.into_inner()).await.map(|()| Response::new(Bytes::new())) },
-        )
+        let (metadata, extensions, body) = request.into_parts();
+        let authority = extensions.get::<Authority>().map(|a| a.0.clone());
+        let request = ExportRequest { signal, headers: metadata.into_headers(), authority, body };
+        Box::pin(async move { handler.handle(request).await.map(|()| Response::new(Bytes::new())) })
     }
 }
 

@@ -4,6 +4,7 @@
 mod ack;
 pub mod grpc;
 pub mod json;
+mod metadata;
 pub mod prometheus;
 pub(crate) mod split;
 pub mod synthetic;
@@ -12,6 +13,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use ack::{Ack, AckOutcome, AckWaiter, BackendStatus, Resolution};
+pub use metadata::Metadata;
 pub use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 pub use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -157,15 +159,23 @@ impl Payload {
 pub struct Batch {
     pub payload: Arc<Payload>,
     pub acks: Vec<Ack>,
+    /// The request's metadata, when a receiver kept it (`include_metadata`).
+    pub metadata: Metadata,
 }
 
 impl Batch {
     pub fn new(payload: Payload) -> Batch {
-        Batch { payload: Arc::new(payload), acks: Vec::new() }
+        Batch { payload: Arc::new(payload), acks: Vec::new(), metadata: Metadata::default() }
     }
 
     pub fn with_ack(payload: Payload, ack: Ack) -> Batch {
-        Batch { payload: Arc::new(payload), acks: vec![ack] }
+        Batch { payload: Arc::new(payload), acks: vec![ack], metadata: Metadata::default() }
+    }
+
+    /// With the request's metadata.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Batch {
+        self.metadata = metadata;
+        self
     }
 
     pub fn signal(&self) -> Signal {

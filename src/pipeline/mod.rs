@@ -192,8 +192,7 @@ async fn wire(
             id,
             receiver_config,
             consumers,
-            telemetry,
-            &receiver_storage,
+            crate::receivers::Environment { telemetry, storage_dir: &receiver_storage, extensions: &config.extensions },
             running.stop_receivers.clone(),
             &running.receivers,
         )

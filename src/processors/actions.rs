@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::matching::json_value;
 use crate::ottl::functions::string_any;
 use crate::ottl::value::Val;
+use crate::pdata::Metadata;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -23,7 +24,8 @@ pub struct ActionConfig {
     /// Or the value of this attribute of the same item.
     #[serde(default)]
     pub from_attribute: Option<String>,
-    /// Or a value of the request's context: refused until requests carry metadata.
+    /// Or a value of the request's context: `metadata.<key>` (the receiver's
+    /// `include_metadata`), `auth.<attribute>` (what its authenticator learnt).
     #[serde(default)]
     pub from_context: Option<String>,
     /// `delete`, `hash`: a regex over keys; `extract`: a regex with named groups over
@@ -39,6 +41,7 @@ pub struct ActionConfig {
 enum Source {
     Value(AnyValue),
     Attribute(String),
+    Context(String),
 }
 
 #[derive(Clone, Copy)]
@@ -80,15 +83,13 @@ pub fn compile(configs: &[ActionConfig]) -> Result<Vec<Action>, String> {
 
 impl Action {
     fn new(c: &ActionConfig) -> Result<Action, String> {
-        if c.from_context.is_some() {
-            return Err("from_context is not supported: ocelot's batches do not carry request metadata".into());
-        }
         let regex = |p: &str| Regex::new(p).map_err(|e| format!("invalid pattern `{p}`: {e}"));
         let source = || -> Result<Source, String> {
-            match (&c.value, &c.from_attribute) {
-                (Some(v), None) => Ok(Source::Value(json_value(v))),
-                (None, Some(a)) => Ok(Source::Attribute(a.clone())),
-                _ => Err("exactly one of value, from_attribute must be set".into()),
+            match (&c.value, &c.from_attribute, &c.from_context) {
+                (Some(v), None, None) => Ok(Source::Value(json_value(v))),
+                (None, Some(a), None) => Ok(Source::Attribute(a.clone())),
+                (None, None, Some(context)) => Ok(Source::Context(context.clone())),
+                _ => Err("exactly one of value, from_attribute, from_context must be set".into()),
             }
         };
         let needs_key = || c.key.clone().ok_or_else(|| "key is required".to_string());
@@ -111,8 +112,8 @@ impl Action {
                 if c.key.is_none() && c.pattern.is_none() {
                     return Err("key or pattern is required".into());
                 }
-                if c.value.is_some() || c.from_attribute.is_some() {
-                    return Err("value and from_attribute are not used by this action".into());
+                if c.value.is_some() || c.from_attribute.is_some() || c.from_context.is_some() {
+                    return Err("value, from_attribute and from_context are not used by this action".into());
                 }
                 if c.action == "delete" { Op::Delete } else { Op::Hash }
             }
@@ -148,13 +149,14 @@ impl Action {
         Ok(Action { key: c.key.clone(), keys, op })
     }
 
-    /// Applies the action to `attributes`.
-    pub fn apply(&self, attributes: &mut Vec<KeyValue>) {
+    /// Applies the action to `attributes` of an item of a batch with this metadata.
+    pub fn apply(&self, attributes: &mut Vec<KeyValue>, metadata: &Metadata) {
         let key = self.key.as_deref().unwrap_or_default();
         let position = |attributes: &[KeyValue]| attributes.iter().position(|kv| kv.key == key);
         let resolve = |source: &Source, attributes: &[KeyValue]| match source {
             Source::Value(v) => Some(v.clone()),
             Source::Attribute(from) => attributes.iter().find(|kv| &kv.key == from).and_then(|kv| kv.value.clone()),
+            Source::Context(from) => metadata.lookup(from).map(string_any),
         };
         match &self.op {
             Op::Insert(source) => {

@@ -11,7 +11,7 @@ use crate::component::Validate;
 use crate::config::de::DeError;
 use crate::config::node::Node;
 use crate::ottl::record::{PointMut, point_count, point_mut};
-use crate::pdata::{Batch, Payload};
+use crate::pdata::{Batch, Metadata, Payload};
 use crate::telemetry::ProcessorMetrics;
 
 pub const TYPE: &str = "attributes";
@@ -72,9 +72,9 @@ impl AttributesProcessor {
             && !self.exclude.as_ref().is_some_and(|m| m.matches(resource, scope, &subject))
     }
 
-    fn apply(&self, attributes: &mut Vec<opentelemetry_proto::tonic::common::v1::KeyValue>) {
+    fn apply(&self, attributes: &mut Vec<opentelemetry_proto::tonic::common::v1::KeyValue>, metadata: &Metadata) {
         for action in &self.actions {
-            action.apply(attributes);
+            action.apply(attributes, metadata);
         }
     }
 }
@@ -86,6 +86,8 @@ impl Processor for AttributesProcessor {
         self.metrics.incoming[i].inc_by(items);
         let no_resource = Default::default();
         let no_scope = Default::default();
+        let metadata = batch.metadata.clone();
+        let metadata = &metadata;
         match batch.payload_mut() {
             Payload::Traces(request) => {
                 for rs in &mut request.resource_spans {
@@ -94,7 +96,7 @@ impl Processor for AttributesProcessor {
                         let scope = ss.scope.as_ref().unwrap_or(&no_scope);
                         for span in &mut ss.spans {
                             if self.selected(resource, scope, Subject::Span(span)) {
-                                self.apply(&mut span.attributes);
+                                self.apply(&mut span.attributes, metadata);
                             }
                         }
                     }
@@ -107,7 +109,7 @@ impl Processor for AttributesProcessor {
                         let scope = sl.scope.as_ref().unwrap_or(&no_scope);
                         for record in &mut sl.log_records {
                             if self.selected(resource, scope, Subject::Log(record)) {
-                                self.apply(&mut record.attributes);
+                                self.apply(&mut record.attributes, metadata);
                             }
                         }
                     }
@@ -124,10 +126,10 @@ impl Processor for AttributesProcessor {
                             }
                             for p in 0..point_count(metric) {
                                 match point_mut(metric, p) {
-                                    Some(PointMut::Number(p)) => self.apply(&mut p.attributes),
-                                    Some(PointMut::Histogram(p)) => self.apply(&mut p.attributes),
-                                    Some(PointMut::Exponential(p)) => self.apply(&mut p.attributes),
-                                    Some(PointMut::Summary(p)) => self.apply(&mut p.attributes),
+                                    Some(PointMut::Number(p)) => self.apply(&mut p.attributes, metadata),
+                                    Some(PointMut::Histogram(p)) => self.apply(&mut p.attributes, metadata),
+                                    Some(PointMut::Exponential(p)) => self.apply(&mut p.attributes, metadata),
+                                    Some(PointMut::Summary(p)) => self.apply(&mut p.attributes, metadata),
                                     None => {}
                                 }
                             }

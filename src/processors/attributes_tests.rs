@@ -116,6 +116,28 @@ actions:
 }
 
 #[test]
+fn from_context_reads_the_request_metadata() {
+    let mut p = attributes(
+        "actions:\n  - {key: tenant, from_context: metadata.X-Tenant, action: upsert}\n  - {key: user, from_context: auth.username, action: insert}\n  - {key: none, from_context: metadata.absent, action: insert}\n",
+    );
+    let payload =
+        crate::pdata::json::from_json(Signal::Traces, spans("api", vec![span("a", vec![])]).to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+    let mut headers = http::HeaderMap::new();
+    headers.append("x-tenant", "acme".parse().unwrap());
+    headers.append("x-tenant", "beta".parse().unwrap());
+    let metadata = crate::pdata::Metadata::from_request(Some(&headers), vec![("username".into(), "ann".into())]);
+    let mut out = Vec::new();
+    p.process(Batch::new(payload).with_metadata(metadata), &mut out);
+    let out: Value = serde_json::from_str(&crate::pdata::json::to_json_line(&out[0].payload)).unwrap();
+    let attributes = &out["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"];
+    // Several values are joined with `;`, as upstream.
+    assert_eq!(attr(attributes, "tenant"), Some(&json!("acme;beta")));
+    assert_eq!(attr(attributes, "user"), Some(&json!("ann")));
+    assert_eq!(attr(attributes, "none"), None);
+}
+
+#[test]
 fn include_and_exclude_select_items() {
     let mut p = attributes(
         r#"
@@ -208,8 +230,8 @@ fn config_errors_say_which_action() {
             .contains("converted_type must be int, double or string")
     );
     assert!(
-        error("actions:\n  - {key: a, from_context: metadata.x, action: insert}\n")
-            .contains("from_context is not supported")
+        error("actions:\n  - {key: a, from_context: metadata.x, value: 1, action: insert}\n")
+            .contains("exactly one of value, from_attribute, from_context")
     );
     assert!(error("actions: []\n").contains("at least one action"));
     assert!(

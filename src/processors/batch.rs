@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::Processor;
 use crate::component::Validate;
 use crate::config::ConfigDuration;
-use crate::pdata::Batch;
+use crate::pdata::{Batch, Metadata};
 
 pub const TYPE: &str = "batch";
 
@@ -26,11 +26,26 @@ pub struct BatchConfig {
     /// Longest time an item waits before its batch is sent. Default 200ms.
     #[serde(default = "default_timeout")]
     pub timeout: ConfigDuration,
+    /// Request metadata keys (`include_metadata` on the receiver) that split batching:
+    /// one batch per distinct combination of their values, carrying those values on.
+    #[serde(default)]
+    pub metadata_keys: Vec<String>,
+    /// Most distinct combinations gathering at once; data of one more is refused.
+    /// Default 1000, as upstream; 0 is no limit. (Upstream counts every combination
+    /// ever seen; here a combination with nothing gathering gives its place up.)
+    #[serde(default = "default_cardinality_limit")]
+    pub metadata_cardinality_limit: usize,
 }
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        BatchConfig { send_batch_size: default_send_batch_size(), send_batch_max_size: 0, timeout: default_timeout() }
+        BatchConfig {
+            send_batch_size: default_send_batch_size(),
+            send_batch_max_size: 0,
+            timeout: default_timeout(),
+            metadata_keys: Vec::new(),
+            metadata_cardinality_limit: default_cardinality_limit(),
+        }
     }
 }
 
@@ -39,6 +54,9 @@ fn default_send_batch_size() -> usize {
 }
 fn default_timeout() -> ConfigDuration {
     ConfigDuration::from_millis(200)
+}
+fn default_cardinality_limit() -> usize {
+    1000
 }
 
 impl Validate for BatchConfig {
@@ -49,6 +67,12 @@ impl Validate for BatchConfig {
                 self.send_batch_max_size, self.send_batch_size
             ));
         }
+        let mut seen = std::collections::HashSet::new();
+        for key in &self.metadata_keys {
+            if !seen.insert(key.to_ascii_lowercase()) {
+                return Err(format!("duplicate entry in metadata_keys: `{key}`"));
+            }
+        }
         Ok(())
     }
 }
@@ -57,11 +81,25 @@ pub struct BatchProcessor {
     send_batch_size: usize,
     max_size: usize,
     timeout: Duration,
-    /// What is gathered so far, with its item count and the acks of every part.
+    metadata_keys: Vec<String>,
+    cardinality_limit: usize,
+    /// One batch gathering per distinct value of `metadata_keys` (one in all without).
+    shards: Vec<Shard>,
+    send_size: Histogram,
+    /// When a refusal over the cardinality limit was last logged.
+    warned: Option<Instant>,
+}
+
+/// Shards kept (idle ones included) before idle ones are let go.
+const SHARDS_KEPT_IDLE: usize = 64;
+
+/// What is gathered so far for one metadata value: the batch, with its item count and
+/// the acks of every part.
+struct Shard {
+    metadata: Metadata,
     pending: Option<Batch>,
     pending_items: usize,
     deadline: Option<Instant>,
-    send_size: Histogram,
 }
 
 impl BatchProcessor {
@@ -70,97 +108,139 @@ impl BatchProcessor {
             send_batch_size: config.send_batch_size,
             max_size: config.send_batch_max_size,
             timeout: config.timeout.0,
-            pending: None,
-            pending_items: 0,
-            deadline: None,
+            metadata_keys: config.metadata_keys.clone(),
+            cardinality_limit: config.metadata_cardinality_limit,
+            shards: Vec::new(),
             send_size,
+            warned: None,
         }
     }
 
-    fn emit(&mut self, batch: Batch, items: usize, out: &mut Vec<Batch>) {
+    /// The shard of this metadata value, created if there is room for another.
+    fn shard(&mut self, metadata: &Metadata) -> Option<usize> {
+        if let Some(i) = self.shards.iter().position(|s| s.metadata == *metadata) {
+            return Some(i);
+        }
+        // Shards with nothing gathering are let go: the limit counts values gathering now.
+        let limit = if self.cardinality_limit == 0 { usize::MAX } else { self.cardinality_limit };
+        if self.shards.len() >= limit.min(SHARDS_KEPT_IDLE) {
+            self.shards.retain(|s| s.pending.is_some());
+        }
+        if self.shards.len() >= limit {
+            return None;
+        }
+        self.shards.push(Shard { metadata: metadata.clone(), pending: None, pending_items: 0, deadline: None });
+        Some(self.shards.len() - 1)
+    }
+
+    fn refuse(&mut self, batch: Batch) {
+        batch.fail_with("too many batcher metadata-value combinations");
+        if self.warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+            self.warned = Some(Instant::now());
+            tracing::error!(
+                limit = self.cardinality_limit,
+                "batch: more distinct metadata_keys values than metadata_cardinality_limit; refusing data (logged once a minute)."
+            );
+        }
+    }
+
+    fn emit(&self, batch: Batch, items: usize, out: &mut Vec<Batch>) {
         self.send_size.observe(items as f64);
         out.push(batch);
     }
 
     /// Cuts `send_batch_max_size` pieces off while the pending batch is larger.
-    fn cut_over_max(&mut self, out: &mut Vec<Batch>) {
+    fn cut_over_max(&mut self, shard: usize, out: &mut Vec<Batch>) {
         if self.max_size == 0 {
             return;
         }
-        while self.pending_items > self.max_size {
-            let Some(pending) = self.pending.as_mut() else {
+        while self.shards[shard].pending_items > self.max_size {
+            let s = &mut self.shards[shard];
+            let Some(pending) = s.pending.as_mut() else {
                 return;
             };
             let front = Batch {
                 payload: std::sync::Arc::new(pending.payload_mut().split_front(self.max_size)),
                 acks: pending.acks.clone(),
+                metadata: pending.metadata.clone(),
             };
-            self.pending_items -= self.max_size;
-            let max = self.max_size;
-            self.emit(front, max, out);
+            s.pending_items -= self.max_size;
+            self.emit(front, self.max_size, out);
         }
     }
 
     /// Sends what is full; `send_batch_size: 0` means "only on timeout", as upstream.
-    fn send_full(&mut self, out: &mut Vec<Batch>) {
-        self.cut_over_max(out);
-        if self.send_batch_size > 0 && self.pending_items >= self.send_batch_size {
-            self.send_all(out);
+    fn send_full(&mut self, shard: usize, out: &mut Vec<Batch>) {
+        self.cut_over_max(shard, out);
+        if self.send_batch_size > 0 && self.shards[shard].pending_items >= self.send_batch_size {
+            self.send_all(shard, out);
         }
     }
 
-    fn send_all(&mut self, out: &mut Vec<Batch>) {
-        if let Some(batch) = self.pending.take() {
-            let items = std::mem::take(&mut self.pending_items);
+    fn send_all(&mut self, shard: usize, out: &mut Vec<Batch>) {
+        let s = &mut self.shards[shard];
+        s.deadline = None;
+        if let Some(batch) = s.pending.take() {
+            let items = std::mem::take(&mut s.pending_items);
             self.emit(batch, items, out);
         }
-        self.deadline = None;
     }
 }
 
 impl Processor for BatchProcessor {
     fn process(&mut self, mut batch: Batch, out: &mut Vec<Batch>) {
-        // Held for up to `timeout`: a client waiting for its answer has it now, as
-        // upstream's batch processor answers on intake.
-        batch.release_replies();
         let items = batch.payload.item_count();
         if items == 0 {
             return;
         }
-        match self.pending.as_mut() {
+        // What goes on with the batch is only the metadata it is keyed by, as upstream.
+        let metadata = batch.metadata.restrict(&self.metadata_keys);
+        let Some(shard) = self.shard(&metadata) else {
+            return self.refuse(batch);
+        };
+        // Held for up to `timeout`: a client waiting for its answer has it now, as
+        // upstream's batch processor answers on intake.
+        batch.release_replies();
+        batch.metadata = metadata;
+        let s = &mut self.shards[shard];
+        match s.pending.as_mut() {
             None => {
-                self.pending = Some(batch);
-                self.deadline = Some(Instant::now() + self.timeout);
+                s.pending = Some(batch);
+                s.deadline = Some(Instant::now() + self.timeout);
             }
             Some(pending) => {
-                let Batch { payload, acks } = batch;
+                let Batch { payload, acks, metadata } = batch;
                 let payload = std::sync::Arc::try_unwrap(payload).unwrap_or_else(|shared| (*shared).clone());
                 if let Err(other) = pending.payload_mut().append(payload) {
                     // Pipelines carry one signal, so this cannot happen; pass it on unmerged.
-                    out.push(Batch { payload: std::sync::Arc::new(other), acks });
+                    out.push(Batch { payload: std::sync::Arc::new(other), acks, metadata });
                     return;
                 }
                 pending.acks.extend(acks);
             }
         }
-        self.pending_items += items;
-        self.send_full(out);
+        s.pending_items += items;
+        self.send_full(shard, out);
     }
 
     fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.shards.iter().filter_map(|s| s.deadline).min()
     }
 
     fn on_deadline(&mut self, now: Instant, out: &mut Vec<Batch>) {
-        if self.deadline.is_some_and(|d| d <= now) {
-            self.cut_over_max(out);
-            self.send_all(out);
+        for shard in 0..self.shards.len() {
+            if self.shards[shard].deadline.is_some_and(|d| d <= now) {
+                self.cut_over_max(shard, out);
+                self.send_all(shard, out);
+            }
         }
     }
 
     fn flush(&mut self, out: &mut Vec<Batch>) {
-        self.cut_over_max(out);
-        self.send_all(out);
+        for shard in 0..self.shards.len() {
+            self.cut_over_max(shard, out);
+            self.send_all(shard, out);
+        }
     }
 }
 
@@ -238,5 +318,37 @@ mod tests {
         out.clear();
         assert_eq!(wait_a.wait().await.outcome, AckOutcome::Failed);
         assert_eq!(wait_b.wait().await.outcome, AckOutcome::Failed);
+    }
+
+    #[tokio::test]
+    async fn metadata_keys_batch_each_value_apart_and_limit_their_number() {
+        let mut p = processor("send_batch_size: 4\nmetadata_keys: [X-Tenant]\nmetadata_cardinality_limit: 2\n");
+        let tenant = |t: &str| Metadata::from_pairs([("x-tenant", t), ("x-request-id", "r1")]);
+        let mut out = Vec::new();
+        p.process(Batch::new(logs(&[&[2]])).with_metadata(tenant("a")), &mut out);
+        p.process(Batch::new(logs(&[&[2]])).with_metadata(tenant("b")), &mut out);
+        let (c, wait_c) = Ack::new();
+        p.process(Batch::with_ack(logs(&[&[1]]), c).with_metadata(tenant("c")), &mut out);
+        assert_eq!(wait_c.wait().await.outcome, AckOutcome::Failed, "a third value is over the limit");
+        p.process(Batch::new(logs(&[&[2]])).with_metadata(tenant("a")), &mut out);
+        assert_eq!(items(&out), vec![4]);
+        // Only the keyed metadata goes on.
+        assert_eq!(out[0].metadata, Metadata::from_pairs([("x-tenant", "a")]));
+        out.clear();
+        // Tenant a's shard is empty now, so a new value has room.
+        p.process(Batch::new(logs(&[&[1]])).with_metadata(tenant("c")), &mut out);
+        p.flush(&mut out);
+        let mut sent: Vec<_> =
+            out.iter().map(|b| (b.metadata.get("x-tenant").to_vec(), b.payload.item_count())).collect();
+        sent.sort();
+        assert_eq!(sent, vec![(vec!["b".to_string()], 2), (vec!["c".to_string()], 1)]);
+    }
+
+    #[test]
+    fn without_metadata_keys_metadata_does_not_go_on() {
+        let mut p = processor("send_batch_size: 1\n");
+        let mut out = Vec::new();
+        p.process(Batch::new(logs(&[&[1]])).with_metadata(Metadata::from_pairs([("x-tenant", "a")])), &mut out);
+        assert!(out[0].metadata.is_empty());
     }
 }

@@ -49,10 +49,11 @@ impl Processor for ResourceProcessor {
         let i = batch.signal().index();
         let items = batch.payload.item_count() as u64;
         self.metrics.incoming[i].inc_by(items);
+        let metadata = batch.metadata.clone();
         let resources: Vec<&mut Vec<_>> = super::resource_attributes(batch.payload_mut());
         for attributes in resources {
             for action in &self.actions {
-                action.apply(attributes);
+                action.apply(attributes, &metadata);
             }
         }
         self.metrics.outgoing[i].inc_by(items);

@@ -35,6 +35,19 @@ pub static FACTORIES: &[Factory<ReceiverConfig>] = &[
     },
 ];
 
+impl crate::config::AuthUser for ReceiverConfig {
+    fn authenticators(&self) -> Vec<&str> {
+        match self {
+            ReceiverConfig::Otlp(c) => {
+                let grpc = c.protocols.grpc.as_ref().and_then(|g| g.auth.as_ref());
+                let http = c.protocols.http.as_ref().and_then(|h| h.auth.as_ref());
+                grpc.into_iter().chain(http).map(|a| a.authenticator.as_str()).collect()
+            }
+            ReceiverConfig::Filelog(_) | ReceiverConfig::Hostmetrics(_) => Vec::new(),
+        }
+    }
+}
+
 impl crate::config::StorageUser for ReceiverConfig {
     fn storage(&self) -> Option<&str> {
         match self {
@@ -56,19 +69,28 @@ pub enum StartError {
     Storage(String),
 }
 
+/// What a receiver may need of the running agent to start.
+pub struct Environment<'a> {
+    pub telemetry: &'a crate::telemetry::Telemetry,
+    /// Where it keeps state: its `storage` extension's directory, or --storage-dir.
+    pub storage_dir: &'a std::path::Path,
+    /// For `auth.authenticator`.
+    pub extensions: &'a std::collections::BTreeMap<crate::config::ComponentId, crate::extensions::ExtensionConfig>,
+}
+
 /// Starts a receiver: binds its sockets now (so a busy port fails the start), then
 /// serves on `tracker` until `stop`.
 pub async fn start(
     id: &crate::config::ComponentId,
     config: &ReceiverConfig,
     consumers: crate::pipeline::Consumers,
-    telemetry: &crate::telemetry::Telemetry,
-    storage_dir: &std::path::Path,
+    env: Environment<'_>,
     stop: tokio_util::sync::CancellationToken,
     tracker: &tokio_util::task::TaskTracker,
 ) -> Result<(), StartError> {
+    let Environment { telemetry, storage_dir, extensions } = env;
     match config {
-        ReceiverConfig::Otlp(config) => otlp::start(id, config, consumers, telemetry, stop, tracker).await,
+        ReceiverConfig::Otlp(config) => otlp::start(id, config, consumers, telemetry, extensions, stop, tracker).await,
         ReceiverConfig::Filelog(config) => {
             filelog::start(id, config, consumers.logs, telemetry, storage_dir, stop, tracker).await
         }

@@ -336,6 +336,8 @@ impl<L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send +
 pub struct ReceiverMetrics {
     accepted: [Counter; 3],
     refused: [Counter; 3],
+    /// Requests refused by the receiver's authenticator.
+    pub unauthenticated: Counter,
 }
 
 impl ReceiverMetrics {
@@ -383,6 +385,7 @@ pub struct Telemetry {
     registry: Registry,
     receiver_accepted: PerSignal<ReceiverLabels>,
     receiver_refused: PerSignal<ReceiverLabels>,
+    receiver_unauthenticated: Family<ReceiverLabels, Counter>,
     exporter_sent: PerSignal<ExporterLabels>,
     exporter_failed: PerSignal<ExporterLabels>,
     exporter_enqueue_failed: PerSignal<ExporterLabels>,
@@ -442,6 +445,12 @@ impl Telemetry {
             &mut registry,
             "otelcol_receiver_refused",
             "Number of items that could not be pushed into the pipeline",
+        );
+        let receiver_unauthenticated = Family::<ReceiverLabels, Counter>::default();
+        registry.register(
+            "ocelot_receiver_unauthenticated_requests",
+            "Requests refused because the client did not authenticate",
+            receiver_unauthenticated.clone(),
         );
         let exporter_sent = PerSignal::register(
             &mut registry,
@@ -595,6 +604,7 @@ impl Telemetry {
             registry,
             receiver_accepted,
             receiver_refused,
+            receiver_unauthenticated,
             exporter_sent,
             exporter_failed,
             exporter_enqueue_failed,
@@ -630,6 +640,7 @@ impl Telemetry {
         ReceiverMetrics {
             accepted: self.receiver_accepted.counters(&labels),
             refused: self.receiver_refused.counters(&labels),
+            unauthenticated: self.receiver_unauthenticated.get_or_create(&labels).clone(),
         }
     }
 

@@ -19,7 +19,7 @@ use tracing::{error, warn};
 pub use retry::RetryConfig;
 
 use crate::config::ComponentId;
-use crate::pdata::{BackendStatus, Batch, Payload};
+use crate::pdata::{BackendStatus, Batch, Metadata, Payload};
 use crate::telemetry::ExporterMetrics;
 
 /// Why an export failed, decided where the failure is born.
@@ -58,7 +58,7 @@ impl ExportError {
 
 /// One exporter's "push this batch", as one request.
 pub trait Export: Send + Sync + 'static {
-    fn export(&self, payload: &Payload) -> impl Future<Output = Result<(), ExportError>> + Send;
+    fn export(&self, payload: &Payload, metadata: &Metadata) -> impl Future<Output = Result<(), ExportError>> + Send;
 }
 
 /// Items of a batch an exporter settled on its own, for exporters that send a batch
@@ -89,6 +89,7 @@ pub trait ExportInParts: Send + Sync + 'static {
     fn export_parts(
         &self,
         payload: &Payload,
+        metadata: &Metadata,
         parts: &mut Self::Parts,
         tally: &mut Tally,
     ) -> impl Future<Output = Result<(), ExportError>> + Send;
@@ -99,8 +100,14 @@ struct Whole<E>(E);
 
 impl<E: Export> ExportInParts for Whole<E> {
     type Parts = ();
-    async fn export_parts(&self, payload: &Payload, _parts: &mut (), _tally: &mut Tally) -> Result<(), ExportError> {
-        self.0.export(payload).await
+    async fn export_parts(
+        &self,
+        payload: &Payload,
+        metadata: &Metadata,
+        _parts: &mut (),
+        _tally: &mut Tally,
+    ) -> Result<(), ExportError> {
+        self.0.export(payload, metadata).await
     }
 }
 
@@ -334,14 +341,17 @@ async fn send_with_retry<E: ExportInParts>(exporter: &E, batch: Batch, settings:
         let attempt = async {
             match settings.timeout {
                 Some(limit) => {
-                    match tokio::time::timeout(limit, exporter.export_parts(&batch.payload, &mut parts, &mut tally))
-                        .await
+                    match tokio::time::timeout(
+                        limit,
+                        exporter.export_parts(&batch.payload, &batch.metadata, &mut parts, &mut tally),
+                    )
+                    .await
                     {
                         Ok(result) => result,
                         Err(_) => Err(ExportError::retryable(format!("export timed out after {limit:?}"))),
                     }
                 }
-                None => exporter.export_parts(&batch.payload, &mut parts, &mut tally).await,
+                None => exporter.export_parts(&batch.payload, &batch.metadata, &mut parts, &mut tally).await,
             }
         };
         // An attempt in flight at the shutdown deadline is abandoned too.

@@ -32,7 +32,7 @@ impl Flaky {
 }
 
 impl Export for Arc<Flaky> {
-    async fn export(&self, _payload: &Payload) -> Result<(), ExportError> {
+    async fn export(&self, _payload: &Payload, _metadata: &crate::pdata::Metadata) -> Result<(), ExportError> {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_running.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(self.hold).await;
@@ -217,7 +217,13 @@ struct ThreeParts {
 
 impl ExportInParts for Arc<ThreeParts> {
     type Parts = [bool; 3];
-    async fn export_parts(&self, _p: &Payload, parts: &mut [bool; 3], tally: &mut Tally) -> Result<(), ExportError> {
+    async fn export_parts(
+        &self,
+        _p: &Payload,
+        _m: &crate::pdata::Metadata,
+        parts: &mut [bool; 3],
+        tally: &mut Tally,
+    ) -> Result<(), ExportError> {
         for (part, settled) in parts.iter_mut().enumerate() {
             if *settled {
                 continue;

@@ -29,7 +29,7 @@ use crate::exporters::http::HttpPoster;
 use crate::pdata::json::hex;
 use crate::pdata::prometheus::naming::label_name;
 use crate::pdata::prometheus::text;
-use crate::pdata::{BackendStatus, Payload};
+use crate::pdata::{BackendStatus, Metadata, Payload};
 use crate::telemetry::Telemetry;
 use proto::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter, Timestamp};
 
@@ -254,7 +254,13 @@ impl LokiExporter {
         requests
     }
 
-    async fn send(&self, tenant: &str, request: &PushRequest, entries: u64) -> Result<(), ExportError> {
+    async fn send(
+        &self,
+        tenant: &str,
+        request: &PushRequest,
+        entries: u64,
+        metadata: &Metadata,
+    ) -> Result<(), ExportError> {
         let body = snap::raw::Encoder::new()
             .compress_vec(&request.encode_to_vec())
             .map_err(|e| ExportError::permanent(format!("snappy: {e}")))?;
@@ -264,7 +270,7 @@ impl LokiExporter {
                 .map_err(|e| ExportError::permanent(format!("tenant `{tenant}` is not a valid header value: {e}")))?;
             headers.push((http::HeaderName::from_static("x-scope-orgid"), value));
         }
-        let response = self.poster.post(&self.url, body, &headers).await?;
+        let response = self.poster.post(&self.url, body, &headers, metadata).await?;
         let status = response.status;
         if status.is_success() {
             return Ok(());
@@ -352,6 +358,7 @@ impl ExportInParts for LokiExporter {
     async fn export_parts(
         &self,
         payload: &Payload,
+        metadata: &Metadata,
         parts: &mut LokiParts,
         tally: &mut Tally,
     ) -> Result<(), ExportError> {
@@ -360,7 +367,7 @@ impl ExportInParts for LokiExporter {
         // Requests go in order; the first retryable failure ends the attempt (the
         // backend is likely down for the rest too), and a retry resumes there.
         for (tenant, request, entries, settled) in requests.iter_mut().filter(|r| !r.3) {
-            match self.send(tenant, request, *entries).await {
+            match self.send(tenant, request, *entries, metadata).await {
                 Ok(()) => tally.sent += *entries,
                 Err(e) if e.retryable => return Err(e),
                 Err(e) => tally.reject(*entries, e),

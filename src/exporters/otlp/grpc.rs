@@ -14,7 +14,7 @@ use tracing::warn;
 use super::{Compression, OtlpGrpcExporterConfig};
 use crate::exporters::BuildError;
 use crate::exporters::helper::{Export, ExportError};
-use crate::pdata::{BackendStatus, Payload, grpc::ClientCodec, json::to_proto};
+use crate::pdata::{BackendStatus, Metadata, Payload, grpc::ClientCodec, json::to_proto};
 use crate::tls::TlsClientConfig;
 
 /// The URI tonic dials: TLS unless `tls.insecure` or an `http://` endpoint.
@@ -108,6 +108,7 @@ impl OtlpGrpcExporter {
         &self,
         path: &'static str,
         body: Bytes,
+        metadata: &Metadata,
     ) -> Result<Resp, Status> {
         let mut grpc = tonic::client::Grpc::new(self.channel.clone());
         if let Some(encoding) = self.compression {
@@ -119,7 +120,7 @@ impl OtlpGrpcExporter {
         *request.metadata_mut() = self.metadata.clone();
         if let Some(auth) = &self.auth {
             let mut headers = std::mem::take(request.metadata_mut()).into_headers();
-            auth.apply(&mut headers).map_err(|e| Status::unavailable(format!("authenticator: {e}")))?;
+            auth.apply(&mut headers, metadata).map_err(|e| Status::unavailable(format!("authenticator: {e}")))?;
             *request.metadata_mut() = MetadataMap::from_headers(headers);
         }
         let path = http::uri::PathAndQuery::from_static(path);
@@ -170,20 +171,20 @@ fn compression(config: &OtlpGrpcExporterConfig) -> Option<CompressionEncoding> {
 }
 
 impl Export for OtlpGrpcExporter {
-    async fn export(&self, payload: &Payload) -> Result<(), ExportError> {
+    async fn export(&self, payload: &Payload, metadata: &Metadata) -> Result<(), ExportError> {
         let body = Bytes::from(to_proto(payload));
         let path = payload.signal().grpc_path();
         let rejected = match payload {
             Payload::Traces(_) => self
-                .unary::<ExportTraceServiceResponse>(path, body)
+                .unary::<ExportTraceServiceResponse>(path, body, metadata)
                 .await
                 .map(|r| r.partial_success.map(|p| (p.rejected_spans, p.error_message))),
             Payload::Metrics(_) => self
-                .unary::<ExportMetricsServiceResponse>(path, body)
+                .unary::<ExportMetricsServiceResponse>(path, body, metadata)
                 .await
                 .map(|r| r.partial_success.map(|p| (p.rejected_data_points, p.error_message))),
             Payload::Logs(_) => self
-                .unary::<ExportLogsServiceResponse>(path, body)
+                .unary::<ExportLogsServiceResponse>(path, body, metadata)
                 .await
                 .map(|r| r.partial_success.map(|p| (p.rejected_log_records, p.error_message))),
         }

@@ -70,7 +70,7 @@ fn compress(compression: Compression, body: Vec<u8>) -> Result<Vec<u8>, ExportEr
 }
 
 impl Export for OtlpHttpExporter {
-    async fn export(&self, payload: &Payload) -> Result<(), ExportError> {
+    async fn export(&self, payload: &Payload, metadata: &crate::pdata::Metadata) -> Result<(), ExportError> {
         let signal = payload.signal();
         let (body, content_type) = match self.encoding {
             Encoding::Proto => (json::to_proto(payload), "application/x-protobuf"),
@@ -84,7 +84,7 @@ impl Export for OtlpHttpExporter {
             Compression::Zstd => headers.push((http::header::CONTENT_ENCODING, http::HeaderValue::from_static("zstd"))),
             Compression::None => {}
         }
-        let response = self.poster.post(url, body, &headers).await?;
+        let response = self.poster.post(url, body, &headers, metadata).await?;
         if response.status.is_success() {
             return Ok(());
         }

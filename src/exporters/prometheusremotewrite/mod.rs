@@ -20,7 +20,7 @@ use crate::exporters::helper::{ExportError, ExportInParts, Tally};
 use crate::exporters::http::HttpPoster;
 use crate::pdata::prometheus::delta::DeltaState;
 use crate::pdata::prometheus::{Options, Series, Translation, translate};
-use crate::pdata::{BackendStatus, ExportMetricsServiceRequest, Payload};
+use crate::pdata::{BackendStatus, ExportMetricsServiceRequest, Metadata, Payload};
 use crate::telemetry::Telemetry;
 use proto::{BucketSpan, Histogram, Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
 
@@ -79,7 +79,7 @@ impl PrwExporter {
         })
     }
 
-    async fn send(&self, request: &WriteRequest, samples: u64) -> Result<(), ExportError> {
+    async fn send(&self, request: &WriteRequest, samples: u64, metadata: &Metadata) -> Result<(), ExportError> {
         let body = snap::raw::Encoder::new()
             .compress_vec(&request.encode_to_vec())
             .map_err(|e| ExportError::permanent(format!("snappy: {e}")))?;
@@ -92,7 +92,7 @@ impl PrwExporter {
             ),
             (http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT)),
         ];
-        let response = self.poster.post(&self.url, body, &headers).await?;
+        let response = self.poster.post(&self.url, body, &headers, metadata).await?;
         let status = response.status;
         if status.is_success() {
             return Ok(());
@@ -200,6 +200,7 @@ impl ExportInParts for PrwExporter {
     async fn export_parts(
         &self,
         payload: &Payload,
+        metadata: &Metadata,
         parts: &mut PrwParts,
         tally: &mut Tally,
     ) -> Result<(), ExportError> {
@@ -213,7 +214,7 @@ impl ExportInParts for PrwExporter {
         let mut pending = pending.into_iter().peekable();
         while pending.peek().is_some() {
             let group: Vec<_> = pending.by_ref().take(self.concurrency).collect();
-            let results = futures_util::future::join_all(group.iter().map(|r| self.send(&r.0, r.1))).await;
+            let results = futures_util::future::join_all(group.iter().map(|r| self.send(&r.0, r.1, metadata))).await;
             for (part, result) in group.into_iter().zip(results) {
                 match result {
                     Ok(()) => tally.sent += part.2,

@@ -2,6 +2,7 @@ use serde::Deserialize;
 
 use crate::component::Validate;
 use crate::config::{ByteSize, ConfigDuration};
+use crate::extensions::auth::AuthSettings;
 use crate::tls::TlsServerConfig;
 
 /// The `otlp` receiver: OTLP over gRPC and HTTP for all three signals.
@@ -48,6 +49,14 @@ pub struct GrpcConfig {
     /// TLS (and mTLS with `client_ca_file`); plain text without it.
     #[serde(default)]
     pub tls: Option<TlsServerConfig>,
+    /// Keep the request's metadata with its batch (for `from_context`, a `batch`
+    /// processor's `metadata_keys`, headers_setter). Default false.
+    #[serde(default)]
+    pub include_metadata: bool,
+    /// Check each client with an authenticator extension (basicauth's htpasswd,
+    /// bearertokenauth).
+    #[serde(default)]
+    pub auth: Option<AuthSettings>,
 }
 
 impl GrpcConfig {
@@ -78,6 +87,8 @@ impl Default for GrpcConfig {
             max_recv_msg_size_mib: default_max_recv_msg_size_mib(),
             max_concurrent_streams: None,
             tls: None,
+            include_metadata: false,
+            auth: None,
         }
     }
 }
@@ -120,6 +131,14 @@ pub struct HttpConfig {
     /// `allowed_origins`.
     #[serde(default)]
     pub cors: Option<super::cors::CorsConfig>,
+    /// Keep the request's headers with its batch (for `from_context`, a `batch`
+    /// processor's `metadata_keys`, headers_setter). Default false.
+    #[serde(default)]
+    pub include_metadata: bool,
+    /// Check each client with an authenticator extension (basicauth's htpasswd,
+    /// bearertokenauth).
+    #[serde(default)]
+    pub auth: Option<AuthSettings>,
 }
 
 impl Default for HttpConfig {
@@ -135,6 +154,8 @@ impl Default for HttpConfig {
             idle_timeout: crate::net::default_idle_timeout(),
             max_connections: crate::net::default_max_connections(),
             cors: None,
+            include_metadata: false,
+            auth: None,
         }
     }
 }

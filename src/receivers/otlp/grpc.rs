@@ -1,7 +1,6 @@
 //! OTLP/gRPC server: `pdata::grpc::OtlpGrpcService` over raw bytes, so decoding (and
 //! its `INVALID_ARGUMENT`) is ours.
 
-use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -11,22 +10,24 @@ use tracing::error;
 
 use super::{Answer, GrpcConfig, Intake, grpc_code_of_http};
 use crate::net;
-use crate::pdata::grpc::{ExportHandler, Logs, Metrics, OtlpGrpcService, Traces};
-use crate::pdata::{BackendStatus, Signal, json::from_proto};
+use crate::pdata::grpc::{ExportHandler, ExportRequest, Logs, Metrics, OtlpGrpcService, Traces};
+use crate::pdata::{BackendStatus, json::from_proto};
 use crate::pipeline::Refused;
 use crate::receivers::StartError;
 use crate::tls::{self, TlsServerConfig};
 
 impl ExportHandler for Intake {
-    async fn handle(&self, signal: Signal, body: Bytes) -> Result<(), Status> {
+    async fn handle(&self, request: ExportRequest) -> Result<(), Status> {
+        let ExportRequest { signal, headers, authority, body } = request;
         if self.consumers.get(signal).is_empty() {
             return Err(Status::unimplemented(format!("this receiver is in no {signal} pipeline")));
         }
+        let metadata = self.admit(&headers, authority.as_deref()).await.map_err(|e| Status::unauthenticated(e.0))?;
         let payload = net::decode_off_runtime(body.len(), move || from_proto(signal, &body))
             .await
             .ok_or_else(|| Status::internal("decoding the request failed"))?
             .map_err(|e| Status::invalid_argument(format!("malformed {signal} request: {e}")))?;
-        self.accept(payload).await.map_err(|answer| match answer {
+        self.accept(payload, metadata).await.map_err(|answer| match answer {
             Answer::Refused(Refused::Full) => Status::unavailable("pipeline is full; retry later"),
             Answer::Refused(Refused::Closed) => Status::unavailable("receiver is shutting down; retry later"),
             Answer::Unavailable(message) => Status::unavailable(format!("not delivered, retry later: {message}")),

@@ -103,6 +103,11 @@ async fn handle_signal(config: &HttpConfig, intake: &Intake, request: Request<In
     if intake.consumers.get(signal).is_empty() {
         return status_response(format, StatusCode::NOT_FOUND, &format!("this receiver is in no {signal} pipeline"));
     }
+    let authority = request.uri().authority().map(|a| a.to_string());
+    let metadata = match intake.admit(request.headers(), authority.as_deref()).await {
+        Ok(metadata) => metadata,
+        Err(e) => return status_response(format, StatusCode::UNAUTHORIZED, e.0),
+    };
     let limit = config.max_body_bytes();
     let encoding = request
         .headers()
@@ -156,7 +161,7 @@ async fn handle_signal(config: &HttpConfig, intake: &Intake, request: Request<In
         }
         None => return status_response(format, StatusCode::INTERNAL_SERVER_ERROR, "decoding the request failed"),
     };
-    match intake.accept(payload).await {
+    match intake.accept(payload, metadata).await {
         Ok(()) => success(format),
         Err(Answer::Permanent { status, message }) => {
             let code = match status {

@@ -18,13 +18,18 @@ mod http;
 
 pub use config::{GrpcConfig, HttpConfig, OtlpReceiverConfig, Protocols};
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::StartError;
 use crate::config::ComponentId;
+use crate::extensions::ExtensionConfig;
+use crate::extensions::auth::{AuthSettings, ServerAuth, Unauthenticated};
 use crate::net;
-use crate::pdata::{Ack, AckOutcome, BackendStatus, Batch, Payload};
+use crate::pdata::{Ack, AckOutcome, BackendStatus, Batch, Metadata, Payload};
 use crate::pipeline::{Consumers, Refused};
 use crate::telemetry::{ReceiverMetrics, Telemetry};
 
@@ -39,9 +44,19 @@ pub async fn start(
     config: &OtlpReceiverConfig,
     consumers: Consumers,
     telemetry: &Telemetry,
+    extensions: &BTreeMap<ComponentId, ExtensionConfig>,
     stop: CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<(), StartError> {
+    let server_auth = |auth: &Option<AuthSettings>| -> Result<Option<Arc<ServerAuth>>, StartError> {
+        let Some(auth) = auth else { return Ok(None) };
+        let fail = |e: String| StartError::Config(format!("auth.authenticator `{}`: {e}", auth.authenticator));
+        let id = ComponentId::parse(&auth.authenticator).map_err(|e| fail(e.to_string()))?;
+        let config = extensions.get(&id).ok_or_else(|| fail("not defined".into()))?;
+        ServerAuth::new(config).map(|a| Some(Arc::new(a))).map_err(fail)
+    };
+    let grpc_auth = server_auth(&config.protocols.grpc.as_ref().and_then(|c| c.auth.clone()))?;
+    let http_auth = server_auth(&config.protocols.http.as_ref().and_then(|c| c.auth.clone()))?;
     // Bind both before serving either, so a busy port fails the whole start.
     let grpc = match &config.protocols.grpc {
         Some(c) => Some((c.clone(), net::bind(&c.endpoint).await?)),
@@ -61,12 +76,22 @@ pub async fn start(
         None => None,
     };
     if let Some((c, listener)) = grpc {
-        let intake = Intake { consumers: consumers.clone(), metrics: telemetry.receiver(id, "grpc") };
+        let intake = Intake {
+            consumers: consumers.clone(),
+            metrics: telemetry.receiver(id, "grpc"),
+            include_metadata: c.include_metadata,
+            auth: grpc_auth,
+        };
         tracing::info!(receiver = %id, endpoint = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "OTLP/gRPC listening.");
         tracker.spawn(grpc::serve(c, listener, grpc_tls, intake, stop.clone()));
     }
     if let Some((c, listener)) = http {
-        let intake = Intake { consumers, metrics: telemetry.receiver(id, "http") };
+        let intake = Intake {
+            consumers,
+            metrics: telemetry.receiver(id, "http"),
+            include_metadata: c.include_metadata,
+            auth: http_auth,
+        };
         tracing::info!(receiver = %id, endpoint = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "OTLP/HTTP listening.");
         tracker.spawn(http::serve(c, listener, http_tls, intake, stop));
     }
@@ -78,6 +103,9 @@ pub async fn start(
 struct Intake {
     consumers: Consumers,
     metrics: ReceiverMetrics,
+    /// Keep each request's headers with its batch.
+    include_metadata: bool,
+    auth: Option<Arc<ServerAuth>>,
 }
 
 /// Why a request was not taken, for the client.
@@ -93,7 +121,36 @@ enum Answer {
 }
 
 impl Intake {
-    async fn accept(&self, payload: Payload) -> Result<(), Answer> {
+    /// Checks the client (when an authenticator is set) and gathers the request's
+    /// metadata for its batch: what authentication learnt, and the headers with
+    /// `include_metadata` (with `host` added from the authority if missing, as upstream).
+    async fn admit(&self, headers: &::http::HeaderMap, authority: Option<&str>) -> Result<Metadata, Unauthenticated> {
+        let auth = match &self.auth {
+            Some(auth) => {
+                let result = auth.authenticate(headers).await;
+                if result.is_err() {
+                    self.metrics.unauthenticated.inc();
+                }
+                result?
+            }
+            None => Vec::new(),
+        };
+        if !self.include_metadata {
+            return Ok(Metadata::from_request(None, auth));
+        }
+        match authority.filter(|_| !headers.contains_key(::http::header::HOST)) {
+            Some(host) => {
+                let mut headers = headers.clone();
+                if let Ok(value) = ::http::HeaderValue::from_str(host) {
+                    headers.insert(::http::header::HOST, value);
+                }
+                Ok(Metadata::from_request(Some(&headers), auth))
+            }
+            None => Ok(Metadata::from_request(Some(headers), auth)),
+        }
+    }
+
+    async fn accept(&self, payload: Payload, metadata: Metadata) -> Result<(), Answer> {
         let signal = payload.signal();
         let items = payload.item_count() as u64;
         if items == 0 {
@@ -102,7 +159,7 @@ impl Intake {
         let consumer = self.consumers.get(signal);
         if !consumer.waits_for_result() && !consumer.waits_for_queue() {
             // Every exporter queues in memory and waits for room: accepted is the answer.
-            if let Err(refused) = consumer.try_consume(Batch::new(payload)) {
+            if let Err(refused) = consumer.try_consume(Batch::new(payload).with_metadata(metadata)) {
                 self.metrics.refused(signal).inc_by(items);
                 return Err(Answer::Refused(refused));
             }
@@ -110,7 +167,7 @@ impl Intake {
             return Ok(());
         }
         let (ack, waiter) = Ack::reply();
-        if let Err(refused) = consumer.try_consume(Batch::with_ack(payload, ack)) {
+        if let Err(refused) = consumer.try_consume(Batch::with_ack(payload, ack).with_metadata(metadata)) {
             self.metrics.refused(signal).inc_by(items);
             return Err(Answer::Refused(refused));
         }

@@ -1,0 +1,140 @@
+//! What a receiver knew of the request a batch came in, as upstream's `client.Info`:
+//! the request's headers (gRPC metadata), kept only with the otlp receiver's
+//! `include_metadata`, and what the server authenticator learnt of the client. Keys are
+//! matched without regard to case, as upstream's `client.Metadata` does.
+
+use std::sync::Arc;
+
+/// A batch's request metadata; empty (and free) unless a receiver kept some.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Metadata(Option<Arc<Entries>>);
+
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
+struct Entries {
+    /// Lower-case key and its values, sorted by key.
+    headers: Vec<(String, Vec<String>)>,
+    /// What the authenticator set (`username`, `raw`), sorted by key.
+    auth: Vec<(String, String)>,
+}
+
+impl Metadata {
+    /// The metadata of a request with these headers (all of them, as upstream) and
+    /// this authentication data.
+    pub fn from_request(headers: Option<&http::HeaderMap>, auth: Vec<(String, String)>) -> Metadata {
+        let mut entries = Entries { headers: Vec::new(), auth };
+        for (name, value) in headers.into_iter().flatten() {
+            let Ok(value) = value.to_str() else { continue };
+            let key = name.as_str();
+            match entries.headers.iter_mut().find(|(k, _)| k == key) {
+                Some((_, values)) => values.push(value.to_string()),
+                None => entries.headers.push((key.to_string(), vec![value.to_string()])),
+            }
+        }
+        entries.headers.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.auth.sort();
+        Metadata::of(entries)
+    }
+
+    /// Metadata from key and values, for tests and for batches a processor builds.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Metadata {
+        let mut entries = Entries::default();
+        for (key, value) in pairs {
+            let key = key.to_ascii_lowercase();
+            match entries.headers.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, values)) => values.push(value.to_string()),
+                None => entries.headers.push((key, vec![value.to_string()])),
+            }
+        }
+        entries.headers.sort_by(|a, b| a.0.cmp(&b.0));
+        Metadata::of(entries)
+    }
+
+    fn of(entries: Entries) -> Metadata {
+        if entries.headers.is_empty() && entries.auth.is_empty() {
+            Metadata(None)
+        } else {
+            Metadata(Some(Arc::new(entries)))
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// The values of a header, in the order the request had them; none if absent.
+    pub fn get(&self, key: &str) -> &[String] {
+        let Some(entries) = &self.0 else { return &[] };
+        let found = entries.headers.binary_search_by(|(k, _)| cmp_ignore_case(k, key));
+        found.map(|i| entries.headers[i].1.as_slice()).unwrap_or(&[])
+    }
+
+    /// An attribute the server authenticator set (`auth.username` in `from_context`).
+    pub fn auth(&self, key: &str) -> Option<&str> {
+        let entries = self.0.as_ref()?;
+        entries.auth.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// `from_context`'s lookup: `metadata.<key>` or `auth.<attribute>`; a bare key is
+    /// a metadata key, as upstream's attributes processor reads it. Several values are
+    /// joined with `;`, as upstream joins them.
+    pub fn lookup(&self, from_context: &str) -> Option<String> {
+        if let Some(attribute) = from_context.strip_prefix("auth.") {
+            return self.auth(attribute).map(str::to_string);
+        }
+        let key = from_context.strip_prefix("metadata.").unwrap_or(from_context);
+        let values = self.get(key);
+        (!values.is_empty()).then(|| values.join(";"))
+    }
+
+    /// Only these keys (for a `batch` processor's `metadata_keys` and a queue's
+    /// partition): what identifies a batch and what it carries on.
+    pub fn restrict(&self, keys: &[String]) -> Metadata {
+        if keys.is_empty() || self.0.is_none() {
+            return Metadata(None);
+        }
+        let mut entries = Entries::default();
+        for key in keys {
+            let values = self.get(key);
+            if !values.is_empty() {
+                entries.headers.push((key.to_ascii_lowercase(), values.to_vec()));
+            }
+        }
+        entries.headers.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.headers.dedup_by(|a, b| a.0 == b.0);
+        Metadata::of(entries)
+    }
+}
+
+/// Orders `stored` (lower case) against `key` (any case) as if both were lower case.
+fn cmp_ignore_case(stored: &str, key: &str) -> std::cmp::Ordering {
+    stored.bytes().cmp(key.bytes().map(|b| b.to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_match_without_case_and_values_keep_their_order() {
+        let mut headers = http::HeaderMap::new();
+        headers.append("X-Tenant", "acme".parse().unwrap());
+        headers.append("x-tenant", "beta".parse().unwrap());
+        headers.append("content-type", "application/x-protobuf".parse().unwrap());
+        let m = Metadata::from_request(Some(&headers), vec![("username".into(), "ann".into())]);
+        assert_eq!(m.get("X-TENANT"), ["acme", "beta"]);
+        assert_eq!(m.lookup("metadata.x-tenant").as_deref(), Some("acme;beta"));
+        assert_eq!(m.lookup("x-tenant").as_deref(), Some("acme;beta"));
+        assert_eq!(m.lookup("auth.username").as_deref(), Some("ann"));
+        assert_eq!(m.lookup("metadata.absent"), None);
+        assert!(Metadata::from_request(None, vec![]).is_empty());
+    }
+
+    #[test]
+    fn restricting_keeps_only_the_keys_named() {
+        let m = Metadata::from_pairs([("x-tenant", "acme"), ("x-other", "1")]);
+        let r = m.restrict(&["X-Tenant".into(), "x-missing".into()]);
+        assert_eq!(r, Metadata::from_pairs([("x-tenant", "acme")]));
+        assert!(m.restrict(&[]).is_empty());
+        assert_eq!(Metadata::from_pairs([("x-other", "2")]).restrict(&["x-tenant".into()]), Metadata::default());
+    }
+}
