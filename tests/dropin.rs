@@ -113,6 +113,13 @@ exporters:
     endpoint: {grpc}
     tls:
       insecure: true
+    sending_queue:
+      queue_size: 100000
+      sizer: items
+      batch:
+        flush_timeout: 100ms
+        min_size: 1000
+        max_size: 2000
   otlphttp:
     endpoint: http://{http}
 

@@ -41,6 +41,16 @@ impl de::Error for DeError {
 }
 
 /// Reads a `T` from a node.
+/// An optional block that is on when its key is present, even with a null value
+/// (`grpc:` with nothing after it takes every default).
+pub fn present_or_default<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: de::Deserializer<'de>,
+    T: de::Deserialize<'de> + Default,
+{
+    <Option<T> as de::Deserialize>::deserialize(deserializer).map(|v| Some(v.unwrap_or_default()))
+}
+
 pub fn from_node<'de, T: de::Deserialize<'de>>(node: &'de Node) -> Result<T, DeError> {
     T::deserialize(NodeDeserializer { node }).map_err(|e| e.at(&node.location))
 }

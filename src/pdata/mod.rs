@@ -123,6 +123,16 @@ impl Payload {
         }
     }
 
+    /// The size of its protobuf encoding, in bytes.
+    pub fn encoded_len(&self) -> usize {
+        use prost::Message;
+        match self {
+            Payload::Traces(r) => r.encoded_len(),
+            Payload::Metrics(r) => r.encoded_len(),
+            Payload::Logs(r) => r.encoded_len(),
+        }
+    }
+
     /// Moves `other`'s resources to the end of `self`. Both must be of one signal;
     /// a payload of another signal is given back.
     pub fn append(&mut self, other: Payload) -> Result<(), Payload> {

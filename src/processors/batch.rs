@@ -78,6 +78,10 @@ impl Validate for BatchConfig {
 }
 
 pub struct BatchProcessor {
+    /// What sizes count: items, or protobuf bytes (an exporter queue's `sizer: bytes`).
+    bytes: bool,
+    /// Hold reply tokens until the export (a queue's `wait_for_result`).
+    keep_replies: bool,
     send_batch_size: usize,
     max_size: usize,
     timeout: Duration,
@@ -98,13 +102,16 @@ const SHARDS_KEPT_IDLE: usize = 64;
 struct Shard {
     metadata: Metadata,
     pending: Option<Batch>,
-    pending_items: usize,
+    /// Its size, in items or bytes.
+    pending_size: usize,
     deadline: Option<Instant>,
 }
 
 impl BatchProcessor {
     pub fn new(config: &BatchConfig, send_size: Histogram) -> BatchProcessor {
         BatchProcessor {
+            bytes: false,
+            keep_replies: false,
             send_batch_size: config.send_batch_size,
             max_size: config.send_batch_max_size,
             timeout: config.timeout.0,
@@ -114,6 +121,33 @@ impl BatchProcessor {
             send_size,
             warned: None,
         }
+    }
+
+    /// The batching of an exporter's queue (`sending_queue.batch`): sized in items or
+    /// bytes, partitioned by `partition.metadata_keys`, and holding reply tokens with
+    /// `wait_for_result`.
+    pub fn for_queue(
+        config: &crate::exporters::helper::QueueBatchConfig,
+        bytes: bool,
+        keep_replies: bool,
+    ) -> BatchProcessor {
+        let mut processor = BatchProcessor::new(
+            &BatchConfig {
+                send_batch_size: config.min_size,
+                send_batch_max_size: config.max_size,
+                timeout: config.flush_timeout,
+                metadata_keys: config.partition.metadata_keys.clone(),
+                metadata_cardinality_limit: 0,
+            },
+            Histogram::new([1.0]),
+        );
+        processor.bytes = bytes;
+        processor.keep_replies = keep_replies;
+        processor
+    }
+
+    fn size_of(&self, payload: &crate::pdata::Payload) -> usize {
+        if self.bytes { payload.encoded_len() } else { payload.item_count() }
     }
 
     /// The shard of this metadata value, created if there is room for another.
@@ -129,7 +163,7 @@ impl BatchProcessor {
         if self.shards.len() >= limit {
             return None;
         }
-        self.shards.push(Shard { metadata: metadata.clone(), pending: None, pending_items: 0, deadline: None });
+        self.shards.push(Shard { metadata: metadata.clone(), pending: None, pending_size: 0, deadline: None });
         Some(self.shards.len() - 1)
     }
 
@@ -144,35 +178,48 @@ impl BatchProcessor {
         }
     }
 
-    fn emit(&self, batch: Batch, items: usize, out: &mut Vec<Batch>) {
-        self.send_size.observe(items as f64);
+    fn emit(&self, batch: Batch, out: &mut Vec<Batch>) {
+        self.send_size.observe(batch.payload.item_count() as f64);
         out.push(batch);
     }
 
-    /// Cuts `send_batch_max_size` pieces off while the pending batch is larger.
+    /// Cuts pieces of at most `send_batch_max_size` off while the pending batch is
+    /// larger. By bytes, a cut takes the share of items that the limit is of the bytes.
     fn cut_over_max(&mut self, shard: usize, out: &mut Vec<Batch>) {
         if self.max_size == 0 {
             return;
         }
-        while self.shards[shard].pending_items > self.max_size {
+        while self.shards[shard].pending_size > self.max_size {
+            let (bytes, max) = (self.bytes, self.max_size);
             let s = &mut self.shards[shard];
             let Some(pending) = s.pending.as_mut() else {
                 return;
             };
-            let front = Batch {
-                payload: std::sync::Arc::new(pending.payload_mut().split_front(self.max_size)),
-                acks: pending.acks.clone(),
+            let items = pending.payload.item_count();
+            let n = if bytes { (items as u128 * max as u128 / s.pending_size as u128).max(1) as usize } else { max };
+            let mut front = Batch {
+                payload: std::sync::Arc::new(pending.payload_mut().split_front(n)),
+                acks: Vec::new(),
                 metadata: pending.metadata.clone(),
             };
-            s.pending_items -= self.max_size;
-            self.emit(front, self.max_size, out);
+            if pending.payload.is_empty() {
+                // All of it went (one item larger than the limit): the acks go with it.
+                front.acks = std::mem::take(&mut pending.acks);
+                s.pending = None;
+                s.pending_size = 0;
+                s.deadline = None;
+            } else {
+                front.acks = pending.acks.clone();
+                s.pending_size = if bytes { pending.payload.encoded_len() } else { s.pending_size - n };
+            }
+            self.emit(front, out);
         }
     }
 
     /// Sends what is full; `send_batch_size: 0` means "only on timeout", as upstream.
     fn send_full(&mut self, shard: usize, out: &mut Vec<Batch>) {
         self.cut_over_max(shard, out);
-        if self.send_batch_size > 0 && self.shards[shard].pending_items >= self.send_batch_size {
+        if self.send_batch_size > 0 && self.shards[shard].pending_size >= self.send_batch_size {
             self.send_all(shard, out);
         }
     }
@@ -180,19 +227,19 @@ impl BatchProcessor {
     fn send_all(&mut self, shard: usize, out: &mut Vec<Batch>) {
         let s = &mut self.shards[shard];
         s.deadline = None;
+        s.pending_size = 0;
         if let Some(batch) = s.pending.take() {
-            let items = std::mem::take(&mut s.pending_items);
-            self.emit(batch, items, out);
+            self.emit(batch, out);
         }
     }
 }
 
 impl Processor for BatchProcessor {
     fn process(&mut self, mut batch: Batch, out: &mut Vec<Batch>) {
-        let items = batch.payload.item_count();
-        if items == 0 {
+        if batch.payload.item_count() == 0 {
             return;
         }
+        let size = self.size_of(&batch.payload);
         // What goes on with the batch is only the metadata it is keyed by, as upstream.
         let metadata = batch.metadata.restrict(&self.metadata_keys);
         let Some(shard) = self.shard(&metadata) else {
@@ -200,7 +247,9 @@ impl Processor for BatchProcessor {
         };
         // Held for up to `timeout`: a client waiting for its answer has it now, as
         // upstream's batch processor answers on intake.
-        batch.release_replies();
+        if !self.keep_replies {
+            batch.release_replies();
+        }
         batch.metadata = metadata;
         let s = &mut self.shards[shard];
         match s.pending.as_mut() {
@@ -219,7 +268,7 @@ impl Processor for BatchProcessor {
                 pending.acks.extend(acks);
             }
         }
-        s.pending_items += items;
+        s.pending_size += size;
         self.send_full(shard, out);
     }
 

@@ -18,7 +18,7 @@ use tracing::{error, warn};
 
 pub use retry::RetryConfig;
 
-use crate::config::ComponentId;
+use crate::config::{ComponentId, ConfigDuration};
 use crate::pdata::{BackendStatus, Batch, Metadata, Payload};
 use crate::telemetry::ExporterMetrics;
 
@@ -135,6 +135,80 @@ pub struct QueueConfig {
     /// queue, as with no queue. Default false.
     #[serde(default)]
     pub wait_for_result: bool,
+    /// What `queue_size` counts: `requests` (batches as they come; the default),
+    /// `items` (spans, data points, log records) or `bytes` (their protobuf size).
+    #[serde(default)]
+    pub sizer: Option<Sizer>,
+    /// Batching of what is queued before it is exported; off without this block.
+    #[serde(default, deserialize_with = "crate::config::de::present_or_default")]
+    pub batch: Option<QueueBatchConfig>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Sizer {
+    Requests,
+    Items,
+    Bytes,
+}
+
+impl Sizer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sizer::Requests => "requests",
+            Sizer::Items => "items",
+            Sizer::Bytes => "bytes",
+        }
+    }
+}
+
+/// `sending_queue.batch`, as upstream's exporterhelper.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QueueBatchConfig {
+    /// Longest a queued item waits for its batch to fill. Default 200ms.
+    #[serde(default = "default_flush_timeout")]
+    pub flush_timeout: ConfigDuration,
+    /// A batch is exported once it has this much (in `sizer` units). Default 8192; 0
+    /// exports each as it comes.
+    #[serde(default = "default_min_size")]
+    pub min_size: usize,
+    /// Larger batches are split; 0 (the default) is no limit.
+    #[serde(default)]
+    pub max_size: usize,
+    /// `items` or `bytes`; default the queue's `sizer` when it is set, else `items`.
+    #[serde(default)]
+    pub sizer: Option<Sizer>,
+    #[serde(default)]
+    pub partition: PartitionConfig,
+}
+
+impl Default for QueueBatchConfig {
+    fn default() -> Self {
+        QueueBatchConfig {
+            flush_timeout: default_flush_timeout(),
+            min_size: default_min_size(),
+            max_size: 0,
+            sizer: None,
+            partition: PartitionConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionConfig {
+    /// Request metadata keys: one batch per combination of their values, sent with
+    /// those values (for headers_setter's `from_context`).
+    #[serde(default)]
+    pub metadata_keys: Vec<String>,
+}
+
+fn default_flush_timeout() -> ConfigDuration {
+    ConfigDuration::from_millis(200)
+}
+fn default_min_size() -> usize {
+    8192
 }
 
 impl Default for QueueConfig {
@@ -145,23 +219,80 @@ impl Default for QueueConfig {
             queue_size: default_queue_size(),
             block_on_overflow: false,
             wait_for_result: false,
+            sizer: None,
+            batch: None,
         }
     }
 }
 
 impl QueueConfig {
     pub fn validate(&self) -> Result<(), String> {
-        if !(1..=MAX_QUEUE_SIZE).contains(&self.queue_size) {
-            return Err(format!("sending_queue.queue_size must be between 1 and {MAX_QUEUE_SIZE}"));
+        let most = match self.sizer() {
+            Sizer::Requests => MAX_QUEUE_SIZE,
+            Sizer::Items => MAX_QUEUE_ITEMS,
+            Sizer::Bytes => MAX_QUEUE_BYTES,
+        };
+        if !(1..=most).contains(&self.queue_size) {
+            return Err(format!(
+                "sending_queue.queue_size must be between 1 and {most} when it counts {}",
+                self.sizer().as_str()
+            ));
         }
         if !(1..=MAX_CONSUMERS).contains(&self.num_consumers) {
             return Err(format!("sending_queue.num_consumers must be between 1 and {MAX_CONSUMERS}"));
         }
+        if let Some(batch) = &self.batch {
+            let sizer = self.batch_sizer();
+            if sizer == Sizer::Requests {
+                return Err("sending_queue.batch supports only `items` or `bytes` sizer, found \"requests\"".into());
+            }
+            if batch.flush_timeout.0.is_zero() {
+                return Err("sending_queue.batch.flush_timeout must be greater than zero".into());
+            }
+            if sizer == self.sizer() && batch.min_size > self.queue_size {
+                return Err(format!(
+                    "sending_queue.batch.min_size ({}) must be at most queue_size ({}) when both count {}",
+                    batch.min_size,
+                    self.queue_size,
+                    sizer.as_str()
+                ));
+            }
+            if batch.max_size > 0 && batch.max_size < batch.min_size {
+                return Err(format!(
+                    "sending_queue.batch.max_size ({}) must be 0 or at least min_size ({})",
+                    batch.max_size, batch.min_size
+                ));
+            }
+            let mut seen = std::collections::HashSet::new();
+            if let Some(key) = batch.partition.metadata_keys.iter().find(|k| !seen.insert(k.to_ascii_lowercase())) {
+                return Err(format!("sending_queue.batch.partition.metadata_keys: duplicate entry `{key}`"));
+            }
+        }
         Ok(())
     }
 
+    /// What `queue_size` counts.
+    pub fn sizer(&self) -> Sizer {
+        self.sizer.unwrap_or(Sizer::Requests)
+    }
+
+    /// What the queue's batches are sized by.
+    pub fn batch_sizer(&self) -> Sizer {
+        self.batch.as_ref().and_then(|b| b.sizer).or(self.sizer).unwrap_or(Sizer::Items)
+    }
+
+    /// Batches the queue's channel holds.
     fn capacity(&self) -> usize {
-        if self.enabled { self.queue_size } else { 1 }
+        if self.enabled { self.queue_size.min(MAX_QUEUE_SIZE) } else { 1 }
+    }
+
+    /// The queue's bound in items or bytes, when it counts those.
+    fn sized(&self) -> Option<(Sizer, Arc<Semaphore>)> {
+        match self.sizer() {
+            Sizer::Requests => None,
+            _ if !self.enabled => None,
+            sizer => Some((sizer, Arc::new(Semaphore::new(self.queue_size)))),
+        }
     }
 
     fn consumers(&self) -> usize {
@@ -171,6 +302,10 @@ impl QueueConfig {
 
 /// Batches one queue may hold; a bound on memory as much as a sanity check.
 const MAX_QUEUE_SIZE: usize = 1_000_000;
+/// Items one queue may hold, with `sizer: items`.
+const MAX_QUEUE_ITEMS: usize = 1_000_000_000;
+/// Bytes one queue may hold, with `sizer: bytes`: 4 GiB.
+const MAX_QUEUE_BYTES: usize = u32::MAX as usize;
 /// Exports one exporter may run at once.
 const MAX_CONSUMERS: usize = 10_000;
 
@@ -199,8 +334,10 @@ pub struct ExporterSettings {
 /// Where a pipeline hands an exporter its copy of a batch.
 #[derive(Clone)]
 pub struct ExporterInput {
-    tx: mpsc::Sender<Batch>,
-    queue: QueueConfig,
+    tx: mpsc::Sender<Queued>,
+    /// With `sizer: items` or `bytes`: what a batch counts, and the room left.
+    sized: Option<(Sizer, Arc<Semaphore>)>,
+    queue: Arc<QueueConfig>,
     id: ComponentId,
     metrics: ExporterMetrics,
     /// When a full queue was last logged.
@@ -230,10 +367,28 @@ impl ExporterInput {
     /// `Err` gives the batch back when the exporter has stopped.
     pub async fn send(&self, mut batch: Batch) -> Result<(), Batch> {
         if !self.queue.enabled {
-            self.tx.send(batch).await.map_err(|e| e.0)?;
+            self.tx.send(Queued { batch, room: None }).await.map_err(|e| e.0.batch)?;
             self.metrics.queue_size.set((self.tx.max_capacity() - self.tx.capacity()) as i64);
             return Ok(());
         }
+        // With an items or bytes sizer, the room for this batch first (a batch larger
+        // than the whole queue takes all of it).
+        let room = match &self.sized {
+            None => None,
+            Some((sizer, room)) => {
+                let cost = size_of(*sizer, &batch).clamp(1, self.queue.queue_size) as u32;
+                let taken = if self.queue.block_on_overflow {
+                    room.clone().acquire_many_owned(cost).await.ok()
+                } else {
+                    room.clone().try_acquire_many_owned(cost).ok()
+                };
+                if taken.is_none() {
+                    self.refuse(&batch);
+                    return Ok(());
+                }
+                taken
+            }
+        };
         let permit = if self.queue.block_on_overflow {
             self.tx.reserve().await.ok()
         } else {
@@ -250,9 +405,17 @@ impl ExporterInput {
         if !self.queue.wait_for_result {
             batch.release_replies();
         }
-        permit.send(batch);
-        self.metrics.queue_size.set((self.tx.max_capacity() - self.tx.capacity()) as i64);
+        permit.send(Queued { batch, room });
+        self.metrics.queue_size.set(self.occupancy() as i64);
         Ok(())
+    }
+
+    /// What the queue holds, in its sizer's units.
+    fn occupancy(&self) -> usize {
+        match &self.sized {
+            Some((_, room)) => self.queue.queue_size.saturating_sub(room.available_permits()),
+            None => self.tx.max_capacity() - self.tx.capacity(),
+        }
     }
 
     fn refuse(&self, batch: &Batch) {
@@ -282,40 +445,118 @@ pub fn spawn_in_parts<E: ExportInParts>(
     tracker: &TaskTracker,
 ) -> ExporterInput {
     let (tx, rx) = mpsc::channel(settings.queue.capacity());
-    settings.metrics.queue_capacity.set(settings.queue.capacity() as i64);
+    let sized = settings.queue.sized();
+    let capacity = if sized.is_some() { settings.queue.queue_size } else { settings.queue.capacity() };
+    settings.metrics.queue_capacity.set(capacity as i64);
     let input = ExporterInput {
         tx,
-        queue: settings.queue.clone(),
+        sized: sized.clone(),
+        queue: Arc::new(settings.queue.clone()),
         id: settings.id.clone(),
         metrics: settings.metrics.clone(),
         warned: Arc::default(),
     };
     let inner = tracker.clone();
-    tracker.spawn(dispatch(Arc::new(exporter), Arc::new(settings), rx, inner));
+    let queue = Queue { rx, sized };
+    tracker.spawn(dispatch(Arc::new(exporter), Arc::new(settings), queue, inner));
     input
+}
+
+/// A batch in the queue, with the room it takes in a queue sized in items or bytes
+/// (given back when it leaves).
+struct Queued {
+    batch: Batch,
+    room: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// The size of a batch in the sizer's units.
+fn size_of(sizer: Sizer, batch: &Batch) -> usize {
+    match sizer {
+        Sizer::Requests => 1,
+        Sizer::Items => batch.payload.item_count(),
+        Sizer::Bytes => batch.payload.encoded_len(),
+    }
+}
+
+/// The queue's receiving end.
+struct Queue {
+    rx: mpsc::Receiver<Queued>,
+    sized: Option<(Sizer, Arc<Semaphore>)>,
+}
+
+impl Queue {
+    /// The next batch, its room given back and the size gauge moved.
+    async fn next(&mut self, settings: &ExporterSettings) -> Option<Batch> {
+        let Queued { batch, room } = self.rx.recv().await?;
+        drop(room);
+        let occupancy = match &self.sized {
+            Some((_, room)) => settings.queue.queue_size.saturating_sub(room.available_permits()),
+            None => self.rx.len(),
+        };
+        settings.metrics.queue_size.set(occupancy as i64);
+        Some(batch)
+    }
 }
 
 async fn dispatch<E: ExportInParts>(
     exporter: Arc<E>,
     settings: Arc<ExporterSettings>,
-    mut rx: mpsc::Receiver<Batch>,
+    mut queue: Queue,
     tracker: TaskTracker,
 ) {
     let consumers = settings.queue.consumers();
     let slots = Arc::new(Semaphore::new(consumers));
-    // The queue size gauge moves where batches enter (ExporterInput::send) and leave
-    // (here): no timer wakes an idle exporter.
-    loop {
-        // Take a consumer slot before a batch, so a waiting batch stays counted in the queue.
-        let Ok(slot) = slots.clone().acquire_owned().await else { break };
-        let Some(batch) = rx.recv().await else { break };
-        settings.metrics.queue_size.set(rx.len() as i64);
+    let export = |batch: Batch, slot: tokio::sync::OwnedSemaphorePermit| {
         let exporter = exporter.clone();
         let settings = settings.clone();
         tracker.spawn(async move {
             send_with_retry(exporter.as_ref(), batch, &settings).await;
             drop(slot);
         });
+    };
+    // The queue size gauge moves where batches enter (ExporterInput::send) and leave
+    // (here): no timer wakes an idle exporter; a batching queue wakes only at its
+    // flush deadline.
+    match settings.queue.batch.as_ref().filter(|_| settings.queue.enabled) {
+        None => loop {
+            // Take a consumer slot before a batch, so a waiting batch stays counted in the queue.
+            let Ok(slot) = slots.clone().acquire_owned().await else { break };
+            let Some(batch) = queue.next(&settings).await else { break };
+            export(batch, slot);
+        },
+        Some(config) => {
+            use crate::processors::Processor;
+            let bytes = settings.queue.batch_sizer() == Sizer::Bytes;
+            let mut batcher =
+                crate::processors::batch::BatchProcessor::for_queue(config, bytes, settings.queue.wait_for_result);
+            let mut out = Vec::new();
+            loop {
+                let deadline = batcher.deadline();
+                let open = tokio::select! {
+                    batch = queue.next(&settings) => match batch {
+                        Some(batch) => {
+                            batcher.process(batch, &mut out);
+                            true
+                        }
+                        None => {
+                            batcher.flush(&mut out);
+                            false
+                        }
+                    },
+                    _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                        batcher.on_deadline(Instant::now(), &mut out);
+                        true
+                    }
+                };
+                for batch in out.drain(..) {
+                    let Ok(slot) = slots.clone().acquire_owned().await else { break };
+                    export(batch, slot);
+                }
+                if !open {
+                    break;
+                }
+            }
+        }
     }
     settings.metrics.queue_size.set(0);
     // Wait for the exports in flight before saying this exporter is done.

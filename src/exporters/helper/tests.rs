@@ -261,3 +261,130 @@ async fn a_split_batch_retries_only_its_failed_part_and_counts_per_item() {
     assert_eq!(metrics.sent(Signal::Logs).get(), 2);
     assert_eq!(metrics.send_failed(Signal::Logs).get(), 1);
 }
+
+/// Records each export's item count and metadata.
+#[derive(Default)]
+struct Recorder {
+    exports: std::sync::Mutex<Vec<(usize, crate::pdata::Metadata)>>,
+}
+
+impl Export for Arc<Recorder> {
+    async fn export(&self, payload: &Payload, metadata: &crate::pdata::Metadata) -> Result<(), ExportError> {
+        self.exports.lock().unwrap().push((payload.item_count(), metadata.clone()));
+        Ok(())
+    }
+}
+
+fn queue_config(yaml: &str) -> Result<QueueConfig, String> {
+    let node = crate::config::node::parse("q.yaml", yaml).unwrap();
+    let config: QueueConfig = crate::config::de::from_node(&node).map_err(|e| e.message)?;
+    config.validate()?;
+    Ok(config)
+}
+
+#[tokio::test]
+async fn an_items_sizer_bounds_the_queue_in_items() {
+    let telemetry = Telemetry::new();
+    let exporter = Arc::new(Flaky {
+        hold: Duration::from_secs(3600),
+        ..Arc::into_inner(Flaky::new(0, ExportError::permanent(""))).unwrap()
+    });
+    let tracker = TaskTracker::new();
+    let queue = queue_config("queue_size: 5\nsizer: items\nnum_consumers: 1\n").unwrap();
+    let s = settings(&telemetry, queue, fast_retry());
+    let metrics = s.metrics.clone();
+    let tx = spawn(exporter.clone(), s, &tracker);
+    assert_eq!(metrics.queue_capacity.get(), 5);
+    // One batch in flight (held); then 3 of 5 items wait.
+    tx.send(Batch::new(logs(&[&[3]]))).await.unwrap();
+    while exporter.running.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tx.send(Batch::new(logs(&[&[3]]))).await.unwrap();
+    assert_eq!(metrics.queue_size.get(), 3);
+    let (ack, waiter) = Ack::new();
+    tx.send(Batch::with_ack(logs(&[&[3]]), ack)).await.unwrap();
+    assert_eq!(waiter.wait().await.outcome, AckOutcome::Failed, "3 more items do not fit in the 2 left");
+    tx.send(Batch::new(logs(&[&[2]]))).await.unwrap();
+    assert_eq!(metrics.queue_size.get(), 5);
+    assert_eq!(metrics.enqueue_failed(Signal::Logs).get(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batching_queue_exports_at_min_size_or_flush_timeout_split_at_max_size() {
+    let telemetry = Telemetry::new();
+    let exporter = Arc::new(Recorder::default());
+    let tracker = TaskTracker::new();
+    let queue = queue_config("batch:\n  min_size: 10\n  max_size: 12\n  flush_timeout: 1s\n").unwrap();
+    let tx = spawn(exporter.clone(), settings(&telemetry, queue, fast_retry()), &tracker);
+    let mut waiters = Vec::new();
+    for _ in 0..3 {
+        let (ack, waiter) = Ack::new();
+        tx.send(Batch::with_ack(logs(&[&[4]]), ack)).await.unwrap();
+        waiters.push(waiter);
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // 12 items: past min_size, within max_size.
+    assert_eq!(exporter.exports.lock().unwrap().iter().map(|e| e.0).collect::<Vec<_>>(), vec![12]);
+    for waiter in waiters {
+        assert_eq!(waiter.wait().await.outcome, AckOutcome::Delivered);
+    }
+    tx.send(Batch::new(logs(&[&[15]]))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // 15 is cut at 12; 3 wait for the flush timeout.
+    assert_eq!(exporter.exports.lock().unwrap().iter().map(|e| e.0).collect::<Vec<_>>(), vec![12, 12]);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(exporter.exports.lock().unwrap().iter().map(|e| e.0).collect::<Vec<_>>(), vec![12, 12, 3]);
+    // What is gathering at shutdown is exported.
+    tx.send(Batch::new(logs(&[&[1]]))).await.unwrap();
+    drop(tx);
+    tracker.close();
+    tracker.wait().await;
+    assert_eq!(exporter.exports.lock().unwrap().iter().map(|e| e.0).collect::<Vec<_>>(), vec![12, 12, 3, 1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batching_queue_partitions_by_metadata_and_sizes_in_bytes() {
+    use crate::pdata::Metadata;
+    let telemetry = Telemetry::new();
+    let exporter = Arc::new(Recorder::default());
+    let tracker = TaskTracker::new();
+    let one = Batch::new(logs(&[&[1]]));
+    let bytes = one.payload.encoded_len();
+    let queue = queue_config(&format!(
+        "sizer: bytes\nqueue_size: 100000\nbatch:\n  min_size: {}\n  partition:\n    metadata_keys: [X-Tenant]\n",
+        bytes * 3
+    ))
+    .unwrap();
+    let tx = spawn(exporter.clone(), settings(&telemetry, queue, fast_retry()), &tracker);
+    for tenant in ["a", "b", "a", "a"] {
+        let metadata = Metadata::from_pairs([("x-tenant", tenant), ("x-other", "dropped")]);
+        tx.send(Batch::new(logs(&[&[1]])).with_metadata(metadata)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // Tenant a reached three records' bytes; b waits.
+    assert_eq!(*exporter.exports.lock().unwrap(), vec![(3, Metadata::from_pairs([("x-tenant", "a")]))]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(exporter.exports.lock().unwrap()[1], (1, Metadata::from_pairs([("x-tenant", "b")])));
+}
+
+#[test]
+fn queue_batch_settings_are_checked_as_upstream() {
+    let batch = queue_config("batch:\n").unwrap().batch.unwrap();
+    assert_eq!((batch.min_size, batch.max_size, batch.flush_timeout.0), (8192, 0, Duration::from_millis(200)));
+    assert_eq!(queue_config("batch: {}\n").unwrap().batch_sizer(), Sizer::Items);
+    assert_eq!(queue_config("sizer: bytes\nqueue_size: 100000\nbatch: {}\n").unwrap().batch_sizer(), Sizer::Bytes);
+    for (yaml, error) in [
+        ("sizer: requests\nbatch: {}\n", "supports only `items` or `bytes` sizer"),
+        ("batch: {sizer: requests}\n", "supports only `items` or `bytes` sizer"),
+        ("batch: {flush_timeout: 0s}\n", "flush_timeout must be greater than zero"),
+        ("batch: {min_size: 10, max_size: 5}\n", "max_size (5) must be 0 or at least min_size (10)"),
+        ("sizer: items\nqueue_size: 100\nbatch: {}\n", "min_size (8192) must be at most queue_size (100)"),
+        ("batch: {partition: {metadata_keys: [a, A]}}\n", "duplicate entry `A`"),
+        ("sizer: pages\n", "pages"),
+        ("batch: {min_size: 1, timeout: 1s}\n", "timeout"),
+    ] {
+        let e = queue_config(yaml).unwrap_err();
+        assert!(e.contains(error), "{yaml}: {e}");
+    }
+}

@@ -18,20 +18,11 @@ pub struct OtlpReceiverConfig {
 #[serde(deny_unknown_fields)]
 pub struct Protocols {
     /// OTLP/gRPC; `grpc:` with nothing after it takes every default.
-    #[serde(default, deserialize_with = "present_or_default")]
+    #[serde(default, deserialize_with = "crate::config::de::present_or_default")]
     pub grpc: Option<GrpcConfig>,
     /// OTLP/HTTP; `http:` with nothing after it takes every default.
-    #[serde(default, deserialize_with = "present_or_default")]
+    #[serde(default, deserialize_with = "crate::config::de::present_or_default")]
     pub http: Option<HttpConfig>,
-}
-
-/// A key that is present, even with a null value, turns its protocol on.
-fn present_or_default<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Option::<T>::deserialize(deserializer).map(|v| Some(v.unwrap_or_default()))
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
