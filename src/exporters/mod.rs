@@ -170,7 +170,8 @@ pub fn start(
             helper::spawn(debug::DebugExporter::new(id, c), local_settings(id, telemetry, give_up), tracker)
         }
         ExporterConfig::File(c) => {
-            helper::spawn(file::FileExporter::new(c)?, local_settings(id, telemetry, give_up), tracker)
+            let ungrouped = telemetry.exporter_dropped(id, "no_group_by_attribute");
+            helper::spawn(file::FileExporter::new(c, ungrouped)?, local_settings(id, telemetry, give_up), tracker)
         }
         ExporterConfig::PrometheusRemoteWrite(c) => {
             let settings = remote(&c.queue(), &c.retry_on_failure, None);
