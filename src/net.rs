@@ -64,7 +64,7 @@ pub fn bind_now(endpoint: &str) -> Result<TcpListener, BindError> {
 pub type HttpResponse = Response<Full<Bytes>>;
 
 /// How long a client gets to finish the TLS handshake.
-const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+pub(crate) const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// How long open connections get to finish their requests at shutdown.
 const CONNECTION_DRAIN: Duration = Duration::from_secs(5);

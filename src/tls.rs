@@ -3,11 +3,15 @@
 //! configs. Files are read when the component starts, not at validation.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 use serde::Deserialize;
+
+use crate::config::ConfigDuration;
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +46,15 @@ pub struct TlsClientConfig {
     /// The newest TLS version offered: `1.2` or `1.3` (the default).
     #[serde(default)]
     pub max_version: Option<String>,
+    /// Read `cert_file` and `key_file` again at the first handshake this long after
+    /// they were last read (a renewed client certificate). Default: never.
+    #[serde(default)]
+    pub reload_interval: Option<ConfigDuration>,
+}
+
+/// A `reload_interval` of zero means none, as upstream.
+fn interval(reload: &Option<ConfigDuration>) -> Option<Duration> {
+    reload.map(|d| d.0).filter(|d| !d.is_zero())
 }
 
 /// A client certificate chain and its private key, as PEM.
@@ -92,7 +105,10 @@ impl TlsClientConfig {
     /// Whether these settings need ocelot's own TLS connector rather than the gRPC
     /// library's (which has no version limits and always verifies).
     pub fn needs_own_connector(&self) -> bool {
-        self.insecure_skip_verify || self.min_version.is_some() || self.max_version.is_some()
+        self.insecure_skip_verify
+            || self.min_version.is_some()
+            || self.max_version.is_some()
+            || interval(&self.reload_interval).is_some()
     }
 
     fn versions(&self) -> Vec<&'static rustls::SupportedProtocolVersion> {
@@ -158,20 +174,14 @@ impl TlsClientConfig {
             tracing::warn!(
                 "tls.insecure_skip_verify: the server's certificate is not checked; anyone on the path can read what is exported."
             );
-            versioned.dangerous().with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
+            versioned.dangerous().with_custom_certificate_verifier(Arc::new(AnyServer(provider.clone())))
         } else {
             versioned.with_root_certificates(roots)
         };
-        let identity = self.read_identity()?;
-        let config = match (identity, &self.cert_file, &self.key_file) {
-            (Some(pem), Some(cert_path), Some(key_path)) => {
-                let certs = parse_certs(&pem.cert, cert_path, "tls.cert_file")?;
-                let key = PrivateKeyDer::from_pem_slice(&pem.key).map_err(|_| TlsError::Pem {
-                    what: "tls.key_file",
-                    path: key_path.clone(),
-                    expected: "private key",
-                })?;
-                builder.with_client_auth_cert(certs, key)?
+        let config = match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => {
+                let reloader = CertReloader::new(cert, key, interval(&self.reload_interval), provider)?;
+                builder.with_client_cert_resolver(Arc::new(reloader))
             }
             _ => builder.with_no_client_auth(),
         };
@@ -231,6 +241,10 @@ pub struct TlsServerConfig {
     /// PEM CAs for client certificates: when set, clients must present one (mTLS).
     #[serde(default)]
     pub client_ca_file: Option<PathBuf>,
+    /// Read `cert_file` and `key_file` again at the first handshake this long after
+    /// they were last read (a renewed certificate, without a restart). Default: never.
+    #[serde(default)]
+    pub reload_interval: Option<ConfigDuration>,
 }
 
 impl TlsServerConfig {
@@ -246,25 +260,106 @@ impl TlsServerConfig {
                 for cert in parse_certs(&pem, path, "tls.client_ca_file")? {
                     roots.add(cert)?;
                 }
-                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .map_err(|e| TlsError::Verifier(e.to_string()))?;
+                let verifier =
+                    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .build()
+                        .map_err(|e| TlsError::Verifier(e.to_string()))?;
                 builder.with_client_cert_verifier(verifier)
             }
             None => builder.with_no_client_auth(),
         };
-        let cert_pem = read(&self.cert_file, "tls.cert_file")?;
-        let certs = parse_certs(&cert_pem, &self.cert_file, "tls.cert_file")?;
-        let key_pem = read(&self.key_file, "tls.key_file")?;
-        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::Pem {
-            what: "tls.key_file",
-            path: self.key_file.clone(),
-            expected: "private key",
-        })?;
-        let mut config = builder.with_single_cert(certs, key)?;
+        let reloader = CertReloader::new(&self.cert_file, &self.key_file, interval(&self.reload_interval), provider)?;
+        let mut config = builder.with_cert_resolver(Arc::new(reloader));
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
     }
+}
+
+/// The own certificate and key, read again from their files once `reload_interval`
+/// has passed, at the next handshake that needs them (configtls's `reload_interval`:
+/// no timer runs). A reload that fails keeps the certificate that works and logs why.
+#[derive(Debug)]
+pub struct CertReloader {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    interval: Option<Duration>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    /// The certificate in use and when to read the files again.
+    state: Mutex<(Arc<CertifiedKey>, Instant)>,
+}
+
+impl CertReloader {
+    pub fn new(
+        cert_file: &Path,
+        key_file: &Path,
+        interval: Option<Duration>,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<CertReloader, TlsError> {
+        let key = load_certified_key(cert_file, key_file, &provider)?;
+        let next = Instant::now() + interval.unwrap_or_default();
+        Ok(CertReloader {
+            cert_file: cert_file.to_path_buf(),
+            key_file: key_file.to_path_buf(),
+            interval,
+            provider,
+            state: Mutex::new((key, next)),
+        })
+    }
+
+    fn current(&self) -> Option<Arc<CertifiedKey>> {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(interval) = self.interval
+            && Instant::now() >= state.1
+        {
+            state.1 = Instant::now() + interval;
+            match load_certified_key(&self.cert_file, &self.key_file, &self.provider) {
+                Ok(key) => state.0 = key,
+                Err(e) => {
+                    tracing::warn!(error = %e, "tls.reload_interval: reading the certificate again failed; the one loaded before stays in use.")
+                }
+            }
+        }
+        Some(state.0.clone())
+    }
+}
+
+impl rustls::server::ResolvesServerCert for CertReloader {
+    fn resolve(&self, _client_hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current()
+    }
+}
+
+impl rustls::client::ResolvesClientCert for CertReloader {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        self.current()
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+fn load_certified_key(
+    cert_file: &Path,
+    key_file: &Path,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    let cert_pem = read(cert_file, "tls.cert_file")?;
+    let certs = parse_certs(&cert_pem, cert_file, "tls.cert_file")?;
+    let key_pem = read(key_file, "tls.key_file")?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::Pem {
+        what: "tls.key_file",
+        path: key_file.to_path_buf(),
+        expected: "private key",
+    })?;
+    let signing_key = provider.key_provider.load_private_key(key)?;
+    let key = CertifiedKey::new(certs, signing_key);
+    key.keys_match().map_err(TlsError::Rustls)?;
+    Ok(Arc::new(key))
 }
 
 pub(crate) fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
@@ -277,4 +372,39 @@ fn parse_certs(pem: &[u8], path: &Path, what: &'static str) -> Result<Vec<Certif
         return Err(TlsError::Pem { what, path: path.to_path_buf(), expected: "certificate" });
     }
     Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::client::ResolvesClientCert;
+
+    fn write_pair(dir: &Path, name: &str) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap().self_signed(&key).unwrap();
+        std::fs::write(dir.join("c.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("c.key"), key.serialize_pem()).unwrap();
+        cert.der().to_vec()
+    }
+
+    #[test]
+    fn a_client_certificate_is_read_again_after_the_interval_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = write_pair(dir.path(), "first");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("c.key"));
+        let fixed = CertReloader::new(&cert, &key, None, provider.clone()).unwrap();
+        let reloading = CertReloader::new(&cert, &key, Some(Duration::from_millis(50)), provider).unwrap();
+        let presented = |r: &CertReloader| r.resolve(&[], &[]).unwrap().cert[0].to_vec();
+        assert_eq!(presented(&reloading), first);
+        let second = write_pair(dir.path(), "second");
+        assert_eq!(presented(&reloading), first, "not before the interval");
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(presented(&reloading), second);
+        assert_eq!(presented(&fixed), first, "no reload_interval: never read again");
+        // A pair that does not match is refused at start.
+        std::fs::write(dir.path().join("other.key"), rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        assert!(CertReloader::new(&cert, &dir.path().join("other.key"), None, provider).is_err());
+    }
 }

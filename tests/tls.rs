@@ -317,3 +317,76 @@ service:
         assert!(error.contains(message), "{tls}: {error}");
     }
 }
+
+/// The certificate a TLS server at `addr` presents (DER, hex), from Python's `ssl`.
+fn presented_certificate(addr: std::net::SocketAddr, alpn: &str) -> String {
+    let script = format!(
+        "import socket, ssl\nctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\nctx.check_hostname = False\nctx.verify_mode = ssl.CERT_NONE\nctx.set_alpn_protocols(['{alpn}'])\ns = ctx.wrap_socket(socket.create_connection(('{}', {}), timeout=10))\nprint(s.getpeercert(binary_form=True).hex())\n",
+        addr.ip(),
+        addr.port()
+    );
+    let output = std::process::Command::new("python3").args(["-c", &script]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+/// The DER of the first certificate in a PEM file, as hex.
+fn pem_certificate(path: &Path) -> String {
+    use rustls::pki_types::pem::PemObject;
+    let der = rustls::pki_types::CertificateDer::pem_file_iter(path).unwrap().next().unwrap().unwrap();
+    der.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn reload_interval_serves_a_renewed_certificate_without_a_restart() {
+    let certs = tempfile::tempdir().unwrap();
+    write_certificates(certs.path());
+    let c = certs.path().display().to_string();
+    let agent = Agent::start(&format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+        tls: {{ cert_file: {c}/server.pem, key_file: {c}/server.key, reload_interval: 200ms }}
+      http:
+        endpoint: 127.0.0.1:0
+        tls: {{ cert_file: {c}/server.pem, key_file: {c}/server.key, reload_interval: 200ms }}
+exporters:
+  debug:
+service:
+  pipelines:
+    logs: {{ receivers: [otlp], exporters: [debug] }}
+  telemetry:
+    metrics:
+      level: none
+"#
+    ));
+    let (grpc, https) = (agent.grpc("otlp"), agent.http("otlp"));
+    let first = pem_certificate(&certs.path().join("server.pem"));
+    assert_eq!(presented_certificate(grpc, "h2"), first);
+    assert_eq!(presented_certificate(https, "http/1.1"), first);
+
+    // Renewed: new files in place (written aside, then renamed, as cert-manager does).
+    let renewed = tempfile::tempdir().unwrap();
+    write_certificates(renewed.path());
+    for name in ["server.pem", "server.key"] {
+        std::fs::copy(renewed.path().join(name), certs.path().join(format!("{name}.new"))).unwrap();
+        std::fs::rename(certs.path().join(format!("{name}.new")), certs.path().join(name)).unwrap();
+    }
+    let second = pem_certificate(&certs.path().join("server.pem"));
+    assert_ne!(first, second);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(presented_certificate(grpc, "h2"), second);
+    assert_eq!(presented_certificate(https, "http/1.1"), second);
+
+    // A broken renewal keeps the certificate that works, and says so.
+    std::fs::write(certs.path().join("server.pem"), "not a certificate").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(presented_certificate(https, "http/1.1"), second);
+    wait_until(Duration::from_secs(5), "the failed reload logged", || {
+        agent.count_logs("reading the certificate again failed") >= 1
+    });
+    assert!(agent.stop().success());
+}

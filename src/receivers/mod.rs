@@ -9,7 +9,7 @@ use crate::pdata::Signal;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ReceiverConfig {
-    Otlp(otlp::OtlpReceiverConfig),
+    Otlp(Box<otlp::OtlpReceiverConfig>),
     Filelog(filelog::FilelogConfig),
     Hostmetrics(Box<hostmetrics::HostmetricsConfig>),
 }
@@ -19,7 +19,7 @@ pub static FACTORIES: &[Factory<ReceiverConfig>] = &[
         type_name: otlp::TYPE,
         aliases: &[],
         signals: &Signal::ALL,
-        parse: |node| parse_config(node).map(ReceiverConfig::Otlp),
+        parse: |node| parse_config(node).map(|c| ReceiverConfig::Otlp(Box::new(c))),
     },
     Factory {
         type_name: filelog::TYPE,
