@@ -10,7 +10,7 @@ use crate::pdata::Signal;
 #[derive(Clone, Debug, PartialEq)]
 pub enum ReceiverConfig {
     Otlp(Box<otlp::OtlpReceiverConfig>),
-    Filelog(filelog::FilelogConfig),
+    Filelog(Box<filelog::FilelogConfig>),
     Hostmetrics(Box<hostmetrics::HostmetricsConfig>),
 }
 
@@ -25,7 +25,7 @@ pub static FACTORIES: &[Factory<ReceiverConfig>] = &[
         type_name: filelog::TYPE,
         aliases: &["file_log"],
         signals: &[Signal::Logs],
-        parse: |node| parse_config(node).map(ReceiverConfig::Filelog),
+        parse: |node| parse_config(node).map(|c| ReceiverConfig::Filelog(Box::new(c))),
     },
     Factory {
         type_name: hostmetrics::TYPE,
