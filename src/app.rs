@@ -189,6 +189,11 @@ async fn start_admin(
                     stop.clone(),
                 ));
             }
+            ExtensionConfig::Pprof(c) => {
+                let listener = crate::net::bind(&c.endpoint).await.with_context(|| format!("extension `{id}`"))?;
+                info!(extension = %id, endpoint = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "pprof at /debug/pprof/.");
+                tracker.spawn(crate::extensions::pprof::serve(c.clone(), listener, stop.clone()));
+            }
             // Read by the exporters naming them, when they start.
             ExtensionConfig::BearerTokenAuth(_) | ExtensionConfig::BasicAuth(_) | ExtensionConfig::HeadersSetter(_) => {
             }

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod file_storage;
 pub mod health_check;
 pub mod htpasswd;
+pub mod pprof;
 pub mod zpages;
 
 use crate::component::{Factory, parse_config};
@@ -16,6 +17,7 @@ pub enum ExtensionConfig {
     BasicAuth(auth::BasicAuthConfig),
     HeadersSetter(auth::HeadersSetterConfig),
     Zpages(zpages::ZpagesConfig),
+    Pprof(pprof::PprofConfig),
 }
 
 pub static FACTORIES: &[Factory<ExtensionConfig>] = &[
@@ -48,6 +50,12 @@ pub static FACTORIES: &[Factory<ExtensionConfig>] = &[
         aliases: &["headerssetter"],
         signals: &[],
         parse: |node| parse_config(node).map(ExtensionConfig::HeadersSetter),
+    },
+    Factory {
+        type_name: pprof::TYPE,
+        aliases: &[],
+        signals: &[],
+        parse: |node| parse_config(node).map(ExtensionConfig::Pprof),
     },
     Factory {
         type_name: zpages::TYPE,

@@ -127,7 +127,7 @@ impl Agent {
     }
 
     /// The address a receiver or server logged, e.g. ("OTLP/gRPC listening.", "otlp").
-    fn endpoint(&self, message: &str, field: &str, id: Option<&str>) -> SocketAddr {
+    pub fn endpoint(&self, message: &str, field: &str, id: Option<&str>) -> SocketAddr {
         let logs = self.logs.lock().unwrap();
         let entry = logs
             .iter()
