@@ -13,6 +13,10 @@ use md5::{Digest, Md5};
 
 use super::auth::{Unauthenticated, constant_time_eq};
 
+/// The highest bcrypt cost read; each step doubles the time of a check (17 is about
+/// ten seconds of one core).
+const MAX_BCRYPT_COST: u32 = 17;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Hash {
     Bcrypt(String),
@@ -46,6 +50,14 @@ pub fn parse(text: &str) -> Result<HashMap<String, Hash>, String> {
 
 fn parse_hash(hash: &str) -> Result<Hash, String> {
     if ["$2a$", "$2b$", "$2y$", "$2x$"].iter().any(|p| hash.starts_with(p)) {
+        // `$2y$10$` + 53 characters of salt and hash.
+        let cost: u32 = hash.get(4..6).and_then(|c| c.parse().ok()).ok_or("a bcrypt hash is `$2y$NN$…`")?;
+        if hash.len() != 60 || hash.as_bytes()[6] != b'$' {
+            return Err("a bcrypt hash is 60 characters".into());
+        }
+        if !(4..=MAX_BCRYPT_COST).contains(&cost) {
+            return Err(format!("bcrypt cost {cost} is outside 4..={MAX_BCRYPT_COST} (htpasswd -C writes up to 17)"));
+        }
         return Ok(Hash::Bcrypt(hash.to_string()));
     }
     for magic in ["$apr1$", "$1$"] {
@@ -233,5 +245,8 @@ mod tests {
         );
         assert!(parse("ok:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\nnocolon").unwrap_err().starts_with("line 2:"));
         assert!(Users::new("# nobody\n").is_err());
+        let slow = format!("a:$2y$31${}", "x".repeat(53));
+        assert!(parse(&slow).unwrap_err().contains("bcrypt cost 31"), "{slow}");
+        assert!(parse("a:$2y$10$short").unwrap_err().contains("60 characters"));
     }
 }
