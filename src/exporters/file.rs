@@ -235,7 +235,11 @@ impl Sink {
         {
             self.rotate(rotation, mode)?;
         }
-        self.file.write_all(bytes)?;
+        if let Err(e) = self.file.write_all(bytes) {
+            // No half record stays behind to garble what follows (a full disk, say).
+            let _ = self.file.set_len(self.size);
+            return Err(e);
+        }
         self.size += bytes.len() as u64;
         self.dirty = true;
         Ok(())
@@ -291,9 +295,10 @@ fn backups(path: &Path) -> Vec<PathBuf> {
         .map(|e| e.path())
         .filter(|p| {
             let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            name.len() > stem.len() + ext.len() + 1
-                && name.starts_with(&format!("{stem}-"))
-                && name.ends_with(&format!("-size{ext}"))
+            // Only `<stem>-<time>-size<ext>`: another group's `a-b-…` is not `a`'s.
+            name.strip_prefix(&format!("{stem}-"))
+                .and_then(|rest| rest.strip_suffix(&format!("-size{ext}")))
+                .is_some_and(|stamp| jiff::civil::DateTime::strptime("%Y-%m-%dT%H-%M-%S%.f", stamp).is_ok())
         })
         .collect();
     found.sort();
@@ -519,7 +524,9 @@ impl Export for FileExporter {
         .await;
         let schedule_sync = match written {
             Ok(Ok(schedule)) => schedule,
-            Ok(Err(e)) => return Err(ExportError::permanent(format!("write failed: {e}"))),
+            // A full disk may have room later: retried (groups written before the
+            // failure may be written again).
+            Ok(Err(e)) => return Err(ExportError::retryable(format!("write failed: {e}"))),
             Err(e) => return Err(ExportError::permanent(format!("write task failed: {e}"))),
         };
         if schedule_sync {
@@ -645,11 +652,15 @@ mod tests {
         // About 0.4 MiB a batch: a rotation every third batch.
         let payload = logs_of(&[(None, 1800)]);
         let no_metadata = crate::pdata::Metadata::default();
+        // Another group's rotated file (`data-x`'s) is not one of `data`'s backups.
+        let decoy = dir.path().join("data-x-2020-01-01T00-00-00.000-size.jsonl");
+        std::fs::write(&decoy, "{}\n").unwrap();
         for _ in 0..10 {
             e.export(&payload, &no_metadata).await.unwrap();
         }
         let rotated = backups(&path);
         assert_eq!(rotated.len(), 2, "{rotated:?}");
+        assert!(decoy.exists());
         for file in rotated.iter().chain([&path]) {
             let size = std::fs::metadata(file).unwrap().len();
             assert!(size <= 1 << 20, "{} is {size} bytes", file.display());

@@ -52,6 +52,10 @@ impl Validate for BearerTokenAuthConfig {
         if self.token.is_some() && !self.tokens.is_empty() {
             return Err("set one of token and tokens".into());
         }
+        if self.token.as_deref().is_some_and(|t| t.trim().is_empty()) || self.tokens.iter().any(|t| t.trim().is_empty())
+        {
+            return Err("a token must not be empty".into());
+        }
         let inline = self.token.is_some() || !self.tokens.is_empty();
         if inline == self.filename.is_some() {
             return Err("exactly one of token (or tokens) and filename must be set".into());
@@ -306,6 +310,10 @@ impl ClientAuth {
             return Ok(value.clone());
         }
         let token = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // An empty (or half-written) file must never make an empty token acceptable.
+        if token.trim().is_empty() {
+            return Err(format!("{}: the token file is empty", path.display()));
+        }
         let value = with_scheme(scheme, token.trim())?;
         *cached = Some((modified, value.clone()));
         Ok(value)
@@ -409,4 +417,32 @@ pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub authenticator: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bearer(yaml: &str) -> Result<(), String> {
+        let node = crate::config::node::parse("a.yaml", yaml).unwrap();
+        let config: BearerTokenAuthConfig = crate::config::de::from_node(&node).map_err(|e| e.message)?;
+        config.validate()
+    }
+
+    #[test]
+    fn an_empty_token_is_never_accepted() {
+        assert!(bearer("token: ''\n").unwrap_err().contains("must not be empty"));
+        assert!(bearer("tokens: [a, ' ']\n").unwrap_err().contains("must not be empty"));
+        assert!(bearer("tokens: [a, b]\n").is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "\n").unwrap();
+        let auth = ClientAuth::TokenFile {
+            header: http::header::AUTHORIZATION,
+            scheme: "Bearer".into(),
+            path: path.clone(),
+            cached: Mutex::new(None),
+        };
+        assert!(auth.apply(&mut http::HeaderMap::new(), &Metadata::default()).unwrap_err().contains("empty"));
+    }
 }

@@ -161,7 +161,13 @@ const VERIFIED_CACHE: usize = 256;
 pub struct Users {
     users: Arc<HashMap<String, Hash>>,
     verified: Mutex<HashMap<[u8; 32], String>>,
+    /// Checks running at once: bcrypt is slow on purpose, so clients sending wrong
+    /// passwords must not take every core (or the blocking pool).
+    checks: tokio::sync::Semaphore,
 }
+
+/// Password checks at once, per `basicauth` extension.
+const CONCURRENT_CHECKS: usize = 2;
 
 impl Users {
     pub fn new(text: &str) -> Result<Users, String> {
@@ -169,7 +175,11 @@ impl Users {
         if users.is_empty() {
             return Err("htpasswd lists no users".into());
         }
-        Ok(Users { users: Arc::new(users), verified: Mutex::new(HashMap::new()) })
+        Ok(Users {
+            users: Arc::new(users),
+            verified: Mutex::new(HashMap::new()),
+            checks: tokio::sync::Semaphore::new(CONCURRENT_CHECKS),
+        })
     }
 
     /// Checks an `Authorization: Basic …` value; the user name if it passes.
@@ -189,11 +199,22 @@ impl Users {
         let decoded = String::from_utf8(decoded).map_err(|_| Unauthenticated("credentials are not UTF-8"))?;
         let (user, password) = decoded.split_once(':').ok_or(Unauthenticated("credentials lack a `:`"))?;
         let (user, password) = (user.to_string(), password.to_string());
+        let Ok(_check) = self.checks.try_acquire() else {
+            return Err(Unauthenticated("too many password checks at once; retry"));
+        };
         let users = self.users.clone();
         let name = user.clone();
-        let passed = tokio::task::spawn_blocking(move || users.get(&name).is_some_and(|h| h.verify(&password)))
-            .await
-            .unwrap_or(false);
+        let passed = tokio::task::spawn_blocking(move || match users.get(&name) {
+            Some(hash) => hash.verify(&password),
+            // An unknown user costs as much as a known one with the same kind of hash,
+            // so the time taken does not tell which names exist.
+            None => {
+                let _ = users.values().next().map(|h| h.verify(&password));
+                false
+            }
+        })
+        .await
+        .unwrap_or(false);
         if !passed {
             return Err(Unauthenticated("invalid credentials"));
         }

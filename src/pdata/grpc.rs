@@ -85,6 +85,12 @@ impl Decoder for BytesDecoder {
 /// What an OTLP/gRPC server does with one export request's protobuf bytes.
 pub trait ExportHandler: Clone + Send + Sync + 'static {
     fn handle(&self, request: ExportRequest) -> impl Future<Output = Result<(), Status>> + Send;
+
+    /// Checks a request by its headers before its body is read and decompressed
+    /// (authentication); the default lets every request in.
+    fn admit(&self, _headers: &http::HeaderMap) -> impl Future<Output = Result<(), Status>> + Send {
+        std::future::ready(Ok(()))
+    }
 }
 
 /// One export request as a handler sees it.
@@ -176,6 +182,11 @@ where
             let mut grpc = Grpc::new(BytesCodec)
                 .apply_compression_config(encodings, encodings)
                 .apply_max_message_size_config(Some(service.max_message_size), None);
+            let (parts, body) = request.into_parts();
+            if let Err(status) = service.handler.admit(&parts.headers).await {
+                return Ok(status.into_http());
+            }
+            let request = http::Request::from_parts(parts, body);
             let export = Export { handler: service.handler, signal: S::SIGNAL };
             let mut request = request;
             if let Some(authority) = request.uri().authority().map(|a| a.to_string()) {

@@ -133,7 +133,8 @@ impl BatchProcessor {
     ) -> BatchProcessor {
         let mut processor = BatchProcessor::new(
             &BatchConfig {
-                send_batch_size: config.min_size,
+                // min_size 0 exports each as it comes; the processor's 0 means "on timeout only".
+                send_batch_size: config.min_size.max(1),
                 send_batch_max_size: config.max_size,
                 timeout: config.flush_timeout,
                 metadata_keys: config.partition.metadata_keys.clone(),
@@ -196,9 +197,19 @@ impl BatchProcessor {
                 return;
             };
             let items = pending.payload.item_count();
-            let n = if bytes { (items as u128 * max as u128 / s.pending_size as u128).max(1) as usize } else { max };
+            let mut n =
+                if bytes { (items as u128 * max as u128 / s.pending_size as u128).max(1) as usize } else { max };
+            let mut front_payload = pending.payload_mut().split_front(n);
+            // By bytes, items of uneven size can make the share too big: give back half
+            // until it fits (one item larger than the limit goes alone).
+            while bytes && n > 1 && front_payload.encoded_len() > max {
+                let rest = std::mem::replace(pending.payload_mut(), front_payload);
+                let _ = pending.payload_mut().append(rest);
+                n /= 2;
+                front_payload = pending.payload_mut().split_front(n);
+            }
             let mut front = Batch {
-                payload: std::sync::Arc::new(pending.payload_mut().split_front(n)),
+                payload: std::sync::Arc::new(front_payload),
                 acks: Vec::new(),
                 metadata: pending.metadata.clone(),
             };

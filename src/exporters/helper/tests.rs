@@ -344,6 +344,18 @@ async fn a_batching_queue_exports_at_min_size_or_flush_timeout_split_at_max_size
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_batching_queue_with_min_size_zero_exports_each_as_it_comes() {
+    let telemetry = Telemetry::new();
+    let exporter = Arc::new(Recorder::default());
+    let tracker = TaskTracker::new();
+    let queue = queue_config("batch:\n  min_size: 0\n  flush_timeout: 10s\n").unwrap();
+    let tx = spawn(exporter.clone(), settings(&telemetry, queue, fast_retry()), &tracker);
+    tx.send(Batch::new(logs(&[&[2]]))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(exporter.exports.lock().unwrap().iter().map(|e| e.0).collect::<Vec<_>>(), vec![2]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_batching_queue_partitions_by_metadata_and_sizes_in_bytes() {
     use crate::pdata::Metadata;
     let telemetry = Telemetry::new();

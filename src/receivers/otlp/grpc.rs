@@ -17,6 +17,19 @@ use crate::receivers::StartError;
 use crate::tls::TlsServerConfig;
 
 impl ExportHandler for Intake {
+    async fn admit(&self, headers: &::http::HeaderMap) -> Result<(), Status> {
+        match &self.auth {
+            Some(auth) => match auth.authenticate(headers).await {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    self.metrics.unauthenticated.inc();
+                    Err(Status::unauthenticated(e.0))
+                }
+            },
+            None => Ok(()),
+        }
+    }
+
     async fn handle(&self, request: ExportRequest) -> Result<(), Status> {
         let ExportRequest { signal, headers, authority, body } = request;
         if self.consumers.get(signal).is_empty() {
