@@ -138,7 +138,9 @@ impl BatchProcessor {
                 send_batch_max_size: config.max_size,
                 timeout: config.flush_timeout,
                 metadata_keys: config.partition.metadata_keys.clone(),
-                metadata_cardinality_limit: 0,
+                // Partitions come from request metadata a client chooses: bounded, as the
+                // batch processor is by default.
+                metadata_cardinality_limit: default_cardinality_limit(),
             },
             Histogram::new([1.0]),
         );
