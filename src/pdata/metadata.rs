@@ -21,32 +21,29 @@ impl Metadata {
     /// The metadata of a request with these headers (all of them, as upstream) and
     /// this authentication data.
     pub fn from_request(headers: Option<&http::HeaderMap>, auth: Vec<(String, String)>) -> Metadata {
-        let mut entries = Entries { headers: Vec::new(), auth };
-        for (name, value) in headers.into_iter().flatten() {
-            let Ok(value) = value.to_str() else { continue };
-            let key = name.as_str();
-            match entries.headers.iter_mut().find(|(k, _)| k == key) {
-                Some((_, values)) => values.push(value.to_string()),
-                None => entries.headers.push((key.to_string(), vec![value.to_string()])),
-            }
-        }
-        entries.headers.sort_by(|a, b| a.0.cmp(&b.0));
-        entries.auth.sort();
-        Metadata::of(entries)
+        let pairs =
+            headers.into_iter().flatten().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
+        Metadata::gather(pairs, auth)
     }
 
     /// Metadata from key and values, for tests and for batches a processor builds.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Metadata {
-        let mut entries = Entries::default();
+        Metadata::gather(pairs, Vec::new())
+    }
+
+    /// Values grouped under their lower-case key, in the order given; keys sorted.
+    fn gather<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>, mut auth: Vec<(String, String)>) -> Metadata {
+        let mut headers: Vec<(String, Vec<String>)> = Vec::new();
         for (key, value) in pairs {
             let key = key.to_ascii_lowercase();
-            match entries.headers.iter_mut().find(|(k, _)| *k == key) {
+            match headers.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, values)) => values.push(value.to_string()),
-                None => entries.headers.push((key, vec![value.to_string()])),
+                None => headers.push((key, vec![value.to_string()])),
             }
         }
-        entries.headers.sort_by(|a, b| a.0.cmp(&b.0));
-        Metadata::of(entries)
+        headers.sort_by(|a, b| a.0.cmp(&b.0));
+        auth.sort();
+        Metadata::of(Entries { headers, auth })
     }
 
     fn of(entries: Entries) -> Metadata {
