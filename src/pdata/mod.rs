@@ -6,6 +6,7 @@ pub mod grpc;
 pub mod json;
 mod metadata;
 pub mod prometheus;
+pub mod score;
 pub(crate) mod split;
 pub mod synthetic;
 

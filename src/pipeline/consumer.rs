@@ -4,6 +4,7 @@
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
+use super::governor::Gate;
 use crate::pdata::{Batch, Signal};
 
 /// Why a batch was not taken.
@@ -15,6 +16,9 @@ pub enum Refused {
     /// The pipeline is shutting down.
     #[error("the pipeline is shutting down")]
     Closed,
+    /// Memory is at a `memory_limiter`'s soft limit: backpressure, as for a full pipeline.
+    #[error("memory is at the limit")]
+    Memory,
 }
 
 /// The input channels of every pipeline that takes one signal from one source.
@@ -23,11 +27,13 @@ pub struct Consumer {
     targets: Vec<mpsc::Sender<Batch>>,
     waits_for_result: bool,
     waits_for_queue: bool,
+    /// The memory governor's say, when a `memory_limiter` is behind these pipelines.
+    gate: Option<Gate>,
 }
 
 impl Consumer {
     pub fn new(targets: Vec<mpsc::Sender<Batch>>) -> Consumer {
-        Consumer { targets, waits_for_result: false, waits_for_queue: false }
+        Consumer { targets, waits_for_result: false, waits_for_queue: false, gate: None }
     }
 
     /// Some exporter behind these pipelines has no queue (or `wait_for_result`): a
@@ -52,6 +58,12 @@ impl Consumer {
     /// batch goes to any, so a refused batch reached none and a retry duplicates nothing.
     /// A refused batch's acknowledgements are marked failed.
     pub fn try_consume(&self, batch: Batch) -> Result<(), Refused> {
+        if let Some(gate) = &self.gate
+            && gate.refuses(batch.signal(), batch.payload.item_count() as u64)
+        {
+            batch.fail();
+            return Err(Refused::Memory);
+        }
         let mut permits = Vec::with_capacity(self.targets.len());
         for target in &self.targets {
             let refused = match target.try_reserve() {
@@ -69,9 +81,12 @@ impl Consumer {
         Ok(())
     }
 
-    /// Waits for room in every pipeline (backpressure for sources that can pause,
-    /// such as a file tail), then sends.
+    /// Waits for memory under the soft limit and room in every pipeline (backpressure
+    /// for sources that can pause, such as a file tail), then sends.
     pub async fn consume(&self, batch: Batch) -> Result<(), Refused> {
+        if let Some(gate) = &self.gate {
+            gate.open().await;
+        }
         let mut permits = Vec::with_capacity(self.targets.len());
         for target in &self.targets {
             match target.reserve().await {
@@ -124,12 +139,22 @@ impl Consumers {
         }
     }
 
-    pub fn add(&mut self, signal: Signal, target: mpsc::Sender<Batch>, waits_for_result: bool, waits_for_queue: bool) {
+    pub fn add(&mut self, signal: Signal, target: mpsc::Sender<Batch>, waits: Waits, gate: Option<Gate>) {
         let consumer = self.get_mut(signal);
         consumer.targets.push(target);
-        consumer.waits_for_result |= waits_for_result;
-        consumer.waits_for_queue |= waits_for_queue;
+        consumer.waits_for_result |= waits.result;
+        consumer.waits_for_queue |= waits.queue;
+        consumer.gate = Gate::join(consumer.gate.take(), gate);
     }
+}
+
+/// What a client answered by a receiver waits for, from the exporters behind it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Waits {
+    /// An exporter has no queue (or `wait_for_result`): the export's outcome.
+    pub result: bool,
+    /// An exporter's full queue refuses its copy: the batch reaching the queue.
+    pub queue: bool,
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! exporter drains its queue. No stage ever stops while another still feeds it.
 
 mod consumer;
+pub mod governor;
 mod run;
 
 use std::collections::BTreeMap;
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info};
 
-pub use consumer::{Consumer, Consumers, Refused};
+pub use consumer::{Consumer, Consumers, Refused, Waits};
 
 use crate::config::{ComponentId, Config, PipelineId};
 use crate::pdata::Batch;
@@ -35,15 +36,8 @@ pub enum StartError {
     Exporter { id: ComponentId, source: crate::exporters::BuildError },
     #[error("receiver `{id}`: {source}")]
     Receiver { id: ComponentId, source: crate::receivers::StartError },
-}
-
-/// What a client answered by a receiver waits for, from the exporters behind it.
-#[derive(Clone, Copy, Debug, Default)]
-struct Waits {
-    /// An exporter has no queue (or `wait_for_result`): the export's outcome.
-    result: bool,
-    /// An exporter's full queue refuses its copy: the batch reaching the queue.
-    queue: bool,
+    #[error("processor `{id}`: {source}")]
+    Processor { id: ComponentId, source: crate::processors::BuildError },
 }
 
 /// A running graph.
@@ -53,6 +47,9 @@ pub struct Running {
     pipelines: TaskTracker,
     exporters: TaskTracker,
     give_up: CancellationToken,
+    /// The memory governor's task: runs until everything has drained.
+    housekeeping: TaskTracker,
+    stop_housekeeping: CancellationToken,
 }
 
 /// Builds and starts the graph, downstream first. On error, what was started is
@@ -64,6 +61,8 @@ pub async fn start(config: &Config, telemetry: &Arc<Telemetry>, storage_dir: &Pa
         pipelines: TaskTracker::new(),
         exporters: TaskTracker::new(),
         give_up: CancellationToken::new(),
+        housekeeping: TaskTracker::new(),
+        stop_housekeeping: CancellationToken::new(),
     };
     match wire(config, telemetry, storage_dir, &running).await {
         Ok(()) => Ok(running),
@@ -118,6 +117,8 @@ async fn wire(
     // queue (or `wait_for_result`), here or in a pipeline a connector feeds.
     let mut waits: BTreeMap<&PipelineId, Waits> = BTreeMap::new();
     let mut feeds: Vec<(&PipelineId, &PipelineId)> = Vec::new();
+    let governor = governor::Governor::new();
+    let mut gates = BTreeMap::new();
     for (pipeline_id, pipeline) in pipelines {
         let mut outputs = Vec::new();
         let mut own_waits = Waits::default();
@@ -125,7 +126,7 @@ async fn wire(
             if let Some(input) = exporters.get(id) {
                 own_waits.result |= input.waits_for_result();
                 own_waits.queue |= input.waits_for_queue();
-                outputs.push(run::Output::Exporter(input.clone()));
+                outputs.push(run::Output::Exporter(Box::new(input.clone())));
             } else if config.connectors.contains_key(id) {
                 // A forward connector: the pipelines that receive from it, same signal.
                 for (other_id, other) in pipelines {
@@ -137,11 +138,18 @@ async fn wire(
             }
         }
         waits.insert(pipeline_id, own_waits);
-        let processors = pipeline
-            .processors
-            .iter()
-            .filter_map(|id| config.processors.get(id).map(|c| crate::processors::build(id, c, telemetry)))
-            .collect();
+        let env = crate::processors::Environment { telemetry, governor: &governor };
+        let mut processors = Vec::with_capacity(pipeline.processors.len());
+        for id in &pipeline.processors {
+            if let Some(c) = config.processors.get(id) {
+                let built = crate::processors::build(id, c, &env)
+                    .map_err(|source| StartError::Processor { id: id.clone(), source })?;
+                processors.push(built);
+            }
+        }
+        // The door of this pipeline: the memory_limiters in it.
+        let limiters = pipeline.processors.iter().filter_map(|id| governor.find(id)).collect();
+        gates.insert(pipeline_id, governor.gate(limiters));
         tasks.push((pipeline_id.clone(), processors, outputs));
     }
     drop(exporters);
@@ -161,7 +169,8 @@ async fn wire(
                 && let Some(tx) = sender_of(&inputs, pipeline_id)
             {
                 let waits = waits.get(pipeline_id).copied().unwrap_or_default();
-                receiver_consumers.entry(id).or_default().add(pipeline_id.signal, tx, waits.result, waits.queue);
+                let gate = gates.get(pipeline_id).cloned().flatten();
+                receiver_consumers.entry(id).or_default().add(pipeline_id.signal, tx, waits, gate);
             }
         }
     }
@@ -169,9 +178,14 @@ async fn wire(
         let Some((_, rx)) = inputs.remove(&pipeline_id) else {
             continue;
         };
-        running.pipelines.spawn(run::run_pipeline(pipeline_id, rx, processors, outputs));
+        let metrics = telemetry.pipeline(&pipeline_id);
+        running.pipelines.spawn(run::run_pipeline(pipeline_id, rx, processors, outputs, metrics));
     }
     drop(inputs);
+    if !governor.is_empty() {
+        governor.prime();
+        running.housekeeping.spawn(governor.clone().run(running.stop_housekeeping.clone()));
+    }
 
     // 4. Receivers last, so nothing is accepted before it has somewhere to go.
     for (id, consumers) in receiver_consumers {
@@ -231,5 +245,8 @@ impl Running {
         } else {
             info!("Pipelines drained.");
         }
+        self.stop_housekeeping.cancel();
+        self.housekeeping.close();
+        self.housekeeping.wait().await;
     }
 }

@@ -14,11 +14,12 @@ use crate::config::PipelineId;
 use crate::exporters::helper::ExporterInput;
 use crate::pdata::Batch;
 use crate::processors::Processor;
+use crate::telemetry::PipelineMetrics;
 
 /// Where a pipeline's output goes.
 #[derive(Clone)]
 pub(super) enum Output {
-    Exporter(ExporterInput),
+    Exporter(Box<ExporterInput>),
     /// A connected pipeline's input (a forward connector).
     Pipeline(mpsc::Sender<Batch>),
 }
@@ -37,6 +38,7 @@ pub(super) async fn run_pipeline(
     mut input: mpsc::Receiver<Batch>,
     mut processors: Vec<Box<dyn Processor>>,
     outputs: Vec<Output>,
+    metrics: PipelineMetrics,
 ) {
     let mut ready = Vec::new();
     loop {
@@ -50,7 +52,10 @@ pub(super) async fn run_pipeline(
         tokio::select! {
             biased;
             batch = input.recv() => match batch {
-                Some(batch) => run_from(&mut processors, 0, vec![batch], &mut ready),
+                Some(batch) => {
+                    metrics.items_in.inc_by(batch.payload.item_count() as u64);
+                    run_from(&mut processors, 0, vec![batch], &mut ready);
+                }
                 None => break,
             },
             _ = timer => {}
@@ -68,6 +73,7 @@ pub(super) async fn run_pipeline(
             }
         }
         for batch in ready.drain(..) {
+            metrics.items_out.inc_by(batch.payload.item_count() as u64);
             fan_out(&id, &outputs, batch).await;
         }
     }
@@ -78,6 +84,7 @@ pub(super) async fn run_pipeline(
         run_from(&mut processors, i + 1, out, &mut ready);
     }
     for batch in ready.drain(..) {
+        metrics.items_out.inc_by(batch.payload.item_count() as u64);
         fan_out(&id, &outputs, batch).await;
     }
     debug!(pipeline = %id, "Pipeline drained.");

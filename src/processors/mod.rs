@@ -10,6 +10,7 @@ pub mod attributes;
 pub mod batch;
 pub mod filter;
 pub mod matching;
+pub mod memory_limiter;
 pub mod ottl;
 pub mod resource;
 pub mod resourcedetection;
@@ -20,6 +21,7 @@ use tokio::time::Instant;
 use crate::component::{Factory, parse_config};
 use crate::config::ComponentId;
 use crate::pdata::{Batch, Signal};
+use crate::pipeline::governor::Governor;
 use crate::telemetry::Telemetry;
 
 pub trait Processor: Send {
@@ -45,6 +47,7 @@ pub enum ProcessorConfig {
     Attributes(Box<attributes::AttributesConfig>),
     Resource(Box<resource::ResourceConfig>),
     ResourceDetection(Box<resourcedetection::ResourceDetectionConfig>),
+    MemoryLimiter(Box<memory_limiter::MemoryLimiterConfig>),
 }
 
 pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
@@ -84,6 +87,12 @@ pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
         signals: &Signal::ALL,
         parse: |node| parse_config(node).map(|c| ProcessorConfig::ResourceDetection(Box::new(c))),
     },
+    Factory {
+        type_name: memory_limiter::TYPE,
+        aliases: &[],
+        signals: &Signal::ALL,
+        parse: |node| parse_config(node).map(|c| ProcessorConfig::MemoryLimiter(Box::new(c))),
+    },
 ];
 
 /// Every resource's attributes in a payload, to change; a missing resource is made.
@@ -110,9 +119,26 @@ pub(crate) fn resource_attributes(
     }
 }
 
+/// What building a processor may need beyond its config.
+pub struct Environment<'a> {
+    pub telemetry: &'a Telemetry,
+    pub governor: &'a Governor,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot read the machine's memory size for limit_percentage: {0}")]
+    Memory(std::io::Error),
+}
+
 /// Makes a processor instance for one pipeline.
-pub fn build(id: &ComponentId, config: &ProcessorConfig, telemetry: &Telemetry) -> Box<dyn Processor> {
-    match config {
+pub fn build(
+    id: &ComponentId,
+    config: &ProcessorConfig,
+    env: &Environment<'_>,
+) -> Result<Box<dyn Processor>, BuildError> {
+    let telemetry = env.telemetry;
+    Ok(match config {
         ProcessorConfig::Batch(config) => Box::new(batch::BatchProcessor::new(config, telemetry.batch_processor(id))),
         ProcessorConfig::Filter(config) => {
             Box::new(filter::FilterProcessor::new(id, config, telemetry.filter_processor(id)))
@@ -129,5 +155,9 @@ pub fn build(id: &ComponentId, config: &ProcessorConfig, telemetry: &Telemetry) 
         ProcessorConfig::ResourceDetection(config) => {
             Box::new(resourcedetection::ResourceDetectionProcessor::new(config, telemetry.processor(id)))
         }
-    }
+        ProcessorConfig::MemoryLimiter(config) => {
+            let limiter = config.limiter(id, env.governor, telemetry).map_err(BuildError::Memory)?;
+            Box::new(memory_limiter::MemoryLimiterProcessor::new(config, limiter))
+        }
+    })
 }

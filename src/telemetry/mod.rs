@@ -5,6 +5,9 @@
 //! is an atomic add per batch, never a map lookup.
 
 mod process;
+mod shedding;
+
+pub use shedding::{ImportanceMetrics, MemoryLimiterMetrics, PipelineMetrics};
 
 use std::sync::Arc;
 
@@ -331,17 +334,52 @@ impl<L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send +
     }
 }
 
+/// A counter of items received or sent that also feeds the per-signal totals behind
+/// `ocelot_optimization_ratio`.
+#[derive(Clone)]
+pub struct Tally {
+    counter: Counter,
+    signal: Signal,
+    sent: bool,
+    totals: Arc<shedding::SignalTotals>,
+}
+
+impl Tally {
+    pub fn inc_by(&self, n: u64) {
+        self.counter.inc_by(n);
+        if self.sent {
+            self.totals.sent(self.signal, n);
+        } else {
+            self.totals.received(self.signal, n);
+        }
+    }
+
+    pub fn get(&self) -> u64 {
+        self.counter.get()
+    }
+}
+
+fn tallies(counters: [Counter; 3], sent: bool, totals: &Arc<shedding::SignalTotals>) -> [Tally; 3] {
+    let mut counters = counters.into_iter();
+    Signal::ALL.map(|signal| Tally {
+        counter: counters.next().unwrap_or_default(),
+        signal,
+        sent,
+        totals: totals.clone(),
+    })
+}
+
 /// A receiver's counters for one transport.
 #[derive(Clone)]
 pub struct ReceiverMetrics {
-    accepted: [Counter; 3],
+    accepted: [Tally; 3],
     refused: [Counter; 3],
     /// Requests refused by the receiver's authenticator.
     pub unauthenticated: Counter,
 }
 
 impl ReceiverMetrics {
-    pub fn accepted(&self, signal: Signal) -> &Counter {
+    pub fn accepted(&self, signal: Signal) -> &Tally {
         &self.accepted[signal.index()]
     }
     pub fn refused(&self, signal: Signal) -> &Counter {
@@ -352,7 +390,7 @@ impl ReceiverMetrics {
 /// An exporter's counters and queue gauges.
 #[derive(Clone)]
 pub struct ExporterMetrics {
-    sent: [Counter; 3],
+    sent: [Tally; 3],
     failed: [Counter; 3],
     enqueue_failed: [Counter; 3],
     pub queue_size: Gauge,
@@ -360,7 +398,7 @@ pub struct ExporterMetrics {
 }
 
 impl ExporterMetrics {
-    pub fn sent(&self, signal: Signal) -> &Counter {
+    pub fn sent(&self, signal: Signal) -> &Tally {
         &self.sent[signal.index()]
     }
     pub fn send_failed(&self, signal: Signal) -> &Counter {
@@ -414,6 +452,7 @@ pub struct Telemetry {
     ottl_errors: Family<ProcessorLabels, Counter>,
     processor_incoming: Family<ProcessorSignalLabels, Counter>,
     processor_outgoing: Family<ProcessorSignalLabels, Counter>,
+    shedding: shedding::Shedding,
 }
 
 impl Telemetry {
@@ -598,6 +637,7 @@ impl Telemetry {
             "Number of items emitted from the processor",
             processor_outgoing.clone(),
         );
+        let shedding = shedding::Shedding::register(&mut registry);
         let target_info = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register("target_info", "Target metadata: the agent's resource attributes", target_info.clone());
         Arc::new(Telemetry {
@@ -632,13 +672,14 @@ impl Telemetry {
             ottl_errors,
             processor_incoming,
             processor_outgoing,
+            shedding,
         })
     }
 
     pub fn receiver(&self, id: &ComponentId, transport: &str) -> ReceiverMetrics {
         let labels = ReceiverLabels { receiver: id.to_string(), transport: transport.to_string() };
         ReceiverMetrics {
-            accepted: self.receiver_accepted.counters(&labels),
+            accepted: tallies(self.receiver_accepted.counters(&labels), false, &self.shedding.totals),
             refused: self.receiver_refused.counters(&labels),
             unauthenticated: self.receiver_unauthenticated.get_or_create(&labels).clone(),
         }
@@ -647,7 +688,7 @@ impl Telemetry {
     pub fn exporter(&self, id: &ComponentId) -> ExporterMetrics {
         let labels = ExporterLabels { exporter: id.to_string() };
         ExporterMetrics {
-            sent: self.exporter_sent.counters(&labels),
+            sent: tallies(self.exporter_sent.counters(&labels), true, &self.shedding.totals),
             failed: self.exporter_failed.counters(&labels),
             enqueue_failed: self.exporter_enqueue_failed.counters(&labels),
             queue_size: self.exporter_queue_size.get_or_create(&labels).clone(),
@@ -748,9 +789,27 @@ impl Telemetry {
         self.batch_send_size.get_or_create(&ProcessorLabels { processor: id.to_string() }).clone()
     }
 
+    pub fn memory_limiter(&self, id: &ComponentId) -> MemoryLimiterMetrics {
+        self.shedding.memory_limiter(id)
+    }
+
+    pub fn importance(&self, id: &ComponentId) -> ImportanceMetrics {
+        self.shedding.importance(id)
+    }
+
+    /// Items the routing connector `connector` sent down `route`.
+    pub fn route(&self, connector: &ComponentId, route: &str) -> Counter {
+        self.shedding.route(connector, route)
+    }
+
+    pub fn pipeline(&self, id: &crate::config::PipelineId) -> PipelineMetrics {
+        self.shedding.pipeline(id)
+    }
+
     /// The whole registry in the OpenMetrics text format, process figures refreshed.
     pub fn encode(&self) -> String {
         self.process.refresh();
+        self.shedding.refresh();
         let mut out = String::with_capacity(8192);
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

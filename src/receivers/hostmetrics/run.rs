@@ -274,7 +274,7 @@ struct Loop {
     interval: Duration,
     consumer: Consumer,
     metrics: HostmetricsMetrics,
-    accepted: prometheus_client::metrics::counter::Counter,
+    accepted: crate::telemetry::Tally,
     refused: prometheus_client::metrics::counter::Counter,
     logged: HashMap<&'static str, Instant>,
 }

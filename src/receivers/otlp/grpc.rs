@@ -43,6 +43,9 @@ impl ExportHandler for Intake {
         self.accept(payload, metadata).await.map_err(|answer| match answer {
             Answer::Refused(Refused::Full) => Status::unavailable("pipeline is full; retry later"),
             Answer::Refused(Refused::Closed) => Status::unavailable("receiver is shutting down; retry later"),
+            Answer::Refused(Refused::Memory) => {
+                Status::unavailable("data refused due to high memory usage; retry later")
+            }
             Answer::Unavailable(message) => Status::unavailable(format!("not delivered, retry later: {message}")),
             Answer::Permanent { status, message } => {
                 let code = match status {

@@ -176,6 +176,7 @@ async fn handle_signal(config: &HttpConfig, intake: &Intake, request: Request<In
             let message = match answer {
                 Answer::Refused(Refused::Full) => "pipeline is full; retry later".to_string(),
                 Answer::Refused(Refused::Closed) => "receiver is shutting down; retry later".to_string(),
+                Answer::Refused(Refused::Memory) => "data refused due to high memory usage; retry later".to_string(),
                 Answer::Unavailable(message) => format!("not delivered, retry later: {message}"),
                 Answer::Permanent { message, .. } => message,
             };
