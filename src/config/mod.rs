@@ -191,7 +191,8 @@ impl Checker {
         let connectors = self.section(root, Kind::Connector, crate::connectors::FACTORIES);
         let extensions = self.section(root, Kind::Extension, crate::extensions::FACTORIES);
         let service = self.service(root, &receivers, &processors, &exporters, &connectors, &extensions)?;
-        self.check_storage(&receivers, &extensions, &service.extensions);
+        self.check_storage(Kind::Receiver, &receivers, &extensions, &service.extensions);
+        self.check_storage(Kind::Processor, &processors, &extensions, &service.extensions);
         self.check_auth("exporter", &exporters, &extensions, &service.extensions);
         self.check_auth("receiver", &receivers, &extensions, &service.extensions);
         Some(Config {
@@ -208,6 +209,7 @@ impl Checker {
     /// `service.extensions`, as upstream requires.
     fn check_storage<R: StorageUser, X: StorageProvider>(
         &mut self,
+        kind: Kind,
         receivers: &BTreeMap<ComponentId, Defined<R>>,
         extensions: &BTreeMap<ComponentId, Defined<X>>,
         enabled: &[ComponentId],
@@ -231,7 +233,7 @@ impl Checker {
                 },
             };
             if let Some(problem) = problem {
-                self.error(Some(defined.location.clone()), format!("receiver `{id}`: {problem}"));
+                self.error(Some(defined.location.clone()), format!("{kind} `{id}`: {problem}"));
             }
         }
     }

@@ -118,6 +118,7 @@ async fn wire(
     let mut waits: BTreeMap<&PipelineId, Waits> = BTreeMap::new();
     let mut feeds: Vec<(&PipelineId, &PipelineId)> = Vec::new();
     let governor = governor::Governor::new();
+    let stores = crate::processors::importance::Stores::default();
     let mut gates = BTreeMap::new();
     for (pipeline_id, pipeline) in pipelines {
         let mut outputs = Vec::new();
@@ -138,7 +139,14 @@ async fn wire(
             }
         }
         waits.insert(pipeline_id, own_waits);
-        let env = crate::processors::Environment { telemetry, governor: &governor };
+        let env = crate::processors::Environment {
+            telemetry,
+            governor: &governor,
+            stores: &stores,
+            storage_dir,
+            extensions: &config.extensions,
+            tasks: &running.pipelines,
+        };
         let mut processors = Vec::with_capacity(pipeline.processors.len());
         for id in &pipeline.processors {
             if let Some(c) = config.processors.get(id) {

@@ -9,6 +9,7 @@ pub mod actions;
 pub mod attributes;
 pub mod batch;
 pub mod filter;
+pub mod importance;
 pub mod matching;
 pub mod memory_limiter;
 pub mod ottl;
@@ -16,10 +17,15 @@ pub mod resource;
 pub mod resourcedetection;
 pub mod transform;
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
 
 use crate::component::{Factory, parse_config};
 use crate::config::ComponentId;
+use crate::extensions::ExtensionConfig;
 use crate::pdata::{Batch, Signal};
 use crate::pipeline::governor::Governor;
 use crate::telemetry::Telemetry;
@@ -48,6 +54,7 @@ pub enum ProcessorConfig {
     Resource(Box<resource::ResourceConfig>),
     ResourceDetection(Box<resourcedetection::ResourceDetectionConfig>),
     MemoryLimiter(Box<memory_limiter::MemoryLimiterConfig>),
+    Importance(Box<importance::ImportanceConfig>),
 }
 
 pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
@@ -93,7 +100,22 @@ pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
         signals: &Signal::ALL,
         parse: |node| parse_config(node).map(|c| ProcessorConfig::MemoryLimiter(Box::new(c))),
     },
+    Factory {
+        type_name: importance::TYPE,
+        aliases: &[],
+        signals: &Signal::ALL,
+        parse: |node| importance::parse(node).map(|c| ProcessorConfig::Importance(Box::new(c))),
+    },
 ];
+
+impl crate::config::StorageUser for ProcessorConfig {
+    fn storage(&self) -> Option<&str> {
+        match self {
+            ProcessorConfig::Importance(c) => c.storage.as_deref(),
+            _ => None,
+        }
+    }
+}
 
 /// Every resource's attributes in a payload, to change; a missing resource is made.
 pub(crate) fn resource_attributes(
@@ -123,12 +145,21 @@ pub(crate) fn resource_attributes(
 pub struct Environment<'a> {
     pub telemetry: &'a Telemetry,
     pub governor: &'a Governor,
+    /// The `importance` processors' EWMA state, shared by each id's instances.
+    pub stores: &'a importance::Stores,
+    /// `--storage-dir`.
+    pub storage_dir: &'a Path,
+    pub extensions: &'a BTreeMap<ComponentId, ExtensionConfig>,
+    /// Background work of processors (state checkpoints), drained with the pipelines.
+    pub tasks: &'a TaskTracker,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("cannot read the machine's memory size for limit_percentage: {0}")]
     Memory(std::io::Error),
+    #[error("{0}")]
+    Storage(String),
 }
 
 /// Makes a processor instance for one pipeline.
@@ -158,6 +189,25 @@ pub fn build(
         ProcessorConfig::MemoryLimiter(config) => {
             let limiter = config.limiter(id, env.governor, telemetry).map_err(BuildError::Memory)?;
             Box::new(memory_limiter::MemoryLimiterProcessor::new(config, limiter))
+        }
+        ProcessorConfig::Importance(config) => {
+            let directory = match config.storage.as_deref().and_then(|name| ComponentId::parse(name).ok()) {
+                Some(ext) => match env.extensions.get(&ext) {
+                    Some(ExtensionConfig::FileStorage(fs)) => {
+                        fs.prepare(env.storage_dir).map_err(BuildError::Storage)?
+                    }
+                    _ => env.storage_dir.to_path_buf(),
+                },
+                None => env.storage_dir.to_path_buf(),
+            };
+            let context = importance::Context {
+                stores: env.stores,
+                directory: &directory,
+                tasks: env.tasks,
+                metrics: telemetry.importance(id),
+                processor: telemetry.processor(id),
+            };
+            Box::new(importance::ImportanceProcessor::new(id, config, context))
         }
     })
 }
