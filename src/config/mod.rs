@@ -336,7 +336,7 @@ impl Checker {
         out
     }
 
-    fn service<R, P, E, C, X>(
+    fn service<R, P, E, C: RoutesTo, X>(
         &mut self,
         root: &Node,
         receivers: &BTreeMap<ComponentId, Defined<R>>,
@@ -507,7 +507,7 @@ impl Checker {
         out
     }
 
-    fn check_pipelines<R, P, E, C>(
+    fn check_pipelines<R, P, E, C: RoutesTo>(
         &mut self,
         refs: &[PipelineRefs],
         receivers: &BTreeMap<ComponentId, Defined<R>>,
@@ -584,6 +584,24 @@ impl Checker {
                             pipeline.id, id.type_name
                         ),
                     );
+                }
+            }
+        }
+        // A routing connector sends only to pipelines that receive from it.
+        for (id, defined) in connectors {
+            for name in defined.config.routed_pipelines() {
+                let problem = match PipelineId::parse(name) {
+                    Err(e) => Some(format!("invalid pipeline `{name}`: {e}")),
+                    Ok(target) => match refs.iter().find(|p| p.id == target) {
+                        None => Some(format!("routes to pipeline `{name}`, which is not defined in service.pipelines")),
+                        Some(p) if !p.receivers.iter().any(|(r, _)| r == id) => Some(format!(
+                            "routes to pipeline `{name}`, which does not list `{id}` as a receiver; add it to that pipeline's receivers"
+                        )),
+                        Some(_) => None,
+                    },
+                };
+                if let Some(problem) = problem {
+                    self.error(Some(defined.location.clone()), format!("connector `{id}`: {problem}"));
                 }
             }
         }
@@ -722,6 +740,13 @@ impl Checker {
 }
 
 /// A component config as read, with what it supports and where it was defined.
+/// A connector config that names the pipelines it sends to (`routing`).
+pub trait RoutesTo {
+    fn routed_pipelines(&self) -> Vec<&str> {
+        Vec::new()
+    }
+}
+
 /// A component config that may keep its state in a storage extension.
 pub trait StorageUser {
     fn storage(&self) -> Option<&str>;

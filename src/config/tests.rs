@@ -293,3 +293,40 @@ service:
     let errors = self::errors(&yaml.replace("    storage: file_storage/state", "    compression: zip"));
     assert!(errors[0].contains("unknown variant `zip`"), "{errors:?}");
 }
+
+#[test]
+fn routing_sends_only_to_pipelines_that_receive_from_it() {
+    let yaml = "\
+receivers:
+  otlp:
+    protocols:
+      grpc:
+connectors:
+  routing:
+    default_pipelines: [logs/missing]
+    table:
+      - condition: attributes[\"a\"] == \"b\"
+        pipelines: [logs/other]
+exporters:
+  debug:
+service:
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [routing]
+    logs/routed:
+      receivers: [routing]
+      exporters: [debug]
+    logs/other:
+      receivers: [otlp]
+      exporters: [debug]
+";
+    let errors = errors(yaml);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("routes to pipeline `logs/other`, which does not list `routing` as a receiver")),
+        "{errors:?}"
+    );
+    assert!(errors.iter().any(|e| e.contains("routes to pipeline `logs/missing`, which is not defined")), "{errors:?}");
+}

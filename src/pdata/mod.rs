@@ -18,7 +18,7 @@ pub use metadata::Metadata;
 pub use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 pub use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-pub use split::{count_data_points, count_log_records, count_spans};
+pub use split::{count_data_points, count_log_records, count_spans, resource_item_counts};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Signal {

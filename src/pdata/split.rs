@@ -190,6 +190,16 @@ pub fn count_log_records(r: &ExportLogsServiceRequest) -> usize {
     r.resource_logs.iter().map(Splittable::item_count).sum()
 }
 
+/// The items (spans, data points, log records) of each resource, in order.
+pub fn resource_item_counts(payload: &super::Payload) -> Vec<u64> {
+    use super::Payload;
+    match payload {
+        Payload::Traces(r) => r.resource_spans.iter().map(|x| x.item_count() as u64).collect(),
+        Payload::Metrics(r) => r.resource_metrics.iter().map(|x| x.item_count() as u64).collect(),
+        Payload::Logs(r) => r.resource_logs.iter().map(|x| x.item_count() as u64).collect(),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -36,6 +36,8 @@ pub enum StartError {
     Exporter { id: ComponentId, source: crate::exporters::BuildError },
     #[error("receiver `{id}`: {source}")]
     Receiver { id: ComponentId, source: crate::receivers::StartError },
+    #[error("connector `{id}`: {source}")]
+    Connector { id: ComponentId, source: crate::connectors::routing::RouterError },
     #[error("processor `{id}`: {source}")]
     Processor { id: ComponentId, source: crate::processors::BuildError },
 }
@@ -128,12 +130,29 @@ async fn wire(
                 own_waits.result |= input.waits_for_result();
                 own_waits.queue |= input.waits_for_queue();
                 outputs.push(run::Output::Exporter(Box::new(input.clone())));
-            } else if config.connectors.contains_key(id) {
-                // A forward connector: the pipelines that receive from it, same signal.
-                for (other_id, other) in pipelines {
-                    if other_id.signal == pipeline_id.signal && other.receivers.contains(id) {
-                        outputs.extend(sender_of(&inputs, other_id).map(run::Output::Pipeline));
-                        feeds.push((pipeline_id, other_id));
+            } else if let Some(connector) = config.connectors.get(id) {
+                // The pipelines that receive from it, same signal.
+                let joined = |other_id: &PipelineId| {
+                    other_id.signal == pipeline_id.signal
+                        && pipelines.get(other_id).is_some_and(|other| other.receivers.contains(id))
+                };
+                for other_id in pipelines.keys().filter(|p| joined(p)) {
+                    feeds.push((pipeline_id, other_id));
+                }
+                match connector {
+                    crate::connectors::ConnectorConfig::Forward(_) => {
+                        for other_id in pipelines.keys().filter(|p| joined(p)) {
+                            outputs.extend(sender_of(&inputs, other_id).map(run::Output::Pipeline));
+                        }
+                    }
+                    crate::connectors::ConnectorConfig::Routing(routing) => {
+                        let input = |target: &PipelineId| {
+                            if joined(target) { sender_of(&inputs, target) } else { None }
+                        };
+                        let router =
+                            crate::connectors::routing::Router::new(id, routing, pipeline_id.signal, &input, telemetry)
+                                .map_err(|source| StartError::Connector { id: id.clone(), source })?;
+                        outputs.push(run::Output::Router(Box::new(router)));
                     }
                 }
             }

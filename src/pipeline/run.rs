@@ -11,24 +11,27 @@ use tokio::time::{Instant, sleep_until};
 use tracing::{debug, error};
 
 use crate::config::PipelineId;
+use crate::connectors::routing::Router;
 use crate::exporters::helper::ExporterInput;
 use crate::pdata::Batch;
 use crate::processors::Processor;
 use crate::telemetry::PipelineMetrics;
 
 /// Where a pipeline's output goes.
-#[derive(Clone)]
 pub(super) enum Output {
     Exporter(Box<ExporterInput>),
     /// A connected pipeline's input (a forward connector).
     Pipeline(mpsc::Sender<Batch>),
+    /// A routing connector: each route's part to its pipelines.
+    Router(Box<Router>),
 }
 
 impl Output {
-    async fn send(&self, batch: Batch) -> Result<(), Batch> {
+    async fn send(&mut self, batch: Batch) -> Result<(), Batch> {
         match self {
             Output::Exporter(input) => input.send(batch).await,
             Output::Pipeline(tx) => tx.send(batch).await.map_err(|e| e.0),
+            Output::Router(router) => router.route(batch).await,
         }
     }
 }
@@ -37,7 +40,7 @@ pub(super) async fn run_pipeline(
     id: PipelineId,
     mut input: mpsc::Receiver<Batch>,
     mut processors: Vec<Box<dyn Processor>>,
-    outputs: Vec<Output>,
+    mut outputs: Vec<Output>,
     metrics: PipelineMetrics,
 ) {
     let mut ready = Vec::new();
@@ -74,7 +77,7 @@ pub(super) async fn run_pipeline(
         }
         for batch in ready.drain(..) {
             metrics.items_out.inc_by(batch.payload.item_count() as u64);
-            fan_out(&id, &outputs, batch).await;
+            fan_out(&id, &mut outputs, batch).await;
         }
     }
     // Input closed: every source has stopped. Flush what processors hold, in order.
@@ -85,7 +88,7 @@ pub(super) async fn run_pipeline(
     }
     for batch in ready.drain(..) {
         metrics.items_out.inc_by(batch.payload.item_count() as u64);
-        fan_out(&id, &outputs, batch).await;
+        fan_out(&id, &mut outputs, batch).await;
     }
     debug!(pipeline = %id, "Pipeline drained.");
 }
@@ -107,8 +110,8 @@ fn run_from(processors: &mut [Box<dyn Processor>], start: usize, batches: Vec<Ba
 }
 
 /// Sends to every output; the last gets the original.
-async fn fan_out(id: &PipelineId, outputs: &[Output], batch: Batch) {
-    let Some((last, rest)) = outputs.split_last() else {
+async fn fan_out(id: &PipelineId, outputs: &mut [Output], batch: Batch) {
+    let Some((last, rest)) = outputs.split_last_mut() else {
         return;
     };
     for output in rest {
