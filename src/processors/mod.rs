@@ -13,6 +13,7 @@ pub mod importance;
 pub mod matching;
 pub mod memory_limiter;
 pub mod ottl;
+pub mod probabilistic_sampler;
 pub mod resource;
 pub mod resourcedetection;
 pub mod transform;
@@ -55,6 +56,7 @@ pub enum ProcessorConfig {
     ResourceDetection(Box<resourcedetection::ResourceDetectionConfig>),
     MemoryLimiter(Box<memory_limiter::MemoryLimiterConfig>),
     Importance(Box<importance::ImportanceConfig>),
+    ProbabilisticSampler(Box<probabilistic_sampler::ProbabilisticSamplerConfig>),
 }
 
 pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
@@ -105,6 +107,12 @@ pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
         aliases: &[],
         signals: &Signal::ALL,
         parse: |node| importance::parse(node).map(|c| ProcessorConfig::Importance(Box::new(c))),
+    },
+    Factory {
+        type_name: probabilistic_sampler::TYPE,
+        aliases: &[],
+        signals: &Signal::ALL,
+        parse: |node| parse_config(node).map(|c| ProcessorConfig::ProbabilisticSampler(Box::new(c))),
     },
 ];
 
@@ -208,6 +216,9 @@ pub fn build(
                 processor: telemetry.processor(id),
             };
             Box::new(importance::ImportanceProcessor::new(id, config, context))
+        }
+        ProcessorConfig::ProbabilisticSampler(config) => {
+            Box::new(probabilistic_sampler::ProbabilisticSampler::new(config, telemetry.probabilistic_sampler(id)))
         }
     })
 }

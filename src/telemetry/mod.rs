@@ -797,6 +797,10 @@ impl Telemetry {
         self.shedding.importance(id)
     }
 
+    pub fn probabilistic_sampler(&self, id: &ComponentId) -> [[Counter; 2]; 3] {
+        self.shedding.sampler(id)
+    }
+
     /// Items the routing connector `connector` sent down `route`.
     pub fn route(&self, connector: &ComponentId, route: &str) -> Counter {
         self.shedding.route(connector, route)

@@ -56,6 +56,12 @@ struct PipelineLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SampledLabels {
+    processor: String,
+    sampled: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SignalLabels {
     signal: &'static str,
 }
@@ -104,6 +110,8 @@ pub(super) struct Shedding {
     pipeline_in: Family<PipelineLabels, Counter>,
     pipeline_out: Family<PipelineLabels, Counter>,
     ratio: Family<SignalLabels, Gauge<f64, AtomicU64>>,
+    /// By [`Signal::index`].
+    sampled: [Family<SampledLabels, Counter>; 3],
     pub(super) totals: Arc<SignalTotals>,
     /// Readings of `totals`, oldest first, covering a little more than the window.
     history: Mutex<VecDeque<(Instant, Readings)>>,
@@ -198,6 +206,23 @@ impl Shedding {
                 "ocelot_optimization_ratio",
                 "1 - items sent / items received over the last minute, per signal: the share ocelot kept off the backends",
             ),
+            sampled: [
+                family(
+                    registry,
+                    "otelcol_processor_probabilistic_sampler_count_traces_sampled",
+                    "Spans kept (sampled=true) or dropped by the probabilistic_sampler",
+                ),
+                family(
+                    registry,
+                    "ocelot_probabilistic_sampler_count_metric_points_sampled",
+                    "Data points kept (sampled=true) or dropped by the probabilistic_sampler",
+                ),
+                family(
+                    registry,
+                    "otelcol_processor_probabilistic_sampler_count_logs_sampled",
+                    "Log records kept (sampled=true) or dropped by the probabilistic_sampler",
+                ),
+            ],
             totals: Arc::new(SignalTotals::default()),
             history: Mutex::new(VecDeque::new()),
         }
@@ -266,6 +291,17 @@ impl Shedding {
         let not_numeric = unreadable("not_numeric");
         let tracked = self.importance_tracked.get_or_create(&ProcessorLabels { processor: processor.clone() }).clone();
         ImportanceMetrics { records, tracked, saved, save_failed, not_numeric }
+    }
+
+    /// The probabilistic_sampler's [kept, dropped] counters by [`Signal::index`].
+    pub(super) fn sampler(&self, id: &ComponentId) -> [[Counter; 2]; 3] {
+        std::array::from_fn(|i| {
+            let get =
+                |sampled| self.sampled[i].get_or_create(&SampledLabels { processor: id.to_string(), sampled }).clone();
+            let kept = get("true");
+            let dropped = get("false");
+            [kept, dropped]
+        })
     }
 
     pub(super) fn route(&self, connector: &ComponentId, route: &str) -> Counter {
