@@ -143,6 +143,10 @@ pub struct ProcessConfig {
     pub include: Option<Match<Names>>,
     #[serde(default)]
     pub exclude: Option<Match<Names>>,
+    /// ocelot's: processes kept whatever their thresholds, rank and `exclude`, so an
+    /// idle database is never cut by `max_processes`.
+    #[serde(default)]
+    pub always_include: Option<Match<Names>>,
     /// Processes emitted per scrape: the top N by CPU, then memory. Default 1000.
     #[serde(default = "default_max_processes")]
     pub max_processes: usize,
@@ -182,6 +186,7 @@ impl Default for ProcessConfig {
         ProcessConfig {
             include: None,
             exclude: None,
+            always_include: None,
             max_processes: default_max_processes(),
             min_cpu_percent: 0.0,
             min_memory_mib: 0.0,

@@ -66,6 +66,8 @@ pub struct Mute {
 
 pub struct Settings {
     pub filter: Filter,
+    /// `always_include`: these are kept whatever their thresholds, rank and filter.
+    pub always: Filter,
     pub max_processes: usize,
     /// Percent of one core.
     pub min_cpu_percent: f64,
@@ -125,6 +127,8 @@ struct Known {
 
 struct Candidate {
     index: usize,
+    /// Named by `always_include`: ranked before every other.
+    always: bool,
     /// Cores in use (1.0 = one core).
     cpu: f64,
     rss: u64,
@@ -209,11 +213,13 @@ impl Scraper {
                 (s.min_memory_bytes > 0, rss < s.min_memory_bytes),
                 (s.min_age_ns > 0, age < s.min_age_ns),
             ];
-            if thresholds.iter().any(|(set, _)| *set) && thresholds.iter().all(|(set, under)| !set || *under) {
+            let below = thresholds.iter().any(|(set, _)| *set) && thresholds.iter().all(|(set, under)| !set || *under);
+            if below && s.always.is_empty() {
                 counts.below_thresholds += 1;
                 continue;
             }
-            if !s.filter.is_empty() {
+            let mut always = false;
+            if !s.filter.is_empty() || !s.always.is_empty() {
                 let name = match long_name {
                     Some(name) => name,
                     None if !p.comm_maybe_cut() || is_kernel_thread(p) => {
@@ -228,22 +234,28 @@ impl Scraper {
                         Err(Unread::Malformed) => String::from_utf8_lossy(p.comm()).into_owned(),
                     },
                 };
-                let keep = s.filter.keeps(&name);
+                always = !s.always.is_empty() && s.always.keeps(&name);
+                let keep = always || (!below && s.filter.keeps(&name));
                 if p.comm_maybe_cut()
                     && let Some(k) = self.next.get_mut(&p.pid)
                 {
                     k.name = Some(name);
                 }
                 if !keep {
-                    counts.filtered += 1;
+                    if below {
+                        counts.below_thresholds += 1;
+                    } else {
+                        counts.filtered += 1;
+                    }
                     continue;
                 }
             }
-            self.candidates.push(Candidate { index, cpu, rss });
+            self.candidates.push(Candidate { index, always, cpu, rss });
         }
         let rank = |a: &Candidate, b: &Candidate| {
-            b.cpu
-                .total_cmp(&a.cpu)
+            b.always
+                .cmp(&a.always)
+                .then(b.cpu.total_cmp(&a.cpu))
                 .then(b.rss.cmp(&a.rss))
                 .then(table.entries[a.index].pid.cmp(&table.entries[b.index].pid))
         };
@@ -684,6 +696,7 @@ mod tests {
     fn settings() -> Settings {
         Settings {
             filter: Filter::default(),
+            always: Filter::default(),
             max_processes: 1000,
             min_cpu_percent: 0.0,
             min_memory_bytes: 0,
@@ -834,6 +847,25 @@ mod tests {
         let (out, c) =
             scrape_fixture(Settings { filter: Filter::new(Some(&include), Some(&exclude)).unwrap(), ..settings() });
         assert_eq!((pids(&out), c.filtered), (vec!["100".to_string()], 4), "the long name is matched whole");
+    }
+
+    #[test]
+    fn always_include_beats_thresholds_rank_and_exclude() {
+        let always = Match::<Names>::new(&["system*"], MatchType::Glob);
+        let exclude = Match::<Names>::new(&["systemd"], MatchType::Strict);
+        let settings = || Settings {
+            always: Filter::new(Some(&always), None).unwrap(),
+            filter: Filter::new(None, Some(&exclude)).unwrap(),
+            min_memory_bytes: 1 << 40,
+            ..settings()
+        };
+        // postgres (most CPU) is under the memory threshold; systemd is kept anyway.
+        let (out, c) = scrape_fixture(settings());
+        assert_eq!(pids(&out), ["1"]);
+        assert_eq!(c.below_thresholds, 4);
+        // With room for one, the always-included process takes it.
+        let (out, _) = scrape_fixture(Settings { max_processes: 1, min_memory_bytes: 0, ..settings() });
+        assert_eq!(pids(&out), ["1"]);
     }
 
     #[test]

@@ -77,6 +77,7 @@ impl Scrape {
                 let delay = p.scrape_process_delay.0;
                 let settings = process::Settings {
                     filter: Filter::new(p.include.as_ref(), p.exclude.as_ref())?,
+                    always: Filter::new(p.always_include.as_ref(), None)?,
                     max_processes: p.max_processes,
                     min_cpu_percent: p.min_cpu_percent,
                     min_memory_bytes: (p.min_memory_mib * 1024.0 * 1024.0) as u64,
