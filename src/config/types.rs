@@ -21,7 +21,9 @@ impl ConfigDuration {
     }
 }
 
-/// Parses a Go duration. A bare `0` is zero; other numbers need a unit.
+/// Parses a Go duration, plus `d` for days (24h: Go has no day unit, and state
+/// lifetimes such as the importance EWMA's `ttl: 7d` read better in days). A bare
+/// `0` is zero; other numbers need a unit.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text == "0" {
@@ -47,11 +49,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
+            "d" => 86400e9,
             "" => {
-                return Err(format!("duration `{text}` needs a unit (ns, us, ms, s, m, h), e.g. 200ms"));
+                return Err(format!("duration `{text}` needs a unit (ns, us, ms, s, m, h, d), e.g. 200ms"));
             }
             other => {
-                return Err(format!("unknown unit `{other}` in duration `{text}`; valid: ns, us, ms, s, m, h"));
+                return Err(format!("unknown unit `{other}` in duration `{text}`; valid: ns, us, ms, s, m, h, d"));
             }
         };
         total += number * nanos_per_unit;
@@ -151,6 +154,7 @@ mod tests {
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86400));
         assert!(parse_duration("10").unwrap_err().contains("needs a unit"));
         assert!(parse_duration("10parsecs").unwrap_err().contains("unknown unit"));
     }

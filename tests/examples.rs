@@ -1,0 +1,114 @@
+//! The example configs in `config/examples/`: each is valid, and the process cost
+//! reduction one runs as one config against this host. A stand-in database (a copy
+//! of `sleep` named `redis-server`, idle and small) is kept by `always_include`,
+//! scored critical and routed to the critical pipeline in every scrape, while the
+//! rest of the host's processes take the standard and sampled routes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ocelot");
+
+#[test]
+fn every_example_is_valid() {
+    let dir = repo_path("config/examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let out = Command::new(BIN).arg("validate").arg("--config").arg(&path).output().unwrap();
+        assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        checked += 1;
+    }
+    assert!(checked >= 1, "no examples in {}", dir.display());
+}
+
+/// Resources of `file` whose `process.executable.name` is `name`, with their scores.
+fn scores_of(lines: &[serde_json::Value], name: &str) -> Vec<f64> {
+    let mut out = Vec::new();
+    for line in lines {
+        for r in line["resourceMetrics"].as_array().into_iter().flatten() {
+            let attributes = r["resource"]["attributes"].as_array().cloned().unwrap_or_default();
+            let get = |key: &str| attributes.iter().find(|kv| kv["key"] == key).map(|kv| kv["value"].clone());
+            if get("process.executable.name").and_then(|v| v["stringValue"].as_str().map(str::to_string)).as_deref()
+                == Some(name)
+            {
+                out.push(get("process.importance_score").and_then(|v| v["doubleValue"].as_f64()).unwrap_or(-1.0));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn process_cost_reduction_runs_as_one_config() {
+    // The backend: an ocelot that writes what it gets to a file.
+    let backend = Agent::start(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+exporters:
+  file:
+    path: {dir}/out.json
+    flush_interval: 100ms
+service:
+  pipelines:
+    metrics:
+      receivers: [otlp]
+      exporters: [file]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+"#,
+    );
+    // A small, idle "database": under every threshold, kept by always_include.
+    let fake = backend.dir.path().join("redis-server");
+    std::fs::copy("/bin/sleep", &fake).unwrap();
+    let mut database = Command::new(&fake).arg("600").stdout(Stdio::null()).spawn().unwrap();
+
+    let example = std::fs::read_to_string(repo_path("config/examples/process-cost-reduction.yaml")).unwrap();
+    let config = example
+        .replace("${env:OCELOT_SCRAPE_INTERVAL:-10s}", "1s")
+        .replace("${env:OCELOT_METRICS_PORT:-8888}", "0")
+        .replace("${env:OTLP_ENDPOINT:-localhost:4317}", &backend.grpc("otlp").to_string())
+        // Small batches so the test sees each route within seconds.
+        .replace("timeout: 10s", "timeout: 500ms");
+    let agent = Agent::start(&config);
+
+    let out = backend.dir.path().join("out.json");
+    wait_until(Duration::from_secs(60), "three scrapes of the database reach the backend", || {
+        out.exists() && scores_of(&read_json_lines(&out), "redis-server").len() >= 3
+    });
+    let lines = read_json_lines(&out);
+    let scores = scores_of(&lines, "redis-server");
+    assert!(scores.iter().all(|s| *s == 0.9), "the database is critical in every scrape: {scores:?}");
+    assert!(agent.metric("ocelot_routing_items_total", r#"route="metrics/critical""#) > 0.0);
+    wait_until(Duration::from_secs(30), "the rest of the host takes the default route", || {
+        agent.metric("ocelot_routing_items_total", r#"route="default""#) > 0.0
+    });
+    assert!(agent.metric("ocelot_importance_records_total", r#"tier="critical""#) > 0.0);
+    // Every resource that arrived carries a score.
+    for line in &lines {
+        for r in line["resourceMetrics"].as_array().into_iter().flatten() {
+            let has = r["resource"]["attributes"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|kv| kv["key"] == "process.importance_score"));
+            assert!(has, "unscored resource: {r}");
+        }
+    }
+    database.kill().unwrap();
+    let _ = database.wait();
+    agent.stop();
+    backend.stop();
+}
