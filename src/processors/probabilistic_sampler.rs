@@ -353,6 +353,30 @@ impl Processor for ProbabilisticSampler {
     }
 }
 
+/// For the fuzz target: decides a span at `percentage` in each consistent mode and
+/// checks the tracestate written reads back with the threshold that was applied.
+pub fn fuzz_decide(percentage: f64, trace_id: &[u8], tracestate: &str) {
+    for mode in [Mode::Proportional, Mode::Equalizing, Mode::HashSeed] {
+        let config = ProbabilisticSamplerConfig {
+            sampling_percentage: percentage.clamp(0.0, 100.0),
+            hash_seed: 0,
+            mode: Some(mode),
+            sampling_precision: 4,
+            fail_closed: true,
+            attribute_source: AttributeSource::TraceId,
+            from_attribute: String::new(),
+            sampling_priority: String::new(),
+        };
+        let sampler = ProbabilisticSampler::new(&config, Default::default());
+        let (kept, written) = sampler.span(trace_id, tracestate);
+        if let Some(written) = written {
+            assert!(kept, "a tracestate is written only for a kept span");
+            let (th, _) = ot_values(&written);
+            assert!(th.is_some_and(|t| t < MAX_THRESHOLD), "{written}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
