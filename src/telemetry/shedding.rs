@@ -373,3 +373,30 @@ pub struct PipelineMetrics {
     pub items_in: Counter,
     pub items_out: Counter,
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::ComponentId;
+    use crate::pdata::Signal;
+    use crate::telemetry::Telemetry;
+
+    fn ratio(text: &str, signal: &str) -> f64 {
+        let prefix = format!("ocelot_optimization_ratio{{signal=\"{signal}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap().trim().parse().unwrap()
+    }
+
+    #[test]
+    fn optimization_ratio_is_the_share_not_sent() {
+        let telemetry = Telemetry::new();
+        let receiver = telemetry.receiver(&ComponentId::new("otlp"), "grpc");
+        let exporter = telemetry.exporter(&ComponentId::new("otlp"));
+        receiver.accepted(Signal::Metrics).inc_by(1000);
+        exporter.sent(Signal::Metrics).inc_by(250);
+        receiver.accepted(Signal::Logs).inc_by(10);
+        exporter.sent(Signal::Logs).inc_by(10);
+        let text = telemetry.encode();
+        assert_eq!(ratio(&text, "metrics"), 0.75);
+        assert_eq!(ratio(&text, "logs"), 0.0);
+        assert_eq!(ratio(&text, "traces"), 0.0, "nothing received is no reduction");
+    }
+}
