@@ -157,8 +157,9 @@ fn sheds_by_importance_in_steps_then_refuses_and_loses_nothing_accepted() {
             }
         }
     }
-    assert_eq!(order.first(), Some(&1), "level 1 first: {order:?}");
-    assert!(order.windows(2).all(|w| w[0] < w[1]), "levels in order: {order:?}");
+    // Each level is first reached after the ones below it (a busy host may pass two
+    // between readings, which is still in order).
+    assert!(!order.is_empty() && order.windows(2).all(|w| w[0] < w[1]), "levels in order: {order:?}");
     assert!(agent.count_logs("Memory is at the soft limit") > 0);
 
     // Tiers shed from the bottom: low at level 1, critical never.
