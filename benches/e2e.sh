@@ -7,6 +7,10 @@
 #   benches/e2e.sh [signal] [seconds] [compression] [extra loadgen args...]
 #   benches/e2e.sh traces 20 gzip
 #   benches/e2e.sh logs 20 none --rate 10000 --batch 100 --concurrency 1
+#
+# OCELOT_PROCESSORS lists the pipeline's processors (default `batch`); `importance`
+# and `memory_limiter` are defined too, to measure the governor's cost:
+#   OCELOT_PROCESSORS=importance,memory_limiter,batch benches/e2e.sh logs 20 none
 set -euo pipefail
 cd "$(dirname "$0")/.."
 signal=${1:-traces}
@@ -25,6 +29,16 @@ receivers:
         endpoint: 127.0.0.1:$in_port
 processors:
   batch:
+  importance:
+    rules:
+      - score: 0.9
+        match: { resource: { service.name: "loadgen*" } }
+  memory_limiter:
+    limit_mib: 1024
+    drop_levels:
+      - { threshold_percent: 50, drop_below: 0.3 }
+      - { threshold_percent: 60, sample: { below: 0.6, rate: 0.5 } }
+      - { threshold_percent: 70, keep_only_above: 0.9 }
 exporters:
   otlp:
     endpoint: 127.0.0.1:$sink_port
@@ -35,7 +49,7 @@ service:
   pipelines:
     $signal:
       receivers: [otlp]
-      processors: [batch]
+      processors: [${OCELOT_PROCESSORS:-batch}]
       exporters: [otlp]
   telemetry:
     metrics:

@@ -283,6 +283,48 @@ impl ImportanceProcessor {
                     .place(records)
             };
         let errors = &mut self.errors;
+        // Every rule reads only the resource: one evaluation per resource, not per record.
+        if self.scope != Some(ScoreScope::Record) && rules.iter().all(|r| r.resource_only) {
+            let counts = crate::pdata::resource_item_counts(payload);
+            let resources: Vec<&mut Resource> = match payload {
+                Payload::Logs(r) => {
+                    r.resource_logs.iter_mut().map(|x| x.resource.get_or_insert_with(Default::default)).collect()
+                }
+                Payload::Traces(r) => {
+                    r.resource_spans.iter_mut().map(|x| x.resource.get_or_insert_with(Default::default)).collect()
+                }
+                Payload::Metrics(r) => {
+                    r.resource_metrics.iter_mut().map(|x| x.resource.get_or_insert_with(Default::default)).collect()
+                }
+            };
+            for (resource, n) in resources.into_iter().zip(counts) {
+                if n == 0 {
+                    continue;
+                }
+                let raise = raise_for(self.ewma.as_ref(), state, &resource.attributes);
+                let record = Record {
+                    resource: &*resource,
+                    resource_schema_url: "",
+                    scope: &no_scope,
+                    scope_schema_url: "",
+                    item: Item::None,
+                    cache: &[],
+                };
+                let mut one = [0u64; 5];
+                let mut scorer = Scorer {
+                    rules,
+                    default_score: self.default_score,
+                    scope: self.scope,
+                    raise,
+                    errors,
+                    tiers: &mut one,
+                };
+                let (score, _) = scorer.score(&record);
+                tiers[Tier::of(Some(score)).index()] += n;
+                score::write(&mut resource.attributes, attribute, score);
+            }
+            return;
+        }
         match payload {
             Payload::Logs(request) => {
                 for r in &mut request.resource_logs {
