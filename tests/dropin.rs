@@ -64,6 +64,10 @@ receivers:
       system:
 
 processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_percentage: 80
+    spike_limit_percentage: 25
   resourcedetection:
     detectors: [env, system]
     system:
@@ -128,11 +132,11 @@ service:
   pipelines:
     logs:
       receivers: [otlp, file_log]
-      processors: [resourcedetection, resource, attributes/logs, transform, filter/drop_debug, batch]
+      processors: [memory_limiter, resourcedetection, resource, attributes/logs, transform, filter/drop_debug, batch]
       exporters: [otlp_grpc]
     metrics:
       receivers: [otlp, hostmetrics]
-      processors: [resourcedetection, resource, transform, filter/drop_debug, batch]
+      processors: [memory_limiter, resourcedetection, resource, transform, filter/drop_debug, batch]
       exporters: [otlphttp]
   telemetry:
     logs:
