@@ -171,9 +171,30 @@ pub struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
+    /// An item with its resource and scope, no schema URLs and no cache.
+    pub fn new(resource: &'a Resource, scope: &'a InstrumentationScope, item: Item<'a>) -> Record<'a> {
+        Record { resource, resource_schema_url: "", scope, scope_schema_url: "", item, cache: &[] }
+    }
+
     /// A log record with its resource and scope, no schema URLs and no cache.
     pub fn log(resource: &'a Resource, scope: &'a InstrumentationScope, record: &'a LogRecord) -> Record<'a> {
-        Record { resource, resource_schema_url: "", scope, scope_schema_url: "", item: Item::Log(record), cache: &[] }
+        Record::new(resource, scope, Item::Log(record))
+    }
+
+    /// The item's own attributes: a span's (an event's span's), a data point's, a log
+    /// record's; none for a resource, scope or metric.
+    pub fn attributes(&self) -> &'a [KeyValue] {
+        match self.item {
+            Item::Log(l) => &l.attributes,
+            Item::Span(s) | Item::Event(s, _) => &s.attributes,
+            Item::Point(_, p) => match p {
+                Point::Number(p) => &p.attributes,
+                Point::Histogram(p) => &p.attributes,
+                Point::Exponential(p) => &p.attributes,
+                Point::Summary(p) => &p.attributes,
+            },
+            Item::None | Item::Metric(_) => &[],
+        }
     }
 
     pub fn span(&self) -> Option<&'a Span> {

@@ -33,7 +33,7 @@ use super::Processor;
 use crate::component::Validate;
 use crate::config::ComponentId;
 use crate::config::types::ConfigDuration;
-use crate::ottl::record::{Item, Kind, Point, Record};
+use crate::ottl::record::{Item, Kind, Record};
 use crate::ottl::walk;
 use crate::pdata::score::{self, Score, Tier};
 use crate::pdata::{Batch, Signal};
@@ -283,21 +283,12 @@ impl MemoryLimiterProcessor {
     }
 }
 
-/// A record's own attributes and trace id, where it has them.
-fn attributes_and_trace<'a>(record: &Record<'a>) -> (&'a [opentelemetry_proto::tonic::common::v1::KeyValue], &'a [u8]) {
+/// A record's trace id, where it has one.
+fn trace_id<'a>(record: &Record<'a>) -> &'a [u8] {
     match record.item {
-        Item::Log(l) => (&l.attributes, &l.trace_id),
-        Item::Span(s) => (&s.attributes, &s.trace_id),
-        Item::Point(_, p) => (
-            match p {
-                Point::Number(p) => &p.attributes,
-                Point::Histogram(p) => &p.attributes,
-                Point::Exponential(p) => &p.attributes,
-                Point::Summary(p) => &p.attributes,
-            },
-            &[],
-        ),
-        _ => (&[], &[]),
+        Item::Log(l) => &l.trace_id,
+        Item::Span(s) => &s.trace_id,
+        _ => &[],
     }
 }
 
@@ -335,8 +326,7 @@ impl Processor for MemoryLimiterProcessor {
         let owed = &mut self.owed;
         let attribute = self.attribute.as_str();
         let _ = walk::retain(batch.payload_mut(), kind, &mut |record| {
-            let (attributes, trace_id) = attributes_and_trace(record);
-            let found = score::read(attribute, attributes, &record.resource.attributes);
+            let found = score::read(attribute, record.attributes(), &record.resource.attributes);
             match found {
                 Score::Missing => missing += 1,
                 Score::Invalid => invalid += 1,
@@ -354,7 +344,7 @@ impl Processor for MemoryLimiterProcessor {
                 if let Some((below, rate)) = level.sample
                     && value.is_some_and(|v| v < below)
                 {
-                    let kept = trace_kept(trace_id, rate).unwrap_or_else(|| {
+                    let kept = trace_kept(trace_id(record), rate).unwrap_or_else(|| {
                         owed[i] += rate;
                         if owed[i] >= 1.0 {
                             owed[i] -= 1.0;

@@ -125,28 +125,29 @@ impl crate::config::StorageUser for ProcessorConfig {
     }
 }
 
+/// Every resource in a payload, to change; a missing resource is made.
+pub(crate) fn resources_mut(
+    payload: &mut crate::pdata::Payload,
+) -> Vec<&mut opentelemetry_proto::tonic::resource::v1::Resource> {
+    use crate::pdata::Payload;
+    match payload {
+        Payload::Traces(r) => {
+            r.resource_spans.iter_mut().map(|x| x.resource.get_or_insert_with(Default::default)).collect()
+        }
+        Payload::Metrics(r) => {
+            r.resource_metrics.iter_mut().map(|x| x.resource.get_or_insert_with(Default::default)).collect()
+        }
+        Payload::Logs(r) => {
+            r.resource_logs.iter_mut().map(|x| x.resource.get_or_insert_with(Default::default)).collect()
+        }
+    }
+}
+
 /// Every resource's attributes in a payload, to change; a missing resource is made.
 pub(crate) fn resource_attributes(
     payload: &mut crate::pdata::Payload,
 ) -> Vec<&mut Vec<opentelemetry_proto::tonic::common::v1::KeyValue>> {
-    use crate::pdata::Payload;
-    match payload {
-        Payload::Traces(r) => r
-            .resource_spans
-            .iter_mut()
-            .map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes)
-            .collect(),
-        Payload::Metrics(r) => r
-            .resource_metrics
-            .iter_mut()
-            .map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes)
-            .collect(),
-        Payload::Logs(r) => r
-            .resource_logs
-            .iter_mut()
-            .map(|x| &mut x.resource.get_or_insert_with(Default::default).attributes)
-            .collect(),
-    }
+    resources_mut(payload).into_iter().map(|r| &mut r.attributes).collect()
 }
 
 /// What building a processor may need beyond its config.

@@ -286,30 +286,12 @@ impl ImportanceProcessor {
         // Every rule reads only the resource: one evaluation per resource, not per record.
         if self.scope != Some(ScoreScope::Record) && rules.iter().all(|r| r.resource_only) {
             let counts = crate::pdata::resource_item_counts(payload);
-            let resources: Vec<&mut Resource> = match payload {
-                Payload::Logs(r) => {
-                    r.resource_logs.iter_mut().map(|x| x.resource.get_or_insert_with(Default::default)).collect()
-                }
-                Payload::Traces(r) => {
-                    r.resource_spans.iter_mut().map(|x| x.resource.get_or_insert_with(Default::default)).collect()
-                }
-                Payload::Metrics(r) => {
-                    r.resource_metrics.iter_mut().map(|x| x.resource.get_or_insert_with(Default::default)).collect()
-                }
-            };
-            for (resource, n) in resources.into_iter().zip(counts) {
+            for (resource, n) in crate::processors::resources_mut(payload).into_iter().zip(counts) {
                 if n == 0 {
                     continue;
                 }
                 let raise = raise_for(self.ewma.as_ref(), state, &resource.attributes);
-                let record = Record {
-                    resource: &*resource,
-                    resource_schema_url: "",
-                    scope: &no_scope,
-                    scope_schema_url: "",
-                    item: Item::None,
-                    cache: &[],
-                };
+                let record = Record::new(resource, &no_scope, Item::None);
                 let mut one = [0u64; 5];
                 let mut scorer = Scorer {
                     rules,
@@ -355,9 +337,7 @@ impl ImportanceProcessor {
                         tiers,
                         &mut r.scope_spans.iter().flat_map(|s| {
                             let scope = s.scope.as_ref().unwrap_or(&no_scope);
-                            s.spans
-                                .iter()
-                                .map(move |span| Record { item: Item::Span(span), ..Record::log(res, scope, &NO_LOG) })
+                            s.spans.iter().map(move |span| Record::new(res, scope, Item::Span(span)))
                         }),
                     );
                     let records = r.scope_spans.iter_mut().flat_map(|s| &mut s.spans).map(|span| &mut span.attributes);
@@ -378,7 +358,7 @@ impl ImportanceProcessor {
                             s.metrics.iter().flat_map(move |m| {
                                 (0..point_count(m)).filter_map(move |i| {
                                     let p = point(m, i)?;
-                                    Some(Record { item: Item::Point(m, p), ..Record::log(res, scope, &NO_LOG) })
+                                    Some(Record::new(res, scope, Item::Point(m, p)))
                                 })
                             })
                         }),
@@ -433,20 +413,6 @@ fn apply<'a>(
         }
     }
 }
-
-static NO_LOG: opentelemetry_proto::tonic::logs::v1::LogRecord = opentelemetry_proto::tonic::logs::v1::LogRecord {
-    time_unix_nano: 0,
-    observed_time_unix_nano: 0,
-    severity_number: 0,
-    severity_text: String::new(),
-    body: None,
-    attributes: Vec::new(),
-    dropped_attributes_count: 0,
-    flags: 0,
-    trace_id: Vec::new(),
-    span_id: Vec::new(),
-    event_name: String::new(),
-};
 
 impl Processor for ImportanceProcessor {
     fn process(&mut self, mut batch: Batch, out: &mut Vec<Batch>) {

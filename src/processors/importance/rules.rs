@@ -6,7 +6,7 @@ use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{span, status};
 
 use super::config::{ImportanceConfig, MatchConfig};
-use crate::ottl::record::{Item, Kind, Point, Record};
+use crate::ottl::record::{Item, Kind, Record};
 use crate::ottl::{Condition, OttlError};
 use crate::pdata::Signal;
 
@@ -77,7 +77,7 @@ impl Match {
             return false;
         }
         if !self.attributes.is_empty() {
-            let own = own_attributes(record);
+            let own = record.attributes();
             if !self.attributes.iter().all(|(k, g)| attribute_matches(own, k, g)) {
                 return false;
             }
@@ -104,21 +104,6 @@ impl Match {
             }
         }
         true
-    }
-}
-
-/// A record's own attributes: a span's, a data point's, a log record's.
-pub fn own_attributes<'a>(record: &Record<'a>) -> &'a [KeyValue] {
-    match record.item {
-        Item::Log(l) => &l.attributes,
-        Item::Span(s) | Item::Event(s, _) => &s.attributes,
-        Item::Point(_, p) => match p {
-            Point::Number(p) => &p.attributes,
-            Point::Histogram(p) => &p.attributes,
-            Point::Exponential(p) => &p.attributes,
-            Point::Summary(p) => &p.attributes,
-        },
-        Item::None | Item::Metric(_) => &[],
     }
 }
 
