@@ -27,7 +27,11 @@ fn main() -> ExitCode {
     for diagnostic in loaded.diagnostics.iter().filter(|d| d.severity == Severity::Warning) {
         tracing::warn!("{diagnostic}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(ocelot::pipeline::governor::on_worker_park)
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("ocelot: cannot start the runtime: {e}");

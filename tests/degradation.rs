@@ -191,3 +191,52 @@ fn sheds_by_importance_in_steps_then_refuses_and_loses_nothing_accepted() {
     );
     agent.stop();
 }
+
+/// A memory_limiter behind a routing connector closes the door of the pipeline that
+/// feeds it: the receiver refuses there, as it would for a limiter of its own.
+#[test]
+fn a_limiter_behind_a_connector_refuses_at_the_receiver_that_feeds_it() {
+    // A soft limit of 2 MiB: any process is over it from the start.
+    let agent = Agent::start(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:0
+processors:
+  memory_limiter:
+    check_interval: 50ms
+    limit_mib: 4
+    spike_limit_mib: 2
+connectors:
+  routing:
+    default_pipelines: [logs/out]
+    table:
+      - condition: resource.attributes["cloud.region"] == "eu"
+        pipelines: [logs/out]
+exporters:
+  debug:
+service:
+  pipelines:
+    logs/in:
+      receivers: [otlp]
+      exporters: [routing]
+    logs/out:
+      receivers: [routing]
+      processors: [memory_limiter]
+      exporters: [debug]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+"#,
+    );
+    let (body, _) = request(0);
+    let (status, headers, answer) = http_post(agent.http("otlp"), "/v1/logs", "application/json", &body);
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&answer));
+    assert!(String::from_utf8_lossy(&answer).contains("high memory usage"));
+    assert!(headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("retry-after")));
+    let refused = agent.metric("otelcol_processor_memory_limiter_refused_log_records_total", "");
+    assert_eq!(refused, RECORDS_PER_REQUEST as f64, "counted at the limiter that refused");
+    agent.stop();
+}

@@ -3,19 +3,27 @@
 //! `ocelot-loadgen send` sends traces, metrics or logs over OTLP/gRPC or OTLP/HTTP at
 //! a rate (or as fast as the receiver takes them) with N concurrent connections and
 //! reports items/s and errors. `ocelot-loadgen sink` is an OTLP/gRPC endpoint that
-//! answers success and counts what it got, to stand in for a backend.
+//! answers success and counts what it got, to stand in for a backend; it can drain
+//! slowly for a while, to stand in for a backend that falls behind.
+//!
+//! With `send --tiers` every item carries a `tier` attribute (10 % `critical`, 20 %
+//! `important`, 30 % `standard`, 40 % `low`) and `sink --count-attribute tier` counts
+//! what arrived per value, for the degradation benchmark.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
-use ocelot::pdata::Signal;
 use ocelot::pdata::grpc::{ClientCodec, ExportHandler, ExportRequest, Logs, Metrics, OtlpGrpcService, Traces};
 use ocelot::pdata::json::{from_proto, to_proto};
-use ocelot::pdata::synthetic::payload;
+use ocelot::pdata::synthetic::{payload, tier, with_tiers};
+use ocelot::pdata::{Payload, Signal};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::metric;
 
 #[derive(Parser)]
 #[command(name = "ocelot-loadgen", version, about = "OTLP load generator and sink for benchmarking ocelot")]
@@ -74,6 +82,10 @@ struct SendArgs {
     /// pre-encoded ones.
     #[arg(long)]
     fresh_timestamps: bool,
+    /// Give every item a `tier` attribute: 10 % critical, 20 % important, 30 %
+    /// standard, 40 % low, by position in the request.
+    #[arg(long)]
+    tiers: bool,
 }
 
 #[derive(clap::Args)]
@@ -87,6 +99,51 @@ struct SinkArgs {
     /// Print totals every this long.
     #[arg(long, default_value = "5s", value_parser = ocelot::config::types::parse_duration)]
     report_every: Duration,
+    /// Count items per value of this item attribute (decodes every request).
+    #[arg(long)]
+    count_attribute: Option<String>,
+    /// Answer no faster than this many items per second in all (0: as fast as
+    /// requests come), for `--slow-for` from the first request.
+    #[arg(long, default_value_t = 0)]
+    drain_rate: u64,
+    /// How long the sink drains at `--drain-rate` before it answers at full speed.
+    #[arg(long, default_value = "0s", value_parser = ocelot::config::types::parse_duration)]
+    slow_for: Duration,
+}
+
+/// Items of `payload` per value of the item attribute `key` (items without it are
+/// counted under `-`).
+fn count_by_attribute(payload: &Payload, key: &str, counts: &mut BTreeMap<String, u64>) {
+    let mut count = |attributes: &[KeyValue]| {
+        let value = attributes.iter().find(|kv| kv.key == key).and_then(|kv| match &kv.value {
+            Some(AnyValue { value: Some(any_value::Value::StringValue(s)) }) => Some(s.as_str()),
+            _ => None,
+        });
+        *counts.entry(value.unwrap_or("-").to_string()).or_default() += 1;
+    };
+    match payload {
+        Payload::Logs(request) => request
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .flat_map(|s| &s.log_records)
+            .for_each(|r| count(&r.attributes)),
+        Payload::Traces(request) => request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .for_each(|s| count(&s.attributes)),
+        Payload::Metrics(request) => {
+            for m in request.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics) {
+                match &m.data {
+                    Some(metric::Data::Gauge(g)) => g.data_points.iter().for_each(|p| count(&p.attributes)),
+                    Some(metric::Data::Sum(g)) => g.data_points.iter().for_each(|p| count(&p.attributes)),
+                    _ => {}
+                }
+            }
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -124,11 +181,13 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     let per_sender_rate = if args.rate == 0 { 0.0 } else { args.rate as f64 / args.concurrency as f64 };
     let mut tasks = Vec::new();
     for sender in 0..args.concurrency {
-        let bodies: Vec<Bytes> = (0..VARIANTS)
-            .map(|v| {
-                Bytes::from(to_proto(&payload(args.signal.into(), args.batch, args.attributes, sender * VARIANTS + v)))
-            })
-            .collect();
+        let tiers = args.tiers;
+        let make = move |signal: SignalArg, batch: usize, attributes: usize, seed: usize| {
+            let payload = payload(signal.into(), batch, attributes, seed);
+            Bytes::from(to_proto(&if tiers { with_tiers(payload) } else { payload }))
+        };
+        let bodies: Vec<Bytes> =
+            (0..VARIANTS).map(|v| make(args.signal, args.batch, args.attributes, sender * VARIANTS + v)).collect();
         let totals = totals.clone();
         let endpoint = args.endpoint.clone();
         let (protocol, signal, batch) = (args.protocol, args.signal, args.batch as u64);
@@ -147,7 +206,7 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
                     }
                 }
                 let body = if fresh {
-                    Bytes::from(to_proto(&payload(signal.into(), batch as usize, attributes, sender * VARIANTS)))
+                    make(signal, batch as usize, attributes, sender * VARIANTS)
                 } else {
                     bodies[i % bodies.len()].clone()
                 };
@@ -184,6 +243,16 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         totals.refused.load(Ordering::Relaxed),
         totals.errors.load(Ordering::Relaxed),
     );
+    if args.tiers {
+        // Every accepted request holds the same mix.
+        let per_request = (0..args.batch).fold(BTreeMap::<&str, u64>::new(), |mut m, n| {
+            *m.entry(tier(n)).or_default() += 1;
+            m
+        });
+        let requests = items / args.batch as u64;
+        let line: Vec<String> = per_request.iter().map(|(t, n)| format!("{t}={}", n * requests)).collect();
+        println!("accepted by tier: {}", line.join(" "));
+    }
     Ok(())
 }
 
@@ -266,6 +335,7 @@ struct SinkTotals {
     requests: AtomicU64,
     bytes: AtomicU64,
     items: AtomicU64,
+    by_attribute: Mutex<BTreeMap<String, u64>>,
 }
 
 /// The sink's handler: count, answer success.
@@ -273,17 +343,57 @@ struct SinkTotals {
 struct Sink {
     totals: Arc<SinkTotals>,
     count_items: bool,
+    count_attribute: Option<Arc<str>>,
+    drain: Option<Arc<Drain>>,
+}
+
+/// A slow backend: for `slow_for` after the first request, requests are answered
+/// one after another, each once the drain rate has made room for its items.
+struct Drain {
+    rate: f64,
+    slow_for: Duration,
+    /// When the first request came, and when the next one may be answered.
+    slots: tokio::sync::Mutex<Option<(Instant, Instant)>>,
+}
+
+impl Drain {
+    async fn wait(&self, items: usize) {
+        let mut slots = self.slots.lock().await;
+        let now = Instant::now();
+        let (first, next) = slots.get_or_insert((now, now));
+        if now.duration_since(*first) >= self.slow_for {
+            return;
+        }
+        let start = (*next).max(now);
+        *next = start + Duration::from_secs_f64(items as f64 / self.rate);
+        let until = *next;
+        // Held while waiting: the next request queues behind this one.
+        tokio::time::sleep_until(until.into()).await;
+    }
 }
 
 impl ExportHandler for Sink {
     async fn handle(&self, request: ExportRequest) -> Result<(), tonic::Status> {
         let (signal, body) = (request.signal, request.body);
+        let decoded = if self.count_items || self.count_attribute.is_some() || self.drain.is_some() {
+            from_proto(signal, &body).ok()
+        } else {
+            None
+        };
+        if let (Some(drain), Some(payload)) = (&self.drain, &decoded) {
+            drain.wait(payload.item_count()).await;
+        }
         self.totals.requests.fetch_add(1, Ordering::Relaxed);
         self.totals.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
-        if self.count_items
-            && let Ok(payload) = from_proto(signal, &body)
-        {
+        if let Some(payload) = &decoded {
             self.totals.items.fetch_add(payload.item_count() as u64, Ordering::Relaxed);
+            if let Some(key) = &self.count_attribute {
+                count_by_attribute(
+                    payload,
+                    key,
+                    &mut self.totals.by_attribute.lock().unwrap_or_else(|e| e.into_inner()),
+                );
+            }
         }
         Ok(())
     }
@@ -291,7 +401,11 @@ impl ExportHandler for Sink {
 
 async fn sink(args: SinkArgs) -> anyhow::Result<()> {
     let totals = Arc::new(SinkTotals::default());
-    let sink = Sink { totals: totals.clone(), count_items: args.count_items };
+    let drain = (args.drain_rate > 0).then(|| {
+        Arc::new(Drain { rate: args.drain_rate as f64, slow_for: args.slow_for, slots: tokio::sync::Mutex::new(None) })
+    });
+    let count_attribute = args.count_attribute.as_deref().map(Arc::from);
+    let sink = Sink { totals: totals.clone(), count_items: args.count_items, count_attribute, drain };
     const MAX_MESSAGE: usize = 64 << 20;
     let traces = OtlpGrpcService::<_, Traces>::new(sink.clone(), MAX_MESSAGE);
     let metrics = OtlpGrpcService::<_, Metrics>::new(sink.clone(), MAX_MESSAGE);
@@ -313,8 +427,10 @@ async fn sink(args: SinkArgs) -> anyhow::Result<()> {
         let requests = totals.requests.load(Ordering::Relaxed);
         let items = totals.items.load(Ordering::Relaxed);
         let seconds = last.0.elapsed().as_secs_f64();
+        let by_attribute = totals.by_attribute.lock().unwrap_or_else(|e| e.into_inner());
+        let by_attribute: String = by_attribute.iter().map(|(v, n)| format!(" {v}={n}")).collect();
         println!(
-            "sink: {requests} requests ({:.0}/s), {} bytes, {items} items ({:.0}/s)",
+            "sink: {requests} requests ({:.0}/s), {} bytes, {items} items ({:.0}/s){by_attribute}",
             (requests - last.1) as f64 / seconds,
             totals.bytes.load(Ordering::Relaxed),
             (items - last.2) as f64 / seconds,

@@ -112,3 +112,52 @@ pub fn payload(signal: Signal, batch: usize, attributes: usize, seed: usize) -> 
         }),
     }
 }
+
+/// The tier of the n-th item of a request in [`with_tiers`]: 10 % `critical`, 20 %
+/// `important`, 30 % `standard`, 40 % `low`.
+pub fn tier(n: usize) -> &'static str {
+    match n % 10 {
+        0 => "critical",
+        1 | 2 => "important",
+        3..=5 => "standard",
+        _ => "low",
+    }
+}
+
+/// Gives every item of `payload` a `tier` attribute, the score mix of the degradation
+/// benchmark and the load generator's `--tiers`.
+pub fn with_tiers(mut payload: Payload) -> Payload {
+    let attr = |n: usize| KeyValue {
+        key: "tier".into(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(tier(n).into())) }),
+        ..Default::default()
+    };
+    match &mut payload {
+        Payload::Logs(request) => {
+            for records in request.resource_logs.iter_mut().flat_map(|r| &mut r.scope_logs) {
+                for (n, record) in records.log_records.iter_mut().enumerate() {
+                    record.attributes.push(attr(n));
+                }
+            }
+        }
+        Payload::Traces(request) => {
+            for spans in request.resource_spans.iter_mut().flat_map(|r| &mut r.scope_spans) {
+                for (n, span) in spans.spans.iter_mut().enumerate() {
+                    span.attributes.push(attr(n));
+                }
+            }
+        }
+        Payload::Metrics(request) => {
+            for metrics in request.resource_metrics.iter_mut().flat_map(|r| &mut r.scope_metrics) {
+                for m in &mut metrics.metrics {
+                    if let Some(metric::Data::Gauge(gauge)) = &mut m.data {
+                        for (n, point) in gauge.data_points.iter_mut().enumerate() {
+                            point.attributes.push(attr(n));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    payload
+}

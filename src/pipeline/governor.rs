@@ -42,7 +42,8 @@ pub struct Limits {
     /// Each drop level's `threshold_percent` of `hard`, ascending.
     pub levels: Vec<f64>,
     pub check_interval: Duration,
-    /// How often the allocator is asked to return freed memory while at the soft limit.
+    /// How often the allocator is asked to return freed memory while at the soft limit
+    /// or a drop level.
     pub collect_when_soft: Duration,
     /// … and at the hard limit.
     pub collect_when_hard: Duration,
@@ -184,10 +185,36 @@ fn allocator_rss() -> u64 {
 }
 
 /// Asks the allocator to give freed memory back to the kernel now: what upstream's
-/// limiter does by forcing a GC.
+/// limiter does by forcing a GC. mimalloc frees a thread's pages only on that thread
+/// (blocks another thread freed wait there), so this collects the calling thread and
+/// asks every runtime worker to collect its own the next time it parks
+/// ([`on_worker_park`]). Without that, memory a quiet worker holds keeps the resident
+/// set, and so the level, high after the data that filled it is gone.
 fn collect() {
+    COLLECT_EPOCH.fetch_add(1, Ordering::Relaxed);
+    collect_this_thread();
+}
+
+fn collect_this_thread() {
+    COLLECTED_EPOCH.set(COLLECT_EPOCH.load(Ordering::Relaxed));
     // SAFETY: mi_collect has no preconditions.
     unsafe { libmimalloc_sys::mi_collect(true) };
+}
+
+/// Raised by [`collect`]; each thread collects once per raise.
+static COLLECT_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static COLLECTED_EPOCH: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// For the runtime's `on_thread_park`: a worker about to sleep collects its own
+/// allocator pages if the governor asked since it last did. One atomic load
+/// otherwise.
+pub fn on_worker_park() {
+    if COLLECTED_EPOCH.get() != COLLECT_EPOCH.load(Ordering::Relaxed) {
+        collect_this_thread();
+    }
 }
 
 /// The memory `*_percentage` options are shares of: the cgroup's limit when there is
@@ -312,13 +339,15 @@ impl Governor {
             let now = Instant::now();
             let used = self.sample(&meter, now.duration_since(last));
             last = now;
-            // At a limit, give freed memory back, no more often than asked.
+            // At a limit, or shedding at a level below it, give freed memory back, no
+            // more often than asked. At a level: once the data that raised memory is
+            // gone, what the allocator keeps would hold the level up.
             let pacing = limiters
                 .iter()
                 .filter_map(|l| {
                     if used >= l.limits.hard {
                         Some(l.limits.collect_when_hard)
-                    } else if used >= l.limits.soft {
+                    } else if used >= l.limits.soft || l.level.load(Ordering::Relaxed) > 0 {
                         Some(l.limits.collect_when_soft)
                     } else {
                         None

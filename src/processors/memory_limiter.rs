@@ -62,7 +62,8 @@ pub struct MemoryLimiterConfig {
     /// The spike room as a share of the same total. Default a fifth of the limit.
     #[serde(default)]
     pub spike_limit_percentage: u32,
-    /// How often, at the soft limit, the allocator is asked to return freed memory.
+    /// How often, at the soft limit (and, in ocelot, at a drop level), the allocator
+    /// is asked to return freed memory.
     #[serde(default = "default_gc_soft")]
     pub min_gc_interval_when_soft_limited: ConfigDuration,
     /// … and at the hard limit (0: at every check).

@@ -10,13 +10,49 @@ use crate::ottl::record::{Item, Kind, Record};
 use crate::ottl::{Condition, OttlError};
 use crate::pdata::Signal;
 
-fn glob(pattern: &str, case_insensitive: bool) -> Result<GlobMatcher, String> {
-    GlobBuilder::new(pattern)
+/// A compiled glob. The shapes rules mostly use (a literal, `prefix*`, `*suffix`,
+/// `*part*`) compare strings directly, several times faster than the general
+/// matcher, which runs once per record and rule.
+enum Pattern {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Contains(String),
+    Glob(GlobMatcher),
+}
+
+impl Pattern {
+    fn is_match(&self, text: &str) -> bool {
+        match self {
+            Pattern::Exact(p) => text == p,
+            Pattern::Prefix(p) => text.starts_with(p.as_str()),
+            Pattern::Suffix(p) => text.ends_with(p.as_str()),
+            Pattern::Contains(p) => text.contains(p.as_str()),
+            Pattern::Glob(g) => g.is_match(text),
+        }
+    }
+}
+
+fn glob(pattern: &str, case_insensitive: bool) -> Result<Pattern, String> {
+    let matcher = GlobBuilder::new(pattern)
         .case_insensitive(case_insensitive)
         .literal_separator(false)
         .build()
         .map(|g: Glob| g.compile_matcher())
-        .map_err(|e| format!("invalid glob `{pattern}`: {e}"))
+        .map_err(|e| format!("invalid glob `{pattern}`: {e}"))?;
+    let literal = |s: &str| !s.contains(['*', '?', '[', ']', '{', '}', '\\']);
+    if case_insensitive {
+        return Ok(Pattern::Glob(matcher));
+    }
+    let inner = pattern.strip_prefix('*').unwrap_or(pattern);
+    let inner = inner.strip_suffix('*').unwrap_or(inner);
+    Ok(match (pattern.starts_with('*'), pattern.ends_with('*') && pattern.len() > 1) {
+        _ if !literal(inner) || inner.is_empty() => Pattern::Glob(matcher),
+        (false, false) => Pattern::Exact(inner.to_string()),
+        (false, true) => Pattern::Prefix(inner.to_string()),
+        (true, false) => Pattern::Suffix(inner.to_string()),
+        (true, true) => Pattern::Contains(inner.to_string()),
+    })
 }
 
 /// Checks a `match` block's globs.
@@ -26,12 +62,12 @@ pub fn check_match(m: &MatchConfig) -> Result<(), String> {
 
 /// A compiled `match` block: every glob given must match.
 struct Match {
-    resource: Vec<(String, GlobMatcher)>,
-    attributes: Vec<(String, GlobMatcher)>,
-    severity: Option<GlobMatcher>,
-    span_name: Option<GlobMatcher>,
-    span_kind: Option<GlobMatcher>,
-    span_status: Option<GlobMatcher>,
+    resource: Vec<(String, Pattern)>,
+    attributes: Vec<(String, Pattern)>,
+    severity: Option<Pattern>,
+    span_name: Option<Pattern>,
+    span_kind: Option<Pattern>,
+    span_status: Option<Pattern>,
 }
 
 impl Match {
@@ -107,15 +143,15 @@ impl Match {
     }
 }
 
-fn attribute_matches(attributes: &[KeyValue], key: &str, glob: &GlobMatcher) -> bool {
+fn attribute_matches(attributes: &[KeyValue], key: &str, glob: &Pattern) -> bool {
     let Some(value) = attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref()?.value.as_ref())
     else {
         return false;
     };
     match value {
         any_value::Value::StringValue(s) => glob.is_match(s),
-        any_value::Value::IntValue(i) => glob.is_match(i.to_string()),
-        any_value::Value::DoubleValue(d) => glob.is_match(d.to_string()),
+        any_value::Value::IntValue(i) => glob.is_match(&i.to_string()),
+        any_value::Value::DoubleValue(d) => glob.is_match(&d.to_string()),
         any_value::Value::BoolValue(b) => glob.is_match(if *b { "true" } else { "false" }),
         _ => false,
     }
@@ -237,5 +273,40 @@ impl Rules {
             }
         }
         Ok(Rules { by_signal })
+    }
+}
+
+#[cfg(test)]
+mod pattern_tests {
+    use super::*;
+
+    #[test]
+    fn direct_shapes_match_as_the_glob_does() {
+        let cases = [
+            ("critical", ["critical", "critical2", "xcritical", ""]),
+            ("loadgen*", ["loadgen", "loadgen-1", "xloadgen", "load"]),
+            ("*-test", ["job-test", "-test", "job-test-2", "test"]),
+            ("*sql*", ["mysqld", "sql", "postgres", "pgsql"]),
+            ("*", ["", "a", "a/b", "*"]),
+            ("**", ["", "a", "a/b", "*"]),
+            ("kworker/*", ["kworker/0:1", "kworker", "kworker/", "x/kworker/1"]),
+            ("a?c", ["abc", "ac", "abbc", "a?c"]),
+            ("[ab]*", ["a1", "b", "c", ""]),
+            ("*.{db,sql}", ["x.db", "x.sql", "x.txt", ".db"]),
+            ("a\\*b", ["a*b", "axb", "a\\xb", "ab"]),
+        ];
+        for (pattern, texts) in cases {
+            let reference = GlobBuilder::new(pattern).literal_separator(false).build().unwrap().compile_matcher();
+            let compiled = glob(pattern, false).unwrap();
+            for text in texts {
+                assert_eq!(compiled.is_match(text), reference.is_match(text), "{pattern} on {text:?}");
+            }
+        }
+        assert!(matches!(glob("critical", false).unwrap(), Pattern::Exact(_)));
+        assert!(matches!(glob("loadgen*", false).unwrap(), Pattern::Prefix(_)));
+        assert!(matches!(glob("*-test", false).unwrap(), Pattern::Suffix(_)));
+        assert!(matches!(glob("*sql*", false).unwrap(), Pattern::Contains(_)));
+        assert!(matches!(glob("a?c", false).unwrap(), Pattern::Glob(_)));
+        assert!(glob("ERROR", true).unwrap().is_match("error"), "case-insensitive goes to the glob");
     }
 }
