@@ -153,6 +153,7 @@ fn sheds_by_importance_in_steps_then_refuses_and_loses_nothing_accepted() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         if v["fields"]["message"].as_str().is_some_and(|m| m.starts_with("Memory rises")) {
             let level = v["fields"]["level"].as_u64().unwrap();
+            assert!(v["fields"]["from"].as_u64().unwrap() < level, "each rise names the level it left: {line}");
             if !order.contains(&level) {
                 order.push(level);
             }

@@ -112,9 +112,10 @@ impl Limiter {
                 warn!(processor = %self.id, used_mib, soft_limit_mib = self.limits.soft >> 20,
                     "Memory is at the soft limit; receivers refuse new data until it falls.");
             } else if next > current {
-                warn!(processor = %self.id, level = next, used_mib, "Memory rises; shedding by importance at a higher level.");
+                // `from`: a busy host may pass more than one level between readings.
+                warn!(processor = %self.id, from = current, level = next, used_mib, "Memory rises; shedding by importance at a higher level.");
             } else {
-                info!(processor = %self.id, level = next, used_mib, "Memory falls; shedding less.");
+                info!(processor = %self.id, from = current, level = next, used_mib, "Memory falls; shedding less.");
             }
         }
     }
