@@ -78,14 +78,6 @@ sleep 2
 echo "limit_mib $limit; load $rate logs/s for ${seconds}s; the sink drains $drain/s for ${seconds}s, then at full speed"
 echo "idle RSS: $(( $(rss_kib "$pid") / 1024 )) MiB"
 
-metrics() { curl -s "http://127.0.0.1:$metrics_port/metrics"; }
-# The sum of a family's samples whose labels contain every given label.
-metric() {
-    local name=$1; shift
-    metrics | awk -v name="$name" -v labels="$*" '
-        $1 ~ "^"name"({|$)" { ok = 1; n = split(labels, want, " "); for (i = 1; i <= n; i++) if (index($1, want[i]) == 0) ok = 0; if (ok) sum += $NF }
-        END { printf "%.0f\n", sum }'
-}
 shed() { echo $(( $(metric ocelot_memory_limiter_dropped_total) + $(metric ocelot_memory_limiter_sampled_total) )); }
 delivered() { tail -n 1 "$dir/sink.log" | grep -o ' [0-9]* items' | awk '{print $1}'; }
 

@@ -62,7 +62,6 @@ YAML
 start=$(date +%s.%N)
 "$ocelot" --config "$dir/ocelot.yaml" --storage-dir "$dir/state" 2> "$dir/ocelot.log" &
 pid=$!
-metric() { curl -s "http://127.0.0.1:$metrics_port/metrics" | awk -v n="$1" '$1 ~ "^"n {s+=$2} END {print s+0}'; }
 until [ "$(metric otelcol_exporter_sent_log_records_total)" = "$lines" ] 2>/dev/null; do sleep 0.2; done
 end=$(date +%s.%N)
 ticks=$(cpu_ticks "$pid")

@@ -17,13 +17,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
+use ocelot::ottl::{Kind, walk};
 use ocelot::pdata::grpc::{ClientCodec, ExportHandler, ExportRequest, Logs, Metrics, OtlpGrpcService, Traces};
 use ocelot::pdata::json::{from_proto, to_proto};
 use ocelot::pdata::synthetic::{payload, tier, with_tiers};
 use ocelot::pdata::{Payload, Signal};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::metric;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
 
 #[derive(Parser)]
 #[command(name = "ocelot-loadgen", version, about = "OTLP load generator and sink for benchmarking ocelot")]
@@ -114,36 +114,15 @@ struct SinkArgs {
 /// Items of `payload` per value of the item attribute `key` (items without it are
 /// counted under `-`).
 fn count_by_attribute(payload: &Payload, key: &str, counts: &mut BTreeMap<String, u64>) {
-    let mut count = |attributes: &[KeyValue]| {
-        let value = attributes.iter().find(|kv| kv.key == key).and_then(|kv| match &kv.value {
+    // `any` with a visitor that never answers yes reads every item.
+    walk::any(payload, Kind::items_of(payload.signal()), &mut |record| {
+        let value = record.attributes().iter().find(|kv| kv.key == key).and_then(|kv| match &kv.value {
             Some(AnyValue { value: Some(any_value::Value::StringValue(s)) }) => Some(s.as_str()),
             _ => None,
         });
         *counts.entry(value.unwrap_or("-").to_string()).or_default() += 1;
-    };
-    match payload {
-        Payload::Logs(request) => request
-            .resource_logs
-            .iter()
-            .flat_map(|r| &r.scope_logs)
-            .flat_map(|s| &s.log_records)
-            .for_each(|r| count(&r.attributes)),
-        Payload::Traces(request) => request
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-            .for_each(|s| count(&s.attributes)),
-        Payload::Metrics(request) => {
-            for m in request.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics) {
-                match &m.data {
-                    Some(metric::Data::Gauge(g)) => g.data_points.iter().for_each(|p| count(&p.attributes)),
-                    Some(metric::Data::Sum(g)) => g.data_points.iter().for_each(|p| count(&p.attributes)),
-                    _ => {}
-                }
-            }
-        }
-    }
+        false
+    });
 }
 
 fn main() -> anyhow::Result<()> {

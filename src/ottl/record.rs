@@ -31,6 +31,15 @@ impl Kind {
     pub const ALL: [Kind; 7] =
         [Kind::Resource, Kind::Scope, Kind::Span, Kind::SpanEvent, Kind::Metric, Kind::DataPoint, Kind::Log];
 
+    /// The context of a signal's counted items: spans, data points, log records.
+    pub fn items_of(signal: Signal) -> Kind {
+        match signal {
+            Signal::Traces => Kind::Span,
+            Signal::Metrics => Kind::DataPoint,
+            Signal::Logs => Kind::Log,
+        }
+    }
+
     /// The name paths are prefixed with, and `context:` takes.
     pub fn name(self) -> &'static str {
         match self {

@@ -121,9 +121,9 @@ async fn wire(
     let mut feeds: Vec<(&PipelineId, &PipelineId)> = Vec::new();
     let governor = governor::Governor::new();
     let stores = crate::processors::importance::Stores::default();
-    // The memory_limiters each pipeline's sources answer to: its own, and those of
-    // the pipelines a connector feeds from it.
-    let mut limiters: BTreeMap<&PipelineId, Vec<Arc<governor::Limiter>>> = BTreeMap::new();
+    // The door of each pipeline: its own memory_limiters, and (below) those of the
+    // pipelines a connector feeds from it.
+    let mut gates: BTreeMap<&PipelineId, Option<governor::Gate>> = BTreeMap::new();
     for (pipeline_id, pipeline) in pipelines {
         let mut outputs = Vec::new();
         let mut own_waits = Waits::default();
@@ -176,7 +176,8 @@ async fn wire(
                 processors.push(built);
             }
         }
-        limiters.insert(pipeline_id, pipeline.processors.iter().filter_map(|id| governor.find(id)).collect());
+        let limiters = pipeline.processors.iter().filter_map(|id| governor.find(id)).collect();
+        gates.insert(pipeline_id, governor.gate(limiters));
         tasks.push((pipeline_id.clone(), processors, outputs));
     }
     drop(exporters);
@@ -187,18 +188,11 @@ async fn wire(
             let upstream = waits.entry(from).or_default();
             upstream.result |= downstream.result;
             upstream.queue |= downstream.queue;
-            let downstream = limiters.get(to).cloned().unwrap_or_default();
-            let upstream = limiters.entry(from).or_default();
-            for limiter in downstream {
-                if !upstream.iter().any(|l| Arc::ptr_eq(l, &limiter)) {
-                    upstream.push(limiter);
-                }
-            }
+            let downstream = gates.get(to).cloned().flatten();
+            let upstream = gates.entry(from).or_default();
+            *upstream = governor::Gate::join(upstream.take(), downstream);
         }
     }
-    // The door of each pipeline: memory over a soft limit behind it refuses there.
-    let gates: BTreeMap<&PipelineId, Option<governor::Gate>> =
-        limiters.into_iter().map(|(id, limiters)| (id, governor.gate(limiters))).collect();
     let mut receiver_consumers: BTreeMap<&ComponentId, Consumers> = BTreeMap::new();
     for (pipeline_id, pipeline) in pipelines {
         for id in &pipeline.receivers {

@@ -36,7 +36,7 @@ use crate::config::types::ConfigDuration;
 use crate::ottl::record::{Item, Kind, Record};
 use crate::ottl::walk;
 use crate::pdata::score::{self, Score, Tier};
-use crate::pdata::{Batch, Signal};
+use crate::pdata::Batch;
 use crate::pipeline::governor::{Governor, Limiter, Limits};
 
 pub const TYPE: &str = "memory_limiter";
@@ -303,15 +303,6 @@ fn trace_kept(trace_id: &[u8], rate: f64) -> Option<bool> {
     Some(((value >> 11) as f64) < rate * (1u64 << 53) as f64)
 }
 
-/// The item a signal is shed by: spans, data points, log records.
-fn item_kind(signal: Signal) -> Kind {
-    match signal {
-        Signal::Traces => Kind::Span,
-        Signal::Metrics => Kind::DataPoint,
-        Signal::Logs => Kind::Log,
-    }
-}
-
 impl Processor for MemoryLimiterProcessor {
     fn process(&mut self, mut batch: Batch, out: &mut Vec<Batch>) {
         let active = self.limiter.drop_levels();
@@ -319,7 +310,7 @@ impl Processor for MemoryLimiterProcessor {
             out.push(batch);
             return;
         }
-        let kind = item_kind(batch.signal());
+        let kind = Kind::items_of(batch.signal());
         let mut dropped = vec![[0u64; 5]; active];
         let mut sampled = vec![[0u64; 5]; active];
         let (mut missing, mut invalid) = (0u64, 0u64);

@@ -46,7 +46,7 @@ fn glob(pattern: &str, case_insensitive: bool) -> Result<Pattern, String> {
     }
     let inner = pattern.strip_prefix('*').unwrap_or(pattern);
     let inner = inner.strip_suffix('*').unwrap_or(inner);
-    Ok(match (pattern.starts_with('*'), pattern.ends_with('*') && pattern.len() > 1) {
+    Ok(match (pattern.starts_with('*'), pattern.ends_with('*')) {
         _ if !literal(inner) || inner.is_empty() => Pattern::Glob(matcher),
         (false, false) => Pattern::Exact(inner.to_string()),
         (false, true) => Pattern::Prefix(inner.to_string()),
