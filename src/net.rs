@@ -61,6 +61,83 @@ pub fn bind_now(endpoint: &str) -> Result<TcpListener, BindError> {
     Ok(listener)
 }
 
+/// The listening sockets of a running graph, kept across reloads.
+///
+/// A component that binds through here (an otlp receiver, a health check) and is
+/// restarted by a reload gets the same socket again, not a new one: connections that
+/// arrive while the old instance stops and the new one starts wait in the kernel's
+/// backlog instead of being refused, and another process cannot take the port in
+/// between. Each instance that bound a socket is an owner; the socket closes when its
+/// last owner is released. Port 0 (any free port) is never shared.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    held: std::sync::Mutex<Vec<Held>>,
+}
+
+#[derive(Debug)]
+struct Held {
+    address: SocketAddr,
+    socket: std::net::TcpListener,
+    owners: Vec<u64>,
+}
+
+impl Listeners {
+    /// Binds `endpoint` for `owner`, or shares the socket already bound there.
+    pub async fn bind(&self, owner: u64, endpoint: &str) -> Result<TcpListener, BindError> {
+        let fail = |source: std::io::Error| BindError { endpoint: endpoint.into(), source };
+        let address = normalize_endpoint(endpoint).map_err(|e| fail(std::io::Error::other(e)))?;
+        let resolved: Vec<SocketAddr> = tokio::net::lookup_host(&address).await.map_err(fail)?.collect();
+        let shared = {
+            let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match held.iter_mut().find(|h| resolved.contains(&h.address)) {
+                Some(h) => {
+                    let socket = h.socket.try_clone().map_err(fail)?;
+                    h.owners.push(owner);
+                    Some(socket)
+                }
+                None => None,
+            }
+        };
+        if let Some(socket) = shared {
+            return TcpListener::from_std(socket).map_err(fail);
+        }
+        let listener = TcpListener::bind(resolved.as_slice()).await.map_err(fail)?;
+        let address = listener.local_addr().map_err(fail)?;
+        if address.port() != 0 && !resolved.iter().any(|r| r.port() == 0) {
+            let socket = socket_of(&listener).map_err(fail)?;
+            let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            held.push(Held { address, socket, owners: vec![owner] });
+        }
+        Ok(listener)
+    }
+
+    /// `owner` no longer uses its sockets; those nobody else uses close (once the
+    /// instance's own copy closes too).
+    pub fn release(&self, owner: u64) {
+        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for h in held.iter_mut() {
+            h.owners.retain(|o| *o != owner);
+        }
+        held.retain(|h| !h.owners.is_empty());
+    }
+
+    /// How many sockets are held.
+    pub fn len(&self) -> usize {
+        self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A second descriptor of `listener`'s socket, for [`Listeners`].
+fn socket_of(listener: &TcpListener) -> std::io::Result<std::net::TcpListener> {
+    use std::os::fd::{AsFd, OwnedFd};
+    let fd: OwnedFd = listener.as_fd().try_clone_to_owned()?;
+    Ok(std::net::TcpListener::from(fd))
+}
+
 pub type HttpResponse = Response<Full<Bytes>>;
 
 /// How long a client gets to finish the TLS handshake.
@@ -387,6 +464,28 @@ pub fn text_response(status: http::StatusCode, body: impl Into<Bytes>) -> HttpRe
 
 #[cfg(test)]
 mod tests {
+
+    #[tokio::test]
+    async fn listeners_share_a_socket_until_the_last_owner_releases_it() {
+        let pool = super::Listeners::default();
+        let first = pool.bind(1, "127.0.0.1:0").await.unwrap();
+        assert!(pool.is_empty(), "port 0 is never shared");
+        let endpoint = first.local_addr().unwrap().to_string();
+        drop(first);
+        let a = pool.bind(1, &endpoint).await.unwrap();
+        // A second instance gets the same socket, not EADDRINUSE.
+        let b = pool.bind(2, &endpoint).await.unwrap();
+        assert_eq!(pool.len(), 1);
+        drop(a);
+        pool.release(1);
+        let client = tokio::net::TcpStream::connect(&endpoint).await.unwrap();
+        let (_accepted, peer) = b.accept().await.unwrap();
+        assert_eq!(peer, client.local_addr().unwrap());
+        drop(b);
+        pool.release(2);
+        assert!(pool.is_empty());
+        assert!(tokio::net::TcpStream::connect(&endpoint).await.is_err(), "closed with its last owner");
+    }
     use super::*;
 
     #[test]

@@ -10,9 +10,10 @@ pub mod types;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 pub use id::{ComponentId, PipelineId};
-pub use node::{Location, Node, NodeKind};
+pub use node::{Fingerprint, Location, Node, NodeKind};
 pub use types::{ByteSize, ConfigDuration};
 
 use crate::component::{Factory, Kind};
@@ -78,6 +79,21 @@ pub struct Config {
     pub connectors: BTreeMap<ComponentId, ConnectorConfig>,
     pub extensions: BTreeMap<ComponentId, ExtensionConfig>,
     pub service: ServiceConfig,
+    /// Each component's digest: its own node's, with those of the extensions it names
+    /// (storage, authenticators) chained in, so a changed extension counts as a change
+    /// of every component that uses it.
+    pub fingerprints: BTreeMap<(Kind, ComponentId), Fingerprint>,
+    /// The merged, expanded document, for `GET /-/config`.
+    pub document: Arc<Node>,
+    /// The whole document's digest: the running config's hash.
+    pub fingerprint: Fingerprint,
+}
+
+impl Config {
+    /// The digest of a component's config, as [`Config::fingerprints`] keeps it.
+    pub fn fingerprint_of(&self, kind: Kind, id: &ComponentId) -> Option<Fingerprint> {
+        self.fingerprints.get(&(kind, id.clone())).copied()
+    }
 }
 
 /// A config file's name (for messages) and text.
@@ -195,6 +211,33 @@ impl Checker {
         self.check_storage(Kind::Processor, &processors, &extensions, &service.extensions);
         self.check_auth("exporter", &exporters, &extensions, &service.extensions);
         self.check_auth("receiver", &receivers, &extensions, &service.extensions);
+        let mut fingerprints = BTreeMap::new();
+        let uses = |own: Fingerprint, names: Vec<&str>| {
+            let mut parts = vec![own];
+            for name in names {
+                let ext = ComponentId::parse(name).ok().and_then(|id| extensions.get(&id));
+                parts.extend(ext.map(|e| e.fingerprint));
+            }
+            Fingerprint::chain(&parts)
+        };
+        for (id, d) in &receivers {
+            let mut names = d.config.authenticators();
+            names.extend(d.config.storage());
+            fingerprints.insert((Kind::Receiver, id.clone()), uses(d.fingerprint, names));
+        }
+        for (id, d) in &processors {
+            fingerprints
+                .insert((Kind::Processor, id.clone()), uses(d.fingerprint, d.config.storage().into_iter().collect()));
+        }
+        for (id, d) in &exporters {
+            fingerprints.insert((Kind::Exporter, id.clone()), uses(d.fingerprint, d.config.authenticators()));
+        }
+        for (id, d) in &connectors {
+            fingerprints.insert((Kind::Connector, id.clone()), d.fingerprint);
+        }
+        for (id, d) in &extensions {
+            fingerprints.insert((Kind::Extension, id.clone()), d.fingerprint);
+        }
         Some(Config {
             receivers: receivers.into_iter().map(|(id, s)| (id, s.config)).collect(),
             processors: processors.into_iter().map(|(id, s)| (id, s.config)).collect(),
@@ -202,6 +245,9 @@ impl Checker {
             connectors: connectors.into_iter().map(|(id, s)| (id, s.config)).collect(),
             extensions: extensions.into_iter().map(|(id, s)| (id, s.config)).collect(),
             service,
+            fingerprints,
+            document: Arc::new(root.clone()),
+            fingerprint: root.fingerprint(),
         })
     }
 
@@ -323,7 +369,12 @@ impl Checker {
             };
             match (factory.parse)(value) {
                 Ok(config) => {
-                    let defined = Defined { config, signals: factory.signals, location: key.location.clone() };
+                    let defined = Defined {
+                        config,
+                        signals: factory.signals,
+                        location: key.location.clone(),
+                        fingerprint: value.fingerprint(),
+                    };
                     out.insert(id, defined);
                 }
                 Err(e) => {
@@ -776,6 +827,7 @@ struct Defined<C> {
     config: C,
     signals: &'static [Signal],
     location: Location,
+    fingerprint: Fingerprint,
 }
 
 fn defined_list<C>(defined: &BTreeMap<ComponentId, Defined<C>>) -> String {

@@ -91,6 +91,110 @@ impl Node {
         }
     }
 
+    /// A digest of what the node says, not where: map keys in any order, locations
+    /// ignored. Two configs of a component with the same digest behave the same, so a
+    /// reload keeps that component running.
+    pub fn fingerprint(&self) -> Fingerprint {
+        let mut canonical = Vec::new();
+        self.canonical(&mut canonical);
+        Fingerprint::of(&canonical)
+    }
+
+    fn canonical(&self, out: &mut Vec<u8>) {
+        match &self.kind {
+            NodeKind::Null => out.push(b'~'),
+            NodeKind::Scalar { text, quoted } => {
+                out.push(if *quoted { b'"' } else { b'\'' });
+                out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+                out.extend_from_slice(text.as_bytes());
+            }
+            NodeKind::Seq(items) => {
+                out.push(b'[');
+                out.extend_from_slice(&(items.len() as u64).to_le_bytes());
+                for item in items {
+                    item.canonical(out);
+                }
+            }
+            NodeKind::Map(entries) => {
+                let mut sorted: Vec<&(Node, Node)> = entries.iter().collect();
+                sorted.sort_by(|a, b| a.0.as_str().cmp(&b.0.as_str()));
+                out.push(b'{');
+                out.extend_from_slice(&(sorted.len() as u64).to_le_bytes());
+                for (key, value) in sorted {
+                    key.canonical(out);
+                    value.canonical(out);
+                }
+            }
+        }
+    }
+
+    /// The node as block YAML, with the value of every key that `secret` names shown
+    /// as `<masked>` (for `GET /-/config`).
+    pub fn to_yaml(&self, secret: &dyn Fn(&str) -> bool) -> String {
+        let mut out = String::new();
+        self.write_yaml(&mut out, 0, secret);
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out
+    }
+
+    fn write_yaml(&self, out: &mut String, indent: usize, secret: &dyn Fn(&str) -> bool) {
+        let pad = "  ".repeat(indent);
+        match &self.kind {
+            NodeKind::Map(entries) if !entries.is_empty() => {
+                for (key, value) in entries {
+                    let name = key.as_str().unwrap_or_default();
+                    out.push_str(&pad);
+                    out.push_str(&yaml_scalar(name, false));
+                    out.push(':');
+                    if secret(name) && !value.is_null() {
+                        out.push_str(" <masked>\n");
+                    } else {
+                        value.write_value(out, indent, secret);
+                    }
+                }
+            }
+            NodeKind::Seq(items) if !items.is_empty() => {
+                for item in items {
+                    out.push_str(&pad);
+                    out.push('-');
+                    match &item.kind {
+                        NodeKind::Map(entries) if !entries.is_empty() => {
+                            // The first key on the dash's line, the rest below it.
+                            let mut nested = String::new();
+                            item.write_yaml(&mut nested, indent + 1, secret);
+                            out.push(' ');
+                            out.push_str(nested.trim_start());
+                        }
+                        _ => item.write_value(out, indent, secret),
+                    }
+                }
+            }
+            _ => {
+                self.write_value(out, indent, secret);
+            }
+        }
+    }
+
+    /// After `key:` or `-`: a scalar on the same line, a collection on the next ones.
+    fn write_value(&self, out: &mut String, indent: usize, secret: &dyn Fn(&str) -> bool) {
+        match &self.kind {
+            NodeKind::Null => out.push_str(" null\n"),
+            NodeKind::Scalar { text, quoted } => {
+                out.push(' ');
+                out.push_str(&yaml_scalar(text, *quoted));
+                out.push('\n');
+            }
+            NodeKind::Map(entries) if entries.is_empty() => out.push_str(" {}\n"),
+            NodeKind::Seq(items) if items.is_empty() => out.push_str(" []\n"),
+            _ => {
+                out.push('\n');
+                self.write_yaml(out, indent + 1, secret);
+            }
+        }
+    }
+
     /// Deep-merges `other` into `self`: maps merge key by key, anything else is replaced.
     /// This is how several `--config` files combine, later ones winning.
     pub fn merge(&mut self, other: Node) {
@@ -108,6 +212,59 @@ impl Node {
                 self.location = other.location;
             }
         }
+    }
+}
+
+/// A scalar as YAML reads it back the same: plain when that is safe, else quoted
+/// (JSON's escapes are YAML's).
+fn yaml_scalar(text: &str, quoted: bool) -> String {
+    let plain_safe = !text.is_empty()
+        && !text.starts_with(|c: char| " -?:,[]{}#&*!|>'\"%@`~".contains(c))
+        && !text.ends_with(' ')
+        && !text.contains(": ")
+        && !text.contains(" #")
+        && !text.contains(|c: char| c.is_control());
+    if plain_safe && !quoted { text.to_string() } else { serde_json::to_string(text).unwrap_or_default() }
+}
+
+/// A SHA-256 digest, short enough to show (`GET /-/config`, the config hash metric).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    pub fn of(bytes: &[u8]) -> Fingerprint {
+        let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+        let mut out = [0; 32];
+        out.copy_from_slice(digest.as_ref());
+        Fingerprint(out)
+    }
+
+    /// Combines digests, in order.
+    pub fn chain(parts: &[Fingerprint]) -> Fingerprint {
+        let bytes: Vec<u8> = parts.iter().flat_map(|p| p.0).collect();
+        Fingerprint::of(&bytes)
+    }
+
+    /// The first 8 bytes as a number (a gauge's value).
+    pub fn short(&self) -> u64 {
+        let mut first = [0; 8];
+        first.copy_from_slice(&self.0[..8]);
+        u64::from_be_bytes(first) >> 12
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in &self.0[..12] {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -280,6 +437,28 @@ impl Loader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprint_ignores_key_order_and_locations_but_not_values() {
+        let a = parse("a.yaml", "x: 1\ny: [a, b]\n").unwrap();
+        let b = parse("b.yaml", "\n\ny: [a, b]\nx: 1\n").unwrap();
+        let c = parse("c.yaml", "x: 1\ny: [b, a]\n").unwrap();
+        let d = parse("d.yaml", "x: \"1\"\ny: [a, b]\n").unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a.fingerprint(), c.fingerprint(), "list order is meaning");
+        assert_ne!(a.fingerprint(), d.fingerprint(), "a quoted scalar is a string");
+    }
+
+    #[test]
+    fn to_yaml_reads_back_the_same_and_masks_secrets() {
+        let text = "exporters:\n  otlp:\n    endpoint: \"http://h:4317\"\n    headers:\n      authorization: Bearer x\n    tls: {}\nlist:\n  - name: a\n    value: \": #\"\n  - plain\n  - []\nempty: ~\n";
+        let node = parse("a.yaml", text).unwrap();
+        let shown = node.to_yaml(&|_| false);
+        assert_eq!(parse("b.yaml", &shown).unwrap().fingerprint(), node.fingerprint(), "{shown}");
+        let masked = node.to_yaml(&|key| key == "authorization");
+        assert!(masked.contains("authorization: <masked>"), "{masked}");
+        assert!(!masked.contains("Bearer"), "{masked}");
+    }
 
     #[test]
     fn locations_are_one_based() {

@@ -1,6 +1,8 @@
 //! The edge into pipelines: a receiver (or a connector) hands each batch to every
 //! pipeline that lists it, through their bounded input channels.
 
+use std::sync::{Arc, PoisonError, RwLock};
+
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -22,8 +24,17 @@ pub enum Refused {
 }
 
 /// The input channels of every pipeline that takes one signal from one source.
+///
+/// A handle: clones share one route, which a reload replaces in place
+/// ([`Consumers::rewire`]), so a receiver keeps its sockets and files while the
+/// pipelines behind it change.
 #[derive(Clone, Debug, Default)]
 pub struct Consumer {
+    route: Arc<RwLock<Arc<Route>>>,
+}
+
+#[derive(Debug, Default)]
+struct Route {
     targets: Vec<mpsc::Sender<Batch>>,
     waits_for_result: bool,
     waits_for_queue: bool,
@@ -33,39 +44,54 @@ pub struct Consumer {
 
 impl Consumer {
     pub fn new(targets: Vec<mpsc::Sender<Batch>>) -> Consumer {
-        Consumer { targets, waits_for_result: false, waits_for_queue: false, gate: None }
+        Consumer::with_route(Route { targets, ..Route::default() })
+    }
+
+    fn with_route(route: Route) -> Consumer {
+        Consumer { route: Arc::new(RwLock::new(Arc::new(route))) }
+    }
+
+    /// The route now. Read once per batch: a reload between two batches sends the
+    /// second one the new way, never half of one each way.
+    fn route(&self) -> Arc<Route> {
+        self.route.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn replace(&self, route: Arc<Route>) {
+        *self.route.write().unwrap_or_else(PoisonError::into_inner) = route;
     }
 
     /// Some exporter behind these pipelines has no queue (or `wait_for_result`): a
     /// source that answers a client waits for the export's outcome, as upstream.
     pub fn waits_for_result(&self) -> bool {
-        self.waits_for_result
+        self.route().waits_for_result
     }
 
     /// Some exporter behind these pipelines refuses its copy when its queue is full
     /// (`block_on_overflow: false`): a client waits until the batch is in the queues,
     /// so a refusal that reached no exporter is answered as one.
     pub fn waits_for_queue(&self) -> bool {
-        self.waits_for_queue
+        self.route().waits_for_queue
     }
 
     /// No pipeline takes this signal from this source.
     pub fn is_empty(&self) -> bool {
-        self.targets.is_empty()
+        self.route().targets.is_empty()
     }
 
     /// All or nothing, without waiting: room is taken in every pipeline before the
     /// batch goes to any, so a refused batch reached none and a retry duplicates nothing.
     /// A refused batch's acknowledgements are marked failed.
     pub fn try_consume(&self, batch: Batch) -> Result<(), Refused> {
-        if let Some(gate) = &self.gate
+        let route = self.route();
+        if let Some(gate) = &route.gate
             && gate.refuses(batch.signal(), batch.payload.item_count() as u64)
         {
             batch.fail();
             return Err(Refused::Memory);
         }
-        let mut permits = Vec::with_capacity(self.targets.len());
-        for target in &self.targets {
+        let mut permits = Vec::with_capacity(route.targets.len());
+        for target in &route.targets {
             let refused = match target.try_reserve() {
                 Ok(permit) => {
                     permits.push(permit);
@@ -84,11 +110,12 @@ impl Consumer {
     /// Waits for memory under the soft limit and room in every pipeline (backpressure
     /// for sources that can pause, such as a file tail), then sends.
     pub async fn consume(&self, batch: Batch) -> Result<(), Refused> {
-        if let Some(gate) = &self.gate {
+        let route = self.route();
+        if let Some(gate) = &route.gate {
             gate.open().await;
         }
-        let mut permits = Vec::with_capacity(self.targets.len());
-        for target in &self.targets {
+        let mut permits = Vec::with_capacity(route.targets.len());
+        for target in &route.targets {
             match target.reserve().await {
                 Ok(permit) => permits.push(permit),
                 Err(_) => {
@@ -131,20 +158,47 @@ impl Consumers {
         }
     }
 
-    pub fn get_mut(&mut self, signal: Signal) -> &mut Consumer {
-        match signal {
+    /// Makes the routes; [`Consumers::build`] turns them into consumers.
+    pub fn builder() -> ConsumersBuilder {
+        ConsumersBuilder::default()
+    }
+
+    /// Points every handle of these consumers (the receiver's own clones too) at the
+    /// routes of `new`.
+    pub fn rewire(&self, new: &Consumers) {
+        for signal in Signal::ALL {
+            self.get(signal).replace(new.get(signal).route());
+        }
+    }
+}
+
+/// Routes being gathered for one source, a pipeline at a time.
+#[derive(Debug, Default)]
+pub struct ConsumersBuilder {
+    traces: Route,
+    metrics: Route,
+    logs: Route,
+}
+
+impl ConsumersBuilder {
+    pub fn add(&mut self, signal: Signal, target: mpsc::Sender<Batch>, waits: Waits, gate: Option<Gate>) {
+        let route = match signal {
             Signal::Traces => &mut self.traces,
             Signal::Metrics => &mut self.metrics,
             Signal::Logs => &mut self.logs,
-        }
+        };
+        route.targets.push(target);
+        route.waits_for_result |= waits.result;
+        route.waits_for_queue |= waits.queue;
+        route.gate = Gate::join(route.gate.take(), gate);
     }
 
-    pub fn add(&mut self, signal: Signal, target: mpsc::Sender<Batch>, waits: Waits, gate: Option<Gate>) {
-        let consumer = self.get_mut(signal);
-        consumer.targets.push(target);
-        consumer.waits_for_result |= waits.result;
-        consumer.waits_for_queue |= waits.queue;
-        consumer.gate = Gate::join(consumer.gate.take(), gate);
+    pub fn build(self) -> Consumers {
+        Consumers {
+            traces: Consumer::with_route(self.traces),
+            metrics: Consumer::with_route(self.metrics),
+            logs: Consumer::with_route(self.logs),
+        }
     }
 }
 
@@ -161,6 +215,26 @@ pub struct Waits {
 mod tests {
     use super::*;
     use crate::pdata::split::tests::logs;
+
+    #[tokio::test]
+    async fn rewire_moves_every_clone_to_the_new_pipelines() {
+        let (old_tx, mut old_rx) = mpsc::channel(4);
+        let (new_tx, mut new_rx) = mpsc::channel(4);
+        let mut builder = Consumers::builder();
+        builder.add(Signal::Logs, old_tx, Waits::default(), None);
+        let consumers = builder.build();
+        let receivers_copy = consumers.logs.clone();
+        receivers_copy.try_consume(Batch::new(logs(&[&[1]]))).unwrap();
+        let mut builder = Consumers::builder();
+        builder.add(Signal::Logs, new_tx, Waits { result: true, queue: false }, None);
+        consumers.rewire(&builder.build());
+        receivers_copy.try_consume(Batch::new(logs(&[&[2]]))).unwrap();
+        assert!(receivers_copy.waits_for_result());
+        assert_eq!(old_rx.recv().await.unwrap().payload.item_count(), 1);
+        assert!(old_rx.recv().await.is_none(), "the old pipeline's input closes once nothing points at it");
+        assert_eq!(new_rx.recv().await.unwrap().payload.item_count(), 2);
+        assert!(consumers.traces.is_empty());
+    }
 
     #[tokio::test]
     async fn refusal_reaches_no_pipeline() {

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info};
 
-pub use consumer::{Consumer, Consumers, Refused, Waits};
+pub use consumer::{Consumer, Consumers, ConsumersBuilder, Refused, Waits};
 
 use crate::config::{ComponentId, Config, PipelineId};
 use crate::pdata::Batch;
@@ -193,7 +193,7 @@ async fn wire(
             *upstream = governor::Gate::join(upstream.take(), downstream);
         }
     }
-    let mut receiver_consumers: BTreeMap<&ComponentId, Consumers> = BTreeMap::new();
+    let mut receiver_consumers: BTreeMap<&ComponentId, consumer::ConsumersBuilder> = BTreeMap::new();
     for (pipeline_id, pipeline) in pipelines {
         for id in &pipeline.receivers {
             if config.receivers.contains_key(id)
@@ -220,6 +220,7 @@ async fn wire(
 
     // 4. Receivers last, so nothing is accepted before it has somewhere to go.
     for (id, consumers) in receiver_consumers {
+        let consumers = consumers.build();
         let Some(receiver_config) = config.receivers.get(id) else {
             continue;
         };

@@ -35,8 +35,8 @@ use crate::config::ComponentId;
 use crate::config::types::ConfigDuration;
 use crate::ottl::record::{Item, Kind, Record};
 use crate::ottl::walk;
-use crate::pdata::score::{self, Score, Tier};
 use crate::pdata::Batch;
+use crate::pdata::score::{self, Score, Tier};
 use crate::pipeline::governor::{Governor, Limiter, Limits};
 
 pub const TYPE: &str = "memory_limiter";
