@@ -1,21 +1,25 @@
 //! The agent's lifecycle: load and validate the config, start the admin endpoints and
-//! the pipeline graph, wait for SIGTERM or SIGINT, drain, stop.
+//! the pipeline graph, reload on SIGHUP (or a request), wait for SIGTERM or SIGINT,
+//! drain, stop.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::cli::LogFormat;
 use crate::component::Kind;
-use crate::config::{self, Config, Loaded, Severity, Source};
+use crate::config::{self, ComponentId, Config, Fingerprint, Loaded, Severity, Source};
 use crate::extensions::{ExtensionConfig, health_check};
-use crate::telemetry::{self, LogEncoding, MetricsLevel, Telemetry};
+use crate::pipeline::{ApplyError, Changes, Graph};
+use crate::reload;
+use crate::telemetry::{self, LogEncoding, MetricsLevel, ReloadResult, Telemetry};
 
 /// Reads the given files, or the embedded default when there are none.
 pub fn load_config(paths: &[PathBuf]) -> Loaded {
@@ -119,105 +123,354 @@ pub fn init_logging(cli_level: Option<&str>, cli_format: Option<LogFormat>, conf
 pub struct RunOptions {
     pub shutdown_timeout: Duration,
     pub storage_dir: PathBuf,
+    /// The config files, read again on each reload (none: the embedded default).
+    pub config_paths: Vec<PathBuf>,
+    /// Reload when a config file changes.
+    pub watch_config: bool,
 }
 
-/// Runs the agent until SIGTERM or SIGINT, then drains and stops.
+/// Runs the agent until SIGTERM or SIGINT, then drains and stops. SIGHUP,
+/// `POST /-/reload` and (with `--watch-config`) a changed config file reload it.
 pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<()> {
     raise_open_files_limit();
     let telemetry = Telemetry::new();
     let health = health_check::Health::default();
-    let admin_stop = CancellationToken::new();
-    let admin = TaskTracker::new();
-    start_admin(&config, &telemetry, &health, &admin_stop, &admin).await?;
-    let running =
-        crate::pipeline::start(&config, &telemetry, &options.storage_dir).await.context("starting the pipelines")?;
+    let (control, mut requests) = reload::Control::new(&config);
+    let mut admin = Admin::new(telemetry.clone(), health.clone(), control.clone());
+    admin.start_telemetry(&config).await?;
+    admin.apply(&config).await?;
+    let config = Arc::new(config);
+    let mut graph =
+        Graph::start(config.clone(), &telemetry, &options.storage_dir).await.context("starting the pipelines")?;
+    telemetry.reloads.running(config.fingerprint, SystemTime::now());
     health.set_ready();
-    info!(pipelines = config.service.pipelines.len(), "ocelot is running.");
+    info!(pipelines = config.service.pipelines.len(), hash = %config.fingerprint, "ocelot is running.");
+    let _watch = match options.watch_config {
+        true => Some(crate::reload::watch(&options.config_paths, control.clone())?),
+        false => None,
+    };
 
-    wait_for_signal().await;
+    let mut signals = Signals::install();
+    loop {
+        tokio::select! {
+            signal = signals.next() => match signal {
+                Some(Signal::Reload) => control.request(reload::Trigger::Signal),
+                None => break,
+            },
+            Some(request) = requests.recv() => {
+                let answer = reload(&mut graph, &mut admin, &options, request.trigger).await;
+                if let Some(reply) = request.reply {
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+    }
     info!("Shutting down: stopping receivers and draining pipelines.");
     health.set_stopping();
-    running.shutdown(options.shutdown_timeout).await;
-    admin_stop.cancel();
-    admin.close();
-    let _ = tokio::time::timeout(Duration::from_secs(6), admin.wait()).await;
+    graph.shutdown(options.shutdown_timeout).await;
+    admin.stop().await;
     info!("ocelot stopped.");
     Ok(())
 }
 
-/// Self-metrics and extensions, which run outside the pipelines and must be up first.
-async fn start_admin(
-    config: &Config,
-    telemetry: &Arc<Telemetry>,
-    health: &health_check::Health,
-    stop: &CancellationToken,
-    tracker: &TaskTracker,
-) -> anyhow::Result<()> {
-    let metrics = &config.service.telemetry.metrics;
-    if metrics.address.is_some() {
-        warn!(
-            "service.telemetry.metrics.address is deprecated (upstream refuses it now); use metrics.readers: [{{pull: {{exporter: {{prometheus: {{host, port}}}}}}}}]."
-        );
+/// Reads the config files again and makes the graph and extensions run them. The
+/// running config stays when the new one is invalid or a node cannot start; it comes
+/// back when the new one fails while taking over.
+async fn reload(
+    graph: &mut Graph,
+    admin: &mut Admin,
+    options: &RunOptions,
+    trigger: reload::Trigger,
+) -> reload::Answer {
+    let telemetry = admin.telemetry.clone();
+    let Some(old) = graph.config().cloned() else {
+        return reload::Answer {
+            result: ReloadResult::Failure,
+            error: Some("no config runs".into()),
+            hash: String::new(),
+            changes: None,
+        };
+    };
+    info!(trigger = trigger.as_str(), "Reloading the config.");
+    let answer = |result, error: Option<String>, config: &Config, changes| {
+        telemetry.reloads.count(result);
+        match (&error, result) {
+            (Some(e), ReloadResult::Rollback) => {
+                error!(error = %e, hash = %config.fingerprint, "The new config failed while taking over; the previous config runs again.")
+            }
+            (Some(e), _) => {
+                error!(error = %e, hash = %config.fingerprint, "The new config is refused; the running config stays.")
+            }
+            (None, _) => info!(hash = %config.fingerprint, "The new config runs."),
+        }
+        reload::Answer { result, error, hash: config.fingerprint.to_string(), changes }
+    };
+    let loaded = load_config(&options.config_paths);
+    for diagnostic in loaded.diagnostics.iter().filter(|d| d.severity == Severity::Warning) {
+        warn!("{diagnostic}");
     }
-    telemetry.set_resource(&config.service.telemetry.resource);
-    if metrics.level != MetricsLevel::None {
-        for endpoint in metrics.endpoints() {
-            let listener = crate::net::bind(&endpoint).await.context("self-metrics (service.telemetry.metrics)")?;
-            info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "Self-metrics at /metrics.");
-            tracker.spawn(telemetry::serve(telemetry.clone(), listener, stop.clone()));
+    let new = match loaded.config {
+        Some(new) if loaded.errors().count() == 0 => Arc::new(new),
+        _ => {
+            let errors: Vec<String> = loaded.errors().map(|d| d.to_string()).collect();
+            return answer(ReloadResult::Failure, Some(errors.join("; ")), &old, None);
+        }
+    };
+    if new.service.telemetry != old.service.telemetry {
+        warn!("service.telemetry changed; the agent's own logs and metrics settings take effect at the next restart.");
+    }
+    admin.health.set_reloading();
+    let outcome = match admin.apply(&new).await {
+        Err(e) => {
+            let _ = admin.apply(&old).await;
+            answer(ReloadResult::Failure, Some(format!("{e:#}")), &old, None)
+        }
+        Ok(extension_changes) => match graph.apply(new.clone()).await {
+            Ok(mut changes) => {
+                changes.merge(extension_changes);
+                admin.control.running(&new, SystemTime::now());
+                telemetry.reloads.running(new.fingerprint, SystemTime::now());
+                answer(ReloadResult::Success, None, &new, Some(changes))
+            }
+            Err(ApplyError::Prepare(e)) => {
+                let _ = admin.apply(&old).await;
+                answer(ReloadResult::Failure, Some(e.to_string()), &old, None)
+            }
+            Err(ApplyError::Commit(e)) => {
+                if let Err(again) = graph.apply(old.clone()).await {
+                    error!(error = %again, "The previous config cannot be fully restored either; what could start runs.");
+                }
+                let _ = admin.apply(&old).await;
+                answer(ReloadResult::Rollback, Some(e.to_string()), &old, None)
+            }
+        },
+    };
+    admin.health.set_ready();
+    outcome
+}
+
+/// Self-metrics and extensions, which run outside the pipelines and must be up first.
+/// Extensions are restarted on a reload when their settings change, on the same
+/// listening sockets.
+struct Admin {
+    telemetry: Arc<Telemetry>,
+    health: health_check::Health,
+    control: reload::Control,
+    listeners: crate::net::Listeners,
+    next_instance: u64,
+    telemetry_servers: (CancellationToken, TaskTracker),
+    extensions: BTreeMap<ComponentId, RunningExtension>,
+}
+
+struct RunningExtension {
+    fingerprint: Fingerprint,
+    instance: u64,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Admin {
+    fn new(telemetry: Arc<Telemetry>, health: health_check::Health, control: reload::Control) -> Admin {
+        Admin {
+            telemetry,
+            health,
+            control,
+            listeners: crate::net::Listeners::default(),
+            next_instance: 0,
+            telemetry_servers: (CancellationToken::new(), TaskTracker::new()),
+            extensions: BTreeMap::new(),
         }
     }
-    for id in &config.service.extensions {
-        let Some(extension) = config.extensions.get(id) else {
-            continue;
-        };
+
+    async fn start_telemetry(&mut self, config: &Config) -> anyhow::Result<()> {
+        let metrics = &config.service.telemetry.metrics;
+        if metrics.address.is_some() {
+            warn!(
+                "service.telemetry.metrics.address is deprecated (upstream refuses it now); use metrics.readers: [{{pull: {{exporter: {{prometheus: {{host, port}}}}}}}}]."
+            );
+        }
+        self.telemetry.set_resource(&config.service.telemetry.resource);
+        if metrics.level != MetricsLevel::None {
+            let (stop, tracker) = &self.telemetry_servers;
+            for endpoint in metrics.endpoints() {
+                let listener = crate::net::bind(&endpoint).await.context("self-metrics (service.telemetry.metrics)")?;
+                info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "Self-metrics at /metrics.");
+                tracker.spawn(telemetry::serve(
+                    self.telemetry.clone(),
+                    listener,
+                    Some(self.control.clone()),
+                    stop.clone(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the extensions of `config` that are new or changed (the new instance
+    /// first, sharing the old one's socket), then stops those replaced or gone.
+    async fn apply(&mut self, config: &Config) -> anyhow::Result<Changes> {
+        let mut changes = Changes::default();
+        let mut started = BTreeMap::new();
+        let mut failed = None;
+        for id in &config.service.extensions {
+            let Some(extension) = config.extensions.get(id) else {
+                continue;
+            };
+            let mut fingerprint = config.fingerprint_of(Kind::Extension, id).unwrap_or_default();
+            // zPages shows the whole config: any change is one for it.
+            if matches!(extension, ExtensionConfig::Zpages(_)) {
+                fingerprint = Fingerprint::chain(&[fingerprint, config.fingerprint]);
+            }
+            if self.extensions.get(id).is_some_and(|running| running.fingerprint == fingerprint) {
+                changes.kept.push(format!("extension/{id}"));
+                continue;
+            }
+            self.next_instance += 1;
+            let instance = self.next_instance;
+            match self.start_extension(config, id, extension, instance) {
+                Ok(Some((stop, tasks))) => {
+                    started.insert(id.clone(), RunningExtension { fingerprint, instance, stop, tasks });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.listeners.release(instance);
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            for (_, extension) in started {
+                self.stop_extension(extension);
+            }
+            return Err(e);
+        }
+        for (id, extension) in started {
+            match self.extensions.insert(id.clone(), extension) {
+                Some(old) => {
+                    self.stop_extension(old);
+                    changes.restarted.push(format!("extension/{id}"));
+                }
+                None => changes.started.push(format!("extension/{id}")),
+            }
+        }
+        let gone: Vec<ComponentId> = self
+            .extensions
+            .keys()
+            .filter(|id| !config.service.extensions.contains(id) || !config.extensions.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(old) = self.extensions.remove(&id) {
+                self.stop_extension(old);
+                changes.stopped.push(format!("extension/{id}"));
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Starts one extension's server; `None` for those that only hold settings.
+    fn start_extension(
+        &self,
+        config: &Config,
+        id: &ComponentId,
+        extension: &ExtensionConfig,
+        instance: u64,
+    ) -> anyhow::Result<Option<(CancellationToken, TaskTracker)>> {
+        let owner = crate::net::Owner { listeners: &self.listeners, instance };
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let bind = |endpoint: &str| owner.bind(endpoint).with_context(|| format!("extension `{id}`"));
         match extension {
             ExtensionConfig::HealthCheck(c) => {
-                let listener = crate::net::bind(&c.endpoint).await.with_context(|| format!("extension `{id}`"))?;
+                let listener = bind(&c.endpoint)?;
                 info!(extension = %id, endpoint = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "Health check listening.");
-                tracker.spawn(health_check::serve(c.clone(), health.clone(), listener, stop.clone()));
+                tasks.spawn(health_check::serve(c.clone(), self.health.clone(), listener, stop.clone()));
             }
-            // A directory that the components naming it check when they start.
-            ExtensionConfig::FileStorage(_) => {}
             ExtensionConfig::Zpages(c) => {
-                let listener = crate::net::bind(&c.endpoint).await.with_context(|| format!("extension `{id}`"))?;
+                let listener = bind(&c.endpoint)?;
                 info!(extension = %id, endpoint = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "zPages at /debug/servicez and /debug/pipelinez.");
-                tracker.spawn(crate::extensions::zpages::serve(
+                tasks.spawn(crate::extensions::zpages::serve(
                     config.clone(),
-                    telemetry.clone(),
+                    self.telemetry.clone(),
                     listener,
                     stop.clone(),
                 ));
             }
             ExtensionConfig::Pprof(c) => {
-                let listener = crate::net::bind(&c.endpoint).await.with_context(|| format!("extension `{id}`"))?;
+                let listener = bind(&c.endpoint)?;
                 info!(extension = %id, endpoint = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "pprof at /debug/pprof/.");
-                tracker.spawn(crate::extensions::pprof::serve(c.clone(), listener, stop.clone()));
+                tasks.spawn(crate::extensions::pprof::serve(c.clone(), listener, stop.clone()));
             }
-            // Read by the exporters naming them, when they start.
-            ExtensionConfig::BearerTokenAuth(_) | ExtensionConfig::BasicAuth(_) | ExtensionConfig::HeadersSetter(_) => {
-            }
+            // A directory that the components naming it check when they start; or
+            // credentials read by the components naming them, when they start.
+            ExtensionConfig::FileStorage(_)
+            | ExtensionConfig::BearerTokenAuth(_)
+            | ExtensionConfig::BasicAuth(_)
+            | ExtensionConfig::HeadersSetter(_) => return Ok(None),
         }
+        tasks.close();
+        Ok(Some((stop, tasks)))
     }
-    Ok(())
+
+    fn stop_extension(&self, extension: RunningExtension) {
+        extension.stop.cancel();
+        self.listeners.release(extension.instance);
+    }
+
+    async fn stop(mut self) {
+        self.telemetry_servers.0.cancel();
+        let tasks: Vec<TaskTracker> = std::mem::take(&mut self.extensions)
+            .into_values()
+            .map(|extension| {
+                let tasks = extension.tasks.clone();
+                self.stop_extension(extension);
+                tasks
+            })
+            .collect();
+        self.telemetry_servers.1.close();
+        let all = async {
+            self.telemetry_servers.1.wait().await;
+            for tasks in tasks {
+                tasks.wait().await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(6), all).await;
+    }
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-    else {
-        warn!("Cannot install signal handlers; running until killed.");
-        std::future::pending::<()>().await;
-        return;
-    };
-    loop {
+enum Signal {
+    Reload,
+}
+
+/// SIGTERM and SIGINT stop the agent; SIGHUP reloads its config.
+struct Signals {
+    handlers: Option<[tokio::signal::unix::Signal; 3]>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers =
+            match (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup())) {
+                (Ok(term), Ok(int), Ok(hup)) => Some([term, int, hup]),
+                _ => {
+                    warn!("Cannot install signal handlers; running until killed.");
+                    None
+                }
+            };
+        Signals { handlers }
+    }
+
+    /// The next reload signal, or `None` once the agent should stop.
+    async fn next(&mut self) -> Option<Signal> {
+        let Some([term, int, hup]) = &mut self.handlers else {
+            return std::future::pending().await;
+        };
         tokio::select! {
-            _ = term.recv() => return info!(signal = "SIGTERM", "Signal received."),
-            _ = int.recv() => return info!(signal = "SIGINT", "Signal received."),
-            // SIGHUP's default action would kill the agent without draining; reloading
-            // the config is not part of this version, so it is logged and ignored.
-            _ = hup.recv() => warn!(signal = "SIGHUP", "Config reload is not available in this version; SIGHUP ignored, restart to apply a new config."),
+            _ = term.recv() => { info!(signal = "SIGTERM", "Signal received."); None }
+            _ = int.recv() => { info!(signal = "SIGINT", "Signal received."); None }
+            _ = hup.recv() => { info!(signal = "SIGHUP", "Signal received."); Some(Signal::Reload) }
         }
     }
 }

@@ -33,6 +33,12 @@ pub struct Cli {
     #[arg(long, default_value = "/var/lib/ocelot", value_name = "DIR")]
     pub storage_dir: PathBuf,
 
+    /// Reload the config when a --config file changes (an edit, a replaced file, a
+    /// Kubernetes ConfigMap update). SIGHUP and POST /-/reload on the self-metrics
+    /// address reload it in any case.
+    #[arg(long)]
+    pub watch_config: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -38,7 +38,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let options = app::RunOptions { shutdown_timeout: cli.shutdown_timeout, storage_dir: cli.storage_dir };
+    let options = app::RunOptions {
+        shutdown_timeout: cli.shutdown_timeout,
+        storage_dir: cli.storage_dir,
+        config_paths: cli.config,
+        watch_config: cli.watch_config,
+    };
     match runtime.block_on(app::run(config, options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

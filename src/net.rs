@@ -49,18 +49,6 @@ pub async fn bind(endpoint: &str) -> Result<TcpListener, BindError> {
     TcpListener::bind(&address).await.map_err(|source| BindError { endpoint: endpoint.into(), source })
 }
 
-/// [`bind`] for callers that are not async (components built synchronously). Needs a
-/// Tokio runtime context.
-pub fn bind_now(endpoint: &str) -> Result<TcpListener, BindError> {
-    let address = normalize_endpoint(endpoint)
-        .map_err(|e| BindError { endpoint: endpoint.into(), source: std::io::Error::other(e) })?;
-    let listener = std::net::TcpListener::bind(&address)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .and_then(TcpListener::from_std)
-        .map_err(|source| BindError { endpoint: endpoint.into(), source })?;
-    Ok(listener)
-}
-
 /// The listening sockets of a running graph, kept across reloads.
 ///
 /// A component that binds through here (an otlp receiver, a health check) and is
@@ -83,32 +71,30 @@ struct Held {
 
 impl Listeners {
     /// Binds `endpoint` for `owner`, or shares the socket already bound there.
-    pub async fn bind(&self, owner: u64, endpoint: &str) -> Result<TcpListener, BindError> {
+    /// Resolving a host name blocks briefly (endpoints are addresses or `localhost`).
+    pub fn bind(&self, owner: u64, endpoint: &str) -> Result<TcpListener, BindError> {
+        use std::net::ToSocketAddrs;
         let fail = |source: std::io::Error| BindError { endpoint: endpoint.into(), source };
         let address = normalize_endpoint(endpoint).map_err(|e| fail(std::io::Error::other(e)))?;
-        let resolved: Vec<SocketAddr> = tokio::net::lookup_host(&address).await.map_err(fail)?.collect();
-        let shared = {
-            let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            match held.iter_mut().find(|h| resolved.contains(&h.address)) {
-                Some(h) => {
-                    let socket = h.socket.try_clone().map_err(fail)?;
-                    h.owners.push(owner);
-                    Some(socket)
+        let resolved: Vec<SocketAddr> = address.to_socket_addrs().map_err(fail)?.collect();
+        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let socket = match held.iter_mut().find(|h| resolved.contains(&h.address)) {
+            Some(h) => {
+                let socket = h.socket.try_clone().map_err(fail)?;
+                h.owners.push(owner);
+                socket
+            }
+            None => {
+                let socket = std::net::TcpListener::bind(resolved.as_slice()).map_err(fail)?;
+                let address = socket.local_addr().map_err(fail)?;
+                if !resolved.iter().any(|r| r.port() == 0) {
+                    held.push(Held { address, socket: socket.try_clone().map_err(fail)?, owners: vec![owner] });
                 }
-                None => None,
+                socket
             }
         };
-        if let Some(socket) = shared {
-            return TcpListener::from_std(socket).map_err(fail);
-        }
-        let listener = TcpListener::bind(resolved.as_slice()).await.map_err(fail)?;
-        let address = listener.local_addr().map_err(fail)?;
-        if address.port() != 0 && !resolved.iter().any(|r| r.port() == 0) {
-            let socket = socket_of(&listener).map_err(fail)?;
-            let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            held.push(Held { address, socket, owners: vec![owner] });
-        }
-        Ok(listener)
+        socket.set_nonblocking(true).map_err(fail)?;
+        TcpListener::from_std(socket).map_err(fail)
     }
 
     /// `owner` no longer uses its sockets; those nobody else uses close (once the
@@ -131,11 +117,17 @@ impl Listeners {
     }
 }
 
-/// A second descriptor of `listener`'s socket, for [`Listeners`].
-fn socket_of(listener: &TcpListener) -> std::io::Result<std::net::TcpListener> {
-    use std::os::fd::{AsFd, OwnedFd};
-    let fd: OwnedFd = listener.as_fd().try_clone_to_owned()?;
-    Ok(std::net::TcpListener::from(fd))
+/// One component instance's way to its sockets: through the graph's [`Listeners`].
+#[derive(Clone, Copy, Debug)]
+pub struct Owner<'a> {
+    pub listeners: &'a Listeners,
+    pub instance: u64,
+}
+
+impl Owner<'_> {
+    pub fn bind(&self, endpoint: &str) -> Result<TcpListener, BindError> {
+        self.listeners.bind(self.instance, endpoint)
+    }
 }
 
 pub type HttpResponse = Response<Full<Bytes>>;
@@ -468,13 +460,13 @@ mod tests {
     #[tokio::test]
     async fn listeners_share_a_socket_until_the_last_owner_releases_it() {
         let pool = super::Listeners::default();
-        let first = pool.bind(1, "127.0.0.1:0").await.unwrap();
+        let first = pool.bind(1, "127.0.0.1:0").unwrap();
         assert!(pool.is_empty(), "port 0 is never shared");
         let endpoint = first.local_addr().unwrap().to_string();
         drop(first);
-        let a = pool.bind(1, &endpoint).await.unwrap();
+        let a = pool.bind(1, &endpoint).unwrap();
         // A second instance gets the same socket, not EADDRINUSE.
-        let b = pool.bind(2, &endpoint).await.unwrap();
+        let b = pool.bind(2, &endpoint).unwrap();
         assert_eq!(pool.len(), 1);
         drop(a);
         pool.release(1);

@@ -65,13 +65,14 @@ service:
 }
 
 #[test]
-fn sighup_is_ignored_and_sigint_with_nothing_pending_exits_0_at_once() {
+fn sighup_reloads_and_sigint_with_nothing_pending_exits_0_at_once() {
     let agent = Agent::start(
         "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n  telemetry:\n    metrics:\n      level: none\n",
     );
-    // SIGHUP must not kill the agent (its default action would, without draining).
+    // SIGHUP must not kill the agent (its default action would, without draining): it
+    // reloads the (unchanged) config.
     signal(agent.pid(), "HUP");
-    wait_until(Duration::from_secs(5), "the SIGHUP warning", || agent.count_logs("SIGHUP ignored") == 1);
+    wait_until(Duration::from_secs(5), "the reload", || agent.count_logs("The new config runs.") == 1);
     assert!(agent.find_log("ocelot stopped.").is_none());
     signal(agent.pid(), "INT");
     let started = Instant::now();

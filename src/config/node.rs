@@ -228,7 +228,7 @@ fn yaml_scalar(text: &str, quoted: bool) -> String {
 }
 
 /// A SHA-256 digest, short enough to show (`GET /-/config`, the config hash metric).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Fingerprint([u8; 32]);
 
 impl Fingerprint {

@@ -137,6 +137,7 @@ pub fn start(
     give_up: CancellationToken,
     tracker: &TaskTracker,
     extensions: &std::collections::BTreeMap<ComponentId, crate::extensions::ExtensionConfig>,
+    owner: crate::net::Owner<'_>,
 ) -> Result<helper::ExporterInput, BuildError> {
     // `timeout` bounds each request. HTTP exporters apply it per request themselves
     // (a batch may be several requests); for gRPC one export is one request.
@@ -185,7 +186,7 @@ pub fn start(
             helper::spawn_in_parts(exporter, settings, tracker)
         }
         ExporterConfig::Prometheus(c) => {
-            let exporter = prometheus::PrometheusExporter::new(id, c, telemetry, tracker)?;
+            let exporter = prometheus::PrometheusExporter::new(id, c, telemetry, owner, tracker)?;
             helper::spawn(exporter, local_settings(id, telemetry, give_up), tracker)
         }
     })

@@ -100,9 +100,10 @@ impl PrometheusExporter {
         id: &crate::config::ComponentId,
         config: &PrometheusConfig,
         telemetry: &Arc<crate::telemetry::Telemetry>,
+        owner: net::Owner<'_>,
         tracker: &TaskTracker,
     ) -> Result<PrometheusExporter, BuildError> {
-        let listener = net::bind_now(&config.endpoint)?;
+        let listener = owner.bind(&config.endpoint)?;
         info!(exporter = %id, endpoint = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             "Prometheus metrics served at /metrics.");
         let store = Arc::new(Mutex::new(Store {

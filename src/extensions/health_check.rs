@@ -79,6 +79,8 @@ pub struct Health(Arc<AtomicU8>);
 const STARTING: u8 = 0;
 const READY: u8 = 1;
 const STOPPING: u8 = 2;
+/// Applying a reload: the running graph goes on serving, so the agent counts as up.
+const RELOADING: u8 = 3;
 
 impl Health {
     pub fn set_ready(&self) {
@@ -87,13 +89,17 @@ impl Health {
     pub fn set_stopping(&self) {
         self.0.store(STOPPING, Ordering::Release);
     }
+    pub fn set_reloading(&self) {
+        self.0.store(RELOADING, Ordering::Release);
+    }
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire) == READY
+        matches!(self.0.load(Ordering::Acquire), READY | RELOADING)
     }
     fn status_text(&self) -> &'static str {
         match self.0.load(Ordering::Acquire) {
             STARTING => "starting",
             READY => "ready",
+            RELOADING => "reloading",
             _ => "stopping",
         }
     }

@@ -61,6 +61,17 @@ pub struct Limiter {
 }
 
 impl Limiter {
+    fn new(id: &ComponentId, limits: Limits, metrics: MemoryLimiterMetrics) -> Arc<Limiter> {
+        metrics.limit.set(i64::try_from(limits.hard).unwrap_or(i64::MAX));
+        Arc::new(Limiter {
+            id: id.clone(),
+            limits,
+            level: AtomicUsize::new(0),
+            refusing: AtomicBool::new(false),
+            metrics,
+        })
+    }
+
     pub fn id(&self) -> &ComponentId {
         &self.id
     }
@@ -254,15 +265,25 @@ fn cgroup_limit() -> Option<u64> {
 }
 
 /// The governor: made once per graph, run while any `memory_limiter` exists.
+///
+/// A reload stages the limiters of the graph being built ([`Governor::begin`]) while
+/// the running ones go on: an instance whose limits did not change is carried over,
+/// with its level, and [`Governor::commit`] makes the staged set the running one.
 pub struct Governor {
     limiters: Mutex<Vec<Arc<Limiter>>>,
+    staged: Mutex<Option<Vec<Arc<Limiter>>>>,
     changes: watch::Sender<u64>,
     used: AtomicU64,
 }
 
 impl Default for Governor {
     fn default() -> Self {
-        Governor { limiters: Mutex::new(Vec::new()), changes: watch::channel(0).0, used: AtomicU64::new(0) }
+        Governor {
+            limiters: Mutex::new(Vec::new()),
+            staged: Mutex::new(None),
+            changes: watch::channel(0).0,
+            used: AtomicU64::new(0),
+        }
     }
 }
 
@@ -271,31 +292,74 @@ impl Governor {
         Arc::new(Governor::default())
     }
 
+    fn active(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Limiter>>> {
+        self.limiters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn staging(&self) -> std::sync::MutexGuard<'_, Option<Vec<Arc<Limiter>>>> {
+        self.staged.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The instance `id`, made on first use: a processor id listed in several
-    /// pipelines is one limiter, as upstream shares it.
+    /// pipelines is one limiter, as upstream shares it. While staging, a running
+    /// instance with the same limits is carried over.
     pub fn limiter(&self, id: &ComponentId, limits: Limits, metrics: MemoryLimiterMetrics) -> Arc<Limiter> {
-        let mut limiters = self.limiters.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut staging = self.staging();
+        if let Some(staged) = staging.as_mut() {
+            if let Some(existing) = staged.iter().find(|l| &l.id == id) {
+                return existing.clone();
+            }
+            let running = self.active().iter().find(|l| &l.id == id && l.limits == limits).cloned();
+            let limiter = running.unwrap_or_else(|| Limiter::new(id, limits, metrics));
+            staged.push(limiter.clone());
+            return limiter;
+        }
+        let mut limiters = self.active();
         if let Some(existing) = limiters.iter().find(|l| &l.id == id) {
             return existing.clone();
         }
-        metrics.limit.set(i64::try_from(limits.hard).unwrap_or(i64::MAX));
-        let limiter = Arc::new(Limiter {
-            id: id.clone(),
-            limits,
-            level: AtomicUsize::new(0),
-            refusing: AtomicBool::new(false),
-            metrics,
-        });
+        let limiter = Limiter::new(id, limits, metrics);
         limiters.push(limiter.clone());
         limiter
     }
 
+    /// The instance `id`: the staged one while a reload is being built.
     pub fn find(&self, id: &ComponentId) -> Option<Arc<Limiter>> {
-        self.limiters.lock().unwrap_or_else(PoisonError::into_inner).iter().find(|l| &l.id == id).cloned()
+        if let Some(staged) = self.staging().as_ref() {
+            return staged.iter().find(|l| &l.id == id).cloned();
+        }
+        self.active().iter().find(|l| &l.id == id).cloned()
+    }
+
+    /// Starts staging the limiters of a graph being built.
+    pub fn begin(&self) {
+        *self.staging() = Some(Vec::new());
+    }
+
+    /// A processor kept by the reload keeps its running limiter.
+    pub fn keep(&self, id: &ComponentId) {
+        let running = self.active().iter().find(|l| &l.id == id).cloned();
+        if let (Some(staged), Some(limiter)) = (self.staging().as_mut(), running)
+            && !staged.iter().any(|l| &l.id == id)
+        {
+            staged.push(limiter);
+        }
+    }
+
+    /// The staged limiters become the running ones.
+    pub fn commit(&self) {
+        if let Some(staged) = self.staging().take() {
+            *self.active() = staged;
+        }
+    }
+
+    /// The reload was abandoned: the running limiters stay.
+    pub fn rollback(&self) {
+        *self.staging() = None;
     }
 
     pub fn is_empty(&self) -> bool {
-        self.limiters.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+        self.active().is_empty()
     }
 
     /// The last reading, in bytes.
@@ -311,7 +375,7 @@ impl Governor {
     fn sample(&self, meter: &Meter, elapsed: Duration) -> u64 {
         let used = meter.read();
         self.used.store(used, Ordering::Relaxed);
-        let limiters = self.limiters.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let limiters = self.active().clone();
         for limiter in &limiters {
             limiter.metrics.memory.set(i64::try_from(used).unwrap_or(i64::MAX));
             limiter.update(used, elapsed);
@@ -322,7 +386,7 @@ impl Governor {
 
     /// Reads memory every shortest `check_interval` until `stop`.
     pub async fn run(self: Arc<Governor>, stop: CancellationToken) {
-        let limiters = self.limiters.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let limiters = self.active().clone();
         let Some(period) = limiters.iter().map(|l| l.limits.check_interval).min() else {
             return;
         };

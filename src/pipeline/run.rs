@@ -3,10 +3,15 @@
 //! connected pipelines. A connected pipeline's full input is waited for
 //! (backpressure); an exporter's full queue is its own business
 //! ([`ExporterInput::send`]), so one slow exporter never stalls the others.
+//!
+//! A reload reaches a running pipeline as a [`Rewire`] between two batches: the
+//! processors it no longer has are flushed through the old chain to the old
+//! outputs, the ones it keeps go on with their state, and the new chain and outputs
+//! take over.
 
 use std::future::pending;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 use tracing::{debug, error};
 
@@ -36,14 +41,32 @@ impl Output {
     }
 }
 
+/// A running pipeline's new processors and outputs.
+pub(super) struct Rewire {
+    pub processors: Vec<Slot>,
+    pub outputs: Vec<Output>,
+    /// Answered once the new chain is in place.
+    pub done: oneshot::Sender<()>,
+}
+
+/// One place in a rewired chain.
+pub(super) enum Slot {
+    /// The running chain's processor at this index, with its state.
+    Keep(usize),
+    New(Box<dyn Processor>),
+}
+
 pub(super) async fn run_pipeline(
     id: PipelineId,
     mut input: mpsc::Receiver<Batch>,
+    mut control: mpsc::Receiver<Rewire>,
     mut processors: Vec<Box<dyn Processor>>,
     mut outputs: Vec<Output>,
     metrics: PipelineMetrics,
 ) {
     let mut ready = Vec::new();
+    // The graph dropping its control handle is no reason to stop: the input decides.
+    let mut controlled = true;
     loop {
         let deadline = processors.iter().filter_map(|p| p.deadline()).min();
         let timer = async {
@@ -54,6 +77,16 @@ pub(super) async fn run_pipeline(
         };
         tokio::select! {
             biased;
+            rewire = control.recv(), if controlled => match rewire {
+                Some(rewire) => {
+                    let Rewire { processors: slots, outputs: new_outputs, done } = rewire;
+                    let old_outputs = std::mem::replace(&mut outputs, new_outputs);
+                    rewire_chain(&id, &mut processors, slots, old_outputs, &metrics).await;
+                    let _ = done.send(());
+                    continue;
+                }
+                None => controlled = false,
+            },
             batch = input.recv() => match batch {
                 Some(batch) => {
                     metrics.items_in.inc_by(batch.payload.item_count() as u64);
@@ -91,6 +124,39 @@ pub(super) async fn run_pipeline(
         fan_out(&id, &mut outputs, batch).await;
     }
     debug!(pipeline = %id, "Pipeline drained.");
+}
+
+/// Installs a new chain: flushes the processors not kept, in order, through the old
+/// chain to `old_outputs`, then puts the kept ones (with their state) and the new ones
+/// in their new places.
+async fn rewire_chain(
+    id: &PipelineId,
+    processors: &mut Vec<Box<dyn Processor>>,
+    slots: Vec<Slot>,
+    mut old_outputs: Vec<Output>,
+    metrics: &PipelineMetrics,
+) {
+    let kept: Vec<usize> = slots.iter().filter_map(|s| if let Slot::Keep(i) = s { Some(*i) } else { None }).collect();
+    let mut ready = Vec::new();
+    for i in 0..processors.len() {
+        if !kept.contains(&i) {
+            let mut out = Vec::new();
+            processors[i].flush(&mut out);
+            run_from(processors, i + 1, out, &mut ready);
+        }
+    }
+    for batch in ready {
+        metrics.items_out.inc_by(batch.payload.item_count() as u64);
+        fan_out(id, &mut old_outputs, batch).await;
+    }
+    let mut old: Vec<Option<Box<dyn Processor>>> = processors.drain(..).map(Some).collect();
+    for slot in slots {
+        match slot {
+            Slot::Keep(i) => processors.extend(old.get_mut(i).and_then(Option::take)),
+            Slot::New(processor) => processors.push(processor),
+        }
+    }
+    debug!(pipeline = %id, processors = processors.len(), "Pipeline rewired.");
 }
 
 /// Runs `batches` through `processors[start..]`, collecting what comes out in `ready`.

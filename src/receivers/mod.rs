@@ -57,6 +57,15 @@ impl crate::config::StorageUser for ReceiverConfig {
     }
 }
 
+impl ReceiverConfig {
+    /// Two instances cannot run side by side during a reload: a file tail's offsets
+    /// belong to one reader, so the old one stops (and commits them) before the new
+    /// one starts. Others start first and share the listening sockets.
+    pub fn exclusive(&self) -> bool {
+        matches!(self, ReceiverConfig::Filelog(_))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
@@ -76,6 +85,8 @@ pub struct Environment<'a> {
     pub storage_dir: &'a std::path::Path,
     /// For `auth.authenticator`.
     pub extensions: &'a std::collections::BTreeMap<crate::config::ComponentId, crate::extensions::ExtensionConfig>,
+    /// Its listening sockets, kept by the graph across reloads.
+    pub owner: crate::net::Owner<'a>,
 }
 
 /// Starts a receiver: binds its sockets now (so a busy port fails the start), then
@@ -88,14 +99,13 @@ pub async fn start(
     stop: tokio_util::sync::CancellationToken,
     tracker: &tokio_util::task::TaskTracker,
 ) -> Result<(), StartError> {
-    let Environment { telemetry, storage_dir, extensions } = env;
     match config {
-        ReceiverConfig::Otlp(config) => otlp::start(id, config, consumers, telemetry, extensions, stop, tracker).await,
+        ReceiverConfig::Otlp(config) => otlp::start(id, config, consumers, env, stop, tracker).await,
         ReceiverConfig::Filelog(config) => {
-            filelog::start(id, config, consumers.logs, telemetry, storage_dir, stop, tracker).await
+            filelog::start(id, config, consumers.logs, env.telemetry, env.storage_dir, stop, tracker).await
         }
         ReceiverConfig::Hostmetrics(config) => {
-            hostmetrics::start(id, config, consumers.metrics, telemetry, stop, tracker).await
+            hostmetrics::start(id, config, consumers.metrics, env.telemetry, stop, tracker).await
         }
     }
 }

@@ -5,8 +5,10 @@
 //! is an atomic add per batch, never a map lookup.
 
 mod process;
+mod reloads;
 mod shedding;
 
+pub use reloads::{ReloadMetrics, ReloadResult};
 pub use shedding::{ImportanceMetrics, MemoryLimiterMetrics, PipelineMetrics};
 
 use std::sync::Arc;
@@ -453,6 +455,8 @@ pub struct Telemetry {
     processor_incoming: Family<ProcessorSignalLabels, Counter>,
     processor_outgoing: Family<ProcessorSignalLabels, Counter>,
     shedding: shedding::Shedding,
+    /// Reloads and the running config.
+    pub reloads: ReloadMetrics,
 }
 
 impl Telemetry {
@@ -638,6 +642,7 @@ impl Telemetry {
             processor_outgoing.clone(),
         );
         let shedding = shedding::Shedding::register(&mut registry);
+        let reloads = ReloadMetrics::register(&mut registry);
         let target_info = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register("target_info", "Target metadata: the agent's resource attributes", target_info.clone());
         Arc::new(Telemetry {
@@ -673,6 +678,7 @@ impl Telemetry {
             processor_incoming,
             processor_outgoing,
             shedding,
+            reloads,
         })
     }
 
@@ -822,13 +828,62 @@ impl Telemetry {
 }
 
 /// Serves `GET /metrics` until `cancel`.
-pub async fn serve(telemetry: Arc<Telemetry>, listener: tokio::net::TcpListener, cancel: CancellationToken) {
+/// Serves `/metrics`, and with `control` the reload endpoints: `POST /-/reload` and
+/// `GET /-/config`.
+pub async fn serve(
+    telemetry: Arc<Telemetry>,
+    listener: tokio::net::TcpListener,
+    control: Option<crate::reload::Control>,
+    cancel: CancellationToken,
+) {
     let handler = move |request: hyper::Request<hyper::body::Incoming>, _peer| {
         let telemetry = telemetry.clone();
-        async move { metrics_response(&telemetry, request.method(), request.uri().path()) }
+        let control = control.clone();
+        async move {
+            let (method, path) = (request.method(), request.uri().path());
+            match (path, control) {
+                ("/-/reload", Some(control)) => reload_response(&control, method).await,
+                ("/-/config", Some(control)) => config_response(&control, method),
+                _ => metrics_response(&telemetry, method, path),
+            }
+        }
     };
     let limits = net::ServerLimits { max_connections: net::ADMIN_MAX_CONNECTIONS, ..net::ServerLimits::default() };
     net::serve_http(listener, limits, handler, cancel).await;
+}
+
+/// 200 with the outcome when the new config runs; 500 with it and the error when the
+/// old one still (or again) runs.
+async fn reload_response(control: &crate::reload::Control, method: &http::Method) -> HttpResponse {
+    if method != http::Method::POST {
+        return net::text_response(http::StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+    }
+    let Some(answer) = control.reload(crate::reload::Trigger::Http).await else {
+        return net::text_response(http::StatusCode::SERVICE_UNAVAILABLE, "the agent is stopping\n");
+    };
+    let status = match answer.result {
+        ReloadResult::Success => http::StatusCode::OK,
+        ReloadResult::Failure | ReloadResult::Rollback => http::StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let mut body = serde_json::to_vec(&answer).unwrap_or_default();
+    body.push(b'\n');
+    let mut response = net::text_response(status, body);
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response
+}
+
+fn config_response(control: &crate::reload::Control, method: &http::Method) -> HttpResponse {
+    if method != http::Method::GET && method != http::Method::HEAD {
+        return net::text_response(http::StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
+    }
+    let (yaml, hash) = control.show();
+    let mut response = net::text_response(http::StatusCode::OK, yaml);
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/yaml; charset=utf-8"));
+    if let Ok(value) = http::HeaderValue::from_str(&hash) {
+        headers.insert("x-ocelot-config-hash", value);
+    }
+    response
 }
 
 fn metrics_response(telemetry: &Telemetry, method: &http::Method, path: &str) -> HttpResponse {

@@ -118,11 +118,19 @@ impl Store {
     }
 }
 
-/// A store and a handle that keeps its checkpoint task waiting.
-type OpenStore = (Arc<Store>, mpsc::Sender<()>);
+/// A store, what it was opened with, and the handle that keeps its checkpoint task
+/// waiting, all weak: the instances hold them, and when the last goes the task
+/// writes a final checkpoint and ends.
+struct OpenStore {
+    store: std::sync::Weak<Store>,
+    alive: mpsc::WeakSender<()>,
+    ewma: EwmaConfig,
+    directory: std::path::PathBuf,
+}
 
-/// The EWMA stores of a graph being built, by processor id, with the handle that
-/// keeps each store's checkpoint task running while an instance exists.
+/// The EWMA stores of a graph, by processor id. They outlive a reload: an instance
+/// built with the same settings as a running one shares its store, so scores carry
+/// over.
 #[derive(Default)]
 pub struct Stores {
     stores: Mutex<BTreeMap<ComponentId, OpenStore>>,
@@ -139,8 +147,12 @@ impl Stores {
         tasks: &TaskTracker,
     ) -> (Arc<Store>, mpsc::Sender<()>) {
         let mut stores = self.stores.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((store, alive)) = stores.get(id) {
-            return (store.clone(), alive.clone());
+        if let Some(open) = stores.get(id)
+            && open.ewma == *ewma
+            && open.directory == directory
+            && let (Some(store), Some(alive)) = (open.store.upgrade(), open.alive.upgrade())
+        {
+            return (store, alive);
         }
         let store = Arc::new(Store::open(id, ewma, directory, metrics.clone()));
         let (alive, mut gone) = mpsc::channel::<()>(1);
@@ -159,7 +171,13 @@ impl Stores {
             }
             task_store.checkpoint().await;
         });
-        stores.insert(id.clone(), (store.clone(), alive.clone()));
+        let open = OpenStore {
+            store: Arc::downgrade(&store),
+            alive: alive.downgrade(),
+            ewma: ewma.clone(),
+            directory: directory.to_path_buf(),
+        };
+        stores.insert(id.clone(), open);
         (store, alive)
     }
 }

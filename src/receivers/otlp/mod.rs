@@ -18,7 +18,6 @@ mod http;
 
 pub use config::{GrpcConfig, HttpConfig, OtlpReceiverConfig, Protocols};
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -26,12 +25,11 @@ use tokio_util::task::TaskTracker;
 
 use super::StartError;
 use crate::config::ComponentId;
-use crate::extensions::ExtensionConfig;
 use crate::extensions::auth::{AuthSettings, ServerAuth, Unauthenticated};
 use crate::net;
 use crate::pdata::{Ack, AckOutcome, BackendStatus, Batch, Metadata, Payload};
 use crate::pipeline::{Consumers, Refused};
-use crate::telemetry::{ReceiverMetrics, Telemetry};
+use crate::telemetry::ReceiverMetrics;
 
 pub const TYPE: &str = "otlp";
 
@@ -43,11 +41,11 @@ pub async fn start(
     id: &ComponentId,
     config: &OtlpReceiverConfig,
     consumers: Consumers,
-    telemetry: &Telemetry,
-    extensions: &BTreeMap<ComponentId, ExtensionConfig>,
+    env: crate::receivers::Environment<'_>,
     stop: CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<(), StartError> {
+    let crate::receivers::Environment { telemetry, extensions, owner, .. } = env;
     let server_auth = |auth: &Option<AuthSettings>| -> Result<Option<Arc<ServerAuth>>, StartError> {
         let Some(auth) = auth else { return Ok(None) };
         let fail = |e: String| StartError::Config(format!("auth.authenticator `{}`: {e}", auth.authenticator));
@@ -59,11 +57,11 @@ pub async fn start(
     let http_auth = server_auth(&config.protocols.http.as_ref().and_then(|c| c.auth.clone()))?;
     // Bind both before serving either, so a busy port fails the whole start.
     let grpc = match &config.protocols.grpc {
-        Some(c) => Some((c.clone(), net::bind(&c.endpoint).await?)),
+        Some(c) => Some((c.clone(), owner.bind(&c.endpoint)?)),
         None => None,
     };
     let http = match &config.protocols.http {
-        Some(c) => Some((c.clone(), net::bind(&c.endpoint).await?)),
+        Some(c) => Some((c.clone(), owner.bind(&c.endpoint)?)),
         None => None,
     };
     // Read certificates before serving, so a bad file fails the start.
