@@ -135,11 +135,11 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<()> {
     raise_open_files_limit();
     let telemetry = Telemetry::new();
     let health = health_check::Health::default();
+    let config = Arc::new(config);
     let (control, mut requests) = reload::Control::new(&config);
     let mut admin = Admin::new(telemetry.clone(), health.clone(), control.clone());
     admin.start_telemetry(&config).await?;
     admin.apply(&config).await?;
-    let config = Arc::new(config);
     let mut graph =
         Graph::start(config.clone(), &telemetry, &options.storage_dir).await.context("starting the pipelines")?;
     telemetry.reloads.running(config.fingerprint, SystemTime::now());
@@ -151,16 +151,34 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<()> {
     };
 
     let mut signals = Signals::install();
+    // A reload under `service.reload.verify`, until its window closes.
+    let mut verifying: Option<Verifying> = None;
     loop {
+        let window = verifying.as_ref().map(|v| v.until);
         tokio::select! {
             signal = signals.next() => match signal {
                 Some(Signal::Reload) => control.request(reload::Trigger::Signal),
                 None => break,
             },
             Some(request) = requests.recv() => {
+                let before = graph.config().cloned();
                 let answer = reload(&mut graph, &mut admin, &options, request.trigger).await;
+                if answer.result == ReloadResult::Success
+                    && let (Some(before), Some(now)) = (before, graph.config().cloned())
+                {
+                    // The config to go back to is the last one that passed its window.
+                    let previous = verifying.take().map(|v| v.previous).unwrap_or(before);
+                    verifying = now.service.reload.verify.then(|| {
+                        Verifying::begin(&now, previous, answer.changes.as_ref(), &admin)
+                    });
+                }
                 if let Some(reply) = request.reply {
                     let _ = reply.send(answer);
+                }
+            }
+            _ = async { tokio::time::sleep_until(window.unwrap_or_else(tokio::time::Instant::now)).await }, if window.is_some() => {
+                if let Some(verify) = verifying.take() {
+                    verify.finish(&mut graph, &mut admin).await;
                 }
             }
         }
@@ -247,6 +265,89 @@ async fn reload(
     };
     admin.health.set_ready();
     outcome
+}
+
+/// A reload's verify window: what the agent looked like right after it applied.
+struct Verifying {
+    until: tokio::time::Instant,
+    previous: Arc<Config>,
+    /// Exporters the reload started or restarted.
+    changed: Vec<ComponentId>,
+    /// Each exporter's status, and each receiver's accepted and refused counts, at the
+    /// start of the window.
+    exporters: BTreeMap<ComponentId, Option<crate::telemetry::status::Entry>>,
+    receivers: BTreeMap<ComponentId, (u64, u64)>,
+}
+
+impl Verifying {
+    fn begin(now: &Config, previous: Arc<Config>, changes: Option<&Changes>, admin: &Admin) -> Verifying {
+        let window = now.service.reload.verify_window.0;
+        info!(window = ?window, "Verifying the new config: it is rolled back if trouble shows within the window.");
+        let touched = |id: &ComponentId| {
+            let name = format!("exporter/{id}");
+            changes.is_some_and(|c| c.started.contains(&name) || c.restarted.contains(&name))
+        };
+        let statuses = &admin.telemetry.statuses;
+        Verifying {
+            until: tokio::time::Instant::now() + window,
+            previous,
+            changed: now.exporters.keys().filter(|id| touched(id)).cloned().collect(),
+            exporters: now.exporters.keys().map(|id| (id.clone(), statuses.get(&format!("exporter:{id}")))).collect(),
+            receivers: now.receivers.keys().map(|id| (id.clone(), admin.telemetry.receiver_totals(id))).collect(),
+        }
+    }
+
+    /// What went wrong in the window: an exporter failing that the reload changed or
+    /// that was not failing before, a receiver refusing and accepting nothing, the
+    /// health check's component health not OK.
+    fn trouble(&self, admin: &Admin) -> Vec<String> {
+        let mut trouble = Vec::new();
+        for (id, before) in &self.exporters {
+            let Some(now) = admin.telemetry.statuses.get(&format!("exporter:{id}")) else {
+                continue;
+            };
+            let was_failing = before.as_ref().is_some_and(|b| b.status.is_error());
+            if now.status.is_error() && (self.changed.contains(id) || !was_failing) {
+                trouble.push(format!("exporter `{id}` is failing: {}", now.error.unwrap_or_default()));
+            }
+        }
+        for (id, (accepted, refused)) in &self.receivers {
+            let (accepted_now, refused_now) = admin.telemetry.receiver_totals(id);
+            if refused_now > *refused && accepted_now == *accepted {
+                trouble.push(format!("receiver `{id}` refused {} items and accepted none", refused_now - refused));
+            }
+        }
+        let config = admin.control.config();
+        for id in &config.service.extensions {
+            if let Some(ExtensionConfig::HealthCheck(c)) = config.extensions.get(id) {
+                let view = admin.health_view();
+                if !health_check::status_json(&view, &c.component_health).0 {
+                    trouble.push(format!("health check `{id}` is not OK"));
+                }
+            }
+        }
+        trouble
+    }
+
+    async fn finish(self, graph: &mut Graph, admin: &mut Admin) {
+        let trouble = self.trouble(admin);
+        if trouble.is_empty() {
+            info!("The new config passed its verify window.");
+            return;
+        }
+        let trouble = trouble.join("; ");
+        error!(trouble = %trouble, hash = %self.previous.fingerprint, "The new config failed its verify window; rolling back to the previous one.");
+        admin.health.set_reloading();
+        let restored = graph.apply(self.previous.clone()).await;
+        let _ = admin.apply(&self.previous).await;
+        admin.health.set_ready();
+        if let Err(e) = restored {
+            error!(error = %e, "The previous config cannot be fully restored; what could start runs.");
+        }
+        admin.control.running(&self.previous, SystemTime::now());
+        admin.telemetry.reloads.running(self.previous.fingerprint, SystemTime::now());
+        admin.telemetry.reloads.count(ReloadResult::Rollback);
+    }
 }
 
 /// Self-metrics and extensions, which run outside the pipelines and must be up first.
@@ -385,7 +486,10 @@ impl Admin {
             ExtensionConfig::HealthCheck(c) => {
                 let listener = bind(&c.endpoint)?;
                 info!(extension = %id, endpoint = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "Health check listening.");
-                tasks.spawn(health_check::serve(c.clone(), self.health.clone(), listener, stop.clone()));
+                if c.check_collector_pipeline.is_some() {
+                    warn!(extension = %id, "health_check.check_collector_pipeline is ignored (as upstream ignores it now); use component_health and /status.");
+                }
+                tasks.spawn(health_check::serve(c.clone(), self.health_view(), listener, stop.clone()));
             }
             ExtensionConfig::Zpages(c) => {
                 let listener = bind(&c.endpoint)?;
@@ -411,6 +515,14 @@ impl Admin {
         }
         tasks.close();
         Ok(Some((stop, tasks)))
+    }
+
+    fn health_view(&self) -> health_check::View {
+        health_check::View {
+            health: self.health.clone(),
+            statuses: self.telemetry.statuses.clone(),
+            control: self.control.clone(),
+        }
     }
 
     fn stop_extension(&self, extension: RunningExtension) {

@@ -198,6 +198,9 @@ where
 /// applies while there are none (the first request head's, then the idle one).
 struct ConnectionClock {
     in_flight: std::sync::atomic::AtomicUsize,
+    /// Set once the first request starts: until then the connection is fresh.
+    used: std::sync::atomic::AtomicBool,
+    fresh: Arc<Fresh>,
     /// Milliseconds since `opened` at which an idle connection is closed; `u64::MAX`:
     /// never.
     deadline_ms: std::sync::atomic::AtomicU64,
@@ -205,10 +208,61 @@ struct ConnectionClock {
     notify: tokio::sync::Notify,
 }
 
+/// Connections accepted whose first request has not started. A server that stops
+/// (at shutdown, or replaced by a reload on the same socket) lets them start it
+/// before closing what is idle, so a client that connected just before the stop gets
+/// its answer instead of a closed connection.
+#[derive(Default)]
+struct Fresh {
+    count: std::sync::atomic::AtomicUsize,
+    notify: tokio::sync::Notify,
+}
+
+impl Fresh {
+    fn done(&self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Resolves once no connection is fresh.
+    async fn settled(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// How long a stopping server waits for fresh connections' first requests.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+
 impl ConnectionClock {
-    fn new(first: Duration) -> Arc<ConnectionClock> {
+    fn mark_used(&self) {
+        if !self.used.swap(true, Ordering::AcqRel) {
+            self.fresh.done();
+        }
+    }
+}
+
+impl Drop for ConnectionClock {
+    fn drop(&mut self) {
+        self.mark_used();
+    }
+}
+
+impl ConnectionClock {
+    fn new(first: Duration, fresh: &Arc<Fresh>) -> Arc<ConnectionClock> {
+        fresh.count.fetch_add(1, Ordering::AcqRel);
         let clock = ConnectionClock {
             in_flight: 0.into(),
+            used: false.into(),
+            fresh: fresh.clone(),
             deadline_ms: u64::MAX.into(),
             opened: tokio::time::Instant::now(),
             notify: tokio::sync::Notify::new(),
@@ -261,6 +315,7 @@ struct InFlight {
 impl InFlight {
     fn start(clock: &Arc<ConnectionClock>, idle_timeout: Duration) -> InFlight {
         clock.in_flight.fetch_add(1, Ordering::AcqRel);
+        clock.mark_used();
         InFlight { clock: clock.clone(), idle_timeout }
     }
 }
@@ -294,6 +349,7 @@ pub async fn serve_https<H, F>(
     // Connection tasks are owned here, so none outlives the server: a connection still
     // open after the drain is aborted, and with it the handler's hold on the pipelines.
     let mut connections = tokio::task::JoinSet::new();
+    let fresh = Arc::new(Fresh::default());
     loop {
         while connections.try_join_next().is_some() {}
         let slot = tokio::select! {
@@ -326,7 +382,7 @@ pub async fn serve_https<H, F>(
                 }
             },
         };
-        let clock = ConnectionClock::new(limits.read_header_timeout);
+        let clock = ConnectionClock::new(limits.read_header_timeout, &fresh);
         let service_clock = clock.clone();
         let handler = handler.clone();
         let idle_timeout = limits.idle_timeout;
@@ -382,6 +438,7 @@ pub async fn serve_https<H, F>(
         });
     }
     drop(listener);
+    let _ = tokio::time::timeout(FIRST_REQUEST_GRACE, fresh.settled()).await;
     let _ = tokio::time::timeout(CONNECTION_DRAIN, graceful.shutdown()).await;
     connections.shutdown().await;
 }

@@ -52,8 +52,9 @@ pub struct Answer {
     pub changes: Option<Changes>,
 }
 
-/// The running config, as shown.
+/// The running config, and as shown.
 struct Shown {
+    config: Arc<Config>,
     yaml: String,
     hash: String,
     loaded_at: SystemTime,
@@ -64,13 +65,30 @@ struct Shown {
 pub struct Control {
     requests: mpsc::Sender<Request>,
     shown: Arc<RwLock<Shown>>,
+    started_at: SystemTime,
 }
 
 impl Control {
-    pub fn new(config: &Config) -> (Control, mpsc::Receiver<Request>) {
+    pub fn new(config: &Arc<Config>) -> (Control, mpsc::Receiver<Request>) {
         let (requests, rx) = mpsc::channel(8);
-        let shown = Arc::new(RwLock::new(shown(config, SystemTime::now())));
-        (Control { requests, shown }, rx)
+        let started_at = SystemTime::now();
+        let shown = Arc::new(RwLock::new(shown(config, started_at)));
+        (Control { requests, shown, started_at }, rx)
+    }
+
+    /// The running config.
+    pub fn config(&self) -> Arc<Config> {
+        self.shown.read().unwrap_or_else(PoisonError::into_inner).config.clone()
+    }
+
+    /// When the running config was loaded.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.shown.read().unwrap_or_else(PoisonError::into_inner).loaded_at
+    }
+
+    /// When the agent started.
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
     }
 
     /// Asks for a reload and waits for its outcome; `None` when the agent is stopping.
@@ -87,7 +105,7 @@ impl Control {
     }
 
     /// `config` runs from now on.
-    pub fn running(&self, config: &Config, since: SystemTime) {
+    pub fn running(&self, config: &Arc<Config>, since: SystemTime) {
         *self.shown.write().unwrap_or_else(PoisonError::into_inner) = shown(config, since);
     }
 
@@ -100,8 +118,13 @@ impl Control {
     }
 }
 
-fn shown(config: &Config, loaded_at: SystemTime) -> Shown {
-    Shown { yaml: config.document.to_yaml(&is_secret), hash: config.fingerprint.to_string(), loaded_at }
+fn shown(config: &Arc<Config>, loaded_at: SystemTime) -> Shown {
+    Shown {
+        config: config.clone(),
+        yaml: config.document.to_yaml(&is_secret),
+        hash: config.fingerprint.to_string(),
+        loaded_at,
+    }
 }
 
 /// Keys whose values `GET /-/config` masks: passwords, tokens, keys and the headers

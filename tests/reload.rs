@@ -426,3 +426,240 @@ fn a_file_tail_keeps_its_offsets_when_kept_and_when_restarted() {
     assert_eq!(got, want, "every line once, none twice");
     assert!(agent.stop().success());
 }
+
+/// otlp → otlp_http to `endpoint`, with `service.reload.verify` and a health check
+/// whose component health counts recoverable errors at once.
+fn verified_config(port: u16, endpoint: &str) -> String {
+    format!(
+        "receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{port}
+exporters:
+  otlp_http:
+    endpoint: {endpoint}
+    compression: none
+    retry_on_failure:
+      initial_interval: 50ms
+      max_interval: 100ms
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:0
+    component_health:
+      include_recoverable_errors: true
+      recovery_duration: 0s
+service:
+  extensions: [health_check]
+  reload:
+    verify: true
+    verify_window: 2s
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [otlp_http]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+"
+    )
+}
+
+#[test]
+fn a_reload_that_breaks_an_exporter_is_rolled_back_within_the_verify_window() {
+    let backend = common::backend::Backend::start(|_| common::backend::Reply::Status(200));
+    let port = free_port();
+    let good = verified_config(port, &backend.endpoint());
+    // The broken exporter's copy of "during" is retried until shutdown; keep that short.
+    let agent = Agent::start_with_args(&good, &["--shutdown-timeout", "1s"]);
+    let hash = |agent: &Agent| http_get(agent.metrics_addr(), "/-/config").1["x-ocelot-config-hash"].clone();
+    let original = hash(&agent);
+    assert_eq!(post(port, &["before".into()]), 200);
+    wait_until(Duration::from_secs(10), "the first record", || backend.accepted() == ["before"]);
+    let health = agent.health_addr("health_check");
+    let (status, _, body) = http_get(health, "/status");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let shown: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        shown["components"]["pipeline:logs"]["components"]["exporter:otlp_http"]["status"], "StatusOK",
+        "{shown}"
+    );
+    assert_eq!(http_get(health, "/health/ready").0, 200);
+
+    // The new config sends to a port nothing listens on.
+    let dead = free_port();
+    write_config(&agent, &verified_config(port, &format!("http://127.0.0.1:{dead}")));
+    let (status, answer) = reload(&agent);
+    assert_eq!(status, 200, "{answer}");
+    assert_ne!(hash(&agent), original);
+    assert_eq!(post(port, &["during".into()]), 200);
+    wait_until(Duration::from_secs(5), "the exporter's failure in /status", || {
+        let (_, _, body) = http_get(health, "/status");
+        let shown: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        shown["components"]["pipeline:logs"]["components"]["exporter:otlp_http"]["status"] == "StatusRecoverableError"
+            && shown["healthy"] == false
+    });
+    wait_until(Duration::from_secs(10), "the rollback", || {
+        agent.count_logs("The new config failed its verify window; rolling back to the previous one.") == 1
+    });
+    assert_eq!(hash(&agent), original);
+    agent.wait_metric("ocelot_config_reloads_total", "result=\"rollback\"", 1.0);
+    assert_eq!(post(port, &["after".into()]), 200);
+    wait_until(Duration::from_secs(10), "the record through the restored exporter", || {
+        backend.accepted().contains(&"after".to_string())
+    });
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn a_reload_that_keeps_working_passes_its_verify_window() {
+    let backend = common::backend::Backend::start(|_| common::backend::Reply::Status(200));
+    let other = common::backend::Backend::start(|_| common::backend::Reply::Status(200));
+    let port = free_port();
+    let agent = Agent::start(&verified_config(port, &backend.endpoint()));
+    write_config(&agent, &verified_config(port, &other.endpoint()));
+    let (status, answer) = reload(&agent);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(post(port, &["moved".into()]), 200);
+    wait_until(Duration::from_secs(10), "the verify window", || {
+        agent.count_logs("The new config passed its verify window.") == 1
+    });
+    assert_eq!(other.accepted(), ["moved"]);
+    assert_eq!(agent.metric("ocelot_config_reloads_total", "result=\"rollback\""), 0.0);
+    assert!(agent.stop().success());
+}
+
+/// OTLP and a file tail into one file exporter, in `variant` (0..4) of the config:
+/// each changes a different node.
+fn mixed_config(port: u16, logs: &Path, variant: usize) -> String {
+    let (out, processors, http_extra, tail_extra) = match variant % 4 {
+        0 => ("out-a.jsonl", "[batch]", "", ""),
+        1 => ("out-a.jsonl", "[attributes/tag, batch]", "        max_request_body_size: 4194304\n", ""),
+        2 => ("out-b.jsonl", "[batch]", "", "    max_log_size: 2MiB\n"),
+        _ => ("out-b.jsonl", "[]", "        max_request_body_size: 4194304\n", "    max_log_size: 2MiB\n"),
+    };
+    format!(
+        "receivers:
+  otlp:
+    protocols:
+      http:
+{http_extra}        endpoint: 127.0.0.1:{port}
+  filelog:
+    include: [\"{}/*.log\"]
+    start_at: beginning
+    poll_interval: 20ms
+{tail_extra}processors:
+  batch:
+    timeout: 20ms
+  attributes/tag:
+    actions:
+      - {{key: reloaded, value: yes, action: insert}}
+exporters:
+  file:
+    path: {{dir}}/{out}
+    append: true
+service:
+  pipelines:
+    logs:
+      receivers: [otlp, filelog]
+      processors: {processors}
+      exporters: [file]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+",
+        logs.display()
+    )
+}
+
+#[test]
+fn a_hundred_reloads_under_otlp_load_and_a_growing_file_lose_and_repeat_nothing() {
+    use std::io::Write;
+    let port = free_port();
+    let logs = tempfile::tempdir().unwrap();
+    let agent = Agent::start(&mixed_config(port, logs.path(), 0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let unanswered = Arc::new(AtomicUsize::new(0));
+    let lines = Arc::new(AtomicUsize::new(0));
+    let sender = {
+        let (stop, sent, unanswered) = (stop.clone(), sent.clone(), unanswered.clone());
+        std::thread::spawn(move || {
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let bodies: Vec<String> = (0..10).map(|i| format!("otlp {}", n * 10 + i)).collect();
+                loop {
+                    match try_post(port, &logs_json(&bodies)) {
+                        Some(200) => break,
+                        Some(_) => {}
+                        None => {
+                            unanswered.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                n += 1;
+                sent.store(n * 10, Ordering::Relaxed);
+            }
+        })
+    };
+    let writer = {
+        let (stop, lines) = (stop.clone(), lines.clone());
+        let path = logs.path().join("app.log");
+        std::thread::spawn(move || {
+            let mut file = std::fs::File::create(path).unwrap();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..5 {
+                    writeln!(file, "tail {n}").unwrap();
+                    n += 1;
+                }
+                lines.store(n, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let mut results = BTreeMap::new();
+    for round in 1..=100 {
+        write_config(&agent, &mixed_config(port, logs.path(), round));
+        let (_, answer) = reload(&agent);
+        *results.entry(answer["result"].as_str().unwrap().to_string()).or_insert(0) += 1;
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    writer.join().unwrap();
+    let (sent, lines) = (sent.load(Ordering::Relaxed), lines.load(Ordering::Relaxed));
+    let expected: Vec<String> =
+        (0..sent).map(|i| format!("otlp {i}")).chain((0..lines).map(|i| format!("tail {i}"))).collect();
+    let dir = agent.dir.path().to_path_buf();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let started = std::time::Instant::now();
+    loop {
+        seen.clear();
+        for body in bodies_in(&dir, &["out-a.jsonl", "out-b.jsonl"]) {
+            *seen.entry(body).or_default() += 1;
+        }
+        if expected.iter().all(|e| seen.contains_key(e)) || started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let missing: Vec<&String> = expected.iter().filter(|e| !seen.contains_key(*e)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} lost ({} from the file), first {:?}, last {:?}",
+        missing.len(),
+        expected.len(),
+        missing.iter().filter(|m| m.starts_with("tail")).count(),
+        missing.first(),
+        missing.last()
+    );
+    let doubled: Vec<&String> = seen.iter().filter(|(_, n)| **n > 1).map(|(b, _)| b).collect();
+    assert!(doubled.is_empty(), "{} repeated, first {:?}", doubled.len(), doubled.first());
+    assert_eq!(seen.len(), expected.len(), "nothing but what was sent");
+    assert_eq!(results.get("success"), Some(&100), "{results:?}");
+    assert_eq!(unanswered.load(Ordering::Relaxed), 0, "the receiver's port refused or cut off a request");
+    eprintln!("100 reloads; {sent} OTLP records and {lines} file lines, each written once");
+    assert!(agent.stop().success());
+}

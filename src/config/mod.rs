@@ -68,6 +68,42 @@ pub struct ServiceConfig {
     pub extensions: Vec<ComponentId>,
     pub pipelines: BTreeMap<PipelineId, PipelineConfig>,
     pub telemetry: TelemetryConfig,
+    /// ocelot's own: what a reload does after it applied.
+    pub reload: ReloadConfig,
+}
+
+/// `service.reload`: after a reload applied, watch the agent's health for
+/// `verify_window`; on trouble (an exporter failing that did not before, a receiver
+/// refusing that did not before, the component health not OK) put the previous config
+/// back.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// Default false: a reload that applied stays.
+    #[serde(default)]
+    pub verify: bool,
+    /// Default 30s.
+    #[serde(default = "default_verify_window")]
+    pub verify_window: ConfigDuration,
+}
+
+fn default_verify_window() -> ConfigDuration {
+    ConfigDuration(std::time::Duration::from_secs(30))
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        ReloadConfig { verify: false, verify_window: default_verify_window() }
+    }
+}
+
+impl crate::component::Validate for ReloadConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.verify && self.verify_window.0.is_zero() {
+            return Err("verify_window must be more than 0s when verify is on".into());
+        }
+        Ok(())
+    }
 }
 
 /// A config that passed validation.
@@ -435,6 +471,13 @@ impl Checker {
                     }
                 }
                 "pipelines" => pipelines_node = Some(value),
+                "reload" => match crate::component::parse_config::<ReloadConfig>(value) {
+                    Ok(reload) => config.reload = reload,
+                    Err(e) => self.error(
+                        e.location.clone().or(Some(value.location.clone())),
+                        format!("service.reload: {}", e.message),
+                    ),
+                },
                 "telemetry" => match crate::component::parse_config::<TelemetryConfig>(value) {
                     Ok(telemetry) => config.telemetry = telemetry,
                     Err(e) => self.error(
@@ -445,8 +488,8 @@ impl Checker {
                 other => self.error(
                     Some(key.location.clone()),
                     format!(
-                        "unknown key `{other}` in `service`{}; valid: extensions, pipelines, telemetry",
-                        suggest(other, &["extensions", "pipelines", "telemetry"])
+                        "unknown key `{other}` in `service`{}; valid: extensions, pipelines, telemetry, reload",
+                        suggest(other, &["extensions", "pipelines", "telemetry", "reload"])
                     ),
                 ),
             }

@@ -239,6 +239,7 @@ impl Graph {
             }
             let instance = self.instance();
             let owner = Owner { listeners: &self.listeners, instance };
+            self.telemetry.statuses.reset(&format!("exporter:{id}"));
             let started = crate::exporters::start(
                 id,
                 exporter_config,

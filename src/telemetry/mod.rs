@@ -7,6 +7,7 @@
 mod process;
 mod reloads;
 mod shedding;
+pub mod status;
 
 pub use reloads::{ReloadMetrics, ReloadResult};
 pub use shedding::{ImportanceMetrics, MemoryLimiterMetrics, PipelineMetrics};
@@ -334,6 +335,11 @@ impl<L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send +
     fn counters(&self, labels: &L) -> [Counter; 3] {
         std::array::from_fn(|i| self.families[i].get_or_create(labels).clone())
     }
+
+    /// The sum over signals for `labels`, making no series that does not exist.
+    fn total(&self, labels: &L) -> u64 {
+        self.families.iter().filter_map(|f| f.get(labels).map(|c| c.get())).sum()
+    }
 }
 
 /// A counter of items received or sent that also feeds the per-signal totals behind
@@ -397,6 +403,8 @@ pub struct ExporterMetrics {
     enqueue_failed: [Counter; 3],
     pub queue_size: Gauge,
     pub queue_capacity: Gauge,
+    /// How its last export went, for `/status` and a reload's verify window.
+    pub status: status::StatusHandle,
 }
 
 impl ExporterMetrics {
@@ -457,6 +465,7 @@ pub struct Telemetry {
     shedding: shedding::Shedding,
     /// Reloads and the running config.
     pub reloads: ReloadMetrics,
+    pub statuses: Arc<status::Statuses>,
 }
 
 impl Telemetry {
@@ -679,6 +688,7 @@ impl Telemetry {
             processor_outgoing,
             shedding,
             reloads,
+            statuses: Arc::default(),
         })
     }
 
@@ -699,7 +709,20 @@ impl Telemetry {
             enqueue_failed: self.exporter_enqueue_failed.counters(&labels),
             queue_size: self.exporter_queue_size.get_or_create(&labels).clone(),
             queue_capacity: self.exporter_queue_capacity.get_or_create(&labels).clone(),
+            status: self.statuses.handle(format!("exporter:{id}")),
         }
+    }
+
+    /// Items a receiver has accepted and refused so far, over its transports and
+    /// signals.
+    pub fn receiver_totals(&self, id: &ComponentId) -> (u64, u64) {
+        let (mut accepted, mut refused) = (0, 0);
+        for transport in ["grpc", "http", ""] {
+            let labels = ReceiverLabels { receiver: id.to_string(), transport: transport.to_string() };
+            accepted += self.receiver_accepted.total(&labels);
+            refused += self.receiver_refused.total(&labels);
+        }
+        (accepted, refused)
     }
 
     /// Items an exporter dropped for `reason` (a short snake_case word).

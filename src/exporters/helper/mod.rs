@@ -608,6 +608,7 @@ async fn send_with_retry<E: ExportInParts>(exporter: &E, batch: Batch, settings:
         let left = items.saturating_sub(tally.sent + tally.rejected);
         let error = match result {
             Ok(()) => {
+                settings.metrics.status.ok();
                 settings.metrics.sent(signal).inc_by(left);
                 if left > 0 || tally.sent > 0 {
                     batch.keep();
@@ -620,6 +621,7 @@ async fn send_with_retry<E: ExportInParts>(exporter: &E, batch: Batch, settings:
             Err(error) => error,
         };
         if !(error.retryable && settings.retry.enabled) {
+            settings.metrics.status.permanent(&error.message);
             settings.metrics.send_failed(signal).inc_by(left);
             if tally.sent > 0 {
                 batch.keep();
@@ -635,6 +637,7 @@ async fn send_with_retry<E: ExportInParts>(exporter: &E, batch: Batch, settings:
             }
             return;
         }
+        settings.metrics.status.recoverable(&error.message);
         let Some(delay) = backoff.next_delay(started.elapsed(), error.retry_after) else {
             give_up(&batch, items, &tally, settings, &error.message);
             error!(exporter = %id, %signal, items = left, error = %error, elapsed = ?started.elapsed(),
