@@ -65,6 +65,66 @@ pub fn validate(paths: &[PathBuf]) -> i32 {
     }
 }
 
+/// `ocelot validate --storage DIR`: checks every persistent queue (`exporter_*`) and
+/// state file (`*.state`) in `dir`; 0 when all are sound, 1 otherwise.
+pub fn validate_storage(dir: &std::path::Path) -> i32 {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            eprintln!("cannot read storage directory {}: {e}", dir.display());
+            return 1;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    let mut problems = 0;
+    for path in paths {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        if path.is_dir() && name.starts_with("exporter_") {
+            match crate::exporters::helper::disk::inspect(&path) {
+                Ok((scan, found)) => {
+                    println!(
+                        "{}: persistent queue, {} records ({} bytes) in {} segments",
+                        path.display(),
+                        scan.records,
+                        scan.bytes,
+                        scan.segments
+                    );
+                    for problem in &found {
+                        eprintln!("{problem}");
+                    }
+                    problems += found.len();
+                    if let Err(e) = crate::storage::StateFile::new(&path, "head").load() {
+                        eprintln!("{e} (the queue is replayed from its first segment)");
+                        problems += 1;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", path.display());
+                    problems += 1;
+                }
+            }
+        } else if let Some(stem) = name.strip_suffix(".state") {
+            match crate::storage::StateFile::new(dir, stem).load() {
+                Ok(_) => println!("{}: state file, sound", path.display()),
+                Err(e) => {
+                    eprintln!("{e}");
+                    problems += 1;
+                }
+            }
+        }
+    }
+    if problems == 0 {
+        println!("storage is sound ({})", dir.display());
+        0
+    } else {
+        eprintln!(
+            "storage has {problems} problem(s); the agent quarantines corrupt queue parts and ignores corrupt state files when it starts"
+        );
+        1
+    }
+}
+
 /// `ocelot components`: every component type by kind, with its signals.
 pub fn components() -> String {
     let mut out = String::new();

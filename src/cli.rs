@@ -46,7 +46,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Checks config files; exits 0 when valid, 1 otherwise, printing every problem.
-    Validate,
+    Validate {
+        /// Also check a storage directory: every persistent queue record and state
+        /// file, reporting what is corrupt (nothing is changed).
+        #[arg(long, value_name = "DIR")]
+        storage: Option<PathBuf>,
+    },
     /// Lists every component type by kind, with the signals it supports.
     Components,
 }

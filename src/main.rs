@@ -8,7 +8,11 @@ use ocelot::config::Severity;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Validate) => return ExitCode::from(app::validate(&cli.config) as u8),
+        Some(Command::Validate { storage }) => {
+            let config = app::validate(&cli.config);
+            let storage = storage.map(|dir| app::validate_storage(&dir)).unwrap_or(0);
+            return ExitCode::from(config.max(storage) as u8);
+        }
         Some(Command::Components) => {
             print!("{}", app::components());
             return ExitCode::SUCCESS;

@@ -245,6 +245,7 @@ impl Checker {
         let service = self.service(root, &receivers, &processors, &exporters, &connectors, &extensions)?;
         self.check_storage(Kind::Receiver, &receivers, &extensions, &service.extensions);
         self.check_storage(Kind::Processor, &processors, &extensions, &service.extensions);
+        self.check_storage(Kind::Exporter, &exporters, &extensions, &service.extensions);
         self.check_auth("exporter", &exporters, &extensions, &service.extensions);
         self.check_auth("receiver", &receivers, &extensions, &service.extensions);
         let mut fingerprints = BTreeMap::new();
@@ -266,7 +267,9 @@ impl Checker {
                 .insert((Kind::Processor, id.clone()), uses(d.fingerprint, d.config.storage().into_iter().collect()));
         }
         for (id, d) in &exporters {
-            fingerprints.insert((Kind::Exporter, id.clone()), uses(d.fingerprint, d.config.authenticators()));
+            let mut names = d.config.authenticators();
+            names.extend(d.config.storage());
+            fingerprints.insert((Kind::Exporter, id.clone()), uses(d.fingerprint, names));
         }
         for (id, d) in &connectors {
             fingerprints.insert((Kind::Connector, id.clone()), d.fingerprint);

@@ -88,6 +88,8 @@ pub enum BuildError {
     Open { path: String, source: std::io::Error },
     #[error("authenticator `{id}`: {reason}")]
     Auth { id: String, reason: String },
+    #[error("sending_queue.storage: {0}")]
+    Storage(String),
 }
 
 /// The client side of the authenticator `auth` names, if any.
@@ -100,6 +102,19 @@ fn client_auth(
     let id = ComponentId::parse(&auth.authenticator).map_err(|e| fail(e.to_string()))?;
     let config = extensions.get(&id).ok_or_else(|| fail("not defined".into()))?;
     crate::extensions::auth::ClientAuth::new(config).map(|a| Some(std::sync::Arc::new(a))).map_err(fail)
+}
+
+impl crate::config::StorageUser for ExporterConfig {
+    fn storage(&self) -> Option<&str> {
+        let queue = match self {
+            ExporterConfig::Otlp(c) => Some(&c.sending_queue),
+            ExporterConfig::OtlpHttp(c) => Some(&c.sending_queue),
+            ExporterConfig::Loki(c) => Some(&c.sending_queue),
+            ExporterConfig::PrometheusRemoteWrite(c) => c.sending_queue.as_ref(),
+            ExporterConfig::Debug(_) | ExporterConfig::File(_) | ExporterConfig::Prometheus(_) => None,
+        };
+        queue.and_then(|q| q.storage.as_deref())
+    }
 }
 
 impl crate::config::AuthUser for ExporterConfig {
@@ -126,33 +141,84 @@ fn local_settings(id: &ComponentId, telemetry: &Telemetry, give_up: Cancellation
         timeout: None,
         metrics: telemetry.exporter(id),
         give_up,
+        disk: None,
     }
+}
+
+/// What an exporter may need of the running agent to start.
+pub struct Environment<'a> {
+    pub telemetry: &'a std::sync::Arc<Telemetry>,
+    /// Cancelled when the shutdown deadline passes.
+    pub give_up: CancellationToken,
+    pub tracker: &'a TaskTracker,
+    /// For `auth.authenticator` and `sending_queue.storage`.
+    pub extensions: &'a std::collections::BTreeMap<ComponentId, crate::extensions::ExtensionConfig>,
+    /// Its listening sockets (the prometheus exporter's), kept across reloads.
+    pub owner: crate::net::Owner<'a>,
+    /// `--storage-dir`, for a `file_storage` with no directory of its own.
+    pub storage_dir: &'a std::path::Path,
+}
+
+/// The queue on disk that `sending_queue.storage` names, opened (and checked).
+fn open_disk_queue(
+    id: &ComponentId,
+    queue: &QueueConfig,
+    env: &Environment<'_>,
+) -> Result<Option<std::sync::Arc<helper::disk::DiskQueue>>, BuildError> {
+    let Some(name) = &queue.storage else { return Ok(None) };
+    let fail = |reason: String| BuildError::Storage(format!("`{name}`: {reason}"));
+    let ext = ComponentId::parse(name).map_err(|e| fail(e.to_string()))?;
+    let Some(crate::extensions::ExtensionConfig::FileStorage(storage)) = env.extensions.get(&ext) else {
+        return Err(fail("not a file_storage extension".into()));
+    };
+    let directory = storage.prepare(env.storage_dir).map_err(fail)?;
+    let settings = helper::disk::DiskSettings {
+        directory: directory.join(format!("exporter_{}", id.to_string().replace('/', "_"))),
+        fsync: storage.fsync_policy(),
+        max_bytes: queue.max_bytes.map(|b| b.0).unwrap_or(helper::DEFAULT_QUEUE_MAX_BYTES),
+        sizer: queue.sizer(),
+        queue_size: queue.queue_size as u64,
+    };
+    let metrics = env.telemetry.exporter(id);
+    let disk_metrics = helper::disk::DiskMetrics {
+        quarantined: metrics.queue_quarantined.clone(),
+        bytes: metrics.queue_bytes.clone(),
+    };
+    let (queue, opened) = helper::disk::DiskQueue::open(id, settings, disk_metrics).map_err(|e| fail(e.to_string()))?;
+    if opened {
+        env.tracker.spawn(helper::disk::DiskQueue::run(std::sync::Arc::downgrade(&queue)));
+    }
+    Ok(Some(queue))
 }
 
 /// Starts an exporter; returns its queue's sending end.
 pub fn start(
     id: &ComponentId,
     config: &ExporterConfig,
-    telemetry: &std::sync::Arc<Telemetry>,
-    give_up: CancellationToken,
-    tracker: &TaskTracker,
-    extensions: &std::collections::BTreeMap<ComponentId, crate::extensions::ExtensionConfig>,
-    owner: crate::net::Owner<'_>,
+    env: Environment<'_>,
 ) -> Result<helper::ExporterInput, BuildError> {
+    let Environment { telemetry, tracker, extensions, owner, .. } = env;
+    let give_up = env.give_up.clone();
     // `timeout` bounds each request. HTTP exporters apply it per request themselves
     // (a batch may be several requests); for gRPC one export is one request.
     // `timeout: 0` means no timeout, as upstream.
-    let remote = |queue: &QueueConfig, retry: &RetryConfig, timeout: Option<std::time::Duration>| ExporterSettings {
-        id: id.clone(),
-        queue: queue.clone(),
-        retry: retry.clone(),
-        timeout: timeout.filter(|t| !t.is_zero()),
-        metrics: telemetry.exporter(id),
-        give_up: give_up.clone(),
+    let remote = |queue: &QueueConfig,
+                  retry: &RetryConfig,
+                  timeout: Option<std::time::Duration>|
+     -> Result<ExporterSettings, BuildError> {
+        Ok(ExporterSettings {
+            id: id.clone(),
+            queue: queue.clone(),
+            retry: retry.clone(),
+            timeout: timeout.filter(|t| !t.is_zero()),
+            metrics: telemetry.exporter(id),
+            give_up: give_up.clone(),
+            disk: open_disk_queue(id, queue, &env)?,
+        })
     };
     Ok(match config {
         ExporterConfig::Otlp(c) => {
-            let settings = remote(&c.sending_queue, &c.retry_on_failure, Some(c.timeout.0));
+            let settings = remote(&c.sending_queue, &c.retry_on_failure, Some(c.timeout.0))?;
             helper::spawn(
                 otlp::grpc::OtlpGrpcExporter::new(c)?.with_auth(client_auth(&c.auth, extensions)?),
                 settings,
@@ -160,7 +226,7 @@ pub fn start(
             )
         }
         ExporterConfig::OtlpHttp(c) => {
-            let settings = remote(&c.sending_queue, &c.retry_on_failure, None);
+            let settings = remote(&c.sending_queue, &c.retry_on_failure, None)?;
             helper::spawn(
                 otlp::http::OtlpHttpExporter::new(c)?.with_auth(client_auth(&c.auth, extensions)?),
                 settings,
@@ -175,13 +241,13 @@ pub fn start(
             helper::spawn(file::FileExporter::new(c, ungrouped)?, local_settings(id, telemetry, give_up), tracker)
         }
         ExporterConfig::PrometheusRemoteWrite(c) => {
-            let settings = remote(&c.queue(), &c.retry_on_failure, None);
+            let settings = remote(&c.queue(), &c.retry_on_failure, None)?;
             let exporter =
                 prometheusremotewrite::PrwExporter::new(id, c, telemetry)?.with_auth(client_auth(&c.auth, extensions)?);
             helper::spawn_in_parts(exporter, settings, tracker)
         }
         ExporterConfig::Loki(c) => {
-            let settings = remote(&c.sending_queue, &c.retry_on_failure, None);
+            let settings = remote(&c.sending_queue, &c.retry_on_failure, None)?;
             let exporter = loki::LokiExporter::new(id, c, telemetry)?.with_auth(client_auth(&c.auth, extensions)?);
             helper::spawn_in_parts(exporter, settings, tracker)
         }

@@ -20,6 +20,31 @@ pub struct FileStorageConfig {
     /// start. Default false, as upstream: a missing directory is usually a missing mount.
     #[serde(default)]
     pub create_directory: bool,
+    /// Fsync every write to a persistent sending queue before the batch counts as
+    /// taken: a power cut loses nothing acknowledged, at the cost of a disk flush per
+    /// batch. Default false, as upstream.
+    #[serde(default)]
+    pub fsync: bool,
+    /// With `fsync: false`, how often written queue records are flushed to the disk
+    /// (ocelot's option). A kill -9 loses nothing either way (the kernel holds the
+    /// data); a power cut or kernel crash loses up to this much. Default 1s.
+    #[serde(default = "default_fsync_interval")]
+    pub fsync_interval: crate::config::ConfigDuration,
+}
+
+fn default_fsync_interval() -> crate::config::ConfigDuration {
+    crate::config::ConfigDuration(std::time::Duration::from_secs(1))
+}
+
+impl Default for FileStorageConfig {
+    fn default() -> Self {
+        FileStorageConfig {
+            directory: None,
+            create_directory: false,
+            fsync: false,
+            fsync_interval: default_fsync_interval(),
+        }
+    }
 }
 
 impl Validate for FileStorageConfig {
@@ -27,11 +52,20 @@ impl Validate for FileStorageConfig {
         if self.directory.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
             return Err("directory must not be empty".into());
         }
+        if !self.fsync && self.fsync_interval.0.is_zero() {
+            return Err("fsync_interval must be more than 0s (or set fsync: true)".into());
+        }
         Ok(())
     }
 }
 
 impl FileStorageConfig {
+    /// When a persistent queue's writes reach the disk.
+    pub fn fsync_policy(&self) -> crate::exporters::helper::disk::Fsync {
+        use crate::exporters::helper::disk::Fsync;
+        if self.fsync { Fsync::Always } else { Fsync::Every(self.fsync_interval.0) }
+    }
+
     /// The directory to use, checked (or created) now so that a missing mount fails
     /// the start rather than every write.
     pub fn prepare(&self, default_dir: &Path) -> Result<PathBuf, String> {
@@ -61,13 +95,14 @@ mod tests {
     fn missing_directory_fails_unless_created() {
         let base = std::env::temp_dir().join(format!("ocelot-fs-{}", std::process::id()));
         let dir = base.join("a/b");
-        let config = FileStorageConfig { directory: Some(dir.clone()), create_directory: false };
+        let config = FileStorageConfig { directory: Some(dir.clone()), ..FileStorageConfig::default() };
         let error = config.prepare(Path::new("/unused")).unwrap_err();
         assert!(error.contains("create_directory: true"), "{error}");
-        let config = FileStorageConfig { directory: Some(dir.clone()), create_directory: true };
+        let config =
+            FileStorageConfig { directory: Some(dir.clone()), create_directory: true, ..FileStorageConfig::default() };
         assert_eq!(config.prepare(Path::new("/unused")).unwrap(), dir);
         assert!(dir.is_dir());
-        let config = FileStorageConfig { directory: None, create_directory: false };
+        let config = FileStorageConfig::default();
         assert_eq!(config.prepare(Path::new("/default")).unwrap(), PathBuf::from("/default"));
         std::fs::remove_dir_all(base).unwrap();
     }

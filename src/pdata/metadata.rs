@@ -58,6 +58,59 @@ impl Metadata {
         self.0.is_none()
     }
 
+    /// Appends a byte form for a persistent queue: counts and strings, each a u32
+    /// length (little-endian) then bytes.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let put = |out: &mut Vec<u8>, text: &str| {
+            out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+            out.extend_from_slice(text.as_bytes());
+        };
+        let empty = Entries::default();
+        let entries = self.0.as_deref().unwrap_or(&empty);
+        out.extend_from_slice(&(entries.headers.len() as u32).to_le_bytes());
+        for (key, values) in &entries.headers {
+            put(out, key);
+            out.extend_from_slice(&(values.len() as u32).to_le_bytes());
+            for value in values {
+                put(out, value);
+            }
+        }
+        out.extend_from_slice(&(entries.auth.len() as u32).to_le_bytes());
+        for (key, value) in &entries.auth {
+            put(out, key);
+            put(out, value);
+        }
+    }
+
+    /// Reads what [`Metadata::encode`] wrote; `None` when `bytes` is not that.
+    pub fn decode(bytes: &[u8]) -> Option<Metadata> {
+        struct Reader<'a>(&'a [u8]);
+        impl Reader<'_> {
+            fn count(&mut self) -> Option<usize> {
+                let (word, rest) = self.0.split_at_checked(4)?;
+                self.0 = rest;
+                Some(u32::from_le_bytes(word.try_into().ok()?) as usize)
+            }
+            fn text(&mut self) -> Option<String> {
+                let len = self.count()?;
+                let (text, rest) = self.0.split_at_checked(len)?;
+                self.0 = rest;
+                String::from_utf8(text.to_vec()).ok()
+            }
+        }
+        let mut reader = Reader(bytes);
+        let mut entries = Entries::default();
+        for _ in 0..reader.count()? {
+            let key = reader.text()?;
+            let values = (0..reader.count()?).map(|_| reader.text()).collect::<Option<Vec<_>>>()?;
+            entries.headers.push((key, values));
+        }
+        for _ in 0..reader.count()? {
+            entries.auth.push((reader.text()?, reader.text()?));
+        }
+        reader.0.is_empty().then(|| Metadata::of(entries))
+    }
+
     /// The values of a header, in the order the request had them; none if absent.
     pub fn get(&self, key: &str) -> &[String] {
         let Some(entries) = &self.0 else { return &[] };
@@ -110,6 +163,21 @@ fn cmp_ignore_case(stored: &str, key: &str) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_metadata_reads_back_and_garbage_does_not() {
+        let m = Metadata::gather(
+            [("X-Tenant", "a"), ("x-tenant", "b"), ("k", "")],
+            vec![("username".into(), "ann".into())],
+        );
+        for metadata in [m, Metadata::default()] {
+            let mut bytes = Vec::new();
+            metadata.encode(&mut bytes);
+            assert_eq!(Metadata::decode(&bytes), Some(metadata.clone()));
+            assert_eq!(Metadata::decode(&bytes[..bytes.len() - 1]), None);
+        }
+        assert_eq!(Metadata::decode(&[0xff, 0xff, 0xff, 0xff]), None);
+    }
 
     #[test]
     fn keys_match_without_case_and_values_keep_their_order() {

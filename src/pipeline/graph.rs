@@ -240,15 +240,15 @@ impl Graph {
             let instance = self.instance();
             let owner = Owner { listeners: &self.listeners, instance };
             self.telemetry.statuses.reset(&format!("exporter:{id}"));
-            let started = crate::exporters::start(
-                id,
-                exporter_config,
-                &self.telemetry,
-                self.give_up.clone(),
-                &self.exporter_tasks,
-                &new.extensions,
+            let env = crate::exporters::Environment {
+                telemetry: &self.telemetry,
+                give_up: self.give_up.clone(),
+                tracker: &self.exporter_tasks,
+                extensions: &new.extensions,
                 owner,
-            );
+                storage_dir: &self.storage_dir,
+            };
+            let started = crate::exporters::start(id, exporter_config, env);
             let input = match started {
                 Ok(input) => input,
                 Err(source) => {

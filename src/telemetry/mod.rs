@@ -405,6 +405,9 @@ pub struct ExporterMetrics {
     pub queue_capacity: Gauge,
     /// How its last export went, for `/status` and a reload's verify window.
     pub status: status::StatusHandle,
+    /// A persistent queue's corrupt parts moved aside, and its bytes on disk.
+    pub queue_quarantined: Counter,
+    pub queue_bytes: Gauge,
 }
 
 impl ExporterMetrics {
@@ -439,6 +442,8 @@ pub struct Telemetry {
     exporter_enqueue_failed: PerSignal<ExporterLabels>,
     exporter_queue_size: Family<ExporterLabels, Gauge>,
     exporter_queue_capacity: Family<ExporterLabels, Gauge>,
+    exporter_queue_quarantined: Family<ExporterLabels, Counter>,
+    exporter_queue_bytes: Family<ExporterLabels, Gauge>,
     batch_send_size: Family<ProcessorLabels, Histogram, fn() -> Histogram>,
     filelog_open_files: Family<ReceiverIdLabels, Gauge>,
     filelog_bytes_read: Family<ReceiverIdLabels, Counter>,
@@ -524,6 +529,18 @@ impl Telemetry {
             "otelcol_exporter_queue_size",
             "Current size of the retry queue (in batches)",
             exporter_queue_size.clone(),
+        );
+        let exporter_queue_quarantined = Family::<ExporterLabels, Counter>::default();
+        registry.register(
+            "ocelot_exporter_queue_quarantined",
+            "Corrupt parts of a persistent sending queue moved to its quarantine directory",
+            exporter_queue_quarantined.clone(),
+        );
+        let exporter_queue_bytes = Family::<ExporterLabels, Gauge>::default();
+        registry.register(
+            "ocelot_exporter_queue_bytes",
+            "Bytes a persistent sending queue holds on disk",
+            exporter_queue_bytes.clone(),
         );
         let exporter_queue_capacity = Family::<ExporterLabels, Gauge>::default();
         registry.register(
@@ -664,6 +681,8 @@ impl Telemetry {
             exporter_enqueue_failed,
             exporter_queue_size,
             exporter_queue_capacity,
+            exporter_queue_quarantined,
+            exporter_queue_bytes,
             batch_send_size,
             filelog_open_files,
             filelog_bytes_read,
@@ -710,6 +729,8 @@ impl Telemetry {
             queue_size: self.exporter_queue_size.get_or_create(&labels).clone(),
             queue_capacity: self.exporter_queue_capacity.get_or_create(&labels).clone(),
             status: self.statuses.handle(format!("exporter:{id}")),
+            queue_quarantined: self.exporter_queue_quarantined.get_or_create(&labels).clone(),
+            queue_bytes: self.exporter_queue_bytes.get_or_create(&labels).clone(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! acknowledgements and the exporter self-metrics. An exporter only implements
 //! [`Export`]: "push this payload, say whether a failure is worth retrying".
 
+pub mod disk;
 mod retry;
 
 use std::future::Future;
@@ -142,7 +143,18 @@ pub struct QueueConfig {
     /// Batching of what is queued before it is exported; off without this block.
     #[serde(default, deserialize_with = "crate::config::de::present_or_default")]
     pub batch: Option<QueueBatchConfig>,
+    /// A `file_storage` extension: the queue is kept on disk there, survives restarts
+    /// and kill -9, and a batch counts as taken once it is written (as upstream).
+    #[serde(default)]
+    pub storage: Option<String>,
+    /// ocelot's bound on a persistent queue's bytes on disk, beside `queue_size`.
+    /// Default 1GiB.
+    #[serde(default)]
+    pub max_bytes: Option<crate::config::ByteSize>,
 }
+
+/// A persistent queue's default bound on disk.
+pub const DEFAULT_QUEUE_MAX_BYTES: u64 = 1 << 30;
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -221,6 +233,8 @@ impl Default for QueueConfig {
             wait_for_result: false,
             sizer: None,
             batch: None,
+            storage: None,
+            max_bytes: None,
         }
     }
 }
@@ -237,6 +251,18 @@ impl QueueConfig {
                 "sending_queue.queue_size must be between 1 and {most} when it counts {}",
                 self.sizer().as_str()
             ));
+        }
+        if self.max_bytes.is_some() && self.storage.is_none() {
+            return Err("sending_queue.max_bytes bounds a persistent queue: set sending_queue.storage too".into());
+        }
+        if self.storage.is_some() && !self.enabled {
+            return Err("sending_queue.storage needs the queue enabled".into());
+        }
+        if self.storage.is_some() && self.wait_for_result {
+            return Err("sending_queue.wait_for_result and storage exclude each other: with storage a batch is taken once it is on disk".into());
+        }
+        if self.max_bytes.is_some_and(|b| b.0 < disk::MAX_RECORD.min(1 << 20)) {
+            return Err("sending_queue.max_bytes must be at least 1MiB".into());
         }
         if !(1..=MAX_CONSUMERS).contains(&self.num_consumers) {
             return Err(format!("sending_queue.num_consumers must be between 1 and {MAX_CONSUMERS}"));
@@ -329,12 +355,20 @@ pub struct ExporterSettings {
     pub metrics: ExporterMetrics,
     /// Cancelled when the shutdown deadline passes: stop retrying, drop what is left.
     pub give_up: CancellationToken,
+    /// The queue on disk, with `sending_queue.storage`.
+    pub disk: Option<Arc<disk::DiskQueue>>,
 }
 
 /// Where a pipeline hands an exporter its copy of a batch.
 #[derive(Clone)]
 pub struct ExporterInput {
     tx: mpsc::Sender<Queued>,
+    /// The queue on disk: batches are written there instead of sent on `tx` (which
+    /// then only tells the dispatcher that inputs remain).
+    disk: Option<Arc<disk::DiskQueue>>,
+    /// With the queue on disk: the last input gone stops the exports in flight (their
+    /// records go back to the queue), even while every consumer is busy retrying.
+    _exports: Option<Arc<tokio_util::sync::DropGuard>>,
     /// With `sizer: items` or `bytes`: what a batch counts, and the room left.
     sized: Option<(Sizer, Arc<Semaphore>)>,
     queue: Arc<QueueConfig>,
@@ -366,6 +400,30 @@ impl ExporterInput {
     /// `block_on_overflow`; otherwise the copy is refused, counted and marked failed.
     /// `Err` gives the batch back when the exporter has stopped.
     pub async fn send(&self, mut batch: Batch) -> Result<(), Batch> {
+        if let Some(disk) = &self.disk {
+            if self.tx.is_closed() {
+                return Err(batch);
+            }
+            match disk.append(&batch).await {
+                // On disk: every source may let go (a client gets its answer, a file
+                // tail commits its offset).
+                Ok(()) => {
+                    batch.keep();
+                    self.metrics.queue_size.set(disk.usage().cost as i64);
+                }
+                Err(e) => {
+                    let signal = batch.signal();
+                    self.metrics.enqueue_failed(signal).inc_by(batch.payload.item_count() as u64);
+                    batch.fail_with(&e.to_string());
+                    let mut warned = self.warned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if warned.is_none_or(|at| at.elapsed() >= FULL_QUEUE_LOG_EVERY) {
+                        *warned = Some(Instant::now());
+                        error!(exporter = %self.id, %signal, error = %e, "Cannot write the persistent queue; this exporter's copy is refused (logged every 10s).");
+                    }
+                }
+            }
+            return Ok(());
+        }
         if !self.queue.enabled {
             self.tx.send(Queued { batch, room: None }).await.map_err(|e| e.0.batch)?;
             self.metrics.queue_size.set((self.tx.max_capacity() - self.tx.capacity()) as i64);
@@ -445,11 +503,25 @@ pub fn spawn_in_parts<E: ExportInParts>(
     tracker: &TaskTracker,
 ) -> ExporterInput {
     let (tx, rx) = mpsc::channel(settings.queue.capacity());
-    let sized = settings.queue.sized();
-    let capacity = if sized.is_some() { settings.queue.queue_size } else { settings.queue.capacity() };
+    let sized = settings.queue.sized().filter(|_| settings.disk.is_none());
+    let capacity =
+        if sized.is_some() || settings.disk.is_some() { settings.queue.queue_size } else { settings.queue.capacity() };
     settings.metrics.queue_capacity.set(capacity as i64);
+    if let Some(disk) = &settings.disk {
+        settings.metrics.queue_size.set(disk.usage().cost as i64);
+    }
+    // With the queue on disk, exports stop once every input is gone (shutdown, or a
+    // reload replacing this instance): what they held goes back to the queue.
+    let mut settings = settings;
+    let stop_exports = settings.give_up.child_token();
+    let exports = settings.disk.is_some().then(|| Arc::new(stop_exports.clone().drop_guard()));
+    if settings.disk.is_some() {
+        settings.give_up = stop_exports.clone();
+    }
     let input = ExporterInput {
         tx,
+        disk: settings.disk.clone(),
+        _exports: exports,
         sized: sized.clone(),
         queue: Arc::new(settings.queue.clone()),
         id: settings.id.clone(),
@@ -457,7 +529,7 @@ pub fn spawn_in_parts<E: ExportInParts>(
         warned: Arc::default(),
     };
     let inner = tracker.clone();
-    let queue = Queue { rx, sized };
+    let queue = Queue { rx, sized, disk: settings.disk.clone(), tracker: tracker.clone() };
     tracker.spawn(dispatch(Arc::new(exporter), Arc::new(settings), queue, inner));
     input
 }
@@ -482,11 +554,41 @@ fn size_of(sizer: Sizer, batch: &Batch) -> usize {
 struct Queue {
     rx: mpsc::Receiver<Queued>,
     sized: Option<(Sizer, Arc<Semaphore>)>,
+    disk: Option<Arc<disk::DiskQueue>>,
+    /// Where a record's completion is awaited.
+    tracker: TaskTracker,
 }
 
 impl Queue {
-    /// The next batch, its room given back and the size gauge moved.
+    /// The next batch, its room given back and the size gauge moved. From disk: the
+    /// next record, whose export settling marks it done; `None` once every input is
+    /// gone (what is still on disk waits for the next start, or for the instance a
+    /// reload started on the same queue).
     async fn next(&mut self, settings: &ExporterSettings) -> Option<Batch> {
+        if let Some(disk) = &self.disk {
+            let (record, mut batch) = tokio::select! {
+                biased;
+                None = self.rx.recv() => return None,
+                next = disk.next() => next,
+            };
+            let (ack, waiter) = crate::pdata::Ack::new();
+            batch.acks.push(ack);
+            let disk = disk.clone();
+            let give_up = settings.give_up.clone();
+            let gauge = settings.metrics.queue_size.clone();
+            self.tracker.spawn(async move {
+                let resolution = waiter.wait().await;
+                // Stopped before it settled: back in the queue, for the instance a reload
+                // started or the next start.
+                if resolution.outcome == crate::pdata::AckOutcome::Failed && give_up.is_cancelled() {
+                    disk.requeue(&record);
+                } else {
+                    disk.complete(&record);
+                }
+                gauge.set(disk.usage().cost as i64);
+            });
+            return Some(batch);
+        }
         let Queued { batch, room } = self.rx.recv().await?;
         drop(room);
         let occupancy = match &self.sized {
@@ -575,6 +677,9 @@ async fn send_with_retry<E: ExportInParts>(exporter: &E, batch: Batch, settings:
     let (mut counted_sent, mut counted_rejected) = (0, 0);
     loop {
         if settings.give_up.is_cancelled() {
+            if settings.disk.is_some() {
+                return kept_on_disk(&batch, settings);
+            }
             let left = give_up(&batch, items, &tally, settings, "the shutdown deadline passed");
             error!(exporter = %id, %signal, items = left, "Shutdown deadline passed before this batch was exported; dropping data.");
             return;
@@ -648,6 +753,9 @@ async fn send_with_retry<E: ExportInParts>(exporter: &E, batch: Batch, settings:
         tokio::select! {
             biased;
             _ = settings.give_up.cancelled() => {
+                if settings.disk.is_some() {
+                    return kept_on_disk(&batch, settings);
+                }
                 let left = give_up(&batch, items, &tally, settings, &error.message);
                 error!(exporter = %id, %signal, items = left, error = %error,
                     "Export still failing at the shutdown deadline; dropping data.");
@@ -661,6 +769,14 @@ async fn send_with_retry<E: ExportInParts>(exporter: &E, batch: Batch, settings:
 /// Gives up on what is left of a batch (retryable failures): counted as failed, and
 /// the sources told it was not delivered, so one that can replay does. Returns the
 /// items left.
+/// An export stopped before it settled (shutdown, or this instance replaced by a
+/// reload) whose record is on disk: nothing is dropped; the record goes back to the
+/// queue for the next instance or the next start.
+fn kept_on_disk(batch: &Batch, settings: &ExporterSettings) {
+    batch.fail_with("stopped before the export settled; it stays in the persistent queue");
+    tracing::debug!(exporter = %settings.id, items = batch.payload.item_count(), "Export stopped; the batch stays in the persistent queue.");
+}
+
 fn give_up(batch: &Batch, items: u64, tally: &Tally, settings: &ExporterSettings, why: &str) -> u64 {
     let left = items.saturating_sub(tally.sent + tally.rejected);
     settings.metrics.send_failed(batch.signal()).inc_by(left);

@@ -51,6 +51,7 @@ fn settings(telemetry: &Telemetry, queue: QueueConfig, retry: RetryConfig) -> Ex
         retry,
         timeout: Some(Duration::from_secs(5)),
         give_up: CancellationToken::new(),
+        disk: None,
     }
 }
 
