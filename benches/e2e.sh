@@ -11,6 +11,10 @@
 # OCELOT_PROCESSORS lists the pipeline's processors (default `batch`); `importance`
 # and `memory_limiter` are defined too, to measure the governor's cost:
 #   OCELOT_PROCESSORS=importance,memory_limiter,batch benches/e2e.sh logs 20 none
+#
+# OCELOT_QUEUE=disk puts the exporter's sending queue on disk (file_storage in the
+# run's temp dir, fsync_interval 1s); OCELOT_QUEUE=fsync fsyncs every batch:
+#   OCELOT_QUEUE=disk benches/e2e.sh logs 20 none --concurrency 4 --batch 500
 set -euo pipefail
 cd "$(dirname "$0")/.."
 signal=${1:-traces}
@@ -20,6 +24,22 @@ shift $(( $# < 3 ? $# : 3 ))
 cargo build --release --quiet --bins
 . benches/lib.sh
 in_port=$(pick_port); sink_port=$(pick_port); metrics_port=$(pick_port)
+
+queue=""
+storage_ext=""
+case "${OCELOT_QUEUE:-memory}" in
+  memory) ;;
+  disk|fsync)
+    fsync=false
+    [ "$OCELOT_QUEUE" = fsync ] && fsync=true
+    queue="    sending_queue: { storage: file_storage/queue }"
+    storage_ext="extensions:
+  file_storage/queue:
+    directory: $dir
+    fsync: $fsync"
+    ;;
+  *) echo "OCELOT_QUEUE is memory, disk or fsync" >&2; exit 2 ;;
+esac
 
 cat > "$dir/ocelot.yaml" <<YAML
 receivers:
@@ -45,7 +65,10 @@ exporters:
     compression: $compression
     tls:
       insecure: true
+$queue
+$storage_ext
 service:
+  extensions: [$( [ -n "$storage_ext" ] && echo file_storage/queue )]
   pipelines:
     $signal:
       receivers: [otlp]

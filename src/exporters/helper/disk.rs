@@ -70,7 +70,7 @@ pub struct DiskSettings {
     pub queue_size: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Position {
     segment: u64,
     offset: u64,
@@ -124,7 +124,15 @@ struct State {
     saved: Position,
     /// Appended since the last fsync.
     dirty: bool,
+    /// The batches appended by this process and not yet handed out, up to
+    /// [`CACHE_BYTES`] of records: handed out from here, not read back and decoded.
+    /// The disk copy is for a restart.
+    cache: HashMap<Position, (Arc<Payload>, Metadata)>,
+    cached_bytes: u64,
 }
+
+/// Records' bytes whose batches stay in memory for the consumers, per queue.
+const CACHE_BYTES: u64 = 16 << 20;
 
 /// What opening a queue found, for the log and `ocelot validate --storage`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -214,6 +222,8 @@ impl DiskQueue {
             used,
             saved: start,
             dirty: false,
+            cache: HashMap::new(),
+            cached_bytes: 0,
         };
         let queue = Arc::new(DiskQueue {
             id: id.clone(),
@@ -297,6 +307,10 @@ impl DiskQueue {
             }
             state.write.offset += bytes;
             state.pending.push_back(Record { at, len: body.len() as u64, items });
+            if state.cached_bytes + bytes <= CACHE_BYTES.min(self.settings.max_bytes) {
+                state.cached_bytes += bytes;
+                state.cache.insert(at, (batch.payload.clone(), batch.metadata.clone()));
+            }
             state.used.records += 1;
             state.used.cost += record_cost;
             state.used.bytes += bytes;
@@ -332,15 +346,23 @@ impl DiskQueue {
                 let popped = {
                     let mut state = self.lock();
                     let record = state.pending.pop_front();
-                    if let Some(record) = record {
+                    record.map(|record| {
                         state.outstanding.insert(record.at);
-                    }
-                    record
+                        let cached = state.cache.remove(&record.at);
+                        if cached.is_some() {
+                            state.cached_bytes = state.cached_bytes.saturating_sub(HEADER + record.len);
+                        }
+                        (record, cached)
+                    })
                 };
-                if let Some(record) = popped {
-                    break record;
+                match popped {
+                    Some((record, Some((payload, metadata)))) => {
+                        let batch = Batch { payload, acks: Vec::new(), metadata };
+                        return (record, batch);
+                    }
+                    Some((record, None)) => break record,
+                    None => appended.await,
                 }
-                appended.await;
             };
             match self.read(&record) {
                 Ok(batch) => return (record, batch),

@@ -363,8 +363,7 @@ pub struct ExporterSettings {
 #[derive(Clone)]
 pub struct ExporterInput {
     tx: mpsc::Sender<Queued>,
-    /// The queue on disk: batches are written there instead of sent on `tx` (which
-    /// then only tells the dispatcher that inputs remain).
+    /// The queue on disk: `tx` goes to its writer, which appends in order.
     disk: Option<Arc<disk::DiskQueue>>,
     /// With the queue on disk: the last input gone stops the exports in flight (their
     /// records go back to the queue), even while every consumer is busy retrying.
@@ -400,29 +399,11 @@ impl ExporterInput {
     /// `block_on_overflow`; otherwise the copy is refused, counted and marked failed.
     /// `Err` gives the batch back when the exporter has stopped.
     pub async fn send(&self, mut batch: Batch) -> Result<(), Batch> {
-        if let Some(disk) = &self.disk {
-            if self.tx.is_closed() {
-                return Err(batch);
-            }
-            match disk.append(&batch).await {
-                // On disk: every source may let go (a client gets its answer, a file
-                // tail commits its offset).
-                Ok(()) => {
-                    batch.keep();
-                    self.metrics.queue_size.set(disk.usage().cost as i64);
-                }
-                Err(e) => {
-                    let signal = batch.signal();
-                    self.metrics.enqueue_failed(signal).inc_by(batch.payload.item_count() as u64);
-                    batch.fail_with(&e.to_string());
-                    let mut warned = self.warned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if warned.is_none_or(|at| at.elapsed() >= FULL_QUEUE_LOG_EVERY) {
-                        *warned = Some(Instant::now());
-                        error!(exporter = %self.id, %signal, error = %e, "Cannot write the persistent queue; this exporter's copy is refused (logged every 10s).");
-                    }
-                }
-            }
-            return Ok(());
+        if self.disk.is_some() {
+            // To the queue's writer, in order; its acknowledgements resolve once the
+            // batch is on disk. A full writer (and a full queue behind it) is
+            // backpressure.
+            return self.tx.send(Queued { batch, room: None }).await.map_err(|e| e.0.batch);
         }
         if !self.queue.enabled {
             self.tx.send(Queued { batch, room: None }).await.map_err(|e| e.0.batch)?;
@@ -502,7 +483,8 @@ pub fn spawn_in_parts<E: ExportInParts>(
     settings: ExporterSettings,
     tracker: &TaskTracker,
 ) -> ExporterInput {
-    let (tx, rx) = mpsc::channel(settings.queue.capacity());
+    let channel = if settings.disk.is_some() { DISK_WRITER_CAPACITY } else { settings.queue.capacity() };
+    let (tx, rx) = mpsc::channel(channel);
     let sized = settings.queue.sized().filter(|_| settings.disk.is_none());
     let capacity =
         if sized.is_some() || settings.disk.is_some() { settings.queue.queue_size } else { settings.queue.capacity() };
@@ -529,9 +511,55 @@ pub fn spawn_in_parts<E: ExportInParts>(
         warned: Arc::default(),
     };
     let inner = tracker.clone();
-    let queue = Queue { rx, sized, disk: settings.disk.clone(), tracker: tracker.clone() };
+    let written = CancellationToken::new();
+    let rx = match &settings.disk {
+        Some(disk) => {
+            tracker.spawn(write_to_disk(
+                disk.clone(),
+                rx,
+                settings.metrics.clone(),
+                settings.id.clone(),
+                written.clone(),
+            ));
+            mpsc::channel(1).1
+        }
+        None => rx,
+    };
+    let queue = Queue { rx, sized, disk: settings.disk.clone(), tracker: tracker.clone(), written };
     tracker.spawn(dispatch(Arc::new(exporter), Arc::new(settings), queue, inner));
     input
+}
+
+/// Batches on their way to a queue on disk: few, since the queue's room is on disk.
+const DISK_WRITER_CAPACITY: usize = 16;
+
+/// The writer of a queue on disk: appends each batch in the order the inputs sent
+/// them, then lets its sources go (a client gets its answer, a file tail commits its
+/// offset). Encoding and writing run here, beside the pipelines.
+async fn write_to_disk(
+    disk: Arc<disk::DiskQueue>,
+    mut rx: mpsc::Receiver<Queued>,
+    metrics: ExporterMetrics,
+    id: ComponentId,
+    written: CancellationToken,
+) {
+    let mut warned: Option<Instant> = None;
+    while let Some(Queued { batch, .. }) = rx.recv().await {
+        match disk.append(&batch).await {
+            Ok(()) => batch.keep(),
+            Err(e) => {
+                let signal = batch.signal();
+                metrics.enqueue_failed(signal).inc_by(batch.payload.item_count() as u64);
+                batch.fail_with(&e.to_string());
+                if warned.is_none_or(|at| at.elapsed() >= FULL_QUEUE_LOG_EVERY) {
+                    warned = Some(Instant::now());
+                    error!(exporter = %id, %signal, error = %e, "Cannot write the persistent queue; this exporter's copy is refused (logged every 10s).");
+                }
+            }
+        }
+        metrics.queue_size.set(disk.usage().cost as i64);
+    }
+    written.cancel();
 }
 
 /// A batch in the queue, with the room it takes in a queue sized in items or bytes
@@ -557,6 +585,9 @@ struct Queue {
     disk: Option<Arc<disk::DiskQueue>>,
     /// Where a record's completion is awaited.
     tracker: TaskTracker,
+    /// With the queue on disk: cancelled once the writer has written what every input
+    /// sent, and every input is gone.
+    written: CancellationToken,
 }
 
 impl Queue {
@@ -568,7 +599,7 @@ impl Queue {
         if let Some(disk) = &self.disk {
             let (record, mut batch) = tokio::select! {
                 biased;
-                None = self.rx.recv() => return None,
+                _ = self.written.cancelled() => return None,
                 next = disk.next() => next,
             };
             let (ack, waiter) = crate::pdata::Ack::new();
