@@ -86,6 +86,60 @@ fn try_post(port: u16, body: &[u8]) -> Option<u16> {
     std::str::from_utf8(line).ok()?.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// OTLP/HTTP logs requests on a thread, one after another, `per_request` records
+/// each with bodies `{prefix}{n}`, each sent until it is answered 200. A refused
+/// request reached no pipeline, so sending it again duplicates nothing; one with no
+/// answer at all is sent again too, and counted: a reload must never cut one off.
+struct Load {
+    stop: Arc<AtomicBool>,
+    /// Records answered 200 so far.
+    sent: Arc<AtomicUsize>,
+    refused: Arc<AtomicUsize>,
+    unanswered: Arc<AtomicUsize>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Load {
+    fn start(port: u16, per_request: usize, prefix: &'static str) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sent, refused, unanswered) = (Arc::default(), Arc::default(), Arc::default());
+        let thread = {
+            let (stop, sent, refused, unanswered): (
+                Arc<AtomicBool>,
+                Arc<AtomicUsize>,
+                Arc<AtomicUsize>,
+                Arc<AtomicUsize>,
+            ) = (stop.clone(), Arc::clone(&sent), Arc::clone(&refused), Arc::clone(&unanswered));
+            std::thread::spawn(move || {
+                let mut n = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let bodies: Vec<String> =
+                        (0..per_request).map(|i| format!("{prefix}{}", n * per_request + i)).collect();
+                    loop {
+                        match try_post(port, &logs_json(&bodies)) {
+                            Some(200) => break,
+                            Some(_) => refused.fetch_add(1, Ordering::Relaxed),
+                            None => unanswered.fetch_add(1, Ordering::Relaxed),
+                        };
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    n += 1;
+                    sent.store(n * per_request, Ordering::Relaxed);
+                }
+            })
+        };
+        Load { stop, sent, refused, unanswered, thread }
+    }
+
+    /// Stops it: records sent, requests refused, requests left unanswered.
+    fn finish(self) -> (usize, usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap();
+        let get = |n: &AtomicUsize| n.load(Ordering::Relaxed);
+        (get(&self.sent), get(&self.refused), get(&self.unanswered))
+    }
+}
+
 fn bodies_in(dir: &Path, files: &[&str]) -> Vec<String> {
     files.iter().flat_map(|f| log_bodies(&read_json_lines(&dir.join(f)))).collect()
 }
@@ -189,32 +243,8 @@ fn a_refused_config_leaves_the_running_graph_as_it_was() {
 fn continuous_load_through_reloads_loses_and_duplicates_nothing() {
     let port = free_port();
     let agent = Arc::new(Agent::start(&config(port, "out-0.jsonl", "[batch]", "")));
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(AtomicUsize::new(0));
-    let refused = Arc::new(AtomicUsize::new(0));
-    let unanswered = Arc::new(AtomicUsize::new(0));
-    let sender = {
-        let (stop, sent, refused, unanswered) = (stop.clone(), sent.clone(), refused.clone(), unanswered.clone());
-        std::thread::spawn(move || {
-            let mut n = 0usize;
-            while !stop.load(Ordering::Relaxed) {
-                let bodies: Vec<String> = (0..20).map(|i| format!("r{}", n * 20 + i)).collect();
-                // A refused request reached no pipeline: sending it again duplicates
-                // nothing. One with no answer at all is sent again too, and counted: the
-                // reload must never cut a request off.
-                loop {
-                    match try_post(port, &logs_json(&bodies)) {
-                        Some(200) => break,
-                        Some(_) => refused.fetch_add(1, Ordering::Relaxed),
-                        None => unanswered.fetch_add(1, Ordering::Relaxed),
-                    };
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                n += 1;
-                sent.store(n * 20, Ordering::Relaxed);
-            }
-        })
-    };
+    let load = Load::start(port, 20, "r");
+    let sent = load.sent.clone();
     let receiver_change = "        max_request_body_size: 4194304\n";
     let steps: [(&str, &str, &str); 6] = [
         ("out-1.jsonl", "[batch]", ""),
@@ -245,9 +275,7 @@ fn continuous_load_through_reloads_loses_and_duplicates_nothing() {
     assert_eq!(restarted.iter().filter(|n| *n == "exporter/file").count(), 3, "{restarted:?}");
     let before = sent.load(Ordering::Relaxed);
     wait_until(Duration::from_secs(20), "load after the reloads", || sent.load(Ordering::Relaxed) >= before + 200);
-    stop.store(true, Ordering::Relaxed);
-    sender.join().unwrap();
-    let total = sent.load(Ordering::Relaxed);
+    let (total, refused, unanswered) = load.finish();
     let dir = agent.dir.path().to_path_buf();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     wait_until(Duration::from_secs(20), "every accepted record written", || {
@@ -259,12 +287,12 @@ fn continuous_load_through_reloads_loses_and_duplicates_nothing() {
     });
     let missing: Vec<String> = (0..total).map(|i| format!("r{i}")).filter(|b| !seen.contains_key(b)).collect();
     let doubled: Vec<&String> = seen.iter().filter(|(_, n)| **n > 1).map(|(b, _)| b).collect();
-    assert_eq!(unanswered.load(Ordering::Relaxed), 0, "requests went unanswered during a reload");
+    assert_eq!(unanswered, 0, "requests went unanswered during a reload");
     assert!(missing.is_empty(), "{} of {total} lost, first {:?}", missing.len(), missing.first());
     assert!(doubled.is_empty(), "{} duplicated, first {:?}", doubled.len(), doubled.first());
     assert_eq!(seen.len(), total);
     assert_eq!(agent.metric("ocelot_config_reloads_total", "result=\"success\""), 6.0);
-    eprintln!("{total} records through 6 reloads; {} requests refused and sent again", refused.load(Ordering::Relaxed));
+    eprintln!("{total} records through 6 reloads; {refused} requests refused and sent again");
     Arc::into_inner(agent).unwrap().stop();
 }
 
@@ -579,31 +607,9 @@ fn a_hundred_reloads_under_otlp_load_and_a_growing_file_lose_and_repeat_nothing(
     let port = free_port();
     let logs = tempfile::tempdir().unwrap();
     let agent = Agent::start(&mixed_config(port, logs.path(), 0));
+    let load = Load::start(port, 10, "otlp ");
     let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(AtomicUsize::new(0));
-    let unanswered = Arc::new(AtomicUsize::new(0));
     let lines = Arc::new(AtomicUsize::new(0));
-    let sender = {
-        let (stop, sent, unanswered) = (stop.clone(), sent.clone(), unanswered.clone());
-        std::thread::spawn(move || {
-            let mut n = 0usize;
-            while !stop.load(Ordering::Relaxed) {
-                let bodies: Vec<String> = (0..10).map(|i| format!("otlp {}", n * 10 + i)).collect();
-                loop {
-                    match try_post(port, &logs_json(&bodies)) {
-                        Some(200) => break,
-                        Some(_) => {}
-                        None => {
-                            unanswered.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                n += 1;
-                sent.store(n * 10, Ordering::Relaxed);
-            }
-        })
-    };
     let writer = {
         let (stop, lines) = (stop.clone(), lines.clone());
         let path = logs.path().join("app.log");
@@ -628,9 +634,9 @@ fn a_hundred_reloads_under_otlp_load_and_a_growing_file_lose_and_repeat_nothing(
     }
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
-    sender.join().unwrap();
     writer.join().unwrap();
-    let (sent, lines) = (sent.load(Ordering::Relaxed), lines.load(Ordering::Relaxed));
+    let (sent, _, unanswered) = load.finish();
+    let lines = lines.load(Ordering::Relaxed);
     let expected: Vec<String> =
         (0..sent).map(|i| format!("otlp {i}")).chain((0..lines).map(|i| format!("tail {i}"))).collect();
     let dir = agent.dir.path().to_path_buf();
@@ -660,7 +666,7 @@ fn a_hundred_reloads_under_otlp_load_and_a_growing_file_lose_and_repeat_nothing(
     assert!(doubled.is_empty(), "{} repeated, first {:?}", doubled.len(), doubled.first());
     assert_eq!(seen.len(), expected.len(), "nothing but what was sent");
     assert_eq!(results.get("success"), Some(&100), "{results:?}");
-    assert_eq!(unanswered.load(Ordering::Relaxed), 0, "the receiver's port refused or cut off a request");
+    assert_eq!(unanswered, 0, "the receiver's port refused or cut off a request");
     eprintln!("100 reloads; {sent} OTLP records and {lines} file lines, each written once");
     assert!(agent.stop().success());
 }
