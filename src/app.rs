@@ -15,16 +15,18 @@ use tracing::{error, info, warn};
 
 use crate::cli::LogFormat;
 use crate::component::Kind;
-use crate::config::{self, ComponentId, Config, Fingerprint, Loaded, Severity, Source};
+use crate::config::{self, ComponentId, Fingerprint, Severity, Source};
+use crate::registry::{self, Config, Loaded};
 use crate::extensions::{ExtensionConfig, health_check};
 use crate::pipeline::{ApplyError, Changes, Graph};
 use crate::reload;
-use crate::telemetry::{self, LogEncoding, MetricsLevel, ReloadResult, Telemetry};
+use crate::config::telemetry::{LogEncoding, MetricsLevel};
+use crate::telemetry::{self, ReloadResult, Telemetry};
 
 /// Reads the given files, or the embedded default when there are none.
 pub fn load_config(paths: &[PathBuf]) -> Loaded {
     if paths.is_empty() {
-        return config::load_default();
+        return registry::load_default();
     }
     let mut sources = Vec::new();
     let mut unreadable = Vec::new();
@@ -41,7 +43,7 @@ pub fn load_config(paths: &[PathBuf]) -> Loaded {
     if !unreadable.is_empty() {
         return Loaded { config: None, diagnostics: unreadable };
     }
-    config::load(&sources, &|name| std::env::var(name).ok())
+    registry::load(&sources, &|name| std::env::var(name).ok())
 }
 
 /// `ocelot validate`: prints every diagnostic; 0 when valid, 1 otherwise.

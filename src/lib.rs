@@ -14,6 +14,7 @@ pub mod pdata;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;
+pub mod registry;
 pub mod reload;
 pub mod storage;
 pub mod telemetry;

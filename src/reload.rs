@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::Config;
+use crate::registry::Config;
 use crate::pipeline::Changes;
 use crate::telemetry::ReloadResult;
 

@@ -1,11 +1,17 @@
 //! The OpenTelemetry Collector's configuration language: YAML with located nodes,
 //! `${env:…}` expansion, merging of several files, typed component configs, and
 //! validation that reports every problem with its file, line and column.
+//!
+//! Which component types exist is not known here: a [`Registry`] (the crate's is
+//! `crate::registry::Components`) gives each kind's factory table, and each factory
+//! turns its component's node into that component's typed config. Components depend
+//! on this module; it depends on none of them.
 
 pub mod de;
 pub mod env;
 pub mod id;
 pub mod node;
+pub mod telemetry;
 pub mod types;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,13 +23,8 @@ pub use node::{Fingerprint, Location, Node, NodeKind};
 pub use types::{ByteSize, ConfigDuration};
 
 use crate::component::{Factory, Kind};
-use crate::connectors::ConnectorConfig;
-use crate::exporters::ExporterConfig;
-use crate::extensions::ExtensionConfig;
 use crate::pdata::Signal;
-use crate::processors::ProcessorConfig;
-use crate::receivers::ReceiverConfig;
-use crate::telemetry::TelemetryConfig;
+use telemetry::TelemetryConfig;
 
 /// The embedded default config, run when no `--config` is given.
 pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.yaml");
@@ -106,14 +107,29 @@ impl crate::component::Validate for ReloadConfig {
     }
 }
 
+/// The component types a config may name, one factory table per kind, and the typed
+/// config each kind's factories make.
+pub trait Registry: Clone + fmt::Debug + 'static {
+    type Receiver: Clone + fmt::Debug + StorageUser + AuthUser;
+    type Processor: Clone + fmt::Debug + StorageUser;
+    type Exporter: Clone + fmt::Debug + StorageUser + AuthUser;
+    type Connector: Clone + fmt::Debug + RoutesTo;
+    type Extension: Clone + fmt::Debug + StorageProvider;
+    fn receivers() -> &'static [Factory<Self::Receiver>];
+    fn processors() -> &'static [Factory<Self::Processor>];
+    fn exporters() -> &'static [Factory<Self::Exporter>];
+    fn connectors() -> &'static [Factory<Self::Connector>];
+    fn extensions() -> &'static [Factory<Self::Extension>];
+}
+
 /// A config that passed validation.
 #[derive(Clone, Debug)]
-pub struct Config {
-    pub receivers: BTreeMap<ComponentId, ReceiverConfig>,
-    pub processors: BTreeMap<ComponentId, ProcessorConfig>,
-    pub exporters: BTreeMap<ComponentId, ExporterConfig>,
-    pub connectors: BTreeMap<ComponentId, ConnectorConfig>,
-    pub extensions: BTreeMap<ComponentId, ExtensionConfig>,
+pub struct Config<R: Registry> {
+    pub receivers: BTreeMap<ComponentId, R::Receiver>,
+    pub processors: BTreeMap<ComponentId, R::Processor>,
+    pub exporters: BTreeMap<ComponentId, R::Exporter>,
+    pub connectors: BTreeMap<ComponentId, R::Connector>,
+    pub extensions: BTreeMap<ComponentId, R::Extension>,
     pub service: ServiceConfig,
     /// Each component's digest: its own node's, with those of the extensions it names
     /// (storage, authenticators) chained in, so a changed extension counts as a change
@@ -125,7 +141,7 @@ pub struct Config {
     pub fingerprint: Fingerprint,
 }
 
-impl Config {
+impl<R: Registry> Config<R> {
     /// The digest of a component's config, as [`Config::fingerprints`] keeps it.
     pub fn fingerprint_of(&self, kind: Kind, id: &ComponentId) -> Option<Fingerprint> {
         self.fingerprints.get(&(kind, id.clone())).copied()
@@ -139,12 +155,12 @@ pub struct Source {
 }
 
 /// The result of loading: the config if there were no errors, and every diagnostic.
-pub struct Loaded {
-    pub config: Option<Config>,
+pub struct Loaded<R: Registry> {
+    pub config: Option<Config<R>>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
-impl Loaded {
+impl<R: Registry> Loaded<R> {
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
         self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
     }
@@ -152,8 +168,9 @@ impl Loaded {
 
 const TOP_LEVEL_KEYS: [&str; 6] = ["receivers", "processors", "exporters", "connectors", "extensions", "service"];
 
-/// Reads, expands, merges and validates config files, later ones winning.
-pub fn load(sources: &[Source], lookup_env: &dyn Fn(&str) -> Option<String>) -> Loaded {
+/// Reads, expands, merges and validates config files, later ones winning, with the
+/// component types of `R`.
+pub fn load<R: Registry>(sources: &[Source], lookup_env: &dyn Fn(&str) -> Option<String>) -> Loaded<R> {
     let mut checker = Checker::default();
     let mut root: Option<Node> = None;
     for source in sources {
@@ -179,13 +196,13 @@ pub fn load(sources: &[Source], lookup_env: &dyn Fn(&str) -> Option<String>) -> 
     for w in warnings {
         checker.warning(Some(w.location), w.message);
     }
-    let config = checker.check(&root);
+    let config = checker.check::<R>(&root);
     let config = if checker.has_errors() { None } else { config };
     Loaded { config, diagnostics: checker.diagnostics }
 }
 
 /// Reads the default config; it is tested to be valid.
-pub fn load_default() -> Loaded {
+pub fn load_default<R: Registry>() -> Loaded<R> {
     load(&[Source { name: DEFAULT_CONFIG_NAME.into(), text: DEFAULT_CONFIG.into() }], &|name| std::env::var(name).ok())
 }
 
@@ -219,7 +236,7 @@ impl Checker {
         self.diagnostics.iter().any(|d| d.severity == Severity::Error)
     }
 
-    fn check(&mut self, root: &Node) -> Option<Config> {
+    fn check<R: Registry>(&mut self, root: &Node) -> Option<Config<R>> {
         let Some(entries) = root.as_map() else {
             self.error(Some(root.location.clone()), format!("the config must be a map, found {}", root.kind_name()));
             return None;
@@ -237,11 +254,11 @@ impl Checker {
                 );
             }
         }
-        let receivers = self.section(root, Kind::Receiver, crate::receivers::FACTORIES);
-        let processors = self.section(root, Kind::Processor, crate::processors::FACTORIES);
-        let exporters = self.section(root, Kind::Exporter, crate::exporters::FACTORIES);
-        let connectors = self.section(root, Kind::Connector, crate::connectors::FACTORIES);
-        let extensions = self.section(root, Kind::Extension, crate::extensions::FACTORIES);
+        let receivers = self.section(root, Kind::Receiver, R::receivers());
+        let processors = self.section(root, Kind::Processor, R::processors());
+        let exporters = self.section(root, Kind::Exporter, R::exporters());
+        let connectors = self.section(root, Kind::Connector, R::connectors());
+        let extensions = self.section(root, Kind::Extension, R::extensions());
         let service = self.service(root, &receivers, &processors, &exporters, &connectors, &extensions)?;
         self.check_storage(Kind::Receiver, &receivers, &extensions, &service.extensions);
         self.check_storage(Kind::Processor, &processors, &extensions, &service.extensions);

@@ -1,6 +1,9 @@
 //! Every class of config error, with the file, line and column it names.
 
 use super::*;
+use crate::exporters::ExporterConfig;
+
+type Loaded = super::Loaded<crate::registry::Components>;
 
 fn load_one(yaml: &str) -> Loaded {
     load(&[Source { name: "agent.yaml".into(), text: yaml.into() }], &|name| match name {
@@ -35,7 +38,7 @@ service:
 
 #[test]
 fn the_embedded_default_is_valid() {
-    let loaded = load_default();
+    let loaded: Loaded = load_default();
     assert_eq!(loaded.diagnostics, vec![]);
     let config = loaded.config.unwrap();
     assert_eq!(config.service.pipelines.len(), 3);
@@ -173,7 +176,7 @@ fn env_expansion_and_merge() {
         name: "overlay.yaml".into(),
         text: "exporters:\n  otlp:\n    endpoint: ${env:ENDPOINT}\n    timeout: ${env:TIMEOUT:-7s}\nservice:\n  pipelines:\n    traces:\n      exporters: [otlp]\n".into(),
     };
-    let loaded = load(&[base, overlay], &|name| (name == "ENDPOINT").then(|| "collector:4317".to_string()));
+    let loaded: Loaded = load(&[base, overlay], &|name| (name == "ENDPOINT").then(|| "collector:4317".to_string()));
     assert_eq!(
         warnings(&loaded),
         vec!["base.yaml:6:3: warning: exporter `debug` is defined but not used in any pipeline; it will not run"]

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::component::Validate;
-use crate::config::Config;
+use crate::registry::Config;
 use crate::net;
 use crate::telemetry::Telemetry;
 
