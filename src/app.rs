@@ -15,12 +15,12 @@ use tracing::{error, info, warn};
 
 use crate::cli::LogFormat;
 use crate::component::Kind;
+use crate::config::telemetry::{LogEncoding, MetricsLevel};
 use crate::config::{self, ComponentId, Fingerprint, Severity, Source};
-use crate::registry::{self, Config, Loaded};
 use crate::extensions::{ExtensionConfig, health_check};
 use crate::pipeline::{ApplyError, Changes, Graph};
+use crate::registry::{self, Config, Loaded};
 use crate::reload;
-use crate::config::telemetry::{LogEncoding, MetricsLevel};
 use crate::telemetry::{self, ReloadResult, Telemetry};
 
 /// Reads the given files, or the embedded default when there are none.

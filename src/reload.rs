@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::registry::Config;
 use crate::pipeline::Changes;
+use crate::registry::Config;
 use crate::telemetry::ReloadResult;
 
 /// What asked for a reload, for the log.

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::component::Validate;
-use crate::registry::Config;
 use crate::net;
+use crate::registry::Config;
 use crate::telemetry::Telemetry;
 
 pub const TYPE: &str = "zpages";

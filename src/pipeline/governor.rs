@@ -489,6 +489,16 @@ impl Gate {
     }
 }
 
+impl crate::component::Door for Gate {
+    fn refuses(&self, signal: Signal, items: u64) -> bool {
+        Gate::refuses(self, signal, items)
+    }
+
+    fn open(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(Gate::open(self))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,16 +29,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use super::consumer::{Consumers, ConsumersBuilder, Waits};
 use super::governor::{Gate, Governor};
 use super::run::{self, Output, Rewire, Slot};
 use super::{PIPELINE_INPUT_CAPACITY, StartError};
 use crate::component::Kind;
+use crate::component::{Consumers, ConsumersBuilder, Door, Waits};
 use crate::config::{ComponentId, Fingerprint, PipelineId};
-use crate::registry::Config;
 use crate::exporters::helper::ExporterInput;
 use crate::net::{Listeners, Owner};
 use crate::pdata::Batch;
+use crate::registry::Config;
 use crate::telemetry::Telemetry;
 
 /// How long a receiver that cannot run twice gets to stop during a reload before
@@ -404,15 +404,24 @@ impl Graph {
 
         // 5. Receivers last, so nothing is accepted before it has somewhere to go.
         let mut routes: BTreeMap<&ComponentId, ConsumersBuilder> = BTreeMap::new();
+        // One door per receiver and signal, over the limiters of all its pipelines.
+        let mut doors: BTreeMap<(&ComponentId, crate::pdata::Signal), Option<Gate>> = BTreeMap::new();
         for (pipeline_id, pipeline) in pipelines {
             for id in &pipeline.receivers {
                 if new.receivers.contains_key(id)
                     && let Some(tx) = senders.get(pipeline_id)
                 {
                     let waits = waits.get(pipeline_id).copied().unwrap_or_default();
+                    routes.entry(id).or_default().add(pipeline_id.signal, tx.clone(), waits);
                     let gate = gates.get(pipeline_id).cloned().flatten();
-                    routes.entry(id).or_default().add(pipeline_id.signal, tx.clone(), waits, gate);
+                    let door = doors.entry((id, pipeline_id.signal)).or_default();
+                    *door = Gate::join(door.take(), gate);
                 }
+            }
+        }
+        for ((id, signal), gate) in doors {
+            if let Some(route) = routes.get_mut(id) {
+                route.door(signal, gate.map(|g| Arc::new(g) as Arc<dyn Door>));
             }
         }
         drop(senders);

@@ -6,12 +6,10 @@
 //! drops their senders, each pipeline drains and drops its exporter senders, and each
 //! exporter drains its queue. No stage ever stops while another still feeds it.
 
-mod consumer;
 pub mod governor;
 mod graph;
 mod run;
 
-pub use consumer::{Consumer, Consumers, ConsumersBuilder, Refused, Waits};
 pub use graph::{ApplyError, Changes, Graph};
 
 use crate::config::ComponentId;

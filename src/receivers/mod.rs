@@ -94,7 +94,7 @@ pub struct Environment<'a> {
 pub async fn start(
     id: &crate::config::ComponentId,
     config: &ReceiverConfig,
-    consumers: crate::pipeline::Consumers,
+    consumers: crate::component::Consumers,
     env: Environment<'_>,
     stop: tokio_util::sync::CancellationToken,
     tracker: &tokio_util::task::TaskTracker,

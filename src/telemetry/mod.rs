@@ -26,7 +26,6 @@ use crate::config::ComponentId;
 use crate::net::{self, HttpResponse};
 use crate::pdata::Signal;
 
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReceiverLabels {
     receiver: String,

@@ -34,10 +34,10 @@ use tracing::{error, info, warn};
 pub use config::FilelogConfig;
 
 use super::StartError;
+use crate::component::Consumer;
 use crate::config::ComponentId;
 use crate::pdata::json::hex;
 use crate::pdata::{Ack, Batch, Payload};
-use crate::pipeline::Consumer;
 use crate::storage::StateFile;
 use crate::telemetry::{FilelogMetrics, ReceiverMetrics, Telemetry};
 use checkpoint::{Checkpoint, KnownFile, PendingAcks};

@@ -15,9 +15,9 @@ use super::config::HostmetricsConfig;
 use super::filter::Filter;
 use super::procfs::{Table, Walker};
 use super::{Tick, Toggles, cpu, disk, filesystem, load, memory, network, paging, process, processes, system};
+use crate::component::Consumer;
 use crate::config::ComponentId;
 use crate::pdata::{Batch, Payload, Signal};
-use crate::pipeline::Consumer;
 use crate::receivers::StartError;
 use crate::telemetry::{HostmetricsMetrics, Telemetry};
 

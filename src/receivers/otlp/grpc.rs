@@ -9,10 +9,10 @@ use tonic::transport::server::TcpIncoming;
 use tracing::{debug, error};
 
 use super::{Answer, GrpcConfig, Intake, grpc_code_of_http};
+use crate::component::Refused;
 use crate::net;
 use crate::pdata::grpc::{ExportHandler, ExportRequest, Logs, Metrics, OtlpGrpcService, Traces};
 use crate::pdata::{BackendStatus, json::from_proto};
-use crate::pipeline::Refused;
 use crate::receivers::StartError;
 use crate::tls::TlsServerConfig;
 

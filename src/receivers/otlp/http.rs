@@ -15,10 +15,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::{Answer, HttpConfig, Intake, grpc_code_of_http, http_status_of_grpc};
+use crate::component::Refused;
 use crate::net::{self, DecompressError, HttpResponse};
 use crate::pdata::grpc::RpcStatus;
 use crate::pdata::{BackendStatus, Signal, json};
-use crate::pipeline::Refused;
 
 /// What the client sent and wants back.
 #[derive(Clone, Copy, PartialEq, Eq)]

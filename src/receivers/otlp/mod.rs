@@ -24,11 +24,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::StartError;
+use crate::component::{Consumers, Refused};
 use crate::config::ComponentId;
 use crate::extensions::auth::{AuthSettings, ServerAuth, Unauthenticated};
 use crate::net;
 use crate::pdata::{Ack, AckOutcome, BackendStatus, Batch, Metadata, Payload};
-use crate::pipeline::{Consumers, Refused};
 use crate::telemetry::ReceiverMetrics;
 
 pub const TYPE: &str = "otlp";

@@ -1,12 +1,13 @@
-//! The edge into pipelines: a receiver (or a connector) hands each batch to every
-//! pipeline that lists it, through their bounded input channels.
+//! The edge into pipelines: a receiver hands each batch to every pipeline that lists
+//! it, through their bounded input channels, and hears why one was not taken.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
-use super::governor::Gate;
 use crate::pdata::{Batch, Signal};
 
 /// Why a batch was not taken.
@@ -21,6 +22,15 @@ pub enum Refused {
     /// Memory is at a `memory_limiter`'s soft limit: backpressure, as for a full pipeline.
     #[error("memory is at the limit")]
     Memory,
+}
+
+/// What may hold a source back before its batch enters the pipelines: the memory
+/// governor's say, when a `memory_limiter` is behind them.
+pub trait Door: Send + Sync + std::fmt::Debug {
+    /// Whether a batch of `items` must be refused now (and counted there as refused).
+    fn refuses(&self, signal: Signal, items: u64) -> bool;
+    /// Resolves once the door would take a batch.
+    fn open(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
 /// The input channels of every pipeline that takes one signal from one source.
@@ -39,7 +49,7 @@ struct Route {
     waits_for_result: bool,
     waits_for_queue: bool,
     /// The memory governor's say, when a `memory_limiter` is behind these pipelines.
-    gate: Option<Gate>,
+    door: Option<Arc<dyn Door>>,
 }
 
 impl Consumer {
@@ -84,8 +94,8 @@ impl Consumer {
     /// A refused batch's acknowledgements are marked failed.
     pub fn try_consume(&self, batch: Batch) -> Result<(), Refused> {
         let route = self.route();
-        if let Some(gate) = &route.gate
-            && gate.refuses(batch.signal(), batch.payload.item_count() as u64)
+        if let Some(door) = &route.door
+            && door.refuses(batch.signal(), batch.payload.item_count() as u64)
         {
             batch.fail();
             return Err(Refused::Memory);
@@ -111,8 +121,8 @@ impl Consumer {
     /// for sources that can pause, such as a file tail), then sends.
     pub async fn consume(&self, batch: Batch) -> Result<(), Refused> {
         let route = self.route();
-        if let Some(gate) = &route.gate {
-            gate.open().await;
+        if let Some(door) = &route.door {
+            door.open().await;
         }
         let mut permits = Vec::with_capacity(route.targets.len());
         for target in &route.targets {
@@ -181,16 +191,24 @@ pub struct ConsumersBuilder {
 }
 
 impl ConsumersBuilder {
-    pub fn add(&mut self, signal: Signal, target: mpsc::Sender<Batch>, waits: Waits, gate: Option<Gate>) {
-        let route = match signal {
+    fn route(&mut self, signal: Signal) -> &mut Route {
+        match signal {
             Signal::Traces => &mut self.traces,
             Signal::Metrics => &mut self.metrics,
             Signal::Logs => &mut self.logs,
-        };
+        }
+    }
+
+    pub fn add(&mut self, signal: Signal, target: mpsc::Sender<Batch>, waits: Waits) {
+        let route = self.route(signal);
         route.targets.push(target);
         route.waits_for_result |= waits.result;
         route.waits_for_queue |= waits.queue;
-        route.gate = Gate::join(route.gate.take(), gate);
+    }
+
+    /// The door in front of this signal's pipelines, all of them together.
+    pub fn door(&mut self, signal: Signal, door: Option<Arc<dyn Door>>) {
+        self.route(signal).door = door;
     }
 
     pub fn build(self) -> Consumers {
@@ -221,12 +239,12 @@ mod tests {
         let (old_tx, mut old_rx) = mpsc::channel(4);
         let (new_tx, mut new_rx) = mpsc::channel(4);
         let mut builder = Consumers::builder();
-        builder.add(Signal::Logs, old_tx, Waits::default(), None);
+        builder.add(Signal::Logs, old_tx, Waits::default());
         let consumers = builder.build();
         let receivers_copy = consumers.logs.clone();
         receivers_copy.try_consume(Batch::new(logs(&[&[1]]))).unwrap();
         let mut builder = Consumers::builder();
-        builder.add(Signal::Logs, new_tx, Waits { result: true, queue: false }, None);
+        builder.add(Signal::Logs, new_tx, Waits { result: true, queue: false });
         consumers.rewire(&builder.build());
         receivers_copy.try_consume(Batch::new(logs(&[&[2]]))).unwrap();
         assert!(receivers_copy.waits_for_result());

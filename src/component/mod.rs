@@ -1,6 +1,11 @@
 //! What every component shares: its kind, the registry entry that makes its config
-//! from YAML, and the validation hook. The runtime traits live with their kind
+//! from YAML, the validation hook, and the edge a source hands its data over
+//! ([`consumer`]). The other runtime traits live with their kind
 //! (`processors::Processor`, `exporters::helper::Export`).
+
+pub mod consumer;
+
+pub use consumer::{Consumer, Consumers, ConsumersBuilder, Door, Refused, Waits};
 
 use std::fmt;
 
