@@ -227,12 +227,28 @@ fn a_refused_config_leaves_the_running_graph_as_it_was() {
     assert!(answer["error"].as_str().unwrap().contains(&busy.to_string()), "{answer}");
     assert_eq!(answer["hash"], hash_before.as_str());
 
+    // Not YAML; an option the component does not have; a certificate that is not there.
+    let broken = [
+        "receivers: [unclosed\n".to_string(),
+        config(port, "changed.jsonl", "[batch]", "").replace("    timeout: 50ms", "    timeout: 50ms\n    no_such_option: 1"),
+        config(port, "changed.jsonl", "[batch]", &format!("  otlp/tls:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:{}\n        tls:\n          cert_file: /nonexistent/cert.pem\n          key_file: /nonexistent/key.pem\n", free_port()))
+            .replace("receivers: [otlp]", "receivers: [otlp, otlp/tls]"),
+    ];
+    for text in &broken {
+        write_config(&agent, text);
+        let (status, answer) = reload(&agent);
+        assert_eq!((status, answer["result"].as_str()), (500, Some("failure")), "{answer}");
+        assert!(!answer["error"].as_str().unwrap().is_empty(), "{answer}");
+        assert_eq!(answer["hash"], hash_before.as_str());
+    }
+    assert!(agent.count_logs("The new config is refused; the running config stays.") >= 5);
+
     assert_eq!(post(port, &["still here".into()]), 200);
     wait_until(Duration::from_secs(10), "the record through the old graph", || {
         bodies_in(agent.dir.path(), &["out.jsonl"]) == ["still here"]
     });
     assert!(bodies_in(agent.dir.path(), &["changed.jsonl"]).is_empty(), "the new exporter was stopped again");
-    agent.wait_metric("ocelot_config_reloads_total", "result=\"failure\"", 2.0);
+    agent.wait_metric("ocelot_config_reloads_total", "result=\"failure\"", 5.0);
     assert_eq!(agent.metric("ocelot_config_reloads_total", "result=\"success\""), 0.0);
     let (_, headers, _) = http_get(agent.metrics_addr(), "/-/config");
     assert_eq!(headers["x-ocelot-config-hash"], hash_before);
@@ -474,6 +490,8 @@ exporters:
 extensions:
   health_check:
     endpoint: 127.0.0.1:0
+    check_collector_pipeline:
+      enabled: true
     component_health:
       include_recoverable_errors: true
       recovery_duration: 0s
@@ -513,6 +531,7 @@ fn a_reload_that_breaks_an_exporter_is_rolled_back_within_the_verify_window() {
         "{shown}"
     );
     assert_eq!(http_get(health, "/health/ready").0, 200);
+    assert_eq!(agent.count_logs("health_check.check_collector_pipeline is ignored (as upstream ignores it now); use component_health and /status."), 1);
 
     // The new config sends to a port nothing listens on.
     let dead = free_port();

@@ -796,6 +796,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn max_bytes_bounds_the_queue_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = HEADER + encode(&batch(10)).len() as u64;
+        let settings = DiskSettings { max_bytes: 2 * one, ..settings(dir.path(), 100) };
+        let (queue, _) = DiskQueue::open(&ComponentId::new("bytes"), settings, DiskMetrics::default()).unwrap();
+        queue.append(&batch(10)).await.unwrap();
+        queue.append(&batch(10)).await.unwrap();
+        let third = batch(10);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), queue.append(&third)).await.is_err(),
+            "over max_bytes: it waits"
+        );
+        assert_eq!(queue.usage().bytes, 2 * one);
+    }
+
+    #[tokio::test]
     async fn a_torn_tail_is_cut_off_and_the_rest_replayed() {
         let dir = tempfile::tempdir().unwrap();
         let (queue, _) = open(dir.path(), 100);
