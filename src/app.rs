@@ -207,6 +207,11 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<()> {
     telemetry.reloads.running(config.fingerprint, SystemTime::now());
     health.set_ready();
     info!(pipelines = config.service.pipelines.len(), hash = %config.fingerprint, "ocelot is running.");
+    let notifier = Arc::new(crate::systemd::Notifier::from_env());
+    notifier.ready(&format!("running config {}", config.fingerprint));
+    if let Some(every) = notifier.watchdog_interval() {
+        tokio::spawn(crate::systemd::keep_alive(notifier.clone(), every));
+    }
     let _watch = match options.watch_config {
         true => Some(crate::reload::watch(&options.config_paths, control.clone())?),
         false => None,
@@ -224,7 +229,9 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<()> {
             },
             Some(request) = requests.recv() => {
                 let before = graph.config().cloned();
+                notifier.reloading();
                 let answer = reload(&mut graph, &mut admin, &options, request.trigger).await;
+                notifier.ready(&format!("running config {}", answer.hash));
                 if answer.result == ReloadResult::Success
                     && let (Some(before), Some(now)) = (before, graph.config().cloned())
                 {
@@ -240,12 +247,14 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<()> {
             }
             _ = async { tokio::time::sleep_until(window.unwrap_or_else(tokio::time::Instant::now)).await }, if window.is_some() => {
                 if let Some(verify) = verifying.take() {
-                    verify.finish(&mut graph, &mut admin).await;
+                    verify.finish(&mut graph, &mut admin, &notifier).await;
                 }
             }
         }
     }
     info!("Shutting down: stopping receivers and draining pipelines.");
+    // The watchdog goes on pinging through the drain, which --shutdown-timeout bounds.
+    notifier.stopping();
     health.set_stopping();
     graph.shutdown(options.shutdown_timeout).await;
     admin.stop().await;
@@ -391,7 +400,7 @@ impl Verifying {
         trouble
     }
 
-    async fn finish(self, graph: &mut Graph, admin: &mut Admin) {
+    async fn finish(self, graph: &mut Graph, admin: &mut Admin, notifier: &crate::systemd::Notifier) {
         let trouble = self.trouble(admin);
         if trouble.is_empty() {
             info!("The new config passed its verify window.");
@@ -400,9 +409,11 @@ impl Verifying {
         let trouble = trouble.join("; ");
         error!(trouble = %trouble, hash = %self.previous.fingerprint, "The new config failed its verify window; rolling back to the previous one.");
         admin.health.set_reloading();
+        notifier.reloading();
         let restored = graph.apply(self.previous.clone()).await;
         let _ = admin.apply(&self.previous).await;
         admin.health.set_ready();
+        notifier.ready(&format!("running config {} (rolled back)", self.previous.fingerprint));
         if let Err(e) = restored {
             error!(error = %e, "The previous config cannot be fully restored; what could start runs.");
         }

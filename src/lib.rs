@@ -17,5 +17,6 @@ pub mod receivers;
 pub mod registry;
 pub mod reload;
 pub mod storage;
+pub mod systemd;
 pub mod telemetry;
 pub mod tls;

@@ -48,6 +48,16 @@ impl Agent {
     }
 
     pub fn try_start_under(prefix: &[&str], config: &str, args: &[&str]) -> Result<Agent, String> {
+        Self::try_start_with_env(prefix, config, args, &[])
+    }
+
+    /// [`Agent::try_start_under`] with these environment variables set.
+    pub fn try_start_with_env(
+        prefix: &[&str],
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Agent, String> {
         let dir = tempfile::tempdir().unwrap();
         let config = config.replace("{dir}", dir.path().to_str().unwrap());
         let path = dir.path().join("config.yaml");
@@ -77,6 +87,7 @@ impl Agent {
             .arg("info")
             .args(args)
             .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -380,4 +391,10 @@ pub fn logs_json(bodies: &[String]) -> Vec<u8> {
 
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// `name`'s path on `PATH`, if it is there.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
 }
