@@ -254,9 +254,15 @@ impl DiskQueue {
     }
 
     /// Writes `batch` as a record, waiting for room first (backpressure: a full
-    /// persistent queue never drops). Once this returns `Ok` the batch is safe.
-    pub async fn append(&self, batch: &Batch) -> Result<(), DiskError> {
-        let body = encode(batch);
+    /// persistent queue never drops). Once this returns `Ok` the batch is safe. The
+    /// encoding, the write and any fsync run on a blocking thread, not the runtime's.
+    pub async fn append(self: &Arc<Self>, batch: &Batch) -> Result<(), DiskError> {
+        let lost = |e: tokio::task::JoinError| DiskError::Io {
+            path: self.settings.directory.clone(),
+            source: std::io::Error::other(e),
+        };
+        let (payload, metadata) = (batch.payload.clone(), batch.metadata.clone());
+        let body = tokio::task::spawn_blocking(move || encode(&payload, &metadata)).await.map_err(lost)?;
         if body.len() as u64 > MAX_RECORD {
             return Err(DiskError::TooLarge(body.len() as u64));
         }
@@ -272,10 +278,29 @@ impl DiskQueue {
             }
             freed.await;
         }
+        let queue = self.clone();
+        let cached = (batch.payload.clone(), batch.metadata.clone());
+        tokio::task::spawn_blocking(move || queue.write(&body, items, record_cost, cached)).await.map_err(lost)??;
+        self.appended.notify_one();
+        if let Fsync::Every(_) = self.settings.fsync {
+            self.work.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Appends one record's frame to the newest segment (blocking).
+    fn write(
+        &self,
+        body: &[u8],
+        items: u64,
+        record_cost: u64,
+        cached: (Arc<Payload>, Metadata),
+    ) -> Result<(), DiskError> {
+        let bytes = HEADER + body.len() as u64;
         let mut frame = Vec::with_capacity(bytes as usize);
         frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        frame.extend_from_slice(&body);
+        frame.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+        frame.extend_from_slice(body);
         let sync = {
             let mut state = self.lock();
             if state.writer.is_none() || state.write.offset >= SEGMENT_BYTES {
@@ -309,7 +334,7 @@ impl DiskQueue {
             state.pending.push_back(Record { at, len: body.len() as u64, items });
             if state.cached_bytes + bytes <= CACHE_BYTES.min(self.settings.max_bytes) {
                 state.cached_bytes += bytes;
-                state.cache.insert(at, (batch.payload.clone(), batch.metadata.clone()));
+                state.cache.insert(at, cached);
             }
             state.used.records += 1;
             state.used.cost += record_cost;
@@ -321,23 +346,16 @@ impl DiskQueue {
                 Fsync::Every(_) => None,
             }
         };
-        self.appended.notify_one();
-        match sync {
-            Some(file) => {
-                let synced = tokio::task::spawn_blocking(move || file.sync_data()).await;
-                if let Ok(Err(source)) = synced {
-                    let path = self.settings.directory.clone();
-                    return Err(DiskError::Io { path, source });
-                }
-            }
-            None => self.work.notify_one(),
+        // Outside the lock: appends behind this one need not wait for the disk.
+        if let Some(file) = sync {
+            file.sync_data().map_err(|source| DiskError::Io { path: self.settings.directory.clone(), source })?;
         }
         Ok(())
     }
 
     /// The next record in order, read back and decoded. A record that no longer
     /// passes its checksum or cannot be decoded is quarantined and skipped.
-    pub async fn next(&self) -> (Record, Batch) {
+    pub async fn next(self: &Arc<Self>) -> (Record, Batch) {
         loop {
             let record = loop {
                 let appended = self.appended.notified();
@@ -364,7 +382,12 @@ impl DiskQueue {
                     None => appended.await,
                 }
             };
-            match self.read(&record) {
+            // Read back and decoded on a blocking thread.
+            let queue = self.clone();
+            let read = tokio::task::spawn_blocking(move || queue.read(&record))
+                .await
+                .unwrap_or_else(|e| Err(format!("the read stopped: {e}")));
+            match read {
                 Ok(batch) => return (record, batch),
                 Err(reason) => {
                     self.quarantine_record(&record, &reason);
@@ -517,10 +540,9 @@ fn decode_position(bytes: &[u8]) -> Option<Position> {
     Some(Position { segment, offset })
 }
 
-fn encode(batch: &Batch) -> Vec<u8> {
-    let payload = batch.payload.as_ref();
+fn encode(payload: &Payload, batch_metadata: &Metadata) -> Vec<u8> {
     let mut metadata = Vec::new();
-    batch.metadata.encode(&mut metadata);
+    batch_metadata.encode(&mut metadata);
     let mut body = Vec::with_capacity(PREFIX + metadata.len() + payload.encoded_len());
     body.push(FORMAT);
     body.push(payload.signal().index() as u8);
@@ -798,7 +820,8 @@ mod tests {
     #[tokio::test]
     async fn max_bytes_bounds_the_queue_too() {
         let dir = tempfile::tempdir().unwrap();
-        let one = HEADER + encode(&batch(10)).len() as u64;
+        let sample = batch(10);
+        let one = HEADER + encode(&sample.payload, &sample.metadata).len() as u64;
         let settings = DiskSettings { max_bytes: 2 * one, ..settings(dir.path(), 100) };
         let (queue, _) = DiskQueue::open(&ComponentId::new("bytes"), settings, DiskMetrics::default()).unwrap();
         queue.append(&batch(10)).await.unwrap();
