@@ -151,3 +151,124 @@ fn the_debian_package_holds_the_agent_and_installs_into_a_root() {
     }
     assert_eq!(ocelot_account(&root).len(), 1);
 }
+
+/// buildah on a storage of the test's own (vfs, chroot isolation: no daemon, no
+/// namespaces beyond a chroot), so nothing is shared with the host's images.
+struct Buildah {
+    program: PathBuf,
+    root: PathBuf,
+}
+
+impl Buildah {
+    fn new(dir: &Path) -> Buildah {
+        let Some(program) = find_program("buildah") else {
+            panic!("buildah is missing: install Debian's buildah (scripts/test does)");
+        };
+        Buildah { program, root: dir.to_path_buf() }
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command
+            .arg("--storage-driver=vfs")
+            .arg(format!("--root={}", self.root.join("storage").display()))
+            .arg(format!("--runroot={}", self.root.join("run").display()));
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        run(self.command().args(args)).trim().to_string()
+    }
+}
+
+/// A local stand-in for distroless cc: glibc and the libraries the binary links, CA
+/// certificates, and distroless' `nonroot` user (65532). No registry is reachable here.
+fn glibc_base(buildah: &Buildah, name: &str) {
+    let container = buildah.run(&["from", "scratch"]);
+    let mount = PathBuf::from(buildah.run(&["mount", &container]));
+    let ldd = run(Command::new("ldd").arg(common::BIN));
+    let libraries = ldd.lines().filter_map(|line| {
+        let path = line.split_whitespace().find(|word| word.starts_with('/'))?;
+        Some(PathBuf::from(path))
+    });
+    for library in libraries {
+        let target = mount.join(library.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&library, &target).unwrap();
+    }
+    std::fs::create_dir_all(mount.join("etc/ssl/certs")).unwrap();
+    std::fs::copy("/etc/ssl/certs/ca-certificates.crt", mount.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
+    std::fs::write(
+        mount.join("etc/passwd"),
+        "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
+    )
+    .unwrap();
+    std::fs::write(mount.join("etc/group"), "root:x:0:\nnonroot:x:65532:\n").unwrap();
+    buildah.run(&["umount", &container]);
+    buildah.run(&["commit", "--quiet", &container, name]);
+    buildah.run(&["rm", &container]);
+}
+
+#[test]
+fn the_container_image_runs_the_agent_as_a_user_of_its_own() {
+    assert_eq!(unsafe { libc::geteuid() }, 0, "buildah with vfs storage and chroot isolation runs as root");
+    let dir = tempfile::tempdir().unwrap();
+    let buildah = Buildah::new(dir.path());
+    glibc_base(&buildah, "localhost/ocelot-test-base");
+
+    // The README's command with this build's binary and the local base; the stage that
+    // compiles in a Rust image is skipped.
+    let binary = Path::new(common::BIN).strip_prefix(repo_path("")).unwrap().to_str().unwrap().to_string();
+    let mut bud = buildah.command();
+    bud.current_dir(repo_path("")).args([
+        "bud",
+        "--isolation=chroot",
+        "--quiet",
+        "--build-arg=BINARY_STAGE=prebuilt",
+        "--build-arg=RUNTIME_IMAGE=localhost/ocelot-test-base",
+        &format!("--build-arg=BINARY={binary}"),
+        "--tag=localhost/ocelot:test",
+        ".",
+    ]);
+    run(&mut bud);
+
+    // What Kubernetes and Docker read from the image.
+    let config = buildah.run(&[
+        "inspect",
+        "--format",
+        "{{.OCIv1.Config.User}}|{{.OCIv1.Config.Entrypoint}}|{{.OCIv1.Config.Cmd}}|{{.OCIv1.Config.Volumes}}|{{.OCIv1.Config.ExposedPorts}}",
+        "localhost/ocelot:test",
+    ]);
+    let fields: Vec<&str> = config.split('|').collect();
+    assert_eq!(fields[0], "65532:65532", "{config}");
+    assert_eq!(fields[1], "[/usr/bin/ocelot]", "{config}");
+    assert_eq!(fields[2], "[--config /etc/ocelot/config.yaml --storage-dir /var/lib/ocelot]", "{config}");
+    assert_eq!(fields[3], "map[/var/lib/ocelot:{}]", "{config}");
+    for port in ["4317/tcp", "4318/tcp", "8888/tcp", "13133/tcp"] {
+        assert!(fields[4].contains(port), "{port} exposed: {config}");
+    }
+
+    // Run in it: the version, the shipped config and the embedded default validate, and
+    // the state directory belongs to the image's user.
+    let container = buildah.run(&["from", "--quiet", "localhost/ocelot:test"]);
+    let inside = |args: &[&str]| {
+        let mut command = buildah.command();
+        command.args(["run", "--isolation=chroot", &container, "--"]).args(args);
+        run(&mut command)
+    };
+    assert_eq!(inside(&["/usr/bin/ocelot", "--version"]).trim(), format!("ocelot {}", env!("CARGO_PKG_VERSION")));
+    assert!(inside(&["/usr/bin/ocelot", "validate", "--config", "/etc/ocelot/config.yaml"]).contains("valid"));
+    let default = inside(&["/usr/bin/ocelot", "validate"]);
+    assert!(default.contains("embedded default"), "{default}");
+    let storage = inside(&["/usr/bin/ocelot", "validate", "--storage", "/var/lib/ocelot"]);
+    assert!(storage.contains("storage is sound"), "{storage}");
+    let mount = PathBuf::from(buildah.run(&["mount", &container]));
+    let state = std::fs::metadata(mount.join("var/lib/ocelot")).unwrap();
+    assert_eq!((state.uid(), state.gid()), (65532, 65532));
+    assert_eq!(
+        std::fs::read(mount.join("etc/ocelot/config.yaml")).unwrap(),
+        std::fs::read(repo_path("packaging/container/config.yaml")).unwrap()
+    );
+    buildah.run(&["umount", &container]);
+    buildah.run(&["rm", &container]);
+}
