@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -16,17 +16,6 @@ use common::*;
 use serde_json::Value;
 
 const COUNT: usize = 20;
-
-/// The Python with the OpenTelemetry SDK: `OCELOT_TEST_PYTHON`, or the venv that
-/// `scripts/test` makes under `target/`.
-fn python() -> PathBuf {
-    if let Ok(path) = std::env::var("OCELOT_TEST_PYTHON") {
-        return PathBuf::from(path);
-    }
-    let venv = repo_path("target/venv/bin/python");
-    assert!(venv.exists(), "no Python OpenTelemetry SDK at {}: run scripts/test, which installs it", venv.display());
-    venv
-}
 
 /// `[{key, value}]` → key → value, the OTLP JSON attribute list as a map.
 fn attributes(list: &Value) -> BTreeMap<String, Value> {
@@ -96,7 +85,7 @@ fn complete(received: &Received) -> bool {
 
 #[test]
 fn python_sdk_over_grpc_and_http_through_two_ocelots() {
-    let python = python();
+    let python = test_python();
     let downstream = Agent::start(
         r#"
 receivers:
@@ -240,7 +229,7 @@ service:
 /// upstream documents for the same config.
 #[test]
 fn python_sdk_through_the_processing_layer() {
-    let python = python();
+    let python = test_python();
     let agent = Agent::start_under(
         &["env", "OTEL_RESOURCE_ATTRIBUTES=team=observability,tier=agent%20one"],
         r#"

@@ -398,3 +398,14 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
 }
+
+/// The Python of the tests' venv (the OpenTelemetry SDK, kubernetes-validate):
+/// `OCELOT_TEST_PYTHON`, or the venv that `scripts/test` makes under `target/`.
+pub fn test_python() -> PathBuf {
+    if let Ok(path) = std::env::var("OCELOT_TEST_PYTHON") {
+        return PathBuf::from(path);
+    }
+    let venv = repo_path("target/venv/bin/python");
+    assert!(venv.exists(), "no test venv at {}: run scripts/test, which makes it", venv.display());
+    venv
+}
