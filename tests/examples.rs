@@ -112,3 +112,79 @@ service:
     agent.stop();
     backend.stop();
 }
+
+/// OTLP JSON: one cumulative counter from `service` (namespace shop) with its
+/// environment attribute `key` = `environment`, if any.
+fn service_metrics(service: &str, environment: Option<(&str, &str)>, value: f64) -> Vec<u8> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let mut attributes = vec![
+        serde_json::json!({"key": "service.name", "value": {"stringValue": service}}),
+        serde_json::json!({"key": "service.namespace", "value": {"stringValue": "shop"}}),
+        serde_json::json!({"key": "service.instance.id", "value": {"stringValue": format!("{service}-1")}}),
+    ];
+    if let Some((key, environment)) = environment {
+        attributes.push(serde_json::json!({"key": key, "value": {"stringValue": environment}}));
+    }
+    let point = serde_json::json!({"asDouble": value, "startTimeUnixNano": (now - 60_000_000_000).to_string(), "timeUnixNano": now.to_string()});
+    serde_json::to_vec(&serde_json::json!({"resourceMetrics": [{
+        "resource": {"attributes": attributes},
+        "scopeMetrics": [{"metrics": [{
+            "name": "http.server.requests",
+            "sum": {"aggregationTemporality": 2, "isMonotonic": true, "dataPoints": [point]}
+        }]}]
+    }]}))
+    .unwrap()
+}
+
+#[test]
+fn prometheus_data_plane_serves_every_environment_to_a_real_prometheus() {
+    let example = std::fs::read_to_string(repo_path("config/examples/prometheus-data-plane.yaml")).unwrap();
+    let config = example
+        .replace("${env:OCELOT_OTLP_GRPC:-0.0.0.0:4317}", "127.0.0.1:0")
+        .replace("${env:OCELOT_OTLP_HTTP:-0.0.0.0:4318}", "127.0.0.1:0")
+        .replace("${env:OCELOT_PROMETHEUS_ENDPOINT:-0.0.0.0:8889}", "127.0.0.1:0")
+        .replace("${env:OCELOT_METRICS_PORT:-8888}", "0");
+    let agent = Agent::start(&config);
+    let http = agent.http("otlp");
+    for (service, environment, value) in [
+        ("checkout", Some(("deployment.environment.name", "production")), 5.0),
+        ("search", Some(("deployment.environment", "staging")), 7.0),
+        ("legacy", None, 11.0),
+        ("sandbox", Some(("deployment.environment.name", "development")), 13.0),
+    ] {
+        let (status, _, body) =
+            http_post(http, "/v1/metrics", "application/json", &service_metrics(service, environment, value));
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    }
+
+    let target = agent.prometheus_exporter("prometheus");
+    let prometheus = prometheus::Prometheus::start(&format!(
+        "scrape_configs:\n  - job_name: ocelot-data-plane\n    honor_labels: true\n    static_configs:\n      - targets: ['{target}']\n"
+    ));
+    let mut series = Vec::new();
+    wait_until(Duration::from_secs(20), "the three environments scraped", || {
+        series = prometheus.query("http_server_requests_total");
+        series.len() >= 3
+    });
+    let mut seen: Vec<(String, String, String, f64)> = series
+        .iter()
+        .map(|(labels, value)| {
+            assert_eq!(labels["data_plane"], "eu-1", "{labels:?}");
+            let label = |k: &str| labels[k].as_str().unwrap().to_string();
+            (label("environment"), label("job"), label("instance"), *value)
+        })
+        .collect();
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        seen,
+        vec![
+            ("production".into(), "shop/checkout".into(), "checkout-1".into(), 5.0),
+            ("staging".into(), "shop/search".into(), "search-1".into(), 7.0),
+            ("unknown".into(), "shop/legacy".into(), "legacy-1".into(), 11.0),
+        ],
+        "development is filtered out"
+    );
+    assert!(agent.metric("otelcol_processor_filter_datapoints_filtered_total", "") >= 1.0);
+    drop(prometheus);
+    assert!(agent.stop().success());
+}
