@@ -54,6 +54,18 @@ pub enum Command {
     },
     /// Lists every component type by kind, with the signals it supports.
     Components,
+    /// A live view of a running agent from its self-metrics: items per second per
+    /// component, refusals and drops by reason, queue fill, memory level, CPU and RSS.
+    /// Quits on q.
+    Top {
+        /// The agent's self-metrics endpoint: host:port, or an http:// URL with a path
+        /// (default /metrics).
+        #[arg(long, default_value = "127.0.0.1:8888")]
+        url: String,
+        /// How often it scrapes.
+        #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+        interval: std::time::Duration,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

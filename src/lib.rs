@@ -20,3 +20,4 @@ pub mod storage;
 pub mod systemd;
 pub mod telemetry;
 pub mod tls;
+pub mod top;

@@ -17,6 +17,15 @@ fn main() -> ExitCode {
             print!("{}", app::components());
             return ExitCode::SUCCESS;
         }
+        Some(Command::Top { url, interval }) => {
+            return match ocelot::top::run(&url, interval) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ocelot top: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
         None => {}
     }
     let loaded = app::load_config(&cli.config);
