@@ -108,6 +108,11 @@ impl Ack {
         self.0.reply
     }
 
+    /// The same for every clone of one token, and different between tokens.
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+
     /// Marks the data as not delivered for now: the source should send it again.
     pub fn fail(&self) {
         self.0.flags.fetch_or(FAILED, Ordering::AcqRel);

@@ -16,6 +16,7 @@ pub mod ottl;
 pub mod probabilistic_sampler;
 pub mod resource;
 pub mod resourcedetection;
+pub mod tail_sampling;
 pub mod transform;
 
 use std::collections::BTreeMap;
@@ -57,6 +58,7 @@ pub enum ProcessorConfig {
     MemoryLimiter(Box<memory_limiter::MemoryLimiterConfig>),
     Importance(Box<importance::ImportanceConfig>),
     ProbabilisticSampler(Box<probabilistic_sampler::ProbabilisticSamplerConfig>),
+    TailSampling(Box<tail_sampling::TailSamplingConfig>),
 }
 
 pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
@@ -114,6 +116,12 @@ pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
         signals: &Signal::ALL,
         parse: |node| parse_config(node).map(|c| ProcessorConfig::ProbabilisticSampler(Box::new(c))),
     },
+    Factory {
+        type_name: tail_sampling::TYPE,
+        aliases: &[],
+        signals: &[Signal::Traces],
+        parse: |node| tail_sampling::parse(node).map(|c| ProcessorConfig::TailSampling(Box::new(c))),
+    },
 ];
 
 impl crate::config::StorageUser for ProcessorConfig {
@@ -169,6 +177,8 @@ pub enum BuildError {
     Memory(std::io::Error),
     #[error("{0}")]
     Storage(String),
+    #[error("{0}")]
+    Policy(String),
 }
 
 /// Makes a processor instance for one pipeline.
@@ -221,5 +231,9 @@ pub fn build(
         ProcessorConfig::ProbabilisticSampler(config) => {
             Box::new(probabilistic_sampler::ProbabilisticSampler::new(config, telemetry.probabilistic_sampler(id)))
         }
+        ProcessorConfig::TailSampling(config) => Box::new(
+            tail_sampling::TailSamplingProcessor::new(id, config, telemetry.tail_sampling(id), telemetry.processor(id))
+                .map_err(BuildError::Policy)?,
+        ),
     })
 }

@@ -6,6 +6,7 @@
 
 mod process;
 mod reloads;
+pub mod sampling;
 mod shedding;
 pub mod status;
 
@@ -312,6 +313,7 @@ pub struct Telemetry {
     processor_incoming: Family<ProcessorSignalLabels, Counter>,
     processor_outgoing: Family<ProcessorSignalLabels, Counter>,
     shedding: shedding::Shedding,
+    sampling: sampling::Sampling,
     /// Reloads and the running config.
     pub reloads: ReloadMetrics,
     pub statuses: Arc<status::Statuses>,
@@ -512,6 +514,7 @@ impl Telemetry {
             processor_outgoing.clone(),
         );
         let shedding = shedding::Shedding::register(&mut registry);
+        let sampling = sampling::Sampling::register(&mut registry);
         let reloads = ReloadMetrics::register(&mut registry);
         let target_info = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register("target_info", "Target metadata: the agent's resource attributes", target_info.clone());
@@ -550,6 +553,7 @@ impl Telemetry {
             processor_incoming,
             processor_outgoing,
             shedding,
+            sampling,
             reloads,
             statuses: Arc::default(),
         })
@@ -693,6 +697,10 @@ impl Telemetry {
 
     pub fn probabilistic_sampler(&self, id: &ComponentId) -> [[Counter; 2]; 3] {
         self.shedding.sampler(id)
+    }
+
+    pub fn tail_sampling(&self, id: &ComponentId) -> sampling::TailSamplingMetrics {
+        self.sampling.metrics(id)
     }
 
     /// Items the routing connector `connector` sent down `route`.
