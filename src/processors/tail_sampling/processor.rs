@@ -42,6 +42,12 @@ type Hasher = foldhash::fast::RandomState;
 const TRACE_OVERHEAD: u64 = (2 * (size_of::<TraceId>() + size_of::<Trace>()) + size_of::<Due>() + 16) as u64;
 /// Per fragment: the fragment and the allocator's share of its bytes.
 const FRAGMENT_OVERHEAD: u64 = (size_of::<Fragment>() + 16) as u64;
+
+/// What a fragment of `len` bytes is counted as: the allocator rounds a block up to
+/// its size class (mimalloc's are up to 1/8 apart), so that share is counted too.
+fn fragment_cost(len: usize) -> u64 {
+    (len + len / 8) as u64 + FRAGMENT_OVERHEAD
+}
 /// Kept spans are sent on in messages of about this size at most.
 const OUTPUT_BYTES: usize = 4 << 20;
 
@@ -51,20 +57,35 @@ struct Fragment {
     acks: Arc<[Ack]>,
 }
 
+/// Most traces arrive in one batch: the first fragment is held inline, so such a
+/// trace makes no allocation beyond its bytes.
 struct Trace {
-    seq: u64,
-    arrived: Instant,
+    seq: u32,
     root_seen: bool,
+    /// Milliseconds since the processor's epoch.
+    arrived: u64,
     summary: Summary,
-    fragments: Vec<Fragment>,
+    first: Fragment,
+    more: Option<Box<Vec<Fragment>>>,
+}
+
+impl Trace {
+    fn fragments(&self) -> impl Iterator<Item = &Fragment> {
+        std::iter::once(&self.first).chain(self.more.iter().flat_map(|m| m.iter()))
+    }
+
+    fn into_fragments(self) -> impl Iterator<Item = Fragment> {
+        std::iter::once(self.first).chain(self.more.into_iter().flat_map(|m| m.into_iter()))
+    }
 }
 
 /// When a trace is due. Entries of traces decided before stay until they are
 /// reached, and are known by their `seq`.
 struct Due {
-    at: Instant,
+    /// Milliseconds since the processor's epoch.
+    at: u64,
     id: TraceId,
-    seq: u64,
+    seq: u32,
 }
 
 /// Decided trace ids, the oldest forgotten first.
@@ -283,7 +304,9 @@ pub struct TailSamplingProcessor {
     traces: HashMap<TraceId, Trace, Hasher>,
     order: VecDeque<Due>,
     roots: VecDeque<Due>,
-    seq: u64,
+    seq: u32,
+    /// What `Due::at` and `Trace::arrived` count from.
+    epoch: Instant,
     held: u64,
     sampled: DecisionCache,
     not_sampled: DecisionCache,
@@ -338,6 +361,7 @@ impl TailSamplingProcessor {
             order: VecDeque::new(),
             roots: VecDeque::new(),
             seq: 0,
+            epoch: Instant::now(),
             held: 0,
             sampled: cache(config.decision_cache.sampled_cache_size),
             not_sampled: cache(config.decision_cache.non_sampled_cache_size),
@@ -401,19 +425,32 @@ impl TailSamplingProcessor {
     fn ingest(&mut self, group: Group, fragment: Fragment, now: Instant) {
         let bytes = fragment.data.len() as u64;
         let id = group.id;
-        if !self.traces.contains_key(&id) {
+        let at = self.ms(now);
+        let fragment = if self.traces.contains_key(&id) {
+            Some(fragment)
+        } else {
             self.metrics.new_traces.inc();
             while self.traces.len() >= self.num_traces && self.decide_oldest(now, 1) {}
-            self.seq += 1;
-            let trace =
-                Trace { seq: self.seq, arrived: now, root_seen: false, summary: Summary::default(), fragments: Vec::new() };
+            self.seq = self.seq.wrapping_add(1);
+            let trace = Trace {
+                seq: self.seq,
+                root_seen: false,
+                arrived: at,
+                summary: Summary::default(),
+                first: fragment,
+                more: None,
+            };
             self.traces.insert(id, trace);
-            self.order.push_back(Due { at: now + self.wait, id, seq: self.seq });
+            self.order.push_back(Due { at: at + self.wait.as_millis() as u64, id, seq: self.seq });
             self.held += TRACE_OVERHEAD;
-        }
+            None
+        };
         let Some(trace) = self.traces.get_mut(&id) else {
             return;
         };
+        if let Some(fragment) = fragment {
+            trace.more.get_or_insert_default().push(fragment);
+        }
         let s = &mut trace.summary;
         s.matched |= group.matched;
         s.errors |= group.errors;
@@ -421,14 +458,13 @@ impl TailSamplingProcessor {
         s.max_end = s.max_end.max(group.max_end);
         s.spans += group.spans.len() as u64;
         s.bytes += bytes;
-        trace.fragments.push(fragment);
-        self.held += bytes + FRAGMENT_OVERHEAD;
+        self.held += fragment_cost(bytes as usize);
         if group.root
             && !trace.root_seen
             && let Some(after) = self.wait_after_root
         {
             trace.root_seen = true;
-            self.roots.push_back(Due { at: now + after, id, seq: trace.seq });
+            self.roots.push_back(Due { at: at + after.as_millis() as u64, id, seq: trace.seq });
         }
         if self.max_trace_bytes > 0 && trace.summary.bytes > self.max_trace_bytes {
             self.metrics.too_large.inc();
@@ -461,9 +497,9 @@ impl TailSamplingProcessor {
         let Some(trace) = self.traces.remove(id) else {
             return;
         };
-        let fragment_bytes: u64 = trace.fragments.iter().map(|f| f.data.len() as u64 + FRAGMENT_OVERHEAD).sum();
+        let fragment_bytes: u64 = trace.fragments().map(|f| fragment_cost(f.data.len())).sum();
         self.held = self.held.saturating_sub(TRACE_OVERHEAD + fragment_bytes);
-        self.metrics.removal_age.observe(now.saturating_duration_since(trace.arrived).as_secs_f64());
+        self.metrics.removal_age.observe(self.ms(now).saturating_sub(trace.arrived) as f64 / 1000.0);
         if drop {
             self.metrics.dropped_too_early.inc();
             return;
@@ -487,7 +523,7 @@ impl TailSamplingProcessor {
             self.metrics.global[0].inc();
             self.sampled.insert(*id, now);
             self.processor.outgoing[Signal::Traces.index()].inc_by(trace.summary.spans);
-            for fragment in trace.fragments {
+            for fragment in trace.into_fragments() {
                 self.emit.push(fragment);
             }
         } else {
@@ -515,7 +551,13 @@ impl TailSamplingProcessor {
 
     /// Whether `due` is a live entry whose time has come.
     fn due(&self, due: Option<&Due>, now: Instant) -> bool {
+        let now = self.ms(now);
         due.is_some_and(|d| d.at <= now)
+    }
+
+    /// Milliseconds from the epoch to `at`.
+    fn ms(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_millis() as u64
     }
 }
 
@@ -576,7 +618,7 @@ impl Processor for TailSamplingProcessor {
 
     fn deadline(&self) -> Option<Instant> {
         let first = [self.order.front(), self.roots.front()].into_iter().flatten().map(|d| d.at).min()?;
-        Some(first + self.tick)
+        Some(self.epoch + Duration::from_millis(first) + self.tick)
     }
 
     fn on_deadline(&mut self, now: Instant, out: &mut Vec<Batch>) {
