@@ -24,10 +24,8 @@ fn resident_bytes() -> u64 {
 fn measure(span_bytes: usize, memory_mib: u64) {
     let telemetry = Telemetry::new();
     let id = ComponentId::new("tail_sampling");
-    let yaml = format!(
-        "decision_wait: 1h\nnum_traces: 100000000\nmax_memory_mib: {memory_mib}\n{}",
-        traces::FIVE_POLICIES
-    );
+    let yaml =
+        format!("decision_wait: 1h\nnum_traces: 100000000\nmax_memory_mib: {memory_mib}\n{}", traces::FIVE_POLICIES);
     let config = parse(&ocelot::config::node::parse("bench.yaml", &yaml).unwrap()).unwrap();
     let mut processor =
         TailSamplingProcessor::new(&id, &config, telemetry.tail_sampling(&id), telemetry.processor(&id)).unwrap();

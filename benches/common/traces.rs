@@ -7,7 +7,11 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
 fn text(key: &str, value: String) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(any_value::Value::StringValue(value)) }), ..Default::default() }
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value)) }),
+        ..Default::default()
+    }
 }
 
 /// `traces` traces from number `first` on, in one request. Every 20th has an error,
@@ -39,7 +43,10 @@ pub fn request(first: u64, traces: u64, spans: u64, span_bytes: usize) -> Export
     }
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            resource: Some(Resource { attributes: vec![text("service.name", "checkout".into())], ..Default::default() }),
+            resource: Some(Resource {
+                attributes: vec![text("service.name", "checkout".into())],
+                ..Default::default()
+            }),
             scope_spans: vec![ScopeSpans {
                 scope: Some(InstrumentationScope { name: "bench".into(), ..Default::default() }),
                 spans: out,

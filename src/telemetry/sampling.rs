@@ -130,7 +130,12 @@ impl TailSamplingMetrics {
         };
         let get = |decision, sampled| {
             self.policy
-                .get_or_create(&PolicyLabels { processor: self.processor.clone(), policy: name.clone(), decision, sampled })
+                .get_or_create(&PolicyLabels {
+                    processor: self.processor.clone(),
+                    policy: name.clone(),
+                    decision,
+                    sampled,
+                })
                 .clone()
         };
         PolicyCounters([get("sampled", "true"), get("not_sampled", "false"), get("dropped", "false")])
@@ -170,21 +175,80 @@ impl Sampling {
         }
         const P: &str = "otelcol_processor_tail_sampling";
         Sampling {
-            policy: family(registry, &format!("{P}_count_traces_sampled"), "Count of traces that were sampled or not per sampling policy"),
-            global: family(registry, &format!("{P}_global_count_traces_sampled"), "Global count of traces that were sampled or not by at least one policy"),
-            early_releases: family(registry, &format!("{P}_early_releases_from_cache_decision"), "Number of spans that were able to be immediately released due to a decision cache hit"),
+            policy: family(
+                registry,
+                &format!("{P}_count_traces_sampled"),
+                "Count of traces that were sampled or not per sampling policy",
+            ),
+            global: family(
+                registry,
+                &format!("{P}_global_count_traces_sampled"),
+                "Global count of traces that were sampled or not by at least one policy",
+            ),
+            early_releases: family(
+                registry,
+                &format!("{P}_early_releases_from_cache_decision"),
+                "Number of spans that were able to be immediately released due to a decision cache hit",
+            ),
             new_traces: family(registry, &format!("{P}_new_trace_id_received"), "Counts the arrival of new traces"),
-            timer_latency: histograms(registry, &format!("{P}_sampling_decision_timer_latency"), "Latency (in milliseconds) of each run of the sampling decision timer", timer_histogram),
-            late_span_age: histograms(registry, &format!("{P}_sampling_late_span_age"), "Time (in seconds) from the sampling decision was taken and the arrival of a late span", age_histogram),
-            removal_age: histograms(registry, &format!("{P}_sampling_trace_removal_age"), "Time (in seconds) from arrival of a new trace until its removal from memory", age_histogram),
-            evaluation_errors: family(registry, &format!("{P}_sampling_policy_evaluation_error"), "Count of sampling policy evaluation errors"),
-            dropped_too_early: family(registry, &format!("{P}_sampling_trace_dropped_too_early"), "Count of traces that needed to be dropped before the configured wait time"),
-            on_memory: family(registry, &format!("{P}_sampling_traces_on_memory"), "Tracks the number of traces current on memory"),
-            too_large: family(registry, &format!("{P}_traces_dropped_too_large"), "Count of traces over maximum_trace_size_bytes (ocelot decides them at once instead of dropping them)"),
-            early: family(registry, "ocelot_processor_tail_sampling_early_decisions", "Traces decided before decision_wait, by reason (memory, num_traces, too_large)"),
-            held_bytes: family(registry, "ocelot_processor_tail_sampling_held_bytes", "Bytes the undecided traces hold (encoded spans and bookkeeping), against max_memory_mib"),
-            dropped_spans: family(registry, "ocelot_processor_tail_sampling_dropped_spans", "Spans dropped because they cannot be sampled by trace, by reason"),
-            refused: family(registry, "ocelot_processor_tail_sampling_refused_batches", "Batches refused (retryable) at num_traces with block_on_overflow"),
+            timer_latency: histograms(
+                registry,
+                &format!("{P}_sampling_decision_timer_latency"),
+                "Latency (in milliseconds) of each run of the sampling decision timer",
+                timer_histogram,
+            ),
+            late_span_age: histograms(
+                registry,
+                &format!("{P}_sampling_late_span_age"),
+                "Time (in seconds) from the sampling decision was taken and the arrival of a late span",
+                age_histogram,
+            ),
+            removal_age: histograms(
+                registry,
+                &format!("{P}_sampling_trace_removal_age"),
+                "Time (in seconds) from arrival of a new trace until its removal from memory",
+                age_histogram,
+            ),
+            evaluation_errors: family(
+                registry,
+                &format!("{P}_sampling_policy_evaluation_error"),
+                "Count of sampling policy evaluation errors",
+            ),
+            dropped_too_early: family(
+                registry,
+                &format!("{P}_sampling_trace_dropped_too_early"),
+                "Count of traces that needed to be dropped before the configured wait time",
+            ),
+            on_memory: family(
+                registry,
+                &format!("{P}_sampling_traces_on_memory"),
+                "Tracks the number of traces current on memory",
+            ),
+            too_large: family(
+                registry,
+                &format!("{P}_traces_dropped_too_large"),
+                "Count of traces over maximum_trace_size_bytes (ocelot decides them at once instead of dropping them)",
+            ),
+            early: family(
+                registry,
+                "ocelot_processor_tail_sampling_early_decisions",
+                "Traces decided before decision_wait, by reason (memory, num_traces, too_large)",
+            ),
+            held_bytes: family(
+                registry,
+                "ocelot_processor_tail_sampling_held_bytes",
+                "Bytes the undecided traces hold (encoded spans and bookkeeping), against max_memory_mib",
+            ),
+            dropped_spans: family(
+                registry,
+                "ocelot_processor_tail_sampling_dropped_spans",
+                "Spans dropped because they cannot be sampled by trace, by reason",
+            ),
+            refused: family(
+                registry,
+                "ocelot_processor_tail_sampling_refused_batches",
+                "Batches refused (retryable) at num_traces with block_on_overflow",
+            ),
         }
     }
 
@@ -194,8 +258,9 @@ impl Sampling {
         let decision = |decision, sampled| {
             self.global.get_or_create(&DecisionLabels { processor: processor.clone(), decision, sampled }).clone()
         };
-        let release =
-            |sampled| self.early_releases.get_or_create(&SampledLabels { processor: processor.clone(), sampled }).clone();
+        let release = |sampled| {
+            self.early_releases.get_or_create(&SampledLabels { processor: processor.clone(), sampled }).clone()
+        };
         TailSamplingMetrics {
             policy: self.policy.clone(),
             global: [decision("sampled", "true"), decision("not_sampled", "false")],

@@ -481,7 +481,9 @@ impl PolicyConfig {
             PolicyType::SpanCount => {
                 let c = self.span_count.as_ref().ok_or_else(missing)?;
                 if c.min_spans < 0 || c.max_spans < 0 || (c.max_spans != 0 && c.max_spans < c.min_spans) {
-                    return Err(format!("policy `{name}`: span_count needs 0 <= min_spans <= max_spans (0: no maximum)"));
+                    return Err(format!(
+                        "policy `{name}`: span_count needs 0 <= min_spans <= max_spans (0: no maximum)"
+                    ));
                 }
             }
             PolicyType::TraceState => {
@@ -525,7 +527,9 @@ impl PolicyConfig {
                     total += allocation.percent.max(0);
                 }
                 if total > 100 {
-                    return Err(format!("policy `{name}`: rate_allocation percentages add up to {total}, more than 100"));
+                    return Err(format!(
+                        "policy `{name}`: rate_allocation percentages add up to {total}, more than 100"
+                    ));
                 }
                 for order in &c.policy_order {
                     if !c.composite_sub_policy.iter().any(|p| p.name == *order) {

@@ -65,13 +65,33 @@ impl Default for Summary {
 enum Leaf {
     /// Bit per status code (0 unset, 1 ok, 2 error).
     Status(u8),
-    Numeric { key: String, min: i64, max: i64 },
-    Strings { key: String, values: Vec<String> },
-    Regex { key: String, set: RegexSet },
-    Boolean { key: String, value: bool },
-    TraceState { key: String, values: Vec<String> },
+    Numeric {
+        key: String,
+        min: i64,
+        max: i64,
+    },
+    Strings {
+        key: String,
+        values: Vec<String>,
+    },
+    Regex {
+        key: String,
+        set: RegexSet,
+    },
+    Boolean {
+        key: String,
+        value: bool,
+    },
+    TraceState {
+        key: String,
+        values: Vec<String>,
+    },
     TraceFlags,
-    Ottl { spans: Vec<Condition>, events: Vec<Condition>, errors: ErrorMode },
+    Ottl {
+        spans: Vec<Condition>,
+        events: Vec<Condition>,
+        errors: ErrorMode,
+    },
 }
 
 fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
@@ -111,21 +131,18 @@ impl Leaf {
                 let member = member.trim();
                 // Upstream skips members of 256 characters or more.
                 member.len() < 256
-                    && member
-                        .split_once('=')
-                        .is_some_and(|(k, v)| k == key && values.iter().any(|x| x == v))
+                    && member.split_once('=').is_some_and(|(k, v)| k == key && values.iter().any(|x| x == v))
             }),
             Leaf::Ottl { spans, events, errors } => {
                 let mut failed = false;
-                let mut check = |condition: &Condition, item: Item<'_>| {
-                    match condition.eval(&Record::new(resource, scope, item)) {
+                let mut check =
+                    |condition: &Condition, item: Item<'_>| match condition.eval(&Record::new(resource, scope, item)) {
                         Ok(hit) => hit,
                         Err(_) => {
                             failed |= *errors == ErrorMode::Propagate;
                             false
                         }
-                    }
-                };
+                    };
                 let hit = spans.iter().any(|c| check(c, Item::Span(span)))
                     || span.events.iter().any(|e| events.iter().any(|c| check(c, Item::Event(span, e))));
                 if !hit && failed {
@@ -153,10 +170,8 @@ impl Leaves {
         if self.leaves.len() >= MAX_LEAVES {
             return Err(format!("tail_sampling takes at most {MAX_LEAVES} span-matching policies in all"));
         }
-        self.reads_resource |= matches!(
-            leaf,
-            Leaf::Numeric { .. } | Leaf::Strings { .. } | Leaf::Regex { .. } | Leaf::Boolean { .. }
-        );
+        self.reads_resource |=
+            matches!(leaf, Leaf::Numeric { .. } | Leaf::Strings { .. } | Leaf::Regex { .. } | Leaf::Boolean { .. });
         self.leaves.push(leaf);
         Ok((self.leaves.len() - 1) as u8)
     }
@@ -347,7 +362,10 @@ impl Policy {
             }
             PolicyType::SpanCount => {
                 let c = config.span_count.as_ref().ok_or_else(missing)?;
-                Policy::SpanCount { min: c.min_spans.max(0) as u64, max: (c.max_spans > 0).then_some(c.max_spans as u64) }
+                Policy::SpanCount {
+                    min: c.min_spans.max(0) as u64,
+                    max: (c.max_spans > 0).then_some(c.max_spans as u64),
+                }
             }
             PolicyType::And => {
                 let c = config.and.as_ref().ok_or_else(missing)?;

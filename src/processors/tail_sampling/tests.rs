@@ -245,7 +245,13 @@ fn held_spans_come_back_as_they_went_in() {
         for rs in &r.resource_spans {
             for ss in &rs.scope_spans {
                 for s in &ss.spans {
-                    v.push((rs.resource.clone(), rs.schema_url.clone(), ss.scope.clone(), ss.schema_url.clone(), s.encode_to_vec()));
+                    v.push((
+                        rs.resource.clone(),
+                        rs.schema_url.clone(),
+                        ss.scope.clone(),
+                        ss.schema_url.clone(),
+                        s.encode_to_vec(),
+                    ));
                 }
             }
         }
@@ -320,10 +326,8 @@ fn memory_past_the_bound_decides_the_oldest_early() {
 #[test]
 fn a_trace_over_the_size_limit_is_decided_at_once() {
     let telemetry = Telemetry::new();
-    let mut p = processor_with(
-        "maximum_trace_size_bytes: 2000\npolicies: [{name: all, type: always_sample}]",
-        &telemetry,
-    );
+    let mut p =
+        processor_with("maximum_trace_size_bytes: 2000\npolicies: [{name: all, type: always_sample}]", &telemetry);
     let mut out = Vec::new();
     let mut big = span(1, 0, 0, 10, false);
     big.attributes.push(text("payload", &"x".repeat(3000)));
@@ -333,7 +337,11 @@ fn a_trace_over_the_size_limit_is_decided_at_once() {
     out.clear();
     p.process(batch(request("a", vec![span(1, 1, 0, 1, false)])), &mut out);
     assert_eq!(spans_of(&out), vec![(1, "op1".into())]);
-    assert!(telemetry.encode().contains("otelcol_processor_tail_sampling_traces_dropped_too_large_total{processor=\"tail_sampling/gw\"} 1"));
+    assert!(
+        telemetry.encode().contains(
+            "otelcol_processor_tail_sampling_traces_dropped_too_large_total{processor=\"tail_sampling/gw\"} 1"
+        )
+    );
 }
 
 #[test]
@@ -348,7 +356,10 @@ fn num_traces_decides_the_oldest_early_or_refuses_with_block_on_overflow() {
     let mut p = processor("num_traces: 2\nblock_on_overflow: true\npolicies: [{name: all, type: always_sample}]");
     let mut out = Vec::new();
     let (first, mut first_w) = Ack::new();
-    p.process(Batch::with_ack(Payload::Traces(request("a", vec![span(1, 0, 0, 1, false), span(2, 0, 0, 1, false)])), first), &mut out);
+    p.process(
+        Batch::with_ack(Payload::Traces(request("a", vec![span(1, 0, 0, 1, false), span(2, 0, 0, 1, false)])), first),
+        &mut out,
+    );
     let (ack, mut waiter) = Ack::new();
     p.process(Batch::with_ack(Payload::Traces(request("a", vec![span(3, 0, 0, 1, false)])), ack), &mut out);
     assert_eq!(waiter.try_outcome(), Some(AckOutcome::Failed), "refused, to be sent again");
@@ -446,12 +457,15 @@ fn shutdown_decides_what_is_held_unless_told_to_drop_it() {
     assert_eq!(spans_of(&out).len(), 1);
 
     let telemetry = Telemetry::new();
-    let mut p = processor_with("drop_pending_traces_on_shutdown: true\npolicies: [{name: all, type: always_sample}]", &telemetry);
+    let mut p = processor_with(
+        "drop_pending_traces_on_shutdown: true\npolicies: [{name: all, type: always_sample}]",
+        &telemetry,
+    );
     let mut out = Vec::new();
     p.process(batch(request("a", vec![span(1, 0, 0, 1, false)])), &mut out);
     p.flush(&mut out);
     assert!(out.is_empty());
-    assert!(telemetry
-        .encode()
-        .contains("otelcol_processor_tail_sampling_sampling_trace_dropped_too_early_total{processor=\"tail_sampling/gw\"} 1"));
+    assert!(telemetry.encode().contains(
+        "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early_total{processor=\"tail_sampling/gw\"} 1"
+    ));
 }
