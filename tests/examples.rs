@@ -188,3 +188,83 @@ fn prometheus_data_plane_serves_every_environment_to_a_real_prometheus() {
     drop(prometheus);
     assert!(agent.stop().success());
 }
+
+/// Upstream's probabilistic tail-sampling policy: FNV-1a 64 of the salt and the trace
+/// id, sampled at or under `u64::MAX × ratio`.
+fn tail_probabilistic(trace_id: &str, percentage: f64) -> bool {
+    let id: Vec<u8> =
+        (0..trace_id.len()).step_by(2).map(|i| u8::from_str_radix(&trace_id[i..i + 2], 16).unwrap()).collect();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in b"default-hash-seed".iter().chain(&id) {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash <= (u64::MAX as f64 * percentage / 100.0) as u64
+}
+
+#[test]
+fn the_gateway_keeps_errors_slow_traces_and_a_tenth_of_the_rest_whole() {
+    let backend = Agent::start(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc: { endpoint: 127.0.0.1:0 }
+exporters:
+  file:
+    path: "{dir}/traces.jsonl"
+service:
+  pipelines:
+    traces: { receivers: [otlp], exporters: [file] }
+"#,
+    );
+    let example = std::fs::read_to_string(repo_path("config/examples/gateway.yaml")).unwrap();
+    let config = example
+        .replace("${env:OCELOT_OTLP_GRPC:-0.0.0.0:4317}", "127.0.0.1:0")
+        .replace("${env:OCELOT_OTLP_HTTP:-0.0.0.0:4318}", "127.0.0.1:0")
+        .replace("${env:OCELOT_BACKEND_ENDPOINT:-tempo:4317}", &backend.grpc("otlp").to_string())
+        .replace("0.0.0.0:13133", "127.0.0.1:0")
+        .replace("${env:OCELOT_METRICS_PORT:-8888}", "0")
+        .replace("decision_wait: 10s", "decision_wait: 3s")
+        .replace("decision_wait_after_root_received: 2s", "decision_wait_after_root_received: 1s");
+    let gateway = Agent::start(&config);
+    let ids = gateway.dir.path().join("ids.jsonl");
+    let output = Command::new(test_python())
+        .arg(repo_path("tests/python/send_traces.py"))
+        .args(["--grpc", &gateway.grpc("otlp").to_string(), "--phase", "first", "--count", "60"])
+        .arg("--ids")
+        .arg(&ids)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "the Python client failed: {}", String::from_utf8_lossy(&output.stderr));
+    let mut wanted = std::collections::BTreeSet::new();
+    for t in read_json_lines(&ids) {
+        let id = t["trace_id"].as_str().unwrap().to_string();
+        if t["kind"] != "ordinary" || tail_probabilistic(&id, 10.0) {
+            wanted.insert(id);
+        }
+    }
+    let path = backend.dir.path().join("traces.jsonl");
+    let spans_by_trace = || {
+        let mut got: std::collections::BTreeMap<String, usize> = Default::default();
+        for line in read_json_lines(&path) {
+            for rs in line["resourceSpans"].as_array().into_iter().flatten() {
+                for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                    for span in ss["spans"].as_array().into_iter().flatten() {
+                        *got.entry(span["traceId"].as_str().unwrap().to_string()).or_default() += 1;
+                    }
+                }
+            }
+        }
+        got
+    };
+    let decided = "otelcol_processor_tail_sampling_global_count_traces_sampled_total";
+    wait_until(Duration::from_secs(30), "every trace decided", || gateway.metric(decided, "") == 60.0);
+    wait_until(Duration::from_secs(20), "the kept traces at the backend", || {
+        spans_by_trace().values().sum::<usize>() == 3 * wanted.len()
+    });
+    let got = spans_by_trace();
+    assert_eq!(got.keys().cloned().collect::<std::collections::BTreeSet<_>>(), wanted);
+    assert!(got.values().all(|n| *n == 3), "every kept trace whole: {got:?}");
+    assert!(gateway.stop().success());
+}
