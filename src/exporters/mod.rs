@@ -6,6 +6,7 @@ pub mod debug;
 pub mod file;
 pub mod helper;
 pub mod http;
+pub mod loadbalancing;
 pub mod loki;
 pub mod otlp;
 pub mod prometheus;
@@ -29,6 +30,7 @@ pub enum ExporterConfig {
     PrometheusRemoteWrite(prometheusremotewrite::PrwConfig),
     Prometheus(prometheus::PrometheusConfig),
     Loki(loki::LokiConfig),
+    LoadBalancing(Box<loadbalancing::LoadBalancingConfig>),
 }
 
 pub static FACTORIES: &[Factory<ExporterConfig>] = &[
@@ -74,6 +76,12 @@ pub static FACTORIES: &[Factory<ExporterConfig>] = &[
         signals: &[Signal::Logs],
         parse: |node| parse_config(node).map(ExporterConfig::Loki),
     },
+    Factory {
+        type_name: loadbalancing::TYPE,
+        aliases: loadbalancing::ALIASES,
+        signals: &Signal::ALL,
+        parse: |node| parse_config(node).map(|c| ExporterConfig::LoadBalancing(Box::new(c))),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +119,7 @@ impl crate::config::StorageUser for ExporterConfig {
             ExporterConfig::OtlpHttp(c) => Some(&c.sending_queue),
             ExporterConfig::Loki(c) => Some(&c.sending_queue),
             ExporterConfig::PrometheusRemoteWrite(c) => c.sending_queue.as_ref(),
+            ExporterConfig::LoadBalancing(c) => Some(&c.protocol.otlp.sending_queue),
             ExporterConfig::Debug(_) | ExporterConfig::File(_) | ExporterConfig::Prometheus(_) => None,
         };
         queue.and_then(|q| q.storage.as_deref())
@@ -124,6 +133,7 @@ impl crate::config::AuthUser for ExporterConfig {
             ExporterConfig::OtlpHttp(c) => &c.auth,
             ExporterConfig::PrometheusRemoteWrite(c) => &c.auth,
             ExporterConfig::Loki(c) => &c.auth,
+            ExporterConfig::LoadBalancing(c) => &c.protocol.otlp.auth,
             ExporterConfig::Debug(_) | ExporterConfig::File(_) | ExporterConfig::Prometheus(_) => return Vec::new(),
         };
         auth.iter().map(|a| a.authenticator.as_str()).collect()
@@ -255,5 +265,7 @@ pub fn start(
             let exporter = prometheus::PrometheusExporter::new(id, c, telemetry, owner, tracker)?;
             helper::spawn(exporter, local_settings(id, telemetry, give_up), tracker)
         }
+        // It starts exporters of its own, one per backend, with what `env` holds.
+        ExporterConfig::LoadBalancing(c) => return loadbalancing::start(id, c, env),
     })
 }

@@ -4,12 +4,14 @@
 //! Components take their metric handles once, at build time; counting on the hot path
 //! is an atomic add per batch, never a map lookup.
 
+mod balancer;
 mod process;
 mod reloads;
 pub mod sampling;
 mod shedding;
 pub mod status;
 
+pub use balancer::BalancerMetrics;
 pub use reloads::{ReloadMetrics, ReloadResult};
 pub use shedding::{ImportanceMetrics, MemoryLimiterMetrics, PipelineMetrics};
 
@@ -314,6 +316,7 @@ pub struct Telemetry {
     processor_outgoing: Family<ProcessorSignalLabels, Counter>,
     shedding: shedding::Shedding,
     sampling: sampling::Sampling,
+    balancer: balancer::Balancer,
     /// Reloads and the running config.
     pub reloads: ReloadMetrics,
     pub statuses: Arc<status::Statuses>,
@@ -515,6 +518,7 @@ impl Telemetry {
         );
         let shedding = shedding::Shedding::register(&mut registry);
         let sampling = sampling::Sampling::register(&mut registry);
+        let balancer = balancer::Balancer::register(&mut registry);
         let reloads = ReloadMetrics::register(&mut registry);
         let target_info = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register("target_info", "Target metadata: the agent's resource attributes", target_info.clone());
@@ -554,6 +558,7 @@ impl Telemetry {
             processor_outgoing,
             shedding,
             sampling,
+            balancer,
             reloads,
             statuses: Arc::default(),
         })
@@ -697,6 +702,10 @@ impl Telemetry {
 
     pub fn probabilistic_sampler(&self, id: &ComponentId) -> [[Counter; 2]; 3] {
         self.shedding.sampler(id)
+    }
+
+    pub fn balancer(&self, id: &ComponentId) -> BalancerMetrics {
+        self.balancer.metrics(id)
     }
 
     pub fn tail_sampling(&self, id: &ComponentId) -> sampling::TailSamplingMetrics {

@@ -375,6 +375,44 @@ pub struct ExporterInput {
     metrics: ExporterMetrics,
     /// When a full queue was last logged.
     warned: Arc<std::sync::Mutex<Option<Instant>>>,
+    /// For an input that forwards to exporters of its own: what its clients wait for
+    /// (theirs), (for the result, for the queue).
+    waits: Option<(bool, bool)>,
+}
+
+/// The far end of a [`forwarding_input`]: batches as the pipeline handed them over.
+pub struct Forwarded(mpsc::Receiver<Queued>);
+
+impl Forwarded {
+    pub async fn recv(&mut self) -> Option<Batch> {
+        self.0.recv().await.map(|q| q.batch)
+    }
+}
+
+/// An input with no queue of its own, for an exporter that hands batches on to
+/// exporters of its own (`loadbalancing`): a full channel is backpressure, and a
+/// client waits for what those exporters make it wait for.
+pub fn forwarding_input(
+    id: &ComponentId,
+    metrics: ExporterMetrics,
+    capacity: usize,
+    waits_for_result: bool,
+    waits_for_queue: bool,
+) -> (ExporterInput, Forwarded) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let queue = QueueConfig { enabled: false, ..QueueConfig::default() };
+    let input = ExporterInput {
+        tx,
+        disk: None,
+        _exports: None,
+        sized: None,
+        queue: Arc::new(queue),
+        id: id.clone(),
+        metrics,
+        warned: Arc::default(),
+        waits: Some((waits_for_result, waits_for_queue)),
+    };
+    (input, Forwarded(rx))
 }
 
 /// A full queue is logged at most this often per exporter.
@@ -383,6 +421,9 @@ const FULL_QUEUE_LOG_EVERY: Duration = Duration::from_secs(10);
 impl ExporterInput {
     /// A client behind this exporter waits for the export, not just for the queue.
     pub fn waits_for_result(&self) -> bool {
+        if let Some((result, _)) = self.waits {
+            return result;
+        }
         !self.queue.enabled || self.queue.wait_for_result
     }
 
@@ -390,7 +431,16 @@ impl ExporterInput {
     /// queue refuses the copy (`block_on_overflow: false`) and the client must hear it
     /// when no other exporter kept the data.
     pub fn waits_for_queue(&self) -> bool {
+        if let Some((_, queue)) = self.waits {
+            return queue;
+        }
         self.queue.enabled && !self.queue.block_on_overflow
+    }
+
+    /// Whether a client behind an exporter with this queue waits for the export, and
+    /// for the queue (as [`ExporterInput::waits_for_result`] and `waits_for_queue`).
+    pub fn waits_of(queue: &QueueConfig) -> (bool, bool) {
+        (!queue.enabled || queue.wait_for_result, queue.enabled && !queue.block_on_overflow)
     }
 
     /// Hands `batch` to the exporter. With no queue it waits for room (the export
@@ -509,6 +559,7 @@ pub fn spawn_in_parts<E: ExportInParts>(
         id: settings.id.clone(),
         metrics: settings.metrics.clone(),
         warned: Arc::default(),
+        waits: None,
     };
     let inner = tracker.clone();
     let written = CancellationToken::new();
@@ -564,7 +615,7 @@ async fn write_to_disk(
 
 /// A batch in the queue, with the room it takes in a queue sized in items or bytes
 /// (given back when it leaves).
-struct Queued {
+pub struct Queued {
     batch: Batch,
     room: Option<tokio::sync::OwnedSemaphorePermit>,
 }

@@ -32,7 +32,9 @@ pub struct OtlpGrpcExporterConfig {
     /// (`bearertokenauth`, `basicauth`, `headers_setter`).
     #[serde(default)]
     pub auth: Option<crate::extensions::auth::AuthSettings>,
-    /// `host:port`, or `https://host:port`; `http://` means no TLS. Required.
+    /// `host:port`, or `https://host:port`; `http://` means no TLS. Required (the
+    /// loadbalancing exporter's `protocol.otlp` has its backends' instead).
+    #[serde(default)]
     pub endpoint: String,
     #[serde(default)]
     pub tls: TlsClientConfig,
