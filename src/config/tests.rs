@@ -148,7 +148,7 @@ fn bad_values_and_missing_fields() {
     assert!(
         errors
             .iter()
-            .any(|e| e.contains("exporter `otlp`: missing field `endpoint`") && e.starts_with("agent.yaml:8:5:")),
+            .any(|e| e.contains("exporter `otlp`: endpoint must be set") && e.starts_with("agent.yaml:8:5:")),
         "{errors:?}"
     );
 }
