@@ -146,9 +146,7 @@ fn bad_values_and_missing_fields() {
     );
     let errors = self::errors(&VALID.replace("  debug:\n", "  debug:\n  otlp:\n    compression: gzip\n"));
     assert!(
-        errors
-            .iter()
-            .any(|e| e.contains("exporter `otlp`: endpoint must be set") && e.starts_with("agent.yaml:8:5:")),
+        errors.iter().any(|e| e.contains("exporter `otlp`: endpoint must be set") && e.starts_with("agent.yaml:8:5:")),
         "{errors:?}"
     );
 }

@@ -94,3 +94,26 @@ pub(crate) fn endpoint(backend: &str) -> String {
 
 /// How long a first DNS answer may take before data waits no more for it.
 pub(crate) const FIRST_ANSWER: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn dns_answers_are_addresses_with_the_port_sorted() {
+        // `localhost` is answered from /etc/hosts: no query leaves the machine.
+        let dns = DnsResolver {
+            hostname: "localhost".into(),
+            port: Some("4317".into()),
+            interval: crate::config::ConfigDuration::from_secs(5),
+            timeout: crate::config::ConfigDuration::from_secs(1),
+        };
+        let found = lookup(&dns).await.unwrap();
+        assert!(found.contains(&"127.0.0.1:4317".to_string()), "{found:?}");
+        let mut sorted = found.clone();
+        sorted.sort();
+        assert_eq!(found, sorted);
+        assert_eq!(endpoint("10.0.0.1"), "10.0.0.1:4317");
+        assert_eq!(endpoint("gw:4000"), "gw:4000");
+    }
+}

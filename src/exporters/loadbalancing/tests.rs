@@ -221,3 +221,38 @@ fn attributes_make_the_key_from_resource_then_span() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_resolver_answering_nothing_fails_the_batch_for_a_retry() {
+    use crate::pdata::{Ack, AckOutcome, Batch};
+    let telemetry = crate::telemetry::Telemetry::new();
+    let id = crate::config::ComponentId::new("loadbalancing");
+    let config = config("protocol: {otlp: {}}\nresolver: {dns: {hostname: gateways.example}}").unwrap();
+    let (input, forwarded) = crate::exporters::helper::forwarding_input(&id, telemetry.exporter(&id), 4, false, false);
+    // A DNS resolver that has answered nothing (yet), and stays open.
+    let (_answers, resolved) = tokio::sync::watch::channel(Vec::new());
+    let balancer = super::balancer::Balancer {
+        id: id.clone(),
+        config,
+        make: Box::new(|_| Err("not called".into())),
+        metrics: telemetry.exporter(&id),
+        ring: Ring::default(),
+        backends: Vec::new(),
+        warned: None,
+    };
+    let running = tokio::spawn(balancer.run(forwarded, resolved));
+    let (ack, waiter) = Ack::new();
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans { spans: spans(2, 1), ..Default::default() }],
+            ..Default::default()
+        }],
+    };
+    assert!(input.send(Batch::with_ack(Payload::Traces(request), ack)).await.is_ok());
+    // It waits for a first answer (5s, on the paused clock), then fails the batch.
+    let resolution = waiter.wait().await;
+    assert_eq!(resolution.outcome, AckOutcome::Failed);
+    assert!(resolution.message.contains("couldn't find the exporter"), "{}", resolution.message);
+    drop(input);
+    running.await.unwrap();
+}
