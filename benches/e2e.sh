@@ -15,6 +15,10 @@
 # OCELOT_QUEUE=disk puts the exporter's sending queue on disk (file_storage in the
 # run's temp dir, fsync_interval 1s); OCELOT_QUEUE=fsync fsyncs every batch:
 #   OCELOT_QUEUE=disk benches/e2e.sh logs 20 none --concurrency 4 --batch 500
+#
+# OCELOT_EXPORTER=loadbalancing sends through the loadbalancing exporter to two
+# sinks instead (traceID key for traces, each sink a backend with its own queue):
+#   OCELOT_EXPORTER=loadbalancing benches/e2e.sh traces 20 none --concurrency 4 --batch 500
 set -euo pipefail
 cd "$(dirname "$0")/.."
 signal=${1:-traces}
@@ -23,7 +27,12 @@ compression=${3:-gzip}
 shift $(( $# < 3 ? $# : 3 ))
 cargo build --release --quiet --bins
 . benches/lib.sh
-in_port=$(pick_port); sink_port=$(pick_port); metrics_port=$(pick_port)
+in_port=$(pick_port); sink_port=$(pick_port); sink2_port=$(pick_port); metrics_port=$(pick_port)
+exporter=${OCELOT_EXPORTER:-otlp}
+case "$exporter" in
+  otlp|loadbalancing) ;;
+  *) echo "OCELOT_EXPORTER is otlp or loadbalancing" >&2; exit 2 ;;
+esac
 
 queue=""
 storage_ext=""
@@ -66,6 +75,15 @@ exporters:
     tls:
       insecure: true
 $queue
+  loadbalancing:
+    protocol:
+      otlp:
+        compression: $compression
+        tls:
+          insecure: true
+    resolver:
+      static:
+        hostnames: ["127.0.0.1:$sink_port", "127.0.0.1:$sink2_port"]
 $storage_ext
 service:
   extensions: [$( [ -n "$storage_ext" ] && echo file_storage/queue )]
@@ -73,13 +91,16 @@ service:
     $signal:
       receivers: [otlp]
       processors: [${OCELOT_PROCESSORS:-batch}]
-      exporters: [otlp]
+      exporters: [$exporter]
   telemetry:
     metrics:
       address: 127.0.0.1:$metrics_port
 YAML
 
 "$bin/ocelot-loadgen" sink --grpc "127.0.0.1:$sink_port" --report-every 3600s > "$dir/sink.log" &
+if [ "$exporter" = loadbalancing ]; then
+  "$bin/ocelot-loadgen" sink --grpc "127.0.0.1:$sink2_port" --report-every 3600s > "$dir/sink2.log" &
+fi
 "$ocelot" --config "$dir/ocelot.yaml" 2> "$dir/ocelot.log" &
 pid=$!
 sleep 2

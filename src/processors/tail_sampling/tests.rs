@@ -469,3 +469,16 @@ fn shutdown_decides_what_is_held_unless_told_to_drop_it() {
         "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early_total{processor=\"tail_sampling/gw\"} 1"
     ));
 }
+
+#[test]
+fn the_fuzz_round_trip_holds_for_a_mixed_request() {
+    let mut r = request("a", vec![span(1, 0, 0, 1, false), span(2, 0, 0, 1, true), span(1, 1, 0, 1, false)]);
+    r.resource_spans.push(ResourceSpans {
+        resource: None,
+        scope_spans: vec![ScopeSpans::default()],
+        schema_url: "x".into(),
+    });
+    let bytes = r.encode_to_vec();
+    fuzz_round_trip(&bytes);
+    crate::exporters::loadbalancing::fuzz_split(&bytes);
+}
