@@ -523,13 +523,15 @@ fn a_reload_that_breaks_an_exporter_is_rolled_back_within_the_verify_window() {
     assert_eq!(post(port, &["before".into()]), 200);
     wait_until(Duration::from_secs(10), "the first record", || backend.accepted() == ["before"]);
     let health = agent.health_addr("health_check");
-    let (status, _, body) = http_get(health, "/status");
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let shown: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(
-        shown["components"]["pipeline:logs"]["components"]["exporter:otlp_http"]["status"], "StatusOK",
-        "{shown}"
-    );
+    // The backend has the record before the exporter has its answer and notes the
+    // export as OK: wait for the status, not just for the record.
+    let exporter_status = || {
+        let (status, _, body) = http_get(health, "/status");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let shown: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        shown["components"]["pipeline:logs"]["components"]["exporter:otlp_http"]["status"].clone()
+    };
+    wait_until(Duration::from_secs(10), "the exporter's first export noted as OK", || exporter_status() == "StatusOK");
     assert_eq!(http_get(health, "/health/ready").0, 200);
     assert_eq!(agent.count_logs("health_check.check_collector_pipeline is ignored (as upstream ignores it now); use component_health and /status."), 1);
 
