@@ -203,7 +203,7 @@ fn tail_probabilistic(trace_id: &str, percentage: f64) -> bool {
 }
 
 #[test]
-fn the_gateway_keeps_errors_slow_traces_and_a_tenth_of_the_rest_whole() {
+fn the_agent_and_gateway_examples_keep_errors_slow_traces_and_a_tenth_of_the_rest_whole() {
     let backend = Agent::start(
         r#"
 receivers:
@@ -228,10 +228,25 @@ service:
         .replace("decision_wait: 10s", "decision_wait: 3s")
         .replace("decision_wait_after_root_received: 2s", "decision_wait_after_root_received: 1s");
     let gateway = Agent::start(&config);
+    // The applications send to the agent example, which sends traces to the gateway
+    // with loadbalancing: the gateway's name resolves to this one gateway.
+    let gateway_addr = gateway.grpc("otlp");
+    let agent_example = std::fs::read_to_string(repo_path("config/examples/gateway-agent.yaml")).unwrap();
+    let agent_config = agent_example
+        .replace("${env:OCELOT_OTLP_GRPC:-127.0.0.1:4317}", "127.0.0.1:0")
+        .replace("${env:OCELOT_OTLP_HTTP:-127.0.0.1:4318}", "127.0.0.1:0")
+        .replace("${env:OCELOT_GATEWAY_HOSTNAME:-ocelot-gateway-headless.observability.svc.cluster.local}", "127.0.0.1")
+        .replace("${env:OCELOT_GATEWAY_PORT:-4317}", &gateway_addr.port().to_string())
+        .replace(
+            "${env:OCELOT_GATEWAY_ENDPOINT:-ocelot-gateway.observability.svc.cluster.local:4317}",
+            &gateway_addr.to_string(),
+        )
+        .replace("${env:OCELOT_METRICS_PORT:-8888}", "0");
+    let agent = Agent::start(&agent_config);
     let ids = gateway.dir.path().join("ids.jsonl");
     let output = Command::new(test_python())
         .arg(repo_path("tests/python/send_traces.py"))
-        .args(["--grpc", &gateway.grpc("otlp").to_string(), "--phase", "first", "--count", "60"])
+        .args(["--grpc", &agent.grpc("otlp").to_string(), "--phase", "first", "--count", "60"])
         .arg("--ids")
         .arg(&ids)
         .output()
@@ -266,5 +281,7 @@ service:
     let got = spans_by_trace();
     assert_eq!(got.keys().cloned().collect::<std::collections::BTreeSet<_>>(), wanted);
     assert!(got.values().all(|n| *n == 3), "every kept trace whole: {got:?}");
+    assert_eq!(agent.metric("otelcol_loadbalancer_num_backends", "resolver=\"dns\""), 1.0);
+    assert!(agent.stop().success());
     assert!(gateway.stop().success());
 }

@@ -482,3 +482,26 @@ fn the_fuzz_round_trip_holds_for_a_mixed_request() {
     fuzz_round_trip(&bytes);
     crate::exporters::loadbalancing::fuzz_split(&bytes);
 }
+
+#[test]
+fn a_policy_on_a_missing_attribute_samples_nothing_and_errs_nowhere() {
+    let telemetry = Telemetry::new();
+    let mut p = processor_with(
+        "policies:\n  - {name: tier, type: numeric_attribute, numeric_attribute: {key: absent, min_value: 1, max_value: 10}}\n  - {name: flag, type: boolean_attribute, boolean_attribute: {key: absent, value: true}}\n  - name: ottl\n    type: ottl_condition\n    ottl_condition: {span: ['attributes[\"absent\"] == \"x\"']}",
+        &telemetry,
+    );
+    let mut out = Vec::new();
+    p.process(batch(request("a", vec![span(1, 0, 0, 1, true), span(2, 0, 0, 1, false)])), &mut out);
+    p.on_deadline(Instant::now() + Duration::from_secs(31), &mut out);
+    assert!(out.is_empty());
+    let metrics = telemetry.encode();
+    assert!(
+        metrics.contains(
+            "otelcol_processor_tail_sampling_sampling_policy_evaluation_error_total{processor=\"tail_sampling/gw\"} 0"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "otelcol_processor_tail_sampling_global_count_traces_sampled_total{processor=\"tail_sampling/gw\",decision=\"not_sampled\",sampled=\"false\"} 2"
+    ));
+}
