@@ -189,19 +189,6 @@ fn prometheus_data_plane_serves_every_environment_to_a_real_prometheus() {
     assert!(agent.stop().success());
 }
 
-/// Upstream's probabilistic tail-sampling policy: FNV-1a 64 of the salt and the trace
-/// id, sampled at or under `u64::MAX × ratio`.
-fn tail_probabilistic(trace_id: &str, percentage: f64) -> bool {
-    let id: Vec<u8> =
-        (0..trace_id.len()).step_by(2).map(|i| u8::from_str_radix(&trace_id[i..i + 2], 16).unwrap()).collect();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in b"default-hash-seed".iter().chain(&id) {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash <= (u64::MAX as f64 * percentage / 100.0) as u64
-}
-
 #[test]
 fn the_agent_and_gateway_examples_keep_errors_slow_traces_and_a_tenth_of_the_rest_whole() {
     let backend = Agent::start(
@@ -255,7 +242,7 @@ service:
     let mut wanted = std::collections::BTreeSet::new();
     for t in read_json_lines(&ids) {
         let id = t["trace_id"].as_str().unwrap().to_string();
-        if t["kind"] != "ordinary" || tail_probabilistic(&id, 10.0) {
+        if t["kind"] != "ordinary" || tail_probabilistic("default-hash-seed", &unhex(&id), 10.0) {
             wanted.insert(id);
         }
     }

@@ -12,28 +12,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Agent, http_post, read_json_lines, repo_path, test_python, wait_until};
+use common::{Agent, http_post, read_json_lines, repo_path, tail_probabilistic, test_python, unhex, wait_until};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
 
 const COUNT: usize = 30;
-
-/// Upstream's probabilistic policy: FNV-1a 64 of the salt and the trace id, sampled
-/// at or under `u64::MAX × ratio`.
-fn probabilistic(salt: &str, trace_id: &[u8], percentage: f64) -> bool {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in salt.as_bytes().iter().chain(trace_id) {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash <= (u64::MAX as f64 * percentage / 100.0) as u64
-}
-
-fn hex(text: &str) -> Vec<u8> {
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
-}
 
 /// Span names by trace id (hex), from the file exporter's JSON lines.
 fn received(path: &std::path::Path) -> BTreeMap<String, Vec<String>> {
@@ -100,7 +85,7 @@ service:
     for t in &traces {
         let id = t["trace_id"].as_str().unwrap();
         let kind = t["kind"].as_str().unwrap();
-        if kind != "ordinary" || probabilistic("e2e", &hex(id), 30.0) {
+        if kind != "ordinary" || tail_probabilistic("e2e", &unhex(id), 30.0) {
             wanted.insert(id.to_string());
         }
     }

@@ -6,6 +6,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::family;
 use crate::config::ComponentId;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -52,19 +53,19 @@ impl BalancerMetrics {
 
 impl Balancer {
     pub(super) fn register(registry: &mut Registry) -> Balancer {
-        let b = Balancer { resolutions: Family::default(), backends: Family::default(), updates: Family::default() };
-        registry.register(
-            "otelcol_loadbalancer_num_resolutions",
-            "Number of times the resolver has triggered new resolutions",
-            b.resolutions.clone(),
-        );
-        registry.register("otelcol_loadbalancer_num_backends", "Current number of backends in use", b.backends.clone());
-        registry.register(
-            "otelcol_loadbalancer_num_backend_updates",
-            "Number of times the list of backends was updated",
-            b.updates.clone(),
-        );
-        b
+        Balancer {
+            resolutions: family(
+                registry,
+                "otelcol_loadbalancer_num_resolutions",
+                "Number of times the resolver has triggered new resolutions",
+            ),
+            backends: family(registry, "otelcol_loadbalancer_num_backends", "Current number of backends in use"),
+            updates: family(
+                registry,
+                "otelcol_loadbalancer_num_backend_updates",
+                "Number of times the list of backends was updated",
+            ),
+        }
     }
 
     pub(super) fn metrics(&self, id: &ComponentId) -> BalancerMetrics {

@@ -160,6 +160,23 @@ pub struct FilterMetrics {
     pub processor: ProcessorMetrics,
 }
 
+/// A metric family registered under `name`, for the registries' many one-liners.
+fn family<L, M>(registry: &mut Registry, name: &str, help: &str) -> Family<L, M>
+where
+    L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
+    M: prometheus_client::metrics::TypedMetric
+        + prometheus_client::encoding::EncodeMetric
+        + Default
+        + Send
+        + Sync
+        + std::fmt::Debug
+        + 'static,
+{
+    let f = Family::<L, M>::default();
+    registry.register(name, help, f.clone());
+    f
+}
+
 /// One counter family per signal, named `<prefix>_<spans|metric_points|log_records>`.
 struct PerSignal<L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static> {
     families: [Family<L, Counter>; 3],

@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use super::ProcessorLabels;
+use super::{ProcessorLabels, family};
 use crate::config::ComponentId;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -148,21 +148,6 @@ impl TailSamplingMetrics {
 
 impl Sampling {
     pub(super) fn register(registry: &mut Registry) -> Sampling {
-        fn family<L, M>(registry: &mut Registry, name: &str, help: &str) -> Family<L, M>
-        where
-            L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
-            M: prometheus_client::metrics::TypedMetric
-                + prometheus_client::encoding::EncodeMetric
-                + Default
-                + Send
-                + Sync
-                + std::fmt::Debug
-                + 'static,
-        {
-            let f = Family::<L, M>::default();
-            registry.register(name, help, f.clone());
-            f
-        }
         fn histograms(
             registry: &mut Registry,
             name: &str,

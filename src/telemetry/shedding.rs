@@ -14,7 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::{PerSignal, ProcessorLabels};
+use super::{PerSignal, ProcessorLabels, family};
 use crate::config::{ComponentId, PipelineId};
 use crate::pdata::Signal;
 use crate::pdata::score::Tier;
@@ -119,21 +119,6 @@ pub(super) struct Shedding {
 
 impl Shedding {
     pub(super) fn register(registry: &mut Registry) -> Shedding {
-        fn family<L, M>(registry: &mut Registry, name: &str, help: &str) -> Family<L, M>
-        where
-            L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
-            M: prometheus_client::metrics::TypedMetric
-                + prometheus_client::encoding::EncodeMetric
-                + Default
-                + Send
-                + Sync
-                + std::fmt::Debug
-                + 'static,
-        {
-            let f = Family::<L, M>::default();
-            registry.register(name, help, f.clone());
-            f
-        }
         let limiter_refused = PerSignal::register(
             registry,
             "otelcol_processor_memory_limiter_refused",

@@ -409,3 +409,19 @@ pub fn test_python() -> PathBuf {
     assert!(venv.exists(), "no test venv at {}: run scripts/test, which makes it", venv.display());
     venv
 }
+
+/// Upstream's probabilistic tail-sampling policy: FNV-1a 64 of the salt and the trace
+/// id, sampled at or under `u64::MAX × percentage / 100`.
+pub fn tail_probabilistic(salt: &str, trace_id: &[u8], percentage: f64) -> bool {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in salt.as_bytes().iter().chain(trace_id) {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash <= (u64::MAX as f64 * percentage / 100.0) as u64
+}
+
+/// Bytes from hex text.
+pub fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+}
