@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
 
-const COUNT: usize = 30;
+const COUNT: usize = 60;
 
 /// Span names by trace id (hex), from the file exporter's JSON lines.
 fn received(path: &std::path::Path) -> BTreeMap<String, Vec<String>> {
@@ -89,8 +89,10 @@ service:
             wanted.insert(id.to_string());
         }
     }
+    // Trace ids are the SDK's, random: at 30 % the share may keep none of the ordinary
+    // traces (0.7^20 ≈ 0.08 %); the sets compared below are exact either way.
     let ordinary_kept = wanted.len() - 2 * COUNT / 3;
-    assert!(ordinary_kept > 0 && ordinary_kept < COUNT / 3, "the share keeps some ordinary traces, not all");
+    assert!(ordinary_kept < COUNT / 3, "the share does not keep every ordinary trace");
 
     // Every trace is decided once its wait is over; only then come the late spans,
     // which must follow the decisions.
