@@ -602,17 +602,20 @@ impl Processor for TailSamplingProcessor {
             return;
         };
         for group in groups {
+            let spans = group.spans.len() as u64;
+            // Late spans of a trace not sampled are let go without being encoded.
+            if let Some(at) = self.not_sampled.get(&group.id) {
+                self.metrics.early_releases[1].inc_by(spans);
+                self.metrics.late_span_age.observe(now.saturating_duration_since(at).as_secs_f64());
+                continue;
+            }
             let data = encode_fragment(request, &group.spans, &mut self.lens).into_boxed_slice();
             let fragment = Fragment { data, acks: acks.clone() };
-            let spans = group.spans.len() as u64;
             if let Some(at) = self.sampled.get(&group.id) {
                 self.metrics.early_releases[0].inc_by(spans);
                 self.metrics.late_span_age.observe(now.saturating_duration_since(at).as_secs_f64());
                 self.processor.outgoing[Signal::Traces.index()].inc_by(spans);
                 self.emit.push(fragment);
-            } else if let Some(at) = self.not_sampled.get(&group.id) {
-                self.metrics.early_releases[1].inc_by(spans);
-                self.metrics.late_span_age.observe(now.saturating_duration_since(at).as_secs_f64());
             } else {
                 self.ingest(group, fragment, now);
             }
