@@ -2,7 +2,9 @@
 //! reduction one runs as one config against this host. A stand-in database (a copy
 //! of `sleep` named `redis-server`, idle and small) is kept by `always_include`,
 //! scored critical and routed to the critical pipeline in every scrape, while the
-//! rest of the host's processes take the standard and sampled routes.
+//! rest of the host's processes take the standard and sampled routes. The Kubernetes
+//! agent and gateway run together, from the Python SDK to backends and a real
+//! Prometheus.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,6 +13,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::loki::Loki;
 use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ocelot");
@@ -189,86 +192,195 @@ fn prometheus_data_plane_serves_every_environment_to_a_real_prometheus() {
     assert!(agent.stop().success());
 }
 
-#[test]
-fn the_agent_and_gateway_examples_keep_errors_slow_traces_and_a_tenth_of_the_rest_whole() {
-    let backend = Agent::start(
-        r#"
-receivers:
-  otlp:
-    protocols:
-      grpc: { endpoint: 127.0.0.1:0 }
-exporters:
-  file:
-    path: "{dir}/traces.jsonl"
-service:
-  pipelines:
-    traces: { receivers: [otlp], exporters: [file] }
-"#,
-    );
-    let example = std::fs::read_to_string(repo_path("config/examples/gateway.yaml")).unwrap();
-    let config = example
-        .replace("${env:OCELOT_OTLP_GRPC:-0.0.0.0:4317}", "127.0.0.1:0")
-        .replace("${env:OCELOT_OTLP_HTTP:-0.0.0.0:4318}", "127.0.0.1:0")
-        .replace("${env:OCELOT_BACKEND_ENDPOINT:-tempo:4317}", &backend.grpc("otlp").to_string())
-        .replace("0.0.0.0:13133", "127.0.0.1:0")
-        .replace("${env:OCELOT_METRICS_PORT:-8888}", "0")
-        .replace("decision_wait: 10s", "decision_wait: 3s")
-        .replace("decision_wait_after_root_received: 2s", "decision_wait_after_root_received: 1s");
-    let gateway = Agent::start(&config);
-    // The applications send to the agent example, which sends traces to the gateway
-    // with loadbalancing: the gateway's name resolves to this one gateway.
-    let gateway_addr = gateway.grpc("otlp");
-    let agent_example = std::fs::read_to_string(repo_path("config/examples/gateway-agent.yaml")).unwrap();
-    let agent_config = agent_example
-        .replace("${env:OCELOT_OTLP_GRPC:-127.0.0.1:4317}", "127.0.0.1:0")
-        .replace("${env:OCELOT_OTLP_HTTP:-127.0.0.1:4318}", "127.0.0.1:0")
-        .replace("${env:OCELOT_GATEWAY_HOSTNAME:-ocelot-gateway-headless.observability.svc.cluster.local}", "127.0.0.1")
-        .replace("${env:OCELOT_GATEWAY_PORT:-4317}", &gateway_addr.port().to_string())
-        .replace(
-            "${env:OCELOT_GATEWAY_ENDPOINT:-ocelot-gateway.observability.svc.cluster.local:4317}",
-            &gateway_addr.to_string(),
-        )
-        .replace("${env:OCELOT_METRICS_PORT:-8888}", "0");
-    let agent = Agent::start(&agent_config);
-    let ids = gateway.dir.path().join("ids.jsonl");
-    let output = Command::new(test_python())
-        .arg(repo_path("tests/python/send_traces.py"))
-        .args(["--grpc", &agent.grpc("otlp").to_string(), "--phase", "first", "--count", "60"])
-        .arg("--ids")
-        .arg(&ids)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "the Python client failed: {}", String::from_utf8_lossy(&output.stderr));
-    let mut wanted = std::collections::BTreeSet::new();
-    for t in read_json_lines(&ids) {
-        let id = t["trace_id"].as_str().unwrap().to_string();
-        if t["kind"] != "ordinary" || tail_probabilistic("default-hash-seed", &unhex(&id), 10.0) {
-            wanted.insert(id);
-        }
-    }
-    let path = backend.dir.path().join("traces.jsonl");
-    let spans_by_trace = || {
-        let mut got: std::collections::BTreeMap<String, usize> = Default::default();
-        for line in read_json_lines(&path) {
-            for rs in line["resourceSpans"].as_array().into_iter().flatten() {
-                for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
-                    for span in ss["spans"].as_array().into_iter().flatten() {
-                        *got.entry(span["traceId"].as_str().unwrap().to_string()).or_default() += 1;
-                    }
+/// The Kubernetes examples' listening addresses moved to 127.0.0.1 and ports the
+/// system picks, state into the agent's own directory.
+fn on_loopback(example: &str) -> String {
+    example
+        .replace("endpoint: 0.0.0.0:4317", "endpoint: 127.0.0.1:0")
+        .replace("endpoint: 0.0.0.0:4318", "endpoint: 127.0.0.1:0")
+        .replace("endpoint: 0.0.0.0:13133", "endpoint: 127.0.0.1:0")
+        .replace("host: 0.0.0.0", "host: 127.0.0.1")
+        .replace("port: 8888", "port: 0")
+        .replace("directory: /var/lib/ocelot", "directory: {dir}")
+}
+
+/// Trace id → span count, and one resource's attributes, in a file exporter's output.
+fn spans_by_trace(path: &std::path::Path) -> (std::collections::BTreeMap<String, usize>, Option<serde_json::Value>) {
+    let (mut got, mut resource) = (std::collections::BTreeMap::<String, usize>::new(), None);
+    for line in read_json_lines(path) {
+        for rs in line["resourceSpans"].as_array().into_iter().flatten() {
+            resource = Some(rs["resource"]["attributes"].clone());
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                for span in ss["spans"].as_array().into_iter().flatten() {
+                    *got.entry(span["traceId"].as_str().unwrap().to_string()).or_default() += 1;
                 }
             }
         }
-        got
-    };
+    }
+    (got, resource)
+}
+
+fn string_attribute(attributes: &serde_json::Value, key: &str) -> Option<String> {
+    attributes.as_array()?.iter().find(|kv| kv["key"] == key)?["value"]["stringValue"].as_str().map(str::to_string)
+}
+
+/// The DaemonSet agent and the gateway examples, as one cluster: the Python SDK sends
+/// traces from two regions to the agent, which sends them by trace id to the gateway
+/// (loadbalancing over DNS); the gateway keeps errors, slow traces and a tenth of the
+/// rest, whole, and routes them by cloud.region to the EU or the US backend. The
+/// agent's host metrics and an EU service's metrics reach a real Prometheus through
+/// each region's remote write; a container's log reaches Loki as the tenant.
+#[test]
+fn the_kubernetes_examples_sample_whole_traces_and_route_every_signal_by_region() {
+    let prometheus = prometheus::Prometheus::start("");
+    let loki = Loki::start(|_| (204, ""));
+    let backend = Agent::start(
+        r#"
+receivers:
+  otlp/eu:
+    protocols:
+      grpc: { endpoint: 127.0.0.1:0 }
+  otlp/us:
+    protocols:
+      grpc: { endpoint: 127.0.0.1:0 }
+exporters:
+  file/eu_traces: { path: "{dir}/eu-traces.jsonl" }
+  file/us_traces: { path: "{dir}/us-traces.jsonl" }
+  file/eu_logs: { path: "{dir}/eu-logs.jsonl" }
+  file/us_logs: { path: "{dir}/us-logs.jsonl" }
+service:
+  pipelines:
+    traces/eu: { receivers: [otlp/eu], exporters: [file/eu_traces] }
+    traces/us: { receivers: [otlp/us], exporters: [file/us_traces] }
+    logs/eu: { receivers: [otlp/eu], exporters: [file/eu_logs] }
+    logs/us: { receivers: [otlp/us], exporters: [file/us_logs] }
+"#,
+    );
+    let gateway_example = std::fs::read_to_string(repo_path("config/examples/gateway.yaml")).unwrap();
+    let gateway_config = on_loopback(&gateway_example)
+        .replace("insecure: false", "insecure: true")
+        .replace("decision_wait: 10s", "decision_wait: 3s")
+        .replace("decision_wait_after_root_received: 2s", "decision_wait_after_root_received: 1s");
+    let (eu, us, write) =
+        (backend.grpc("otlp/eu").to_string(), backend.grpc("otlp/us").to_string(), prometheus.write_url());
+    let gateway = Agent::try_start_with_env(
+        &[],
+        &gateway_config,
+        &[],
+        &[
+            ("OTLP_BACKEND_EU", &eu),
+            ("OTLP_BACKEND_US", &us),
+            ("PROMETHEUS_REMOTE_WRITE_EU", &write),
+            ("PROMETHEUS_REMOTE_WRITE_US", &write),
+            ("K8S_POD_NAME", "ocelot-gateway-0"),
+        ],
+    )
+    .unwrap();
+    let gateway_addr = gateway.grpc("otlp");
+    let agent_example = std::fs::read_to_string(repo_path("config/examples/kubernetes-agent.yaml")).unwrap();
+    let agent_config = on_loopback(&agent_example)
+        .replace("/var/log/pods/", "{dir}/pods/")
+        .replace("root_path: /hostfs", "root_path: /")
+        .replace("collection_interval: 30s", "collection_interval: 1s")
+        .replace("hostname: ocelot-gateway-headless.ocelot.svc.cluster.local", "hostname: 127.0.0.1")
+        .replace("port: \"4317\"", &format!("port: \"{}\"", gateway_addr.port()))
+        .replace("endpoint: ocelot-gateway.ocelot.svc.cluster.local:4317", &format!("endpoint: {gateway_addr}"));
+    let loki_url = loki.url();
+    let agent = Agent::try_start_with_env(
+        &[],
+        &agent_config,
+        &[],
+        &[("LOKI_ENDPOINT", &loki_url), ("K8S_NODE_NAME", "node-1")],
+    )
+    .unwrap();
+
+    // A container that starts after the agent: its whole log is read.
+    let container = agent.dir.path().join("pods/shop_checkout-7d9f_0b1c/app");
+    std::fs::create_dir_all(&container).unwrap();
+    std::fs::write(container.join("0.log"), "2026-12-03T10:00:00.000000000Z stdout F order 17 paid\n").unwrap();
+
+    let mut wanted: std::collections::BTreeMap<&str, std::collections::BTreeSet<String>> = Default::default();
+    for region in ["eu-west-1", "us-east-1"] {
+        let ids = agent.dir.path().join(format!("{region}.jsonl"));
+        let output = Command::new(test_python())
+            .arg(repo_path("tests/python/send_traces.py"))
+            .args(["--grpc", &agent.grpc("otlp").to_string(), "--phase", "first", "--count", "30"])
+            .args(["--region", region, "--ids"])
+            .arg(&ids)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "the Python client failed: {}", String::from_utf8_lossy(&output.stderr));
+        let kept = wanted.entry(if region.starts_with("eu-") { "eu" } else { "us" }).or_default();
+        for t in read_json_lines(&ids) {
+            let id = t["trace_id"].as_str().unwrap().to_string();
+            if t["kind"] != "ordinary" || tail_probabilistic("default-hash-seed", &unhex(&id), 10.0) {
+                kept.insert(id);
+            }
+        }
+    }
+    // An EU service's counter through the agent; an EU log straight to the gateway.
+    let metrics = service_metrics("billing", Some(("cloud.region", "eu-central-1")), 42.0);
+    let (status, _, body) = http_post(agent.http("otlp"), "/v1/metrics", "application/json", &metrics);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let log = serde_json::json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "cloud.region", "value": {"stringValue": "eu-west-1"}}]},
+        "scopeLogs": [{"logRecords": [{"body": {"stringValue": "invoice 9 sent"}}]}]
+    }]});
+    let (status, _, body) =
+        http_post(gateway.http("otlp"), "/v1/logs", "application/json", &serde_json::to_vec(&log).unwrap());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+
     let decided = "otelcol_processor_tail_sampling_global_count_traces_sampled_total";
     wait_until(Duration::from_secs(30), "every trace decided", || gateway.metric(decided, "") == 60.0);
-    wait_until(Duration::from_secs(20), "the kept traces at the backend", || {
-        spans_by_trace().values().sum::<usize>() == 3 * wanted.len()
-    });
-    let got = spans_by_trace();
-    assert_eq!(got.keys().cloned().collect::<std::collections::BTreeSet<_>>(), wanted);
-    assert!(got.values().all(|n| *n == 3), "every kept trace whole: {got:?}");
+    for region in ["eu", "us"] {
+        let path = backend.dir.path().join(format!("{region}-traces.jsonl"));
+        let want = &wanted[region];
+        wait_until(Duration::from_secs(20), &format!("the kept {region} traces at the {region} backend"), || {
+            spans_by_trace(&path).0.values().sum::<usize>() == 3 * want.len()
+        });
+        let (got, resource) = spans_by_trace(&path);
+        assert_eq!(&got.keys().cloned().collect::<std::collections::BTreeSet<_>>(), want, "{region}");
+        assert!(got.values().all(|n| *n == 3), "every kept trace whole: {got:?}");
+        let resource = resource.unwrap();
+        assert_eq!(string_attribute(&resource, "k8s.node.name").as_deref(), Some("node-1"), "{resource}");
+        assert_eq!(string_attribute(&resource, "ocelot.gateway.pod").as_deref(), Some("ocelot-gateway-0"));
+    }
     assert_eq!(agent.metric("otelcol_loadbalancer_num_backends", "resolver=\"dns\""), 1.0);
+
+    // Metrics: the EU counter by the EU remote write, the node's by the US one.
+    let mut series = Vec::new();
+    wait_until(Duration::from_secs(30), "the EU counter in Prometheus", || {
+        series = prometheus.query("http_server_requests_total{cloud_region=\"eu-central-1\"}");
+        !series.is_empty()
+    });
+    assert_eq!(series.len(), 1, "{series:?}");
+    assert_eq!(series[0].1, 42.0);
+    assert_eq!(series[0].0["k8s_node_name"], "node-1");
+    wait_until(Duration::from_secs(30), "the node's memory in Prometheus", || {
+        !prometheus.query("system_memory_usage_bytes{k8s_node_name=\"node-1\"}").is_empty()
+    });
+    let sent = "otelcol_exporter_sent_metric_points_total";
+    assert_eq!(
+        gateway.metric(sent, "exporter=\"prometheusremotewrite/eu\""),
+        1.0,
+        "only the EU counter went to the EU"
+    );
+    assert!(gateway.metric(sent, "exporter=\"prometheusremotewrite/us\"") > 1.0);
+
+    // Logs: the EU log at the EU backend only; the container's line at Loki as the tenant.
+    let eu_logs = backend.dir.path().join("eu-logs.jsonl");
+    wait_until(Duration::from_secs(20), "the EU log at the EU backend", || {
+        log_bodies(&read_json_lines(&eu_logs)) == ["invoice 9 sent"]
+    });
+    assert!(read_json_lines(&backend.dir.path().join("us-logs.jsonl")).is_empty());
+    wait_until(Duration::from_secs(20), "the container's line at Loki", || {
+        loki.received.lock().unwrap().iter().any(|s| s.2.iter().any(|e| e.1 == "order 17 paid"))
+    });
+    for (labels, tenant, _) in loki.received.lock().unwrap().iter() {
+        assert_eq!(tenant, "platform", "{labels:?}");
+    }
+
     assert!(agent.stop().success());
     assert!(gateway.stop().success());
+    assert!(backend.stop().success());
 }

@@ -9,7 +9,8 @@ kinds by index: i % 3 == 0 has a child with status ERROR, i % 3 == 1 lasts 800 m
 --phase late: one more span per trace in --ids, a child of its root (a remote
 parent), sent after the trace was decided.
 
-Span names are <kind>-<i>-<root|child1|child2|late>. Exits non-zero if a flush fails.
+Span names are <kind>-<i>-<root|child1|child2|late>. The resource is service.name
+checkout, with cloud.region when --region is given. Exits non-zero if a flush fails.
 """
 
 import argparse
@@ -25,8 +26,11 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
 
-def provider(endpoint):
-    p = TracerProvider(resource=Resource.create({"service.name": "checkout"}))
+def provider(endpoint, region):
+    attributes = {"service.name": "checkout"}
+    if region:
+        attributes["cloud.region"] = region
+    p = TracerProvider(resource=Resource.create(attributes))
     p.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True)))
     return p
 
@@ -71,8 +75,9 @@ def main():
     parser.add_argument("--phase", choices=["first", "late"], required=True)
     parser.add_argument("--count", type=int, default=30)
     parser.add_argument("--ids", required=True)
+    parser.add_argument("--region", help="the resource's cloud.region")
     args = parser.parse_args()
-    p = provider(f"http://{args.grpc}")
+    p = provider(f"http://{args.grpc}", args.region)
     tracer = p.get_tracer("ocelot.tail_sampling.test")
     if args.phase == "first":
         first(tracer, args.count, args.ids)
