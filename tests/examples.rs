@@ -254,6 +254,10 @@ service:
     traces/us: { receivers: [otlp/us], exporters: [file/us_traces] }
     logs/eu: { receivers: [otlp/eu], exporters: [file/eu_logs] }
     logs/us: { receivers: [otlp/us], exporters: [file/us_logs] }
+  telemetry:
+    metrics:
+      readers:
+        - pull: { exporter: { prometheus: { host: 127.0.0.1, port: 0 } } }
 "#,
     );
     let gateway_example = std::fs::read_to_string(repo_path("config/examples/gateway.yaml")).unwrap();

@@ -2,6 +2,7 @@
 
 pub mod filelog;
 pub mod hostmetrics;
+pub mod journald;
 pub mod otlp;
 
 use crate::component::{Factory, parse_config};
@@ -12,6 +13,7 @@ pub enum ReceiverConfig {
     Otlp(Box<otlp::OtlpReceiverConfig>),
     Filelog(Box<filelog::FilelogConfig>),
     Hostmetrics(Box<hostmetrics::HostmetricsConfig>),
+    Journald(Box<journald::JournaldConfig>),
 }
 
 pub static FACTORIES: &[Factory<ReceiverConfig>] = &[
@@ -33,6 +35,12 @@ pub static FACTORIES: &[Factory<ReceiverConfig>] = &[
         signals: &[Signal::Metrics],
         parse: |node| parse_config(node).map(|c| ReceiverConfig::Hostmetrics(Box::new(c))),
     },
+    Factory {
+        type_name: journald::TYPE,
+        aliases: &[],
+        signals: &[Signal::Logs],
+        parse: |node| parse_config(node).map(|c| ReceiverConfig::Journald(Box::new(c))),
+    },
 ];
 
 impl crate::config::AuthUser for ReceiverConfig {
@@ -43,7 +51,7 @@ impl crate::config::AuthUser for ReceiverConfig {
                 let http = c.protocols.http.as_ref().and_then(|h| h.auth.as_ref());
                 grpc.into_iter().chain(http).map(|a| a.authenticator.as_str()).collect()
             }
-            ReceiverConfig::Filelog(_) | ReceiverConfig::Hostmetrics(_) => Vec::new(),
+            ReceiverConfig::Filelog(_) | ReceiverConfig::Hostmetrics(_) | ReceiverConfig::Journald(_) => Vec::new(),
         }
     }
 }
@@ -52,6 +60,7 @@ impl crate::config::StorageUser for ReceiverConfig {
     fn storage(&self) -> Option<&str> {
         match self {
             ReceiverConfig::Filelog(c) => c.storage.as_deref(),
+            ReceiverConfig::Journald(c) => c.storage.as_deref(),
             ReceiverConfig::Otlp(_) | ReceiverConfig::Hostmetrics(_) => None,
         }
     }
@@ -59,10 +68,11 @@ impl crate::config::StorageUser for ReceiverConfig {
 
 impl ReceiverConfig {
     /// Two instances cannot run side by side during a reload: a file tail's offsets
-    /// belong to one reader, so the old one stops (and commits them) before the new
-    /// one starts. Others start first and share the listening sockets.
+    /// and a journal cursor belong to one reader, so the old one stops (and commits
+    /// them) before the new one starts. Others start first and share the listening
+    /// sockets.
     pub fn exclusive(&self) -> bool {
-        matches!(self, ReceiverConfig::Filelog(_))
+        matches!(self, ReceiverConfig::Filelog(_) | ReceiverConfig::Journald(_))
     }
 }
 
@@ -106,6 +116,9 @@ pub async fn start(
         }
         ReceiverConfig::Hostmetrics(config) => {
             hostmetrics::start(id, config, consumers.metrics, env.telemetry, stop, tracker).await
+        }
+        ReceiverConfig::Journald(config) => {
+            journald::start(id, config, consumers.logs, env.telemetry, env.storage_dir, stop, tracker).await
         }
     }
 }

@@ -5,6 +5,7 @@
 //! is an atomic add per batch, never a map lookup.
 
 mod balancer;
+mod journald;
 mod process;
 mod reloads;
 pub mod sampling;
@@ -12,6 +13,7 @@ mod shedding;
 pub mod status;
 
 pub use balancer::BalancerMetrics;
+pub use journald::JournaldMetrics;
 pub use reloads::{ReloadMetrics, ReloadResult};
 pub use shedding::{ImportanceMetrics, MemoryLimiterMetrics, PipelineMetrics};
 
@@ -334,6 +336,7 @@ pub struct Telemetry {
     shedding: shedding::Shedding,
     sampling: sampling::Sampling,
     balancer: balancer::Balancer,
+    journald: journald::Journald,
     /// Reloads and the running config.
     pub reloads: ReloadMetrics,
     pub statuses: Arc<status::Statuses>,
@@ -536,6 +539,7 @@ impl Telemetry {
         let shedding = shedding::Shedding::register(&mut registry);
         let sampling = sampling::Sampling::register(&mut registry);
         let balancer = balancer::Balancer::register(&mut registry);
+        let journald = journald::Journald::register(&mut registry);
         let reloads = ReloadMetrics::register(&mut registry);
         let target_info = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register("target_info", "Target metadata: the agent's resource attributes", target_info.clone());
@@ -576,6 +580,7 @@ impl Telemetry {
             shedding,
             sampling,
             balancer,
+            journald,
             reloads,
             statuses: Arc::default(),
         })
@@ -723,6 +728,10 @@ impl Telemetry {
 
     pub fn balancer(&self, id: &ComponentId) -> BalancerMetrics {
         self.balancer.metrics(id)
+    }
+
+    pub fn journald(&self, id: &ComponentId) -> JournaldMetrics {
+        self.journald.metrics(id)
     }
 
     pub fn tail_sampling(&self, id: &ComponentId) -> sampling::TailSamplingMetrics {
