@@ -4,6 +4,7 @@ pub mod filelog;
 pub mod hostmetrics;
 pub mod journald;
 pub mod otlp;
+pub mod prometheus;
 
 use crate::component::{Factory, parse_config};
 use crate::pdata::Signal;

@@ -1,0 +1,3 @@
+//! The `prometheus` receiver.
+
+pub mod text;
