@@ -1,3 +1,5 @@
 //! The `prometheus` receiver.
 
+pub mod config;
+pub mod relabel;
 pub mod text;
