@@ -362,7 +362,8 @@ impl ScrapeConfig {
                 return fail("file_sd_configs: refresh_interval must be more than 0".into());
             }
         }
-        for (what, list) in [("relabel_configs", &self.relabel_configs), ("metric_relabel_configs", &self.metric_relabel_configs)]
+        for (what, list) in
+            [("relabel_configs", &self.relabel_configs), ("metric_relabel_configs", &self.metric_relabel_configs)]
         {
             for (n, r) in list.iter().enumerate() {
                 if let Err(e) = r.compile() {

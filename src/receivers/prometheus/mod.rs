@@ -3,3 +3,4 @@
 pub mod config;
 pub mod relabel;
 pub mod text;
+pub mod translate;

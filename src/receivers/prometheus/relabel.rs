@@ -59,7 +59,7 @@ pub struct Relabel {
 }
 
 /// Labels by name, sorted, at most one of each.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct LabelSet(pub Vec<(String, String)>);
 
 impl LabelSet {
@@ -96,7 +96,8 @@ impl LabelSet {
 
 fn valid_label_name(name: &str) -> bool {
     let mut bytes = name.bytes();
-    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_')) && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'))
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 impl RelabelConfig {
@@ -138,12 +139,15 @@ impl RelabelConfig {
         if action == Action::Replace && !target.contains('$') && !valid_label_name(&target) {
             return Err(format!("target_label `{target}` is not a valid label name"));
         }
-        if matches!(action, Action::Lowercase | Action::Uppercase | Action::HashMod | Action::KeepEqual | Action::DropEqual)
-            && !valid_label_name(&target)
+        if matches!(
+            action,
+            Action::Lowercase | Action::Uppercase | Action::HashMod | Action::KeepEqual | Action::DropEqual
+        ) && !valid_label_name(&target)
         {
             return Err(format!("target_label `{target}` is not a valid label name"));
         }
-        if matches!(action, Action::KeepEqual | Action::DropEqual) && (self.regex.is_some() || self.replacement.is_some())
+        if matches!(action, Action::KeepEqual | Action::DropEqual)
+            && (self.regex.is_some() || self.replacement.is_some())
         {
             return Err(format!("relabel action {action_name} takes no regex or replacement"));
         }
@@ -262,18 +266,51 @@ mod tests {
         let cases: Vec<(&str, Option<Vec<(&str, &str)>>)> = vec![
             (
                 r#"{"source_labels": ["__address__"], "regex": "(.*):\\d+", "target_label": "host", "replacement": "${1}"}"#,
-                Some(vec![("__address__", "10.0.0.1:9100"), ("__meta_pod", "web-1"), ("env", "Prod"), ("host", "10.0.0.1"), ("job", "node")]),
+                Some(vec![
+                    ("__address__", "10.0.0.1:9100"),
+                    ("__meta_pod", "web-1"),
+                    ("env", "Prod"),
+                    ("host", "10.0.0.1"),
+                    ("job", "node"),
+                ]),
             ),
-            (r#"{"source_labels": ["env"], "target_label": "env", "action": "lowercase"}"#, Some(vec![("__address__", "10.0.0.1:9100"), ("__meta_pod", "web-1"), ("env", "prod"), ("job", "node")])),
-            (r#"{"source_labels": ["job"], "regex": "node", "action": "keep"}"#, Some(base.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())),
+            (
+                r#"{"source_labels": ["env"], "target_label": "env", "action": "lowercase"}"#,
+                Some(vec![("__address__", "10.0.0.1:9100"), ("__meta_pod", "web-1"), ("env", "prod"), ("job", "node")]),
+            ),
+            (
+                r#"{"source_labels": ["job"], "regex": "node", "action": "keep"}"#,
+                Some(base.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()),
+            ),
             (r#"{"source_labels": ["job"], "regex": "nod", "action": "keep"}"#, None),
             (r#"{"source_labels": ["job"], "regex": "n.*", "action": "drop"}"#, None),
-            (r#"{"source_labels": ["job"], "target_label": "job", "action": "keepequal"}"#, Some(base.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())),
-            (r#"{"source_labels": ["env"], "target_label": "job", "action": "dropequal"}"#, Some(base.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())),
-            (r#"{"regex": "__meta_(.+)", "action": "labelmap"}"#, Some(vec![("__address__", "10.0.0.1:9100"), ("__meta_pod", "web-1"), ("env", "Prod"), ("job", "node"), ("pod", "web-1")])),
-            (r#"{"regex": "__meta_.*|env", "action": "labeldrop"}"#, Some(vec![("__address__", "10.0.0.1:9100"), ("job", "node")])),
+            (
+                r#"{"source_labels": ["job"], "target_label": "job", "action": "keepequal"}"#,
+                Some(base.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()),
+            ),
+            (
+                r#"{"source_labels": ["env"], "target_label": "job", "action": "dropequal"}"#,
+                Some(base.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()),
+            ),
+            (
+                r#"{"regex": "__meta_(.+)", "action": "labelmap"}"#,
+                Some(vec![
+                    ("__address__", "10.0.0.1:9100"),
+                    ("__meta_pod", "web-1"),
+                    ("env", "Prod"),
+                    ("job", "node"),
+                    ("pod", "web-1"),
+                ]),
+            ),
+            (
+                r#"{"regex": "__meta_.*|env", "action": "labeldrop"}"#,
+                Some(vec![("__address__", "10.0.0.1:9100"), ("job", "node")]),
+            ),
             (r#"{"regex": "job", "action": "labelkeep"}"#, Some(vec![("job", "node")])),
-            (r#"{"source_labels": ["nothing"], "target_label": "env"}"#, Some(vec![("__address__", "10.0.0.1:9100"), ("__meta_pod", "web-1"), ("job", "node")])),
+            (
+                r#"{"source_labels": ["nothing"], "target_label": "env"}"#,
+                Some(vec![("__address__", "10.0.0.1:9100"), ("__meta_pod", "web-1"), ("job", "node")]),
+            ),
         ];
         for (yaml, want) in cases {
             let mut labels = base.clone();
@@ -294,7 +331,10 @@ mod tests {
         // Prometheus' sum64: the md5 sum's last 8 bytes, big-endian (Go's shifts past 64
         // bits drop the first 8); md5("foo") ends ed ef 65 4f cc c4 a4 d8.
         let mut labels = set(&[("a", "foo")]);
-        assert!(apply(&[rule(r#"{"source_labels": ["a"], "target_label": "b", "modulus": 1000, "action": "hashmod"}"#)], &mut labels));
+        assert!(apply(
+            &[rule(r#"{"source_labels": ["a"], "target_label": "b", "modulus": 1000, "action": "hashmod"}"#)],
+            &mut labels
+        ));
         assert_eq!(labels.get("b"), Some(&*(0xedef_654f_ccc4_a4d8_u64 % 1000).to_string()));
     }
 
