@@ -15,6 +15,7 @@ pub enum ReceiverConfig {
     Filelog(Box<filelog::FilelogConfig>),
     Hostmetrics(Box<hostmetrics::HostmetricsConfig>),
     Journald(Box<journald::JournaldConfig>),
+    Prometheus(Box<prometheus::PrometheusReceiverConfig>),
 }
 
 pub static FACTORIES: &[Factory<ReceiverConfig>] = &[
@@ -42,6 +43,12 @@ pub static FACTORIES: &[Factory<ReceiverConfig>] = &[
         signals: &[Signal::Logs],
         parse: |node| parse_config(node).map(|c| ReceiverConfig::Journald(Box::new(c))),
     },
+    Factory {
+        type_name: prometheus::TYPE,
+        aliases: &[],
+        signals: &[Signal::Metrics],
+        parse: |node| parse_config(node).map(|c| ReceiverConfig::Prometheus(Box::new(c))),
+    },
 ];
 
 impl crate::config::AuthUser for ReceiverConfig {
@@ -52,7 +59,10 @@ impl crate::config::AuthUser for ReceiverConfig {
                 let http = c.protocols.http.as_ref().and_then(|h| h.auth.as_ref());
                 grpc.into_iter().chain(http).map(|a| a.authenticator.as_str()).collect()
             }
-            ReceiverConfig::Filelog(_) | ReceiverConfig::Hostmetrics(_) | ReceiverConfig::Journald(_) => Vec::new(),
+            ReceiverConfig::Filelog(_)
+            | ReceiverConfig::Hostmetrics(_)
+            | ReceiverConfig::Journald(_)
+            | ReceiverConfig::Prometheus(_) => Vec::new(),
         }
     }
 }
@@ -62,7 +72,7 @@ impl crate::config::StorageUser for ReceiverConfig {
         match self {
             ReceiverConfig::Filelog(c) => c.storage.as_deref(),
             ReceiverConfig::Journald(c) => c.storage.as_deref(),
-            ReceiverConfig::Otlp(_) | ReceiverConfig::Hostmetrics(_) => None,
+            ReceiverConfig::Otlp(_) | ReceiverConfig::Hostmetrics(_) | ReceiverConfig::Prometheus(_) => None,
         }
     }
 }
@@ -117,6 +127,9 @@ pub async fn start(
         }
         ReceiverConfig::Hostmetrics(config) => {
             hostmetrics::start(id, config, consumers.metrics, env.telemetry, stop, tracker).await
+        }
+        ReceiverConfig::Prometheus(config) => {
+            prometheus::start(id, config, consumers.metrics, env.telemetry, stop, tracker).await
         }
         ReceiverConfig::Journald(config) => {
             journald::start(id, config, consumers.logs, env.telemetry, env.storage_dir, stop, tracker).await

@@ -9,12 +9,14 @@ mod journald;
 mod process;
 mod reloads;
 pub mod sampling;
+mod scrape;
 mod shedding;
 pub mod status;
 
 pub use balancer::BalancerMetrics;
 pub use journald::JournaldMetrics;
 pub use reloads::{ReloadMetrics, ReloadResult};
+pub use scrape::PrometheusReceiverMetrics;
 pub use shedding::{ImportanceMetrics, MemoryLimiterMetrics, PipelineMetrics};
 
 use std::sync::Arc;
@@ -337,6 +339,7 @@ pub struct Telemetry {
     sampling: sampling::Sampling,
     balancer: balancer::Balancer,
     journald: journald::Journald,
+    scrape: scrape::Scrape,
     /// Reloads and the running config.
     pub reloads: ReloadMetrics,
     pub statuses: Arc<status::Statuses>,
@@ -540,6 +543,7 @@ impl Telemetry {
         let sampling = sampling::Sampling::register(&mut registry);
         let balancer = balancer::Balancer::register(&mut registry);
         let journald = journald::Journald::register(&mut registry);
+        let scrape = scrape::Scrape::register(&mut registry);
         let reloads = ReloadMetrics::register(&mut registry);
         let target_info = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register("target_info", "Target metadata: the agent's resource attributes", target_info.clone());
@@ -581,6 +585,7 @@ impl Telemetry {
             sampling,
             balancer,
             journald,
+            scrape,
             reloads,
             statuses: Arc::default(),
         })
@@ -728,6 +733,10 @@ impl Telemetry {
 
     pub fn balancer(&self, id: &ComponentId) -> BalancerMetrics {
         self.balancer.metrics(id)
+    }
+
+    pub fn prometheus_receiver(&self, id: &ComponentId, job: &str) -> PrometheusReceiverMetrics {
+        self.scrape.metrics(id, job)
     }
 
     pub fn journald(&self, id: &ComponentId) -> JournaldMetrics {

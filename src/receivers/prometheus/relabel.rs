@@ -263,7 +263,8 @@ mod tests {
     #[test]
     fn every_action_as_prometheus() {
         let base = set(&[("__address__", "10.0.0.1:9100"), ("__meta_pod", "web-1"), ("job", "node"), ("env", "Prod")]);
-        let cases: Vec<(&str, Option<Vec<(&str, &str)>>)> = vec![
+        type Want<'a> = Option<Vec<(&'a str, &'a str)>>;
+        let cases: Vec<(&str, Want<'_>)> = vec![
             (
                 r#"{"source_labels": ["__address__"], "regex": "(.*):\\d+", "target_label": "host", "replacement": "${1}"}"#,
                 Some(vec![

@@ -8,7 +8,7 @@
 //! staleness marker); so does every series of a target whose scrape failed.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -103,9 +103,7 @@ struct Settled {
 }
 
 fn hash_of(parts: &impl Hash) -> u64 {
-    let mut h = foldhash::fast::FixedState::with_seed(0x6f63_656c).build_hasher();
-    parts.hash(&mut h);
-    h.finish()
+    foldhash::fast::FixedState::with_seed(0x6f63_656c).hash_one(parts)
 }
 
 /// Labels of the page and of the target merged as Prometheus does.
@@ -272,15 +270,24 @@ struct Composite {
     stale: bool,
 }
 
+/// A scope's name and version.
+type ScopeKey = (String, String);
+/// Where a metric is in the output: resource, scope, metric.
+type At = (usize, usize, usize);
+/// One point of a metric: where the metric is, and the point's attributes.
+type PointKey = (usize, usize, usize, Vec<(String, String)>);
+/// A resource's metrics, by scope.
+type Scopes = Vec<(ScopeKey, Vec<Metric>)>;
+
 /// Metrics by resource, scope and name, in the order they first appear.
 #[derive(Default)]
 struct Output {
-    resources: Vec<(LabelSet, Vec<((String, String), Vec<Metric>)>)>,
-    metric_index: HashMap<(LabelSet, (String, String), String), (usize, usize, usize)>,
-    composites: HashMap<(usize, usize, usize, Vec<(String, String)>), Composite>,
-    composite_order: Vec<(usize, usize, usize, Vec<(String, String)>)>,
+    resources: Vec<(LabelSet, Scopes)>,
+    metric_index: HashMap<(LabelSet, ScopeKey, String), At>,
+    composites: HashMap<PointKey, Composite>,
+    composite_order: Vec<PointKey>,
     /// `_created` samples: the start time of the series with these attributes.
-    created: HashMap<(usize, usize, usize, Vec<(String, String)>), u64>,
+    created: HashMap<PointKey, u64>,
 }
 
 impl Output {
@@ -501,7 +508,11 @@ impl Output {
                 let instance = resource.get("instance").unwrap_or("").to_string();
                 let mut attributes = resource_attributes(&job, &instance, &target.scheme);
                 if let Some(extra) = target_info.get(&(job, instance)) {
-                    attributes.extend(kvs(extra));
+                    for kv in kvs(extra) {
+                        if !attributes.iter().any(|a| a.key == kv.key) {
+                            attributes.push(kv);
+                        }
+                    }
                 }
                 ResourceMetrics {
                     resource: Some(Resource { attributes, ..Default::default() }),

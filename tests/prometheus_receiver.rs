@@ -1,0 +1,287 @@
+//! The `prometheus` receiver against real servers: it scrapes a real Prometheus
+//! (Debian's, its own /metrics) and ocelot's own self-metrics, writes what it took
+//! into that Prometheus by remote write, and the series and values there are compared
+//! with the page Prometheus serves. An in-test target then checks what a target
+//! sees (auth, Accept, the timeout header, gzip) and what a scrape does when a series
+//! vanishes, the target fails, or the page does not parse.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::prometheus::Prometheus;
+use common::*;
+
+/// The metric names Prometheus would store for a page: each sample's name.
+fn sample_names(page: &str) -> BTreeSet<String> {
+    page.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn scrapes_prometheus_and_itself_into_a_real_prometheus() {
+    let prometheus = Prometheus::start("");
+    let agent = Agent::start(
+        &format!(
+            r#"
+receivers:
+  prometheus:
+    config:
+      scrape_configs:
+        - job_name: prom
+          scrape_interval: 1s
+          static_configs:
+            - targets: ['{}']
+        - job_name: ocelot
+          scrape_interval: 1s
+          static_configs:
+            - targets: ['127.0.0.1:{{metrics_port}}']
+exporters:
+  prometheusremotewrite:
+    endpoint: {}
+    resource_to_telemetry_conversion: {{ enabled: true }}
+service:
+  pipelines:
+    metrics: {{ receivers: [prometheus], exporters: [prometheusremotewrite] }}
+  telemetry:
+    metrics:
+      readers:
+        - pull: {{ exporter: {{ prometheus: {{ host: 127.0.0.1, port: {{metrics_port}} }} }} }}
+"#,
+            prometheus.addr,
+            prometheus.write_url()
+        )
+        .replace("{metrics_port}", &free_port().to_string()),
+    );
+    prometheus.wait_for(r#"up{job="prom"} == 1"#);
+    prometheus.wait_for(r#"up{job="ocelot"} == 1"#);
+    // Every name the page has is in Prometheus under job="prom", once a scrape after
+    // the page was read has been written (a name can appear between two scrapes).
+    let mut page = String::new();
+    wait_until(Duration::from_secs(15), "every name of the page written", || {
+        let (status, _, body) = http_request(prometheus.addr, "GET", "/metrics", &[("Accept", "text/plain")], &[]);
+        assert_eq!(status, 200);
+        page = String::from_utf8(body).unwrap();
+        std::thread::sleep(Duration::from_millis(2500));
+        let stored: BTreeSet<String> = prometheus
+            .query(r#"count by (__name__) ({job="prom"})"#)
+            .into_iter()
+            .map(|(labels, _)| labels["__name__"].as_str().unwrap().to_string())
+            .collect();
+        sample_names(&page).iter().all(|n| stored.contains(n))
+    });
+    assert!(sample_names(&page).len() > 100, "a real page: {}", sample_names(&page).len());
+    // A gauge and its labels as the page has them.
+    let build = prometheus.query(r#"prometheus_build_info{job="prom"}"#);
+    assert_eq!(build.len(), 1, "{build:?}");
+    let version = page.lines().find(|l| l.starts_with("prometheus_build_info{")).unwrap();
+    assert!(version.contains(&format!("version=\"{}\"", build[0].0["version"].as_str().unwrap())), "{version}");
+    assert_eq!(build[0].1, 1.0);
+    assert_eq!(build[0].0["instance"], prometheus.addr.to_string());
+    // A classic histogram arrives whole: buckets, sum and count.
+    let buckets = prometheus.query(r#"prometheus_http_request_duration_seconds_bucket{job="prom",handler="/-/ready"}"#);
+    assert!(buckets.iter().any(|(l, _)| l["le"] == "+Inf"), "{buckets:?}");
+    // ocelot's own page: its counters and the scrape's own series.
+    prometheus.wait_for(r#"otelcol_exporter_sent_metric_points_total{job="ocelot"} > 0"#);
+    let samples = prometheus.query(r#"scrape_samples_scraped{job="ocelot"}"#);
+    assert!(samples[0].1 > 10.0, "{samples:?}");
+    assert!(agent.metric("ocelot_receiver_prometheus_scrapes_total", "job=\"prom\"") >= 2.0);
+    assert_eq!(agent.metric("ocelot_receiver_prometheus_targets", "job=\"prom\""), 1.0);
+    assert!(agent.stop().success());
+}
+
+/// What the in-test target serves next, and what it saw.
+#[derive(Default)]
+struct Page {
+    status: u16,
+    body: String,
+    openmetrics: bool,
+    requests: Vec<Vec<String>>,
+}
+
+fn serve_page(page: Arc<Mutex<Page>>) -> u16 {
+    serve_connections(move |stream| {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        loop {
+            let mut head = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                head.push(line.trim_end().to_string());
+            }
+            let (status, body, openmetrics) = {
+                let mut p = page.lock().unwrap();
+                p.requests.push(head.clone());
+                (p.status, p.body.clone(), p.openmetrics)
+            };
+            let gzip = head.iter().any(|h| h.to_ascii_lowercase().starts_with("accept-encoding: gzip"));
+            let content = if gzip {
+                let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                encoder.write_all(body.as_bytes()).unwrap();
+                encoder.finish().unwrap()
+            } else {
+                body.into_bytes()
+            };
+            let content_type = if openmetrics {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8"
+            } else {
+                "text/plain; version=0.0.4"
+            };
+            let encoding = if gzip { "Content-Encoding: gzip\r\n" } else { "" };
+            let response = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\n{encoding}Content-Length: {}\r\n\r\n",
+                content.len()
+            );
+            if writer.write_all(response.as_bytes()).is_err() || writer.write_all(&content).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// Points of metric `name` in the file exporter's output: (attributes, value, flags).
+fn points(agent: &Agent, name: &str) -> Vec<(serde_json::Value, Option<f64>, u64)> {
+    let mut out = Vec::new();
+    for line in read_json_lines(&agent.dir.path().join("metrics.jsonl")) {
+        for rm in line["resourceMetrics"].as_array().into_iter().flatten() {
+            for sm in rm["scopeMetrics"].as_array().into_iter().flatten() {
+                for m in sm["metrics"].as_array().into_iter().flatten().filter(|m| m["name"] == name) {
+                    let data = m.get("sum").or(m.get("gauge")).unwrap();
+                    for p in data["dataPoints"].as_array().unwrap() {
+                        let flags = p["flags"].as_u64().unwrap_or(0);
+                        out.push((p["attributes"].clone(), p["asDouble"].as_f64(), flags));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn has(attributes: &serde_json::Value, key: &str, value: &str) -> bool {
+    attributes.as_array().is_some_and(|a| a.iter().any(|kv| kv["key"] == key && kv["value"]["stringValue"] == value))
+}
+
+#[test]
+fn a_target_sees_auth_and_gzip_and_its_series_go_stale_when_they_vanish_or_it_fails() {
+    let secrets = tempfile::tempdir().unwrap();
+    std::fs::write(secrets.path().join("password"), "s3cret\n").unwrap();
+    let page = Arc::new(Mutex::new(Page {
+        status: 200,
+        openmetrics: true,
+        body: "# TYPE jobs counter\njobs_total{queue=\"a\"} 5\njobs_total{queue=\"b\"} 3\n# TYPE temp gauge\ntemp 20\ndebug_x 1\n# EOF\n".into(),
+        ..Default::default()
+    }));
+    let port = serve_page(page.clone());
+    let agent = Agent::start(&format!(
+        r#"
+receivers:
+  prometheus:
+    config:
+      scrape_configs:
+        - job_name: app
+          scrape_interval: 1s
+          scrape_timeout: 800ms
+          basic_auth:
+            username: scraper
+            password_file: {}
+          static_configs:
+            - targets: ['127.0.0.1:{port}']
+              labels: {{ team: core }}
+          metric_relabel_configs:
+            - source_labels: [__name__]
+              regex: debug_.*
+              action: drop
+exporters:
+  file:
+    path: "{{dir}}/metrics.jsonl"
+service:
+  pipelines:
+    metrics: {{ receivers: [prometheus], exporters: [file] }}
+  telemetry:
+    metrics:
+      readers:
+        - pull: {{ exporter: {{ prometheus: {{ host: 127.0.0.1, port: 0 }} }} }}
+"#,
+        secrets.path().join("password").display()
+    ));
+    wait_until(Duration::from_secs(10), "a first scrape", || !points(&agent, "jobs_total").is_empty());
+    let jobs = points(&agent, "jobs_total");
+    assert!(jobs.iter().any(|(a, v, _)| has(a, "queue", "a") && has(a, "team", "core") && *v == Some(5.0)), "{jobs:?}");
+    assert!(points(&agent, "debug_x").is_empty(), "dropped by metric_relabel_configs");
+    assert_eq!(points(&agent, "up")[0].1, Some(1.0));
+    {
+        let p = page.lock().unwrap();
+        let original = p.requests[0].join("\n");
+        assert!(original.contains("Basic c2NyYXBlcjpzM2NyZXQ="), "scraper:s3cret: {original}");
+        let head = original.to_ascii_lowercase();
+        assert!(head.starts_with("get /metrics http/1.1"), "{head}");
+        assert!(head.contains("accept: application/openmetrics-text;version=1.0.0"), "{head}");
+        assert!(head.contains("x-prometheus-scrape-timeout-seconds: 0.8"), "{head}");
+        assert!(head.contains("accept-encoding: gzip"), "{head}");
+    }
+
+    // queue="b" vanishes: it gets a point with no recorded value.
+    page.lock().unwrap().body =
+        "# TYPE jobs counter\njobs_total{queue=\"a\"} 6\n# TYPE temp gauge\ntemp 21\n# EOF\n".into();
+    wait_until(Duration::from_secs(10), "a staleness marker for queue b", || {
+        points(&agent, "jobs_total").iter().any(|(a, v, f)| has(a, "queue", "b") && *f == 1 && v.is_none())
+    });
+
+    // The target fails: up is 0 and everything it had goes stale.
+    page.lock().unwrap().status = 503;
+    wait_until(Duration::from_secs(10), "up 0", || points(&agent, "up").iter().any(|(_, v, _)| *v == Some(0.0)));
+    wait_until(Duration::from_secs(10), "temp stale", || points(&agent, "temp").iter().any(|(_, _, f)| *f == 1));
+    assert!(agent.metric("ocelot_receiver_prometheus_scrape_failures_total", "reason=\"http\"") >= 1.0);
+
+    // A page that does not parse fails the scrape whole.
+    {
+        let mut p = page.lock().unwrap();
+        p.status = 200;
+        p.body = "jobs_total{queue=\"a\" 7\n# EOF\n".into();
+    }
+    wait_until(Duration::from_secs(10), "a parse failure", || {
+        agent.metric("ocelot_receiver_prometheus_scrape_failures_total", "reason=\"parse\"") >= 1.0
+    });
+    assert!(
+        !points(&agent, "jobs_total").iter().any(|(_, v, _)| *v == Some(7.0)),
+        "nothing of a page that does not parse is taken"
+    );
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn bad_scrape_configs_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    for (scrape, message) in [
+        ("- job_name: a\n  scrape_interval: 10s\n  scrape_timeout: 20s", "longer than scrape_interval"),
+        ("- job_name: a\n- job_name: a", "used twice"),
+        ("- job_name: a\n  scheme: ftp", "scheme `ftp`"),
+        ("- job_name: a\n  relabel_configs:\n    - action: hashmod\n      target_label: x", "modulus"),
+        ("- job_name: a\n  kubernetes_sd_configs:\n    - role: pod", "kubernetes_sd_configs is not built yet"),
+        ("- job_name: a\n  scrape_interval: 1.5s", "invalid duration"),
+    ] {
+        let indented: String = scrape.lines().map(|l| format!("        {l}\n")).collect();
+        let config = format!(
+            "receivers:\n  prometheus:\n    config:\n      scrape_configs:\n{indented}exporters:\n  debug:\nservice:\n  pipelines:\n    metrics: {{ receivers: [prometheus], exporters: [debug] }}\n"
+        );
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, config).unwrap();
+        let out = std::process::Command::new(common::BIN).arg("validate").arg("--config").arg(&path).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(message), "{scrape}: {stderr}");
+    }
+}
