@@ -282,7 +282,11 @@ service:
     .unwrap();
     let gateway_addr = gateway.grpc("otlp");
     let agent_example = std::fs::read_to_string(repo_path("config/examples/kubernetes-agent.yaml")).unwrap();
+    let agent_metrics = free_port();
     let agent_config = on_loopback(&agent_example)
+        .replace("port: 0", &format!("port: {agent_metrics}"))
+        .replace("'127.0.0.1:8888'", &format!("'127.0.0.1:{agent_metrics}'"))
+        .replace("scrape_interval: 30s", "scrape_interval: 1s")
         .replace("/var/log/pods/", "{dir}/pods/")
         .replace("root_path: /hostfs", "root_path: /")
         .replace("collection_interval: 30s", "collection_interval: 1s")
@@ -363,6 +367,10 @@ service:
     wait_until(Duration::from_secs(30), "the node's memory in Prometheus", || {
         !prometheus.query("system_memory_usage_bytes{k8s_node_name=\"node-1\"}").is_empty()
     });
+    // The agent's own self-metrics, scraped, with start times, by the US remote write.
+    let up = prometheus.wait_for(r#"up{job="ocelot-agent"}"#);
+    assert_eq!(up[0].1, 1.0, "{up:?}");
+    prometheus.wait_for(r#"otelcol_receiver_accepted_metric_points_total{job="ocelot-agent",k8s_node_name="node-1"}"#);
     let sent = "otelcol_exporter_sent_metric_points_total";
     assert_eq!(
         gateway.metric(sent, "exporter=\"prometheusremotewrite/eu\""),

@@ -12,6 +12,7 @@ pub mod filter;
 pub mod importance;
 pub mod matching;
 pub mod memory_limiter;
+pub mod metricstarttime;
 pub mod ottl;
 pub mod probabilistic_sampler;
 pub mod resource;
@@ -59,6 +60,7 @@ pub enum ProcessorConfig {
     Importance(Box<importance::ImportanceConfig>),
     ProbabilisticSampler(Box<probabilistic_sampler::ProbabilisticSamplerConfig>),
     TailSampling(Box<tail_sampling::TailSamplingConfig>),
+    MetricStartTime(Box<metricstarttime::MetricStartTimeConfig>),
 }
 
 pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
@@ -121,6 +123,12 @@ pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
         aliases: &[],
         signals: &[Signal::Traces],
         parse: |node| tail_sampling::parse(node).map(|c| ProcessorConfig::TailSampling(Box::new(c))),
+    },
+    Factory {
+        type_name: metricstarttime::TYPE,
+        aliases: &[],
+        signals: &[Signal::Metrics],
+        parse: |node| parse_config(node).map(|c| ProcessorConfig::MetricStartTime(Box::new(c))),
     },
 ];
 
@@ -230,6 +238,9 @@ pub fn build(
         }
         ProcessorConfig::ProbabilisticSampler(config) => {
             Box::new(probabilistic_sampler::ProbabilisticSampler::new(config, telemetry.probabilistic_sampler(id)))
+        }
+        ProcessorConfig::MetricStartTime(config) => {
+            Box::new(metricstarttime::MetricStartTimeProcessor::new(config, telemetry.processor(id)))
         }
         ProcessorConfig::TailSampling(config) => Box::new(
             tail_sampling::TailSamplingProcessor::new(id, config, telemetry.tail_sampling(id), telemetry.processor(id))

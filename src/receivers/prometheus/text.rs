@@ -199,7 +199,7 @@ pub fn parse(page: &str, format: Format) -> Result<Vec<Family<'_>>, ParseError> 
         families[index].samples.push(sample);
     }
     if format == Format::OpenMetrics && !eof {
-        return Err(ParseError { line: page.lines().count(), message: "no # EOF at the end".into() });
+        return Err(ParseError { line: page.lines().count().max(1), message: "no # EOF at the end".into() });
     }
     Ok(families)
 }
