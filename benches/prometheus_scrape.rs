@@ -87,3 +87,7 @@ fn scrape(c: &mut Criterion) {
 
 criterion_group!(benches, scrape);
 criterion_main!(benches);
+
+// Measure with the allocator the agent ships with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -89,11 +89,13 @@ pub struct Family<'a> {
     pub help: Option<Cow<'a, str>>,
     pub unit: Option<Cow<'a, str>>,
     pub samples: Vec<Sample<'a>>,
+    /// Some sample is `<name>_created` (a start time to set on its series).
+    pub has_created: bool,
 }
 
 impl<'a> Family<'a> {
     fn new(name: Cow<'a, str>, kind: Kind) -> Family<'a> {
-        Family { name, kind, help: None, unit: None, samples: Vec::new() }
+        Family { name, kind, help: None, unit: None, samples: Vec::new(), has_created: false }
     }
 
     /// The part of `sample` after the family's name: "" for the name itself,
@@ -196,7 +198,9 @@ pub fn parse(page: &str, format: Format) -> Result<Vec<Family<'_>>, ParseError> 
             }
         };
         current = Some(index);
-        families[index].samples.push(sample);
+        let family = &mut families[index];
+        family.has_created |= sample.name.ends_with("_created") && family.suffix_of(&sample.name) == Some("_created");
+        family.samples.push(sample);
     }
     if format == Format::OpenMetrics && !eof {
         return Err(ParseError { line: page.lines().count().max(1), message: "no # EOF at the end".into() });

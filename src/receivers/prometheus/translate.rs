@@ -6,9 +6,16 @@
 //! attributes, `otel_scope_name`/`otel_scope_version` the scope. A series that was
 //! in the last scrape and is gone gets a point with no recorded value (Prometheus'
 //! staleness marker); so does every series of a target whose scrape failed.
+//!
+//! The common case is fast: a sample whose labels do not clash with the target's and
+//! that no metric relabeling touches is read where the page has it (no label set is
+//! built), its series is found by a hash of borrowed text, and a series already seen
+//! is marked seen in place. Only what goes into OTLP is allocated.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash};
+use std::borrow::Cow;
+/// Maps keyed by what is already a hash or small: foldhash, not SipHash.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+use std::hash::{BuildHasher, Hasher};
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -18,7 +25,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::relabel::{self, LabelSet, Relabel};
-use super::text::{Family, Kind};
+use super::text::{Family, Kind, Sample};
 
 /// Upstream's scope name, so views and processors keyed on it keep working.
 pub const SCOPE_NAME: &str = "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/prometheusreceiver";
@@ -46,11 +53,12 @@ pub struct TargetSettings {
 /// A series, for staleness: where it was and what kind of point it takes.
 #[derive(Clone, Debug)]
 struct Series {
-    resource: LabelSet,
+    job: String,
+    instance: String,
     scope: (String, String),
     name: String,
     kind: PointKind,
-    attributes: Vec<(String, String)>,
+    attributes: Vec<KeyValue>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,10 +69,12 @@ enum PointKind {
     Summary,
 }
 
-/// The per-target state kept between scrapes: the series of the last good one.
+/// The per-target state kept between scrapes: the series of the last good one, each
+/// with the number of the scrape that last saw it (marked in place, never moved).
 #[derive(Default)]
 pub struct Staleness {
-    last: HashMap<u64, Series>,
+    last: HashMap<u64, (Series, u64)>,
+    scrape: u64,
 }
 
 /// What one scrape gave, for the scrape's own metrics.
@@ -87,40 +97,131 @@ pub enum LimitError {
     ValueLength(String, usize),
 }
 
-/// A sample after its labels were settled: everything the OTLP point needs.
-struct Settled {
-    resource: LabelSet,
-    scope: (String, String),
-    /// The metric's name and what it is (from its family, or gauge if relabeled away).
-    base: String,
-    kind: Kind,
-    suffix: String,
-    help: String,
-    unit: String,
-    attributes: Vec<(String, String)>,
-    value: f64,
-    time_ns: u64,
+/// Labels that are not point attributes.
+fn special(name: &str) -> bool {
+    matches!(name, "__name__" | "job" | "instance" | "otel_scope_name" | "otel_scope_version")
 }
 
-fn hash_of(parts: &impl Hash) -> u64 {
-    foldhash::fast::FixedState::with_seed(0x6f63_656c).hash_one(parts)
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue { value: Some(Value::StringValue(value.to_string())) }),
+        ..Default::default()
+    }
 }
 
-/// Labels of the page and of the target merged as Prometheus does.
-fn merge(
-    sample: &[(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)],
-    name: &str,
-    target: &TargetSettings,
-) -> LabelSet {
+/// One sample's labels: as the page has them (the target's are added on the fly), or
+/// a full label set when relabeling or a clash with the target's labels made one.
+enum Labels<'p> {
+    Page(&'p [(Cow<'p, str>, Cow<'p, str>)]),
+    Owned(LabelSet),
+}
+
+struct Prepared<'p> {
+    name: Cow<'p, str>,
+    labels: Labels<'p>,
+}
+
+impl Prepared<'_> {
+    fn get<'s>(&'s self, target: &'s TargetSettings, key: &str) -> Option<&'s str> {
+        match &self.labels {
+            Labels::Page(page) => {
+                page.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_ref()).or_else(|| target.labels.get(key))
+            }
+            Labels::Owned(set) => set.get(key),
+        }
+    }
+
+    /// Every attribute (not job, instance, scope or `skip`), in order.
+    fn each(&self, target: &TargetSettings, skip: &str, mut f: impl FnMut(&str, &str)) {
+        match &self.labels {
+            Labels::Page(page) => {
+                for (k, v) in page.iter().filter(|(k, _)| k != skip && !special(k)) {
+                    f(k, v);
+                }
+                for (k, v) in target.labels.0.iter().filter(|(k, _)| !special(k)) {
+                    f(k, v);
+                }
+            }
+            Labels::Owned(set) => {
+                for (k, v) in set.0.iter().filter(|(k, _)| k != skip && !special(k)) {
+                    f(k, v);
+                }
+            }
+        }
+    }
+
+    fn attributes(&self, target: &TargetSettings, skip: &str) -> Vec<KeyValue> {
+        let mut out = Vec::with_capacity(8);
+        self.each(target, skip, |k, v| out.push(kv(k, v)));
+        out
+    }
+
+    /// The series' identity within a metric: a hash of its attributes.
+    fn attributes_hash(&self, target: &TargetSettings, skip: &str) -> u64 {
+        let mut h = foldhash::fast::FixedState::with_seed(0x6f63_656c).build_hasher();
+        self.each(target, skip, |k, v| {
+            h.write(k.as_bytes());
+            h.write_u8(0xff);
+            h.write(v.as_bytes());
+            h.write_u8(0xfe);
+        });
+        h.finish()
+    }
+
+    fn check_limits(&self, target: &TargetSettings) -> Result<(), LimitError> {
+        if target.label_limit == 0 && target.label_name_length_limit == 0 && target.label_value_length_limit == 0 {
+            return Ok(());
+        }
+        let mut count = 0;
+        let mut error = None;
+        let mut check = |k: &str, v: &str| {
+            count += 1;
+            if error.is_some() {
+                return;
+            }
+            if target.label_name_length_limit > 0 && k.len() > target.label_name_length_limit {
+                error = Some(LimitError::NameLength(k.to_string(), target.label_name_length_limit));
+            } else if target.label_value_length_limit > 0 && v.len() > target.label_value_length_limit {
+                error = Some(LimitError::ValueLength(k.to_string(), target.label_value_length_limit));
+            }
+        };
+        match &self.labels {
+            Labels::Page(page) => {
+                for (k, v) in page.iter() {
+                    check(k, v);
+                }
+                for (k, v) in &target.labels.0 {
+                    check(k, v);
+                }
+            }
+            Labels::Owned(set) => {
+                for (k, v) in set.0.iter().filter(|(k, _)| k != "__name__") {
+                    check(k, v);
+                }
+            }
+        }
+        if let Some(e) = error {
+            return Err(e);
+        }
+        if target.label_limit > 0 && count > target.label_limit {
+            return Err(LimitError::Labels(count, target.label_limit));
+        }
+        Ok(())
+    }
+}
+
+/// The page's labels and the target's merged as Prometheus does, with `__name__`.
+fn merge(sample: &Sample<'_>, target: &TargetSettings) -> LabelSet {
     let mut labels = LabelSet::from_pairs(
         sample
+            .labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
-            .chain(std::iter::once(("__name__".into(), name.to_string()))),
+            .chain(std::iter::once(("__name__".into(), sample.name.to_string()))),
     );
     for (key, value) in &target.labels.0 {
-        let scraped = labels.get(key).map(str::to_string);
-        match scraped {
+        match labels.get(key).map(str::to_string) {
             Some(_) if target.honor_labels => {}
             Some(existing) => {
                 // The scraped value moves aside to exported_<name> (and further aside
@@ -138,6 +239,20 @@ fn merge(
     labels
 }
 
+/// A sample's labels and name after the target's and metric relabeling; none when dropped.
+fn prepare<'p>(sample: &'p Sample<'p>, target: &TargetSettings) -> Option<Prepared<'p>> {
+    let clash = sample.labels.iter().any(|(k, _)| target.labels.get(k).is_some() || k.starts_with("otel_scope_"));
+    if target.metric_relabel.is_empty() && !clash {
+        return Some(Prepared { name: Cow::Borrowed(sample.name.as_ref()), labels: Labels::Page(&sample.labels) });
+    }
+    let mut labels = merge(sample, target);
+    if !relabel::apply(&target.metric_relabel, &mut labels) {
+        return None;
+    }
+    let name = labels.get("__name__")?.to_string();
+    Some(Prepared { name: Cow::Owned(name), labels: Labels::Owned(labels) })
+}
+
 /// Translates one successful scrape; on a limit the scrape fails whole, as in Prometheus.
 pub fn translate(
     families: &[Family<'_>],
@@ -146,121 +261,55 @@ pub fn translate(
     state: &mut Staleness,
 ) -> Result<(Vec<ResourceMetrics>, Counts), LimitError> {
     let mut counts = Counts::default();
-    let mut settled = Vec::new();
-    let mut target_info: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
+    let mut prepared: Vec<Vec<Option<Prepared<'_>>>> = Vec::with_capacity(families.len());
     for family in families {
+        let mut samples = Vec::with_capacity(family.samples.len());
         for sample in &family.samples {
             counts.scraped += 1;
-            let mut labels = merge(&sample.labels, &sample.name, target);
-            if !relabel::apply(&target.metric_relabel, &mut labels) {
-                continue;
+            let p = prepare(sample, target);
+            if let Some(p) = &p {
+                counts.post_relabel += 1;
+                p.check_limits(target)?;
             }
-            let Some(name) = labels.get("__name__").map(str::to_string) else { continue };
-            counts.post_relabel += 1;
-            check_limits(&labels, target)?;
-            let job = labels.get("job").unwrap_or("").to_string();
-            let instance = labels.get("instance").unwrap_or("").to_string();
-            let scope = (
-                labels.get("otel_scope_name").unwrap_or(SCOPE_NAME).to_string(),
-                labels
-                    .get("otel_scope_version")
-                    .unwrap_or(if labels.get("otel_scope_name").is_some() { "" } else { env!("CARGO_PKG_VERSION") })
-                    .to_string(),
-            );
-            let attributes: Vec<(String, String)> = labels
-                .0
-                .iter()
-                .filter(|(k, _)| {
-                    !matches!(k.as_str(), "__name__" | "job" | "instance" | "otel_scope_name" | "otel_scope_version")
-                })
-                .cloned()
-                .collect();
-            if name == "target_info" {
-                target_info.entry((job, instance)).or_default().extend(attributes);
-                continue;
-            }
-            let (base, kind, suffix) = match family.suffix_of(&name) {
-                Some(suffix) => (name[..name.len() - suffix.len()].to_string(), family.kind, suffix.to_string()),
-                None => (name.clone(), Kind::Unknown, String::new()),
-            };
-            let time_ns = match sample.timestamp_ms {
-                Some(ms) if target.honor_timestamps => (ms.max(0) as u64).saturating_mul(1_000_000),
-                _ => scrape_time_ns,
-            };
-            let resource = LabelSet(vec![("instance".into(), instance), ("job".into(), job)]);
-            settled.push(Settled {
-                resource,
-                scope,
-                base,
-                kind,
-                suffix,
-                help: family.help.as_deref().unwrap_or("").to_string(),
-                unit: family.unit.as_deref().unwrap_or("").to_string(),
-                attributes,
-                value: sample.value,
-                time_ns,
-            });
+            samples.push(p);
         }
+        prepared.push(samples);
     }
     if target.sample_limit > 0 && counts.post_relabel > target.sample_limit {
         return Err(LimitError::Samples(counts.post_relabel, target.sample_limit));
     }
-    let mut out = Output::default();
-    let mut seen: HashMap<u64, Series> = HashMap::with_capacity(state.last.len().max(settled.len()));
-    for s in &settled {
-        out.add(s, target, &mut seen);
+    let mut out = Output::new(target);
+    state.scrape += 1;
+    for (family, samples) in families.iter().zip(&prepared) {
+        for (sample, p) in family.samples.iter().zip(samples) {
+            if let Some(p) = p {
+                out.add(family, sample, p, target, scrape_time_ns, state, &mut counts);
+            }
+        }
     }
-    counts.series_added = seen.keys().filter(|k| !state.last.contains_key(k)).count();
     // Series of the last scrape that are gone: a staleness marker each.
-    let gone: Vec<Series> = state.last.iter().filter(|(k, _)| !seen.contains_key(k)).map(|(_, s)| s.clone()).collect();
-    for series in &gone {
+    let now = state.scrape;
+    for (series, _) in state.last.values().filter(|(_, at)| *at != now) {
         out.stale(series, scrape_time_ns);
     }
-    state.last = seen;
-    Ok((out.finish(target, &target_info), counts))
+    state.last.retain(|_, (_, at)| *at == now);
+    Ok((out.finish(target), counts))
 }
 
 /// Every series of the last scrape marked stale: the target failed or went away.
 pub fn all_stale(target: &TargetSettings, scrape_time_ns: u64, state: &mut Staleness) -> Vec<ResourceMetrics> {
-    let mut out = Output::default();
-    for series in state.last.values() {
+    let mut out = Output::new(target);
+    for (series, _) in state.last.values() {
         out.stale(series, scrape_time_ns);
     }
     state.last.clear();
-    out.finish(target, &HashMap::new())
-}
-
-fn check_limits(labels: &LabelSet, target: &TargetSettings) -> Result<(), LimitError> {
-    // __name__ is not a label for label_limit, as in Prometheus.
-    let count = labels.0.len().saturating_sub(1);
-    if target.label_limit > 0 && count > target.label_limit {
-        return Err(LimitError::Labels(count, target.label_limit));
-    }
-    for (name, value) in &labels.0 {
-        if target.label_name_length_limit > 0 && name.len() > target.label_name_length_limit {
-            return Err(LimitError::NameLength(name.clone(), target.label_name_length_limit));
-        }
-        if target.label_value_length_limit > 0 && value.len() > target.label_value_length_limit {
-            return Err(LimitError::ValueLength(name.clone(), target.label_value_length_limit));
-        }
-    }
-    Ok(())
-}
-
-fn kvs(pairs: &[(String, String)]) -> Vec<KeyValue> {
-    pairs
-        .iter()
-        .map(|(k, v)| KeyValue {
-            key: k.clone(),
-            value: Some(AnyValue { value: Some(Value::StringValue(v.clone())) }),
-            ..Default::default()
-        })
-        .collect()
+    out.finish(target)
 }
 
 /// A histogram or summary point being assembled from its samples.
-#[derive(Default)]
 struct Composite {
+    at: At,
+    attributes: Vec<KeyValue>,
     buckets: Vec<(f64, f64)>,
     quantiles: Vec<(f64, f64)>,
     sum: Option<f64>,
@@ -270,153 +319,250 @@ struct Composite {
     stale: bool,
 }
 
-/// A scope's name and version.
-type ScopeKey = (String, String);
 /// Where a metric is in the output: resource, scope, metric.
 type At = (usize, usize, usize);
-/// One point of a metric: where the metric is, and the point's attributes.
-type PointKey = (usize, usize, usize, Vec<(String, String)>);
-/// A resource's metrics, by scope.
-type Scopes = Vec<(ScopeKey, Vec<Metric>)>;
 
-/// Metrics by resource, scope and name, in the order they first appear.
-#[derive(Default)]
-struct Output {
-    resources: Vec<(LabelSet, Scopes)>,
-    metric_index: HashMap<(LabelSet, ScopeKey, String), At>,
-    composites: HashMap<PointKey, Composite>,
-    composite_order: Vec<PointKey>,
-    /// `_created` samples: the start time of the series with these attributes.
-    created: HashMap<PointKey, u64>,
+/// A resource (by job and instance) and its scopes' metrics.
+struct ResourceOut {
+    job: String,
+    instance: String,
+    extra: Vec<KeyValue>,
+    scopes: Vec<((String, String), Vec<Metric>)>,
 }
 
+/// Metrics by resource, scope and name, in the order they first appear.
+struct Output {
+    resources: Vec<ResourceOut>,
+    metric_index: HashMap<(usize, usize, String), usize>,
+    /// The last metric looked up: most samples are of the metric before them.
+    last: Option<(usize, usize, String, At)>,
+    composites: Vec<Composite>,
+    composite_index: HashMap<(At, u64), usize>,
+    /// `_created` samples: the start time of the series (metric, attributes hash).
+    created: HashMap<(At, u64), u64>,
+    /// Each sum point's attributes hash, to find it for `_created`.
+    sum_points: HashMap<(At, u64), usize>,
+}
+
+const DEFAULT_SCOPE: (&str, &str) = (SCOPE_NAME, env!("CARGO_PKG_VERSION"));
+
 impl Output {
-    fn metric(
-        &mut self,
-        resource: &LabelSet,
-        scope: &(String, String),
-        name: &str,
-        make: impl FnOnce() -> Metric,
-    ) -> (usize, usize, usize) {
-        let key = (resource.clone(), scope.clone(), name.to_string());
-        if let Some(index) = self.metric_index.get(&key) {
-            return *index;
+    fn new(target: &TargetSettings) -> Output {
+        let mut out = Output {
+            resources: Vec::new(),
+            metric_index: HashMap::default(),
+            last: None,
+            composites: Vec::new(),
+            composite_index: HashMap::default(),
+            created: HashMap::default(),
+            sum_points: HashMap::default(),
+        };
+        // The target's own resource first: nearly every sample goes there.
+        out.resource(target.labels.get("job").unwrap_or(""), target.labels.get("instance").unwrap_or(""));
+        out
+    }
+
+    fn resource(&mut self, job: &str, instance: &str) -> usize {
+        if let Some(r) = self.resources.iter().position(|r| r.job == job && r.instance == instance) {
+            return r;
         }
-        let r = match self.resources.iter().position(|(l, _)| l == resource) {
-            Some(r) => r,
-            None => {
-                self.resources.push((resource.clone(), Vec::new()));
-                self.resources.len() - 1
-            }
-        };
-        let scopes = &mut self.resources[r].1;
-        let s = match scopes.iter().position(|(sc, _)| sc == scope) {
-            Some(s) => s,
-            None => {
-                scopes.push((scope.clone(), Vec::new()));
-                scopes.len() - 1
-            }
-        };
-        scopes[s].1.push(make());
-        let index = (r, s, scopes[s].1.len() - 1);
-        self.metric_index.insert(key, index);
-        index
+        self.resources.push(ResourceOut {
+            job: job.to_string(),
+            instance: instance.to_string(),
+            extra: Vec::new(),
+            scopes: Vec::new(),
+        });
+        self.resources.len() - 1
     }
 
-    fn at(&mut self, (r, s, m): (usize, usize, usize)) -> &mut Metric {
-        &mut self.resources[r].1[s].1[m]
+    fn scope(&mut self, r: usize, name: &str, version: &str) -> usize {
+        let scopes = &mut self.resources[r].scopes;
+        if let Some(s) = scopes.iter().position(|((n, v), _)| n == name && v == version) {
+            return s;
+        }
+        scopes.push(((name.to_string(), version.to_string()), Vec::new()));
+        scopes.len() - 1
     }
 
-    fn add(&mut self, s: &Settled, target: &TargetSettings, seen: &mut HashMap<u64, Series>) {
-        let stale = s.value.to_bits() == STALE_NAN;
-        match (s.kind, s.suffix.as_str()) {
-            (Kind::Counter | Kind::Histogram | Kind::Summary, "_created") => {
-                // The start time of its series, set on its point when all are in.
-                let name = metric_name(s, target);
-                let index = self.metric(&s.resource, &s.scope, &name, || empty_metric(s, &name));
-                self.created.insert((index.0, index.1, index.2, s.attributes.clone()), (s.value.max(0.0) * 1e9) as u64);
+    fn metric(&mut self, r: usize, s: usize, name: &str, make: impl FnOnce() -> Metric) -> At {
+        if let Some((lr, ls, ln, at)) = &self.last
+            && *lr == r
+            && *ls == s
+            && ln == name
+        {
+            return *at;
+        }
+        let at = match self.metric_index.get(&(r, s, name.to_string())) {
+            Some(&m) => (r, s, m),
+            None => {
+                let metrics = &mut self.resources[r].scopes[s].1;
+                metrics.push(make());
+                let m = metrics.len() - 1;
+                self.metric_index.insert((r, s, name.to_string()), m);
+                (r, s, m)
             }
-            (Kind::Counter, _) => {
-                let name = metric_name(s, target);
-                let index = self.metric(&s.resource, &s.scope, &name, || empty_metric(s, &name));
-                seen.insert(series_key(s, &name), series(s, &name, PointKind::Counter));
-                if let Some(Data::Sum(sum)) = &mut self.at(index).data {
-                    sum.data_points.push(number_point(&s.attributes, s.value, s.time_ns, stale));
+        };
+        self.last = Some((r, s, name.to_string(), at));
+        at
+    }
+
+    fn at(&mut self, (r, s, m): At) -> &mut Metric {
+        &mut self.resources[r].scopes[s].1[m]
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        family: &Family<'_>,
+        sample: &Sample<'_>,
+        p: &Prepared<'_>,
+        target: &TargetSettings,
+        scrape_time_ns: u64,
+        state: &mut Staleness,
+        counts: &mut Counts,
+    ) {
+        let job = p.get(target, "job").unwrap_or("");
+        let instance = p.get(target, "instance").unwrap_or("");
+        let r = self.resource(job, instance);
+        if p.name == "target_info" {
+            let extra = p.attributes(target, "");
+            let resource = &mut self.resources[r];
+            for kv in extra {
+                if !resource.extra.iter().any(|e| e.key == kv.key) {
+                    resource.extra.push(kv);
                 }
             }
-            (Kind::Histogram | Kind::Summary, suffix) => {
-                let name = metric_name(s, target);
-                let index = self.metric(&s.resource, &s.scope, &name, || empty_metric(s, &name));
-                let mut attributes = s.attributes.clone();
-                let bound = if s.kind == Kind::Histogram { "le" } else { "quantile" };
-                let at = attributes.iter().position(|(k, _)| k == bound);
-                let boundary = at.map(|i| attributes.remove(i).1);
-                let kind = if s.kind == Kind::Histogram { PointKind::Histogram } else { PointKind::Summary };
-                let series_settled = Settled { attributes: attributes.clone(), ..clone_settled(s) };
-                seen.insert(series_key(&series_settled, &name), series(&series_settled, &name, kind));
-                let key = (index.0, index.1, index.2, attributes);
-                let point = self.composite(key);
-                point.time_ns = point.time_ns.max(s.time_ns);
-                point.stale |= stale;
-                let bound_value = boundary.as_deref().and_then(|b| b.parse::<f64>().ok());
-                match (suffix, bound_value) {
-                    ("_bucket", Some(le)) => point.buckets.push((le, s.value)),
-                    ("", Some(q)) if s.kind == Kind::Summary => point.quantiles.push((q, s.value)),
-                    ("_sum", _) => point.sum = Some(s.value),
-                    ("_count", _) => point.count = Some(s.value),
+            return;
+        }
+        let scope_name = p.get(target, "otel_scope_name");
+        let (scope_name, scope_version) = match scope_name {
+            Some(name) => (name, p.get(target, "otel_scope_version").unwrap_or("")),
+            None => DEFAULT_SCOPE,
+        };
+        let s = self.scope(r, scope_name, scope_version);
+        let (base, kind, suffix) = match family.suffix_of(&p.name) {
+            Some(suffix) => (&p.name[..p.name.len() - suffix.len()], family.kind, suffix),
+            None => (p.name.as_ref(), Kind::Unknown, ""),
+        };
+        let time_ns = match sample.timestamp_ms {
+            Some(ms) if target.honor_timestamps => (ms.max(0) as u64).saturating_mul(1_000_000),
+            _ => scrape_time_ns,
+        };
+        let stale = sample.value.to_bits() == STALE_NAN;
+        let value = sample.value;
+        let help = family.help.as_deref().unwrap_or("");
+        let unit = family.unit.as_deref().unwrap_or("");
+        let (point_kind, name): (PointKind, Cow<'_, str>) = match kind {
+            Kind::Counter => (PointKind::Counter, Cow::Owned(counter_name(base, unit, target.trim_metric_suffixes))),
+            Kind::Histogram => (PointKind::Histogram, trimmed(base, unit, target.trim_metric_suffixes)),
+            Kind::Summary => (PointKind::Summary, trimmed(base, unit, target.trim_metric_suffixes)),
+            _ => (PointKind::Gauge, trimmed(&p.name, unit, target.trim_metric_suffixes)),
+        };
+        let at = self.metric(r, s, &name, || empty_metric(point_kind, &name, help, unit));
+        let bound = match point_kind {
+            PointKind::Histogram => "le",
+            PointKind::Summary => "quantile",
+            _ => "",
+        };
+        let attributes_hash = p.attributes_hash(target, bound);
+        if suffix == "_created" {
+            self.created.insert((at, attributes_hash), (value.max(0.0) * 1e9) as u64);
+            return;
+        }
+        // The series: moved over from the last scrape, or new.
+        let series_hash = {
+            let mut h = foldhash::fast::FixedState::with_seed(attributes_hash).build_hasher();
+            for part in [job, instance, scope_name, scope_version, &name] {
+                h.write(part.as_bytes());
+                h.write_u8(0xff);
+            }
+            h.finish()
+        };
+        let now = state.scrape;
+        let known = match state.last.get_mut(&series_hash) {
+            Some((_, at)) => {
+                *at = now;
+                true
+            }
+            None => false,
+        };
+        let new_series = |attributes: &Vec<KeyValue>| Series {
+            job: job.to_string(),
+            instance: instance.to_string(),
+            scope: (scope_name.to_string(), scope_version.to_string()),
+            name: name.to_string(),
+            kind: point_kind,
+            attributes: attributes.clone(),
+        };
+        match point_kind {
+            PointKind::Counter | PointKind::Gauge => {
+                let attributes = p.attributes(target, "");
+                if !known {
+                    counts.series_added += 1;
+                    state.last.insert(series_hash, (new_series(&attributes), now));
+                }
+                let point = number_point(attributes, value, time_ns, stale);
+                let (r, s, m) = at;
+                match &mut self.resources[r].scopes[s].1[m].data {
+                    Some(Data::Sum(sum)) => {
+                        if family.has_created {
+                            self.sum_points.insert((at, attributes_hash), sum.data_points.len());
+                        }
+                        sum.data_points.push(point);
+                    }
+                    Some(Data::Gauge(gauge)) => gauge.data_points.push(point),
                     _ => {}
                 }
             }
-            _ => {
-                // Gauges, unknown, info, stateset and gauge histograms: a gauge per sample name.
-                let name = if s.suffix.is_empty() { s.base.clone() } else { format!("{}{}", s.base, s.suffix) };
-                let name = if target.trim_metric_suffixes { trim_unit(&name, &s.unit) } else { name };
-                let index = self.metric(&s.resource, &s.scope, &name, || Metric {
-                    name: name.clone(),
-                    description: s.help.clone(),
-                    unit: s.unit.clone(),
-                    data: Some(Data::Gauge(Gauge { data_points: Vec::new() })),
-                    ..Default::default()
-                });
-                seen.insert(series_key(s, &name), series(s, &name, PointKind::Gauge));
-                if let Some(Data::Gauge(gauge)) = &mut self.at(index).data {
-                    gauge.data_points.push(number_point(&s.attributes, s.value, s.time_ns, stale));
+            PointKind::Histogram | PointKind::Summary => {
+                let index = match self.composite_index.get(&(at, attributes_hash)) {
+                    Some(&i) => i,
+                    None => {
+                        let attributes = p.attributes(target, bound);
+                        if !known {
+                            counts.series_added += 1;
+                            state.last.insert(series_hash, (new_series(&attributes), now));
+                        }
+                        self.composites.push(Composite {
+                            at,
+                            attributes,
+                            buckets: Vec::new(),
+                            quantiles: Vec::new(),
+                            sum: None,
+                            count: None,
+                            created_ns: 0,
+                            time_ns: 0,
+                            stale: false,
+                        });
+                        self.composite_index.insert((at, attributes_hash), self.composites.len() - 1);
+                        self.composites.len() - 1
+                    }
+                };
+                let bound_value =
+                    if bound.is_empty() { None } else { p.get(target, bound).and_then(|b| b.parse::<f64>().ok()) };
+                let point = &mut self.composites[index];
+                point.time_ns = point.time_ns.max(time_ns);
+                point.stale |= stale;
+                match (suffix, bound_value) {
+                    ("_bucket", Some(le)) if point_kind == PointKind::Histogram => point.buckets.push((le, value)),
+                    ("", Some(q)) if point_kind == PointKind::Summary => point.quantiles.push((q, value)),
+                    ("_sum", _) => point.sum = Some(value),
+                    ("_count", _) => point.count = Some(value),
+                    _ => {}
                 }
             }
         }
-    }
-
-    fn composite(&mut self, key: (usize, usize, usize, Vec<(String, String)>)) -> &mut Composite {
-        if !self.composites.contains_key(&key) {
-            self.composite_order.push(key.clone());
-        }
-        self.composites.entry(key).or_default()
     }
 
     /// A staleness marker for a series that is gone.
     fn stale(&mut self, series: &Series, time_ns: u64) {
-        let make = || Metric {
-            name: series.name.clone(),
-            data: Some(match series.kind {
-                PointKind::Gauge => Data::Gauge(Gauge { data_points: Vec::new() }),
-                PointKind::Counter => Data::Sum(Sum {
-                    data_points: Vec::new(),
-                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
-                    is_monotonic: true,
-                }),
-                PointKind::Histogram => Data::Histogram(Histogram {
-                    data_points: Vec::new(),
-                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
-                }),
-                PointKind::Summary => Data::Summary(Summary { data_points: Vec::new() }),
-            }),
-            ..Default::default()
-        };
-        let index = self.metric(&series.resource, &series.scope, &series.name, make);
-        let attributes = kvs(&series.attributes);
-        match &mut self.at(index).data {
-            Some(Data::Gauge(g)) => g.data_points.push(number_point(&series.attributes, 0.0, time_ns, true)),
-            Some(Data::Sum(s)) => s.data_points.push(number_point(&series.attributes, 0.0, time_ns, true)),
+        let r = self.resource(&series.job, &series.instance);
+        let s = self.scope(r, &series.scope.0, &series.scope.1);
+        let at = self.metric(r, s, &series.name, || empty_metric(series.kind, &series.name, "", ""));
+        let attributes = series.attributes.clone();
+        match &mut self.at(at).data {
+            Some(Data::Gauge(g)) => g.data_points.push(number_point(attributes, 0.0, time_ns, true)),
+            Some(Data::Sum(s)) => s.data_points.push(number_point(attributes, 0.0, time_ns, true)),
             Some(Data::Histogram(h)) => h.data_points.push(HistogramDataPoint {
                 attributes,
                 time_unix_nano: time_ns,
@@ -433,30 +579,23 @@ impl Output {
         }
     }
 
-    fn finish(
-        mut self,
-        target: &TargetSettings,
-        target_info: &HashMap<(String, String), Vec<(String, String)>>,
-    ) -> Vec<ResourceMetrics> {
-        for ((r, sc, m, attributes), created) in std::mem::take(&mut self.created) {
-            let pairs: Vec<(String, String)> = attributes;
-            if let Some(Data::Sum(sum)) = &mut self.resources[r].1[sc].1[m].data {
-                for p in sum.data_points.iter_mut().filter(|p| same(&p.attributes, &pairs)) {
-                    p.start_time_unix_nano = created;
+    fn finish(mut self, target: &TargetSettings) -> Vec<ResourceMetrics> {
+        for ((at, hash), created) in std::mem::take(&mut self.created) {
+            if let Some(&i) = self.sum_points.get(&(at, hash)) {
+                if let Some(Data::Sum(sum)) = &mut self.at(at).data {
+                    sum.data_points[i].start_time_unix_nano = created;
                 }
-            } else if let Some(point) = self.composites.get_mut(&(r, sc, m, pairs)) {
-                point.created_ns = created;
+            } else if let Some(&i) = self.composite_index.get(&(at, hash)) {
+                self.composites[i].created_ns = created;
             }
         }
-        for key in std::mem::take(&mut self.composite_order) {
-            let Some(mut point) = self.composites.remove(&key) else { continue };
-            let attributes = kvs(&key.3);
+        for mut point in std::mem::take(&mut self.composites) {
             let flags = if point.stale { NO_RECORDED_VALUE } else { 0 };
-            match &mut self.resources[key.0].1[key.1].1[key.2].data {
+            match &mut self.at(point.at).data {
                 Some(Data::Histogram(h)) => {
                     point.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    let mut bounds = Vec::new();
-                    let mut counts = Vec::new();
+                    let mut bounds = Vec::with_capacity(point.buckets.len());
+                    let mut counts = Vec::with_capacity(point.buckets.len() + 1);
                     let mut previous = 0.0;
                     for (le, cumulative) in &point.buckets {
                         if le.is_finite() {
@@ -471,7 +610,7 @@ impl Output {
                         counts.push((count - previous).max(0.0) as u64);
                     }
                     h.data_points.push(HistogramDataPoint {
-                        attributes,
+                        attributes: point.attributes,
                         start_time_unix_nano: point.created_ns,
                         time_unix_nano: point.time_ns,
                         count: count.max(0.0) as u64,
@@ -485,7 +624,7 @@ impl Output {
                 Some(Data::Summary(s)) => {
                     point.quantiles.sort_by(|a, b| a.0.total_cmp(&b.0));
                     s.data_points.push(SummaryDataPoint {
-                        attributes,
+                        attributes: point.attributes,
                         start_time_unix_nano: point.created_ns,
                         time_unix_nano: point.time_ns,
                         count: point.count.unwrap_or(0.0).max(0.0) as u64,
@@ -503,20 +642,18 @@ impl Output {
         }
         self.resources
             .into_iter()
-            .map(|(resource, scopes)| {
-                let job = resource.get("job").unwrap_or("").to_string();
-                let instance = resource.get("instance").unwrap_or("").to_string();
-                let mut attributes = resource_attributes(&job, &instance, &target.scheme);
-                if let Some(extra) = target_info.get(&(job, instance)) {
-                    for kv in kvs(extra) {
-                        if !attributes.iter().any(|a| a.key == kv.key) {
-                            attributes.push(kv);
-                        }
+            .filter(|r| !r.scopes.is_empty())
+            .map(|r| {
+                let mut attributes = resource_attributes(&r.job, &r.instance, &target.scheme);
+                for kv in r.extra {
+                    if !attributes.iter().any(|a| a.key == kv.key) {
+                        attributes.push(kv);
                     }
                 }
                 ResourceMetrics {
                     resource: Some(Resource { attributes, ..Default::default() }),
-                    scope_metrics: scopes
+                    scope_metrics: r
+                        .scopes
                         .into_iter()
                         .map(|((name, version), metrics)| ScopeMetrics {
                             scope: Some(InstrumentationScope { name, version, ..Default::default() }),
@@ -534,62 +671,21 @@ impl Output {
 /// The resource of a target: upstream's `service.name`, `service.instance.id`,
 /// `server.address`, `server.port` and `url.scheme`.
 pub fn resource_attributes(job: &str, instance: &str, scheme: &str) -> Vec<KeyValue> {
-    let mut pairs =
-        vec![("service.name".to_string(), job.to_string()), ("service.instance.id".into(), instance.to_string())];
-    let (host, port) = match instance.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !port.is_empty() => {
-            (host.trim_start_matches('[').trim_end_matches(']').to_string(), port.to_string())
+    let mut out = vec![kv("service.name", job), kv("service.instance.id", instance)];
+    match instance.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            out.push(kv("server.address", host.trim_start_matches('[').trim_end_matches(']')));
+            out.push(kv("server.port", port));
         }
-        _ => (instance.to_string(), String::new()),
-    };
-    pairs.push(("server.address".into(), host));
-    if !port.is_empty() {
-        pairs.push(("server.port".into(), port));
+        _ => out.push(kv("server.address", instance)),
     }
-    pairs.push(("url.scheme".into(), scheme.to_string()));
-    kvs(&pairs)
+    out.push(kv("url.scheme", scheme));
+    out
 }
 
-fn clone_settled(s: &Settled) -> Settled {
-    Settled {
-        resource: s.resource.clone(),
-        scope: s.scope.clone(),
-        base: s.base.clone(),
-        kind: s.kind,
-        suffix: s.suffix.clone(),
-        help: String::new(),
-        unit: String::new(),
-        attributes: s.attributes.clone(),
-        value: s.value,
-        time_ns: s.time_ns,
-    }
-}
-
-fn series_key(s: &Settled, name: &str) -> u64 {
-    hash_of(&(&s.resource, &s.scope, name, &s.attributes))
-}
-
-fn series(s: &Settled, name: &str, kind: PointKind) -> Series {
-    Series {
-        resource: s.resource.clone(),
-        scope: s.scope.clone(),
-        name: name.to_string(),
-        kind,
-        attributes: s.attributes.clone(),
-    }
-}
-
-fn same(kvs: &[KeyValue], pairs: &[(String, String)]) -> bool {
-    kvs.len() == pairs.len()
-        && kvs.iter().zip(pairs).all(|(kv, (k, v))| {
-            kv.key == *k
-                && matches!(kv.value.as_ref().and_then(|x| x.value.as_ref()), Some(Value::StringValue(s)) if s == v)
-        })
-}
-
-fn number_point(attributes: &[(String, String)], value: f64, time_ns: u64, stale: bool) -> NumberDataPoint {
+fn number_point(attributes: Vec<KeyValue>, value: f64, time_ns: u64, stale: bool) -> NumberDataPoint {
     NumberDataPoint {
-        attributes: kvs(attributes),
+        attributes,
         time_unix_nano: time_ns,
         value: (!stale).then_some(number_data_point::Value::AsDouble(value)),
         flags: if stale { NO_RECORDED_VALUE } else { 0 },
@@ -597,44 +693,40 @@ fn number_point(attributes: &[(String, String)], value: f64, time_ns: u64, stale
     }
 }
 
-/// The OTLP name of a counter, histogram or summary family's metric.
-fn metric_name(s: &Settled, target: &TargetSettings) -> String {
-    let name = match s.kind {
-        // Counters keep `_total`, as upstream names them (the page's sample name).
-        Kind::Counter => format!("{}_total", s.base.strip_suffix("_total").unwrap_or(&s.base)),
-        _ => s.base.clone(),
-    };
-    if !target.trim_metric_suffixes {
-        return name;
-    }
-    let name = name.strip_suffix("_total").map(str::to_string).unwrap_or(name);
-    trim_unit(&name, &s.unit)
+/// A counter's OTLP name: with `_total`, as upstream names them, unless trimmed.
+fn counter_name(base: &str, unit: &str, trim: bool) -> String {
+    let base = base.strip_suffix("_total").unwrap_or(base);
+    if trim { trimmed(base, unit, true).into_owned() } else { format!("{base}_total") }
 }
 
-fn trim_unit(name: &str, unit: &str) -> String {
-    if unit.is_empty() {
-        return name.to_string();
+fn trimmed<'n>(name: &'n str, unit: &str, trim: bool) -> Cow<'n, str> {
+    if !trim || unit.is_empty() {
+        return Cow::Borrowed(name);
     }
-    name.strip_suffix(&format!("_{unit}")).unwrap_or(name).to_string()
+    match name.strip_suffix(unit).and_then(|n| n.strip_suffix('_')) {
+        Some(short) => Cow::Borrowed(short),
+        None => Cow::Borrowed(name),
+    }
 }
 
-fn empty_metric(s: &Settled, name: &str) -> Metric {
-    let data = match s.kind {
-        Kind::Counter => Data::Sum(Sum {
+fn empty_metric(kind: PointKind, name: &str, help: &str, unit: &str) -> Metric {
+    let data = match kind {
+        PointKind::Gauge => Data::Gauge(Gauge { data_points: Vec::new() }),
+        PointKind::Counter => Data::Sum(Sum {
             data_points: Vec::new(),
             aggregation_temporality: AggregationTemporality::Cumulative as i32,
             is_monotonic: true,
         }),
-        Kind::Histogram => Data::Histogram(Histogram {
+        PointKind::Histogram => Data::Histogram(Histogram {
             data_points: Vec::new(),
             aggregation_temporality: AggregationTemporality::Cumulative as i32,
         }),
-        _ => Data::Summary(Summary { data_points: Vec::new() }),
+        PointKind::Summary => Data::Summary(Summary { data_points: Vec::new() }),
     };
     Metric {
         name: name.to_string(),
-        description: s.help.clone(),
-        unit: s.unit.clone(),
+        description: help.to_string(),
+        unit: unit.to_string(),
         data: Some(data),
         ..Default::default()
     }

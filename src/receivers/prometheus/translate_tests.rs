@@ -126,7 +126,9 @@ fn clashing_labels_limits_and_metric_relabeling() {
     let honor = TargetSettings { honor_labels: true, ..target() };
     let (out, _) = translate(&page, &honor, T, &mut Staleness::default()).unwrap();
     assert_eq!(out.len(), 2, "the page's job wins: its own resource");
-    assert_eq!(attribute(&out[0].resource.as_ref().unwrap().attributes, "service.name"), Some("inner"));
+    let names: Vec<Option<&str>> =
+        out.iter().map(|r| attribute(&r.resource.as_ref().unwrap().attributes, "service.name")).collect();
+    assert_eq!(names, [Some("node"), Some("inner")]);
 
     let drop: RelabelConfig =
         serde_json::from_str(r#"{"source_labels": ["__name__"], "regex": "other", "action": "drop"}"#).unwrap();
