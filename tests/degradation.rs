@@ -1,6 +1,6 @@
 //! Progressive degradation with the real binary: OTLP logs scored by the
 //! `importance` processor pile up behind a backend that refuses (503) while memory
-//! rises. The `memory_limiter` (64 MiB) steps through its levels in order, sheds the
+//! rises. The `memory_limiter` (80 MiB) steps through its levels in order, sheds the
 //! low tiers first and never a critical record, and at the soft limit the receiver
 //! refuses with a retryable 503. Once the backend recovers, every record that was
 //! accepted is delivered or counted as shed: none unaccounted, every critical one
@@ -17,7 +17,10 @@ use std::time::Duration;
 use common::backend::{Backend, Reply};
 use common::*;
 
-const LIMIT_MIB: u64 = 64;
+/// Level 1 is left below 45 % of this (its 50 % less the hysteresis): well above what
+/// a drained debug build holds resident (about 30 MiB, code pages included), so the
+/// last check sees the allocator's memory, not the binary's size.
+const LIMIT_MIB: u64 = 80;
 const RECORDS_PER_REQUEST: usize = 500;
 
 fn config(backend: &str) -> String {
