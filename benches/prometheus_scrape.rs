@@ -67,6 +67,7 @@ fn scrape(c: &mut Criterion) {
         honor_timestamps: true,
         trim_metric_suffixes: false,
         metric_relabel: Vec::new(),
+        external_labels: Vec::new(),
         sample_limit: 0,
         label_limit: 0,
         label_name_length_limit: 0,

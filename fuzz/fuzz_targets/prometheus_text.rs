@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
         honor_timestamps: true,
         trim_metric_suffixes: data.first().is_some_and(|b| b & 2 == 2),
         metric_relabel: Vec::new(),
+        external_labels: Vec::new(),
         sample_limit: 0,
         label_limit: 0,
         label_name_length_limit: 0,

@@ -65,7 +65,8 @@ pub struct GlobalConfig {
     /// Default 10s, as Prometheus.
     #[serde(default = "default_timeout")]
     pub scrape_timeout: PromDuration,
-    /// Labels added to every series scraped (a target's own label wins).
+    /// Labels added to every series scraped that has no label of that name (the
+    /// page's and the target's win), as upstream's receiver adds them.
     #[serde(default)]
     pub external_labels: BTreeMap<String, String>,
 }

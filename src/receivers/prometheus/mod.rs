@@ -157,6 +157,7 @@ impl Job {
             honor_timestamps: self.config.honor_timestamps,
             trim_metric_suffixes: self.trim_metric_suffixes,
             metric_relabel: self.metric_relabel.clone(),
+            external_labels: self.global.external_labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             sample_limit: self.config.sample_limit,
             label_limit: self.config.label_limit,
             label_name_length_limit: self.config.label_name_length_limit,

@@ -44,6 +44,8 @@ pub struct TargetSettings {
     pub honor_timestamps: bool,
     pub trim_metric_suffixes: bool,
     pub metric_relabel: Vec<Relabel>,
+    /// `global.external_labels`: on every series that has no label of that name.
+    pub external_labels: Vec<(String, String)>,
     pub sample_limit: usize,
     pub label_limit: usize,
     pub label_name_length_limit: usize,
@@ -132,7 +134,8 @@ impl Prepared<'_> {
         }
     }
 
-    /// Every attribute (not job, instance, scope or `skip`), in order.
+    /// Every attribute (not job, instance, scope or `skip`), in order, then the
+    /// external labels the series has no label for.
     fn each(&self, target: &TargetSettings, skip: &str, mut f: impl FnMut(&str, &str)) {
         match &self.labels {
             Labels::Page(page) => {
@@ -147,6 +150,11 @@ impl Prepared<'_> {
                 for (k, v) in set.0.iter().filter(|(k, _)| k != skip && !special(k)) {
                     f(k, v);
                 }
+            }
+        }
+        for (k, v) in &target.external_labels {
+            if k != skip && !special(k) && self.get(target, k).is_none() {
+                f(k, v);
             }
         }
     }

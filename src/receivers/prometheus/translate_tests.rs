@@ -14,6 +14,7 @@ fn target() -> TargetSettings {
         honor_timestamps: true,
         trim_metric_suffixes: false,
         metric_relabel: Vec::new(),
+        external_labels: Vec::new(),
         sample_limit: 0,
         label_limit: 0,
         label_name_length_limit: 0,
@@ -122,6 +123,16 @@ fn clashing_labels_limits_and_metric_relabeling() {
     assert_eq!(attribute(&g.data_points[0].attributes, "exported_job"), Some("inner"));
     assert_eq!(attribute(&g.data_points[0].attributes, "exported_zone"), Some("b"));
     assert_eq!(attribute(&g.data_points[0].attributes, "zone"), Some("a"));
+
+    let external = TargetSettings {
+        external_labels: vec![("cluster".into(), "c1".into()), ("zone".into(), "ignored".into())],
+        ..target()
+    };
+    let (out, _) = translate(&page, &external, T, &mut Staleness::default()).unwrap();
+    let Some(Data::Gauge(g)) = &metrics(&out)[0].data else { panic!() };
+    assert_eq!(attribute(&g.data_points[0].attributes, "cluster"), Some("c1"), "an external label");
+    assert_eq!(attribute(&g.data_points[0].attributes, "zone"), Some("a"), "the target's label wins");
+    assert_eq!(g.data_points[0].attributes.iter().filter(|kv| kv.key == "zone").count(), 1);
 
     let honor = TargetSettings { honor_labels: true, ..target() };
     let (out, _) = translate(&page, &honor, T, &mut Staleness::default()).unwrap();
