@@ -241,7 +241,10 @@ fn a_refused_config_leaves_the_running_graph_as_it_was() {
         assert!(!answer["error"].as_str().unwrap().is_empty(), "{answer}");
         assert_eq!(answer["hash"], hash_before.as_str());
     }
-    assert!(agent.count_logs("The new config is refused; the running config stays.") >= 5);
+    // The log line is written after the answer: it comes on the agent's stderr soon after.
+    wait_until(Duration::from_secs(10), "a refusal logged for each refused config", || {
+        agent.count_logs("The new config is refused; the running config stays.") >= 5
+    });
 
     assert_eq!(post(port, &["still here".into()]), 200);
     wait_until(Duration::from_secs(10), "the record through the old graph", || {

@@ -359,6 +359,9 @@ impl Scraper {
         if on("process.executable.path") && !kernel_thread {
             match std::fs::read_link(walker.path(pid, "exe")) {
                 Ok(path) => meta.path = Some(path.to_string_lossy().into_owned()),
+                // Gone since it was listed, or a zombie (exited, not yet reaped: its
+                // `exe` link is gone while its `stat` is still there): it has exited.
+                Err(e) if classify(&e) == Unread::Vanished && exited(walker, pid) => return Err(()),
                 Err(e) if !self.settings.mute.exe => {
                     counts.error(|| format!("process {pid} ({comm}): reading its executable path: {e}"));
                 }
@@ -677,6 +680,17 @@ pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
             Some((uid, name.to_string()))
         })
         .collect()
+}
+
+/// Whether `pid` has exited since it was listed: its `stat` is gone, or says zombie.
+fn exited(walker: &mut Walker, pid: u32) -> bool {
+    match walker.read(pid, "stat") {
+        Ok(bytes) => {
+            let after = bytes.iter().rposition(|b| *b == b')').map_or(bytes, |i| &bytes[i + 1..]);
+            after.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'Z')
+        }
+        Err(_) => true,
+    }
 }
 
 #[cfg(test)]
