@@ -57,22 +57,10 @@ fn page(series: usize) -> (String, usize) {
 
 fn scrape(c: &mut Criterion) {
     let (text, samples) = page(10_000);
-    let settings = TargetSettings {
-        labels: LabelSet::from_pairs([
-            ("instance".to_string(), "10.0.0.5:8080".to_string()),
-            ("job".into(), "app".into()),
-        ]),
-        scheme: "http".into(),
-        honor_labels: false,
-        honor_timestamps: true,
-        trim_metric_suffixes: false,
-        metric_relabel: Vec::new(),
-        external_labels: Vec::new(),
-        sample_limit: 0,
-        label_limit: 0,
-        label_name_length_limit: 0,
-        label_value_length_limit: 0,
-    };
+    let settings = TargetSettings::new(
+        LabelSet::from_pairs([("instance".to_string(), "10.0.0.5:8080".to_string()), ("job".into(), "app".into())]),
+        "http",
+    );
     let mut group = c.benchmark_group("prometheus_scrape");
     group.throughput(Throughput::Elements(samples as u64));
     group.bench_function("parse_10k_series", |b| b.iter(|| parse(&text, Format::Text).unwrap().len()));

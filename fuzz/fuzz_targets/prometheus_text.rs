@@ -10,17 +10,12 @@ use ocelot::receivers::prometheus::translate::{Staleness, TargetSettings, transl
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let settings = TargetSettings {
-        labels: LabelSet::from_pairs([("instance".to_string(), "h:1".to_string()), ("job".into(), "j".into())]),
-        scheme: "http".into(),
         honor_labels: data.first().is_some_and(|b| b & 1 == 1),
-        honor_timestamps: true,
         trim_metric_suffixes: data.first().is_some_and(|b| b & 2 == 2),
-        metric_relabel: Vec::new(),
-        external_labels: Vec::new(),
-        sample_limit: 0,
-        label_limit: 0,
-        label_name_length_limit: 0,
-        label_value_length_limit: 0,
+        ..TargetSettings::new(
+            LabelSet::from_pairs([("instance".to_string(), "h:1".to_string()), ("job".into(), "j".into())]),
+            "http",
+        )
     };
     for format in [Format::Text, Format::OpenMetrics] {
         match parse(text, format) {

@@ -16,10 +16,10 @@
 //! series has not been seen for `gc_interval`. Gauges and delta points pass as they are.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, ResourceMetrics, metric::Data, number_data_point,
 };
@@ -379,13 +379,24 @@ fn hash_str(text: &str) -> u64 {
     foldhash::fast::FixedState::with_seed(0x6d73_7474).hash_one(text)
 }
 
-/// A series key part: the attributes, in order, mixed into `seed`.
+/// A series key part: the attributes, in key order, mixed into `seed`. Strings (what
+/// nearly every metric attribute is) are hashed as they are; other values by their
+/// encoding.
 fn hash_attributes(attributes: &[KeyValue], seed: u64) -> u64 {
-    let hasher = foldhash::fast::FixedState::with_seed(seed);
-    let mut keys: Vec<(&str, String)> =
-        attributes.iter().map(|kv| (kv.key.as_str(), format!("{:?}", kv.value))).collect();
-    keys.sort();
-    hasher.hash_one(keys)
+    let mut sorted: Vec<&KeyValue> = attributes.iter().collect();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut h = foldhash::fast::FixedState::with_seed(seed).build_hasher();
+    for kv in sorted {
+        h.write(kv.key.as_bytes());
+        h.write_u8(0xff);
+        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(Value::StringValue(s)) => h.write(s.as_bytes()),
+            Some(_) => h.write(&prost::Message::encode_to_vec(kv)),
+            None => {}
+        }
+        h.write_u8(0xfe);
+    }
+    h.finish()
 }
 
 fn process_start_ns() -> u64 {

@@ -191,14 +191,19 @@ impl Job {
             let time_ns = now_ns();
             let page = self.scraper.scrape(&target.url, target.timeout).await;
             let (mut resources, up, counts) = match page {
-                Ok((text, format)) => {
+                Ok(page) => {
                     let shared = settings.clone();
                     let mut taken = state.take().unwrap_or_default();
+                    // Inflating, parsing and translating a page is CPU work on up to
+                    // the body limit's bytes: off the runtime's threads.
                     let done = tokio::task::spawn_blocking(move || {
-                        let outcome = match text::parse(&text, format) {
-                            Ok(families) => translate::translate(&families, &shared, time_ns, &mut taken)
-                                .map_err(|e| ("limit", e.to_string())),
-                            Err(e) => Err(("parse", e.to_string())),
+                        let outcome = match page.decode() {
+                            Err(e) => Err((e.reason(), e.to_string())),
+                            Ok((text, format)) => match text::parse(&text, format) {
+                                Ok(families) => translate::translate(&families, &shared, time_ns, &mut taken)
+                                    .map_err(|e| ("limit", e.to_string())),
+                                Err(e) => Err(("parse", e.to_string())),
+                            },
                         };
                         (outcome, taken)
                     })

@@ -81,8 +81,8 @@ impl Scraper {
         })
     }
 
-    /// The page and its format.
-    pub async fn scrape(&self, url: &str, timeout: Duration) -> Result<(String, Format), ScrapeError> {
+    /// The page as it came, to [`Page::decode`] off the runtime's threads.
+    pub async fn scrape(&self, url: &str, timeout: Duration) -> Result<Page, ScrapeError> {
         match tokio::time::timeout(timeout, self.fetch(url, timeout)).await {
             Ok(result) => result,
             Err(_) => Err(ScrapeError::Timeout(timeout)),
@@ -116,7 +116,7 @@ impl Scraper {
         Ok(None)
     }
 
-    async fn fetch(&self, url: &str, timeout: Duration) -> Result<(String, Format), ScrapeError> {
+    async fn fetch(&self, url: &str, timeout: Duration) -> Result<Page, ScrapeError> {
         let authorization = self.authorization()?;
         let mut url: http::Uri = url.parse().map_err(|e| ScrapeError::Http(format!("bad URL `{url}`: {e}")))?;
         for _ in 0..=MAX_REDIRECTS {
@@ -165,14 +165,27 @@ impl Scraper {
                     }
                 }
             }
-            if gzip {
-                bytes = gunzip(&bytes, self.body_limit)?;
-            }
-            let text =
-                String::from_utf8(bytes).map_err(|_| ScrapeError::Http(format!("{url}: the page is not UTF-8")))?;
-            return Ok((text, format));
+            return Ok(Page { body: bytes, gzip, format, limit: self.body_limit });
         }
         Err(ScrapeError::Http(format!("more than {MAX_REDIRECTS} redirects")))
+    }
+}
+
+/// A fetched body, still compressed if it came so.
+pub struct Page {
+    body: Vec<u8>,
+    gzip: bool,
+    format: Format,
+    limit: u64,
+}
+
+impl Page {
+    /// The page's text and format: inflated (within the body limit) and checked as
+    /// UTF-8. CPU work on up to the limit's bytes: for a blocking thread.
+    pub fn decode(self) -> Result<(String, Format), ScrapeError> {
+        let body = if self.gzip { gunzip(&self.body, self.limit)? } else { self.body };
+        let text = String::from_utf8(body).map_err(|_| ScrapeError::Http("the page is not UTF-8".into()))?;
+        Ok((text, self.format))
     }
 }
 

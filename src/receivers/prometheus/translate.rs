@@ -52,6 +52,26 @@ pub struct TargetSettings {
     pub label_value_length_limit: usize,
 }
 
+impl TargetSettings {
+    /// A target as a job with Prometheus' defaults scrapes it: timestamps honoured,
+    /// nothing else, no relabeling, no limits.
+    pub fn new(labels: LabelSet, scheme: &str) -> TargetSettings {
+        TargetSettings {
+            labels,
+            scheme: scheme.to_string(),
+            honor_labels: false,
+            honor_timestamps: true,
+            trim_metric_suffixes: false,
+            metric_relabel: Vec::new(),
+            external_labels: Vec::new(),
+            sample_limit: 0,
+            label_limit: 0,
+            label_name_length_limit: 0,
+            label_value_length_limit: 0,
+        }
+    }
+}
+
 /// A series, for staleness: where it was and what kind of point it takes.
 #[derive(Clone, Debug)]
 struct Series {

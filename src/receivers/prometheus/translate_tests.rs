@@ -3,23 +3,14 @@ use crate::receivers::prometheus::relabel::RelabelConfig;
 use crate::receivers::prometheus::text::{Format, parse};
 
 fn target() -> TargetSettings {
-    TargetSettings {
-        labels: LabelSet::from_pairs([
+    TargetSettings::new(
+        LabelSet::from_pairs([
             ("instance".to_string(), "10.0.0.5:9100".to_string()),
             ("job".into(), "node".into()),
             ("zone".into(), "a".into()),
         ]),
-        scheme: "http".into(),
-        honor_labels: false,
-        honor_timestamps: true,
-        trim_metric_suffixes: false,
-        metric_relabel: Vec::new(),
-        external_labels: Vec::new(),
-        sample_limit: 0,
-        label_limit: 0,
-        label_name_length_limit: 0,
-        label_value_length_limit: 0,
-    }
+        "http",
+    )
 }
 
 const PAGE: &str = "# HELP req_total Requests.\n# TYPE req_total counter\nreq_total{code=\"200\"} 10\nreq_total{code=\"500\"} 2\n\
