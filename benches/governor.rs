@@ -48,6 +48,7 @@ fn processor(kind: &str, yaml: &str, governor: &Governor, telemetry: &Telemetry)
     let stores = ocelot::processors::importance::Stores::default();
     let tasks = tokio_util::task::TaskTracker::new();
     let storage = std::env::temp_dir();
+    let pod_watches = ocelot::processors::k8sattributes::Watches::default();
     let env = Environment {
         telemetry,
         governor,
@@ -55,6 +56,7 @@ fn processor(kind: &str, yaml: &str, governor: &Governor, telemetry: &Telemetry)
         storage_dir: &storage,
         extensions: &BTreeMap::new(),
         tasks: &tasks,
+        pod_watches: &pod_watches,
     };
     build(&ComponentId::new(kind), &config, &env).unwrap_or_else(|e| panic!("{e}"))
 }

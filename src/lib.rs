@@ -8,6 +8,7 @@ pub mod config;
 pub mod connectors;
 pub mod exporters;
 pub mod extensions;
+pub mod kube;
 pub mod net;
 pub mod ottl;
 pub mod pdata;

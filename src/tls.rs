@@ -193,7 +193,7 @@ impl TlsClientConfig {
 /// handshake's signatures are still checked, so the session is at least with the
 /// holder of that certificate's key.
 #[derive(Debug)]
-struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct AnyServer(pub(crate) Arc<rustls::crypto::CryptoProvider>);
 
 impl rustls::client::danger::ServerCertVerifier for AnyServer {
     fn verify_server_cert(

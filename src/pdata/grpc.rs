@@ -100,6 +100,8 @@ pub struct ExportRequest {
     pub headers: http::HeaderMap,
     /// The `:authority` the client asked for.
     pub authority: Option<String>,
+    /// The client's address, when the connection knows it.
+    pub peer: Option<std::net::IpAddr>,
     pub body: Bytes,
 }
 
@@ -210,9 +212,10 @@ impl<H: ExportHandler> UnaryService<Bytes> for Export<H> {
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let (handler, signal) = (self.handler.clone(), self.signal);
+        let peer = request.remote_addr().map(|a| a.ip());
         let (metadata, extensions, body) = request.into_parts();
         let authority = extensions.get::<Authority>().map(|a| a.0.clone());
-        let request = ExportRequest { signal, headers: metadata.into_headers(), authority, body };
+        let request = ExportRequest { signal, headers: metadata.into_headers(), authority, peer, body };
         Box::pin(async move { handler.handle(request).await.map(|()| Response::new(Bytes::new())) })
     }
 }

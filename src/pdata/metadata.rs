@@ -1,13 +1,20 @@
 //! What a receiver knew of the request a batch came in, as upstream's `client.Info`:
 //! the request's headers (gRPC metadata), kept only with the otlp receiver's
 //! `include_metadata`, and what the server authenticator learnt of the client. Keys are
-//! matched without regard to case, as upstream's `client.Metadata` does.
+//! matched without regard to case, as upstream's `client.Metadata` does. It also
+//! carries the client's address (upstream's `client.Info.Addr`), which the
+//! `k8sattributes` processor finds a pod by; the `batch` processor, like upstream's,
+//! keeps only its `metadata_keys`, so the address goes no further than a batch.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// A batch's request metadata; empty (and free) unless a receiver kept some.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Metadata(Option<Arc<Entries>>);
+pub struct Metadata {
+    entries: Option<Arc<Entries>>,
+    addr: Option<IpAddr>,
+}
 
 #[derive(Debug, Default, PartialEq, Eq, Hash)]
 struct Entries {
@@ -48,14 +55,26 @@ impl Metadata {
 
     fn of(entries: Entries) -> Metadata {
         if entries.headers.is_empty() && entries.auth.is_empty() {
-            Metadata(None)
+            Metadata::default()
         } else {
-            Metadata(Some(Arc::new(entries)))
+            Metadata { entries: Some(Arc::new(entries)), addr: None }
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_none()
+        self.entries.is_none() && self.addr.is_none()
+    }
+
+    /// The same, from a client at `addr`.
+    pub fn with_addr(mut self, addr: Option<IpAddr>) -> Metadata {
+        // An IPv4 client on a dual-stack socket shows as `::ffff:a.b.c.d`.
+        self.addr = addr.map(|a| a.to_canonical());
+        self
+    }
+
+    /// The client's address, when a receiver knew it.
+    pub fn addr(&self) -> Option<IpAddr> {
+        self.addr
     }
 
     /// Appends a byte form for a persistent queue: counts and strings, each a u32
@@ -66,7 +85,7 @@ impl Metadata {
             out.extend_from_slice(text.as_bytes());
         };
         let empty = Entries::default();
-        let entries = self.0.as_deref().unwrap_or(&empty);
+        let entries = self.entries.as_deref().unwrap_or(&empty);
         out.extend_from_slice(&(entries.headers.len() as u32).to_le_bytes());
         for (key, values) in &entries.headers {
             put(out, key);
@@ -79,6 +98,10 @@ impl Metadata {
         for (key, value) in &entries.auth {
             put(out, key);
             put(out, value);
+        }
+        // Last, so that what an earlier version wrote (no address) still reads.
+        if let Some(addr) = self.addr {
+            put(out, &addr.to_string());
         }
     }
 
@@ -108,19 +131,23 @@ impl Metadata {
         for _ in 0..reader.count()? {
             entries.auth.push((reader.text()?, reader.text()?));
         }
-        reader.0.is_empty().then(|| Metadata::of(entries))
+        let addr = match reader.0.is_empty() {
+            true => None,
+            false => Some(reader.text()?.parse().ok()?),
+        };
+        reader.0.is_empty().then(|| Metadata::of(entries).with_addr(addr))
     }
 
     /// The values of a header, in the order the request had them; none if absent.
     pub fn get(&self, key: &str) -> &[String] {
-        let Some(entries) = &self.0 else { return &[] };
+        let Some(entries) = &self.entries else { return &[] };
         let found = entries.headers.binary_search_by(|(k, _)| cmp_ignore_case(k, key));
         found.map(|i| entries.headers[i].1.as_slice()).unwrap_or(&[])
     }
 
     /// An attribute the server authenticator set (`auth.username` in `from_context`).
     pub fn auth(&self, key: &str) -> Option<&str> {
-        let entries = self.0.as_ref()?;
+        let entries = self.entries.as_ref()?;
         entries.auth.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
@@ -139,8 +166,8 @@ impl Metadata {
     /// Only these keys (for a `batch` processor's `metadata_keys` and a queue's
     /// partition): what identifies a batch and what it carries on.
     pub fn restrict(&self, keys: &[String]) -> Metadata {
-        if keys.is_empty() || self.0.is_none() {
-            return Metadata(None);
+        if keys.is_empty() || self.entries.is_none() {
+            return Metadata::default();
         }
         let mut entries = Entries::default();
         for key in keys {
@@ -170,7 +197,8 @@ mod tests {
             [("X-Tenant", "a"), ("x-tenant", "b"), ("k", "")],
             vec![("username".into(), "ann".into())],
         );
-        for metadata in [m, Metadata::default()] {
+        let from = Metadata::default().with_addr(Some("10.1.2.3".parse().unwrap()));
+        for metadata in [m.clone(), Metadata::default(), m.with_addr(Some("::1".parse().unwrap())), from] {
             let mut bytes = Vec::new();
             metadata.encode(&mut bytes);
             assert_eq!(Metadata::decode(&bytes), Some(metadata.clone()));

@@ -52,6 +52,7 @@ pub struct Graph {
     listeners: Listeners,
     governor: Arc<Governor>,
     stores: crate::processors::importance::Stores,
+    pod_watches: crate::processors::k8sattributes::Watches,
     give_up: CancellationToken,
     /// Every receiver instance's stop token is a child of this one.
     stop_receivers: CancellationToken,
@@ -168,6 +169,7 @@ impl Graph {
             listeners: Listeners::default(),
             governor: Governor::new(),
             stores: Default::default(),
+            pod_watches: Default::default(),
             give_up: CancellationToken::new(),
             stop_receivers: CancellationToken::new(),
             receiver_tasks: TaskTracker::new(),
@@ -328,6 +330,7 @@ impl Graph {
                 telemetry: &self.telemetry,
                 governor: &self.governor,
                 stores: &self.stores,
+                pod_watches: &self.pod_watches,
                 storage_dir: &self.storage_dir,
                 extensions: &new.extensions,
                 tasks: &self.pipeline_tasks,

@@ -10,6 +10,7 @@ pub mod attributes;
 pub mod batch;
 pub mod filter;
 pub mod importance;
+pub mod k8sattributes;
 pub mod matching;
 pub mod memory_limiter;
 pub mod metricstarttime;
@@ -61,6 +62,7 @@ pub enum ProcessorConfig {
     ProbabilisticSampler(Box<probabilistic_sampler::ProbabilisticSamplerConfig>),
     TailSampling(Box<tail_sampling::TailSamplingConfig>),
     MetricStartTime(Box<metricstarttime::MetricStartTimeConfig>),
+    K8sAttributes(Box<k8sattributes::K8sAttributesConfig>),
 }
 
 pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
@@ -130,6 +132,12 @@ pub static FACTORIES: &[Factory<ProcessorConfig>] = &[
         signals: &[Signal::Metrics],
         parse: |node| parse_config(node).map(|c| ProcessorConfig::MetricStartTime(Box::new(c))),
     },
+    Factory {
+        type_name: k8sattributes::TYPE,
+        aliases: k8sattributes::ALIASES,
+        signals: &Signal::ALL,
+        parse: |node| parse_config(node).map(|c| ProcessorConfig::K8sAttributes(Box::new(c))),
+    },
 ];
 
 impl crate::config::StorageUser for ProcessorConfig {
@@ -177,6 +185,8 @@ pub struct Environment<'a> {
     pub extensions: &'a BTreeMap<ComponentId, ExtensionConfig>,
     /// Background work of processors (state checkpoints), drained with the pipelines.
     pub tasks: &'a TaskTracker,
+    /// The `k8sattributes` processors' pod watches, shared by each id's instances.
+    pub pod_watches: &'a k8sattributes::Watches,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +197,8 @@ pub enum BuildError {
     Storage(String),
     #[error("{0}")]
     Policy(String),
+    #[error("{0}")]
+    Kubernetes(String),
 }
 
 /// Makes a processor instance for one pipeline.
@@ -242,6 +254,17 @@ pub fn build(
         ProcessorConfig::MetricStartTime(config) => {
             Box::new(metricstarttime::MetricStartTimeProcessor::new(config, telemetry.processor(id)))
         }
+        ProcessorConfig::K8sAttributes(config) => Box::new(
+            k8sattributes::K8sAttributesProcessor::new(
+                id,
+                config,
+                env.pod_watches,
+                env.tasks,
+                telemetry.k8sattributes(id),
+                telemetry.processor(id),
+            )
+            .map_err(BuildError::Kubernetes)?,
+        ),
         ProcessorConfig::TailSampling(config) => Box::new(
             tail_sampling::TailSamplingProcessor::new(id, config, telemetry.tail_sampling(id), telemetry.processor(id))
                 .map_err(BuildError::Policy)?,

@@ -6,6 +6,7 @@
 
 mod balancer;
 mod journald;
+mod k8s;
 mod process;
 mod reloads;
 pub mod sampling;
@@ -15,6 +16,7 @@ pub mod status;
 
 pub use balancer::BalancerMetrics;
 pub use journald::JournaldMetrics;
+pub use k8s::K8sAttributesMetrics;
 pub use reloads::{ReloadMetrics, ReloadResult};
 pub use scrape::PrometheusReceiverMetrics;
 pub use shedding::{ImportanceMetrics, MemoryLimiterMetrics, PipelineMetrics};
@@ -339,6 +341,7 @@ pub struct Telemetry {
     sampling: sampling::Sampling,
     balancer: balancer::Balancer,
     journald: journald::Journald,
+    k8s: k8s::K8s,
     scrape: scrape::Scrape,
     /// Reloads and the running config.
     pub reloads: ReloadMetrics,
@@ -543,6 +546,7 @@ impl Telemetry {
         let sampling = sampling::Sampling::register(&mut registry);
         let balancer = balancer::Balancer::register(&mut registry);
         let journald = journald::Journald::register(&mut registry);
+        let k8s = k8s::K8s::register(&mut registry);
         let scrape = scrape::Scrape::register(&mut registry);
         let reloads = ReloadMetrics::register(&mut registry);
         let target_info = Family::<Vec<(String, String)>, Gauge>::default();
@@ -585,6 +589,7 @@ impl Telemetry {
             sampling,
             balancer,
             journald,
+            k8s,
             scrape,
             reloads,
             statuses: Arc::default(),
@@ -741,6 +746,10 @@ impl Telemetry {
 
     pub fn journald(&self, id: &ComponentId) -> JournaldMetrics {
         self.journald.metrics(id)
+    }
+
+    pub fn k8sattributes(&self, id: &ComponentId) -> K8sAttributesMetrics {
+        self.k8s.metrics(id)
     }
 
     pub fn tail_sampling(&self, id: &ComponentId) -> sampling::TailSamplingMetrics {

@@ -31,11 +31,12 @@ impl ExportHandler for Intake {
     }
 
     async fn handle(&self, request: ExportRequest) -> Result<(), Status> {
-        let ExportRequest { signal, headers, authority, body } = request;
+        let ExportRequest { signal, headers, authority, peer, body } = request;
         if self.consumers.get(signal).is_empty() {
             return Err(Status::unimplemented(format!("this receiver is in no {signal} pipeline")));
         }
         let metadata = self.admit(&headers, authority.as_deref()).await.map_err(|e| Status::unauthenticated(e.0))?;
+        let metadata = metadata.with_addr(peer);
         let payload = net::decode_off_runtime(body.len(), move || from_proto(signal, &body))
             .await
             .ok_or_else(|| Status::internal("decoding the request failed"))?

@@ -43,17 +43,17 @@ pub(super) async fn serve(
         max_connections: config.max_connections,
     };
     let config = std::sync::Arc::new(config);
-    let handler = move |request: Request<Incoming>, _peer: SocketAddr| {
+    let handler = move |request: Request<Incoming>, peer: SocketAddr| {
         let intake = intake.clone();
         let config = config.clone();
-        async move { handle(&config, &intake, request).await }
+        async move { handle(&config, &intake, request, peer).await }
     };
     net::serve_https(listener, tls, limits, handler, stop).await;
 }
 
-async fn handle(config: &HttpConfig, intake: &Intake, request: Request<Incoming>) -> HttpResponse {
+async fn handle(config: &HttpConfig, intake: &Intake, request: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
     let Some(cors) = config.cors.as_ref().filter(|c| !c.allowed_origins.is_empty()) else {
-        return handle_signal(config, intake, request).await;
+        return handle_signal(config, intake, request, peer).await;
     };
     if let Some(headers) = cors.preflight(request.method(), request.headers()) {
         let mut response = Response::new(Full::new(Bytes::new()));
@@ -65,12 +65,17 @@ async fn handle(config: &HttpConfig, intake: &Intake, request: Request<Incoming>
     if let Some(value) = request.headers().get(http::header::ORIGIN) {
         origin.insert(http::header::ORIGIN, value.clone());
     }
-    let mut response = handle_signal(config, intake, request).await;
+    let mut response = handle_signal(config, intake, request, peer).await;
     cors.response_headers(&origin, response.headers_mut());
     response
 }
 
-async fn handle_signal(config: &HttpConfig, intake: &Intake, request: Request<Incoming>) -> HttpResponse {
+async fn handle_signal(
+    config: &HttpConfig,
+    intake: &Intake,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+) -> HttpResponse {
     let path = request.uri().path();
     let signal = if path == config.traces_url_path {
         Signal::Traces
@@ -105,7 +110,7 @@ async fn handle_signal(config: &HttpConfig, intake: &Intake, request: Request<In
     }
     let authority = request.uri().authority().map(|a| a.to_string());
     let metadata = match intake.admit(request.headers(), authority.as_deref()).await {
-        Ok(metadata) => metadata,
+        Ok(metadata) => metadata.with_addr(Some(peer.ip())),
         Err(e) => return status_response(format, StatusCode::UNAUTHORIZED, e.0),
     };
     let limit = config.max_body_bytes();

@@ -1,0 +1,296 @@
+//! The task that keeps one pod table: list + watch of the pods, owner lookups
+//! (ReplicaSet → Deployment, Job → CronJob) cached by owner uid, and deleted pods let
+//! go once their grace period is over. It wakes for API events and for the next
+//! expiry only.
+
+use std::collections::HashSet;
+use std::sync::{Arc, PoisonError};
+
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::table::{Change, Owners};
+use super::{K8sAttributesConfig, POD_DELETE_GRACE_PERIOD, Shared};
+use crate::kube::client::{KubeClient, KubeError};
+use crate::kube::objects::{Owned, Pod};
+use crate::kube::watch::{Reflector, Update, encode};
+use crate::telemetry::K8sAttributesMetrics;
+
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Owners remembered, at most; past this the cache starts over.
+const MAX_OWNERS: usize = 10_000;
+
+pub struct Setup {
+    pub client: KubeClient,
+    pub path: String,
+    pub field_selector: String,
+    pub label_selector: String,
+    pub config: K8sAttributesConfig,
+    pub shared: Arc<Shared>,
+    pub metrics: K8sAttributesMetrics,
+    /// Told once, after the first list is in the table.
+    pub synced: std::sync::mpsc::SyncSender<()>,
+}
+
+pub struct Watcher {
+    reflector: Reflector<Pod>,
+    owners: OwnerCache,
+    shared: Arc<Shared>,
+    metrics: K8sAttributesMetrics,
+    synced: Option<std::sync::mpsc::SyncSender<()>>,
+}
+
+impl Watcher {
+    pub fn new(setup: Setup) -> Watcher {
+        let reflector = Reflector::new(
+            setup.client.clone(),
+            &setup.path,
+            &setup.field_selector,
+            &setup.label_selector,
+            setup.metrics.api_errors.clone(),
+        );
+        let owners = OwnerCache::new(setup.client, &setup.config, setup.metrics.api_errors.clone());
+        Watcher { reflector, owners, shared: setup.shared, metrics: setup.metrics, synced: Some(setup.synced) }
+    }
+
+    /// Runs until every processor instance is gone.
+    pub async fn run(mut self, mut gone: mpsc::Receiver<()>) {
+        loop {
+            let expiry = self.table_read(|t| t.next_expiry());
+            tokio::select! {
+                biased;
+                None = gone.recv() => break,
+                _ = sleep_until(expiry), if expiry.is_some() => {
+                    let removed = self.table_write(|t| t.expire(Instant::now()));
+                    self.metrics.deleted.inc_by(removed as u64);
+                }
+                update = self.reflector.next() => self.apply(update).await,
+            }
+            self.metrics.table_size.set(self.table_read(|t| t.len()) as i64);
+        }
+        debug!("The pod watch stopped: no processor uses it.");
+    }
+
+    async fn apply(&mut self, update: Update<Pod>) {
+        let now = Instant::now();
+        match update {
+            Update::Listed(pods) => {
+                let mut records = Vec::with_capacity(pods.len());
+                for pod in pods.iter().filter(|p| !self.shared.extract.excludes(p)) {
+                    let owners = self.owners.of(pod).await;
+                    records.push(self.shared.extract.record(pod, &owners));
+                }
+                let present: HashSet<String> = records.iter().map(|r| r.uid.clone()).collect();
+                let n = records.len();
+                let (added, updated) = self.table_write(|table| {
+                    let (mut added, mut updated) = (0, 0);
+                    for record in records {
+                        match table.upsert(record) {
+                            Change::Added => added += 1,
+                            Change::Updated => updated += 1,
+                            Change::Unchanged => {}
+                        }
+                    }
+                    table.retain_listed(&present, now + POD_DELETE_GRACE_PERIOD);
+                    (added, updated)
+                });
+                self.metrics.added.inc_by(added);
+                self.metrics.updated.inc_by(updated);
+                if let Some(synced) = self.synced.take() {
+                    info!(pods = n, "The pod list is read; resources are tagged from now on.");
+                    let _ = synced.try_send(());
+                }
+            }
+            Update::Added(pod) | Update::Modified(pod) => {
+                if self.shared.extract.excludes(&pod) {
+                    let uid = pod.metadata.uid.clone();
+                    self.table_write(|t| t.delete_at(&uid, now));
+                    return;
+                }
+                let owners = self.owners.of(&pod).await;
+                let record = self.shared.extract.record(&pod, &owners);
+                match self.table_write(|t| t.upsert(record)) {
+                    Change::Added => {
+                        self.metrics.added.inc();
+                    }
+                    Change::Updated => {
+                        self.metrics.updated.inc();
+                    }
+                    Change::Unchanged => {}
+                }
+            }
+            Update::Deleted(pod) => {
+                let uid = pod.metadata.uid;
+                self.table_write(|t| t.delete_at(&uid, now + POD_DELETE_GRACE_PERIOD));
+            }
+        }
+    }
+
+    fn table_read<T>(&self, f: impl FnOnce(&super::Table) -> T) -> T {
+        f(&self.shared.table.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn table_write<T>(&self, f: impl FnOnce(&mut super::Table) -> T) -> T {
+        f(&mut self.shared.table.write().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The owners of pods' owners: looked up in the API when the config needs a uid (or
+/// `deployment_name_from_replicaset: false`), worked out from names otherwise, as
+/// upstream does.
+struct OwnerCache {
+    client: KubeClient,
+    want_deployment: bool,
+    lookup_replicasets: bool,
+    want_cronjob: bool,
+    lookup_jobs: bool,
+    /// Owner uid → its controller's (name, uid); `None` when it has none (or is gone).
+    cache: HashMap<String, Option<(String, String)>>,
+    errors: Counter,
+    warned: bool,
+}
+
+impl OwnerCache {
+    fn new(client: KubeClient, config: &K8sAttributesConfig, errors: Counter) -> OwnerCache {
+        let from_name = config.extract.deployment_name_from_replicaset.unwrap_or(true);
+        OwnerCache {
+            client,
+            want_deployment: config.wants("k8s.deployment.name") || config.wants("k8s.deployment.uid"),
+            lookup_replicasets: config.wants("k8s.deployment.uid")
+                || (config.wants("k8s.deployment.name") && !from_name),
+            want_cronjob: config.wants("k8s.cronjob.name") || config.wants("k8s.cronjob.uid"),
+            lookup_jobs: config.wants("k8s.cronjob.uid"),
+            cache: HashMap::default(),
+            errors,
+            warned: false,
+        }
+    }
+
+    async fn of(&mut self, pod: &Pod) -> Owners {
+        let mut owners = Owners::default();
+        let Some(owner) = pod.metadata.controller() else { return owners };
+        match owner.kind.as_str() {
+            "ReplicaSet" if self.want_deployment => {
+                let looked_up = match self.lookup_replicasets {
+                    true => self.lookup("apps/v1", "replicasets", "Deployment", &pod.metadata.namespace, owner).await,
+                    false => None,
+                };
+                owners.deployment = match looked_up {
+                    Some(found) => found.map(|(name, uid)| (name, Some(uid))),
+                    None => deployment_from_name(&owner.name, pod).map(|name| (name, None)),
+                };
+            }
+            "Job" if self.want_cronjob => {
+                let looked_up = match self.lookup_jobs {
+                    true => self.lookup("batch/v1", "jobs", "CronJob", &pod.metadata.namespace, owner).await,
+                    false => None,
+                };
+                owners.cronjob = match looked_up {
+                    Some(found) => found.map(|(name, uid)| (name, Some(uid))),
+                    None => cronjob_from_name(&owner.name, pod).map(|name| (name, None)),
+                };
+            }
+            _ => {}
+        }
+        owners
+    }
+
+    /// The controller of kind `kind` of the pod's owner: `Some(None)` if it has none,
+    /// `None` if the lookup failed (the caller falls back on names).
+    async fn lookup(
+        &mut self,
+        group_version: &str,
+        resource: &str,
+        kind: &str,
+        namespace: &str,
+        owner: &crate::kube::objects::OwnerReference,
+    ) -> Option<Option<(String, String)>> {
+        if let Some(found) = self.cache.get(&owner.uid) {
+            return Some(found.clone());
+        }
+        let path = format!("/apis/{group_version}/namespaces/{}/{resource}/{}", encode(namespace), encode(&owner.name));
+        let found = match self.client.get::<Owned>(&path).await {
+            Ok(object) => {
+                object.metadata.controller().filter(|c| c.kind == kind).map(|c| (c.name.clone(), c.uid.clone()))
+            }
+            Err(KubeError::Status { status: 404, .. }) => None,
+            Err(e) => {
+                self.errors.inc();
+                if !self.warned {
+                    warn!(error = %e, "Looking up a pod's owner failed; its name is worked out from the pod instead (may the service account get {resource}?).");
+                    self.warned = true;
+                }
+                return None;
+            }
+        };
+        if self.cache.len() >= MAX_OWNERS {
+            self.cache.clear();
+        }
+        self.cache.insert(owner.uid.clone(), found.clone());
+        Some(found)
+    }
+}
+
+/// The owners' names as the pod's own names tell them, with no lookup.
+pub fn owners_from_names(pod: &Pod) -> Owners {
+    let mut owners = Owners::default();
+    if let Some(owner) = pod.metadata.controller() {
+        match owner.kind.as_str() {
+            "ReplicaSet" => owners.deployment = deployment_from_name(&owner.name, pod).map(|n| (n, None)),
+            "Job" => owners.cronjob = cronjob_from_name(&owner.name, pod).map(|n| (n, None)),
+            _ => {}
+        }
+    }
+    owners
+}
+
+/// `web-5d9c8f` owned by Deployment `web`: the ReplicaSet's name less `-<pod-template-hash>`.
+fn deployment_from_name(replicaset: &str, pod: &Pod) -> Option<String> {
+    let hash = pod.metadata.labels.get("pod-template-hash")?;
+    replicaset.strip_suffix(hash.as_str())?.strip_suffix('-').filter(|n| !n.is_empty()).map(str::to_string)
+}
+
+/// `backup-29012345` made by CronJob `backup`: the Job's name less its schedule
+/// suffix (minutes since the epoch), when that is within a day of the pod's creation.
+fn cronjob_from_name(job: &str, pod: &Pod) -> Option<String> {
+    let (name, suffix) = job.rsplit_once('-')?;
+    if suffix.len() != 8 || !suffix.bytes().all(|b| b.is_ascii_digit()) || name.is_empty() {
+        return None;
+    }
+    let minutes: i64 = suffix.parse().ok()?;
+    if let Some(created) = pod.metadata.creation_timestamp.as_deref()
+        && let Ok(created) = created.parse::<jiff::Timestamp>()
+        && (created.as_second() / 60 - minutes).abs() > 1440
+    {
+        return None;
+    }
+    Some(name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_are_worked_out_from_names() {
+        let mut pod = Pod::default();
+        pod.metadata.labels.insert("pod-template-hash".into(), "5d9c8f".into());
+        assert_eq!(deployment_from_name("web-5d9c8f", &pod).as_deref(), Some("web"));
+        assert_eq!(deployment_from_name("web-other", &pod), None);
+        pod.metadata.creation_timestamp = Some("2026-01-01T00:00:00Z".into());
+        let minutes = "2026-01-01T00:00:00Z".parse::<jiff::Timestamp>().unwrap().as_second() / 60;
+        assert_eq!(cronjob_from_name(&format!("backup-{minutes}"), &pod).as_deref(), Some("backup"));
+        assert_eq!(cronjob_from_name(&format!("backup-{}", minutes - 5000), &pod), None);
+        assert_eq!(cronjob_from_name("backup-123", &pod), None);
+    }
+}
