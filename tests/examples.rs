@@ -292,13 +292,30 @@ service:
         .replace("collection_interval: 30s", "collection_interval: 1s")
         .replace("hostname: ocelot-gateway-headless.ocelot.svc.cluster.local", "hostname: 127.0.0.1")
         .replace("port: \"4317\"", &format!("port: \"{}\"", gateway_addr.port()))
-        .replace("endpoint: ocelot-gateway.ocelot.svc.cluster.local:4317", &format!("endpoint: {gateway_addr}"));
+        .replace("endpoint: ocelot-gateway.ocelot.svc.cluster.local:4317", &format!("endpoint: {gateway_addr}"))
+        .replace("  k8s_attributes:\n    filter:", "  k8s_attributes:\n    auth_type: kubeConfig\n    filter:");
+    // The node's pods, from an in-test API server (tests/common/kube_api.rs): the
+    // checkout pod whose container log the agent tails, and the frontend pod whose
+    // address (127.0.0.1 here) the OTLP comes from.
+    let api = kube_api::KubeApi::start("agent-token");
+    let pod = |name: &str, uid: &str, ip: &str, replicaset: &str| {
+        serde_json::json!({
+            "metadata": {"name": name, "namespace": "shop", "uid": uid,
+                "labels": {"app": replicaset.split('-').next().unwrap(), "pod-template-hash": replicaset.rsplit('-').next().unwrap()},
+                "ownerReferences": [{"kind": "ReplicaSet", "name": replicaset, "uid": format!("rs-{uid}"), "controller": true}]},
+            "spec": {"nodeName": "node-1", "containers": [{"name": "app", "image": "registry.local/shop/app:3.2"}]},
+            "status": {"podIP": ip, "startTime": "2026-12-03T09:00:00Z"}
+        })
+    };
+    api.add_pod(pod("checkout-7d9f", "0b1c", "10.42.0.7", "checkout-5c8d"));
+    api.add_pod(pod("frontend-6b7c-q2", "9e8f", "127.0.0.1", "frontend-6b7c"));
+    let kubeconfig = api.kubeconfig(backend.dir.path(), "agent-token");
     let loki_url = loki.url();
     let agent = Agent::try_start_with_env(
         &[],
         &agent_config,
         &[],
-        &[("LOKI_ENDPOINT", &loki_url), ("K8S_NODE_NAME", "node-1")],
+        &[("LOKI_ENDPOINT", &loki_url), ("K8S_NODE_NAME", "node-1"), ("KUBECONFIG", kubeconfig.to_str().unwrap())],
     )
     .unwrap();
 
@@ -352,6 +369,10 @@ service:
         let resource = resource.unwrap();
         assert_eq!(string_attribute(&resource, "k8s.node.name").as_deref(), Some("node-1"), "{resource}");
         assert_eq!(string_attribute(&resource, "ocelot.gateway.pod").as_deref(), Some("ocelot-gateway-0"));
+        // k8sattributes found the pod by the connection's address.
+        assert_eq!(string_attribute(&resource, "k8s.pod.name").as_deref(), Some("frontend-6b7c-q2"), "{resource}");
+        assert_eq!(string_attribute(&resource, "k8s.deployment.name").as_deref(), Some("frontend"));
+        assert_eq!(string_attribute(&resource, "k8s.pod.labels.app").as_deref(), Some("frontend"));
     }
     assert_eq!(agent.metric("otelcol_loadbalancer_num_backends", "resolver=\"dns\""), 1.0);
 
@@ -364,6 +385,7 @@ service:
     assert_eq!(series.len(), 1, "{series:?}");
     assert_eq!(series[0].1, 42.0);
     assert_eq!(series[0].0["k8s_node_name"], "node-1");
+    assert_eq!(series[0].0["k8s_pod_name"], "frontend-6b7c-q2");
     wait_until(Duration::from_secs(30), "the node's memory in Prometheus", || {
         !prometheus.query("system_memory_usage_bytes{k8s_node_name=\"node-1\"}").is_empty()
     });
@@ -391,6 +413,11 @@ service:
     for (labels, tenant, _) in loki.received.lock().unwrap().iter() {
         assert_eq!(tenant, "platform", "{labels:?}");
     }
+    // The container's line found its pod by the uid in its path.
+    let received = loki.received.lock().unwrap();
+    let (labels, _, _) = received.iter().find(|s| s.2.iter().any(|e| e.1 == "order 17 paid")).unwrap();
+    assert_eq!(labels.get("k8s_deployment_name").map(String::as_str), Some("checkout"), "{labels:?}");
+    drop(received);
 
     assert!(agent.stop().success());
     assert!(gateway.stop().success());

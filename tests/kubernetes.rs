@@ -135,20 +135,34 @@ fn the_agent_daemonset_reads_the_nodes_logs_and_host_and_runs_on_every_node() {
     assert_eq!(pod["tolerations"], serde_json::json!([{"operator": "Exists"}]), "tolerates every taint");
     assert!(pod.get("hostNetwork").is_none(), "on the pod network unless the host-network overlay says otherwise");
 
+    // Least privilege: the token, and a role that reads pods and nothing else.
     let account = find(&objects, "ServiceAccount", "ocelot-agent");
     assert_eq!(pod["serviceAccountName"], "ocelot-agent");
-    assert_eq!(account["automountServiceAccountToken"], false, "no API token: the agent reads no API");
-    assert!(
-        !objects.iter().any(|o| o["kind"].as_str().unwrap().contains("Role")),
-        "no role bound: {:?}",
-        names(&objects)
+    assert_eq!(account["automountServiceAccountToken"], true, "k8sattributes reads the API");
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    let role = find(&objects, "ClusterRole", "ocelot-agent");
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}])
     );
+    let binding = find(&objects, "ClusterRoleBinding", "ocelot-agent");
+    assert_eq!(
+        binding["roleRef"],
+        serde_json::json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ocelot-agent"})
+    );
+    assert_eq!(
+        binding["subjects"],
+        serde_json::json!([{"kind": "ServiceAccount", "name": "ocelot-agent", "namespace": "ocelot"}])
+    );
+    let roles: Vec<String> = names(&objects).into_iter().filter(|n| n.contains("Role")).collect();
+    assert_eq!(roles, ["ClusterRole/ocelot-agent", "ClusterRoleBinding/ocelot-agent"]);
     assert_eq!(
         find(&objects, "Namespace", "ocelot")["metadata"]["labels"],
         serde_json::json!({"app.kubernetes.io/part-of": "ocelot"})
     );
 
     let config = config(&objects, "agent", "ocelot-agent");
+    assert!(config.contains("node_from_env_var: K8S_NODE_NAME"), "only the node's pods are watched");
     check_container(pod, "ocelot-agent", &config);
     let container = &pod["containers"][0];
     assert_eq!(container["ports"][0]["hostPort"], 4317, "pods send OTLP to their node's IP");

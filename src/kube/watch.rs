@@ -82,13 +82,14 @@ impl<T: DeserializeOwned + HasVersion> Reflector<T> {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    self.errors.inc();
                     self.watch = None;
                     if e.is_gone() {
+                        // Normal: the server compacted past the version; not an error.
                         debug!(path = %self.path, "The watch's resource version is gone; listing again.");
                         self.resource_version = None;
                         continue;
                     }
+                    self.errors.inc();
                     warn!(path = %self.path, error = %e, retry_in = ?self.backoff, "Kubernetes list/watch failed; retrying.");
                     tokio::time::sleep(self.backoff).await;
                     self.backoff = (self.backoff * 2).min(MAX_BACKOFF);

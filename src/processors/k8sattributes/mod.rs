@@ -222,3 +222,33 @@ impl Processor for K8sAttributesProcessor {
         out.push(batch);
     }
 }
+
+/// For the fuzz target: any line of a pod watch either is refused or, as a pod, goes
+/// into the table and tags a resource from its IP without a panic.
+pub fn fuzz_watch_line(line: &[u8]) {
+    use crate::kube::objects::{Node, Pod, WatchEvent};
+    let _ = WatchEvent::<Node>::parse(line);
+    let Ok(WatchEvent::Added(pod) | WatchEvent::Modified(pod)) = WatchEvent::<Pod>::parse(line) else { return };
+    let node = crate::config::node::parse(
+        "fuzz.yaml",
+        "extract:\n  metadata: [k8s.pod.name, k8s.pod.uid, k8s.pod.ip, k8s.container.name, container.id, container.image.name, container.image.tag, container.image.repo_digests, k8s.deployment.name, k8s.cronjob.name]\n  labels: [{key_regex: '(.*)', tag_name: 'l.$1'}]\n  otel_annotations: true\n",
+    );
+    let Ok(config) = node
+        .map_err(|e| e.to_string())
+        .and_then(|n| crate::component::parse_config::<K8sAttributesConfig>(&n).map_err(|e| e.message))
+    else {
+        return;
+    };
+    let addr = pod.status.pod_ip.parse::<std::net::IpAddr>().ok();
+    let mut processor = K8sAttributesProcessor::from_pods(&config, std::slice::from_ref(&pod));
+    let resource = opentelemetry_proto::tonic::resource::v1::Resource::default();
+    let request = crate::pdata::ExportLogsServiceRequest {
+        resource_logs: vec![opentelemetry_proto::tonic::logs::v1::ResourceLogs {
+            resource: Some(resource),
+            ..Default::default()
+        }],
+    };
+    let mut batch = Batch::new(crate::pdata::Payload::Logs(request))
+        .with_metadata(crate::pdata::Metadata::default().with_addr(addr));
+    processor.tag(&mut batch);
+}
