@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 /// Where the pod's service account credentials are mounted.
-const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// A bound service account token is rotated by the kubelet; read it again this often,
 /// as client-go does.
 const TOKEN_REREAD: Duration = Duration::from_secs(60);

@@ -3,6 +3,7 @@
 pub mod filelog;
 pub mod hostmetrics;
 pub mod journald;
+pub mod kubeletstats;
 pub mod otlp;
 pub mod prometheus;
 
@@ -16,6 +17,7 @@ pub enum ReceiverConfig {
     Hostmetrics(Box<hostmetrics::HostmetricsConfig>),
     Journald(Box<journald::JournaldConfig>),
     Prometheus(Box<prometheus::PrometheusReceiverConfig>),
+    KubeletStats(Box<kubeletstats::KubeletStatsConfig>),
 }
 
 pub static FACTORIES: &[Factory<ReceiverConfig>] = &[
@@ -49,6 +51,12 @@ pub static FACTORIES: &[Factory<ReceiverConfig>] = &[
         signals: &[Signal::Metrics],
         parse: |node| parse_config(node).map(|c| ReceiverConfig::Prometheus(Box::new(c))),
     },
+    Factory {
+        type_name: kubeletstats::TYPE,
+        aliases: kubeletstats::ALIASES,
+        signals: &[Signal::Metrics],
+        parse: |node| parse_config(node).map(|c| ReceiverConfig::KubeletStats(Box::new(c))),
+    },
 ];
 
 impl crate::config::AuthUser for ReceiverConfig {
@@ -62,7 +70,8 @@ impl crate::config::AuthUser for ReceiverConfig {
             ReceiverConfig::Filelog(_)
             | ReceiverConfig::Hostmetrics(_)
             | ReceiverConfig::Journald(_)
-            | ReceiverConfig::Prometheus(_) => Vec::new(),
+            | ReceiverConfig::Prometheus(_)
+            | ReceiverConfig::KubeletStats(_) => Vec::new(),
         }
     }
 }
@@ -72,7 +81,10 @@ impl crate::config::StorageUser for ReceiverConfig {
         match self {
             ReceiverConfig::Filelog(c) => c.storage.as_deref(),
             ReceiverConfig::Journald(c) => c.storage.as_deref(),
-            ReceiverConfig::Otlp(_) | ReceiverConfig::Hostmetrics(_) | ReceiverConfig::Prometheus(_) => None,
+            ReceiverConfig::Otlp(_)
+            | ReceiverConfig::Hostmetrics(_)
+            | ReceiverConfig::Prometheus(_)
+            | ReceiverConfig::KubeletStats(_) => None,
         }
     }
 }
@@ -130,6 +142,9 @@ pub async fn start(
         }
         ReceiverConfig::Prometheus(config) => {
             prometheus::start(id, config, consumers.metrics, env.telemetry, stop, tracker).await
+        }
+        ReceiverConfig::KubeletStats(config) => {
+            kubeletstats::start(id, config, consumers.metrics, env.telemetry, stop, tracker).await
         }
         ReceiverConfig::Journald(config) => {
             journald::start(id, config, consumers.logs, env.telemetry, env.storage_dir, stop, tracker).await

@@ -7,6 +7,7 @@
 mod balancer;
 mod journald;
 mod k8s;
+mod kubelet;
 mod process;
 mod reloads;
 pub mod sampling;
@@ -17,6 +18,7 @@ pub mod status;
 pub use balancer::BalancerMetrics;
 pub use journald::JournaldMetrics;
 pub use k8s::K8sAttributesMetrics;
+pub use kubelet::KubeletMetrics;
 pub use reloads::{ReloadMetrics, ReloadResult};
 pub use scrape::PrometheusReceiverMetrics;
 pub use shedding::{ImportanceMetrics, MemoryLimiterMetrics, PipelineMetrics};
@@ -342,6 +344,7 @@ pub struct Telemetry {
     balancer: balancer::Balancer,
     journald: journald::Journald,
     k8s: k8s::K8s,
+    kubelet: kubelet::Kubelet,
     scrape: scrape::Scrape,
     /// Reloads and the running config.
     pub reloads: ReloadMetrics,
@@ -547,6 +550,7 @@ impl Telemetry {
         let balancer = balancer::Balancer::register(&mut registry);
         let journald = journald::Journald::register(&mut registry);
         let k8s = k8s::K8s::register(&mut registry);
+        let kubelet = kubelet::Kubelet::register(&mut registry);
         let scrape = scrape::Scrape::register(&mut registry);
         let reloads = ReloadMetrics::register(&mut registry);
         let target_info = Family::<Vec<(String, String)>, Gauge>::default();
@@ -590,6 +594,7 @@ impl Telemetry {
             balancer,
             journald,
             k8s,
+            kubelet,
             scrape,
             reloads,
             statuses: Arc::default(),
@@ -746,6 +751,10 @@ impl Telemetry {
 
     pub fn journald(&self, id: &ComponentId) -> JournaldMetrics {
         self.journald.metrics(id)
+    }
+
+    pub fn kubeletstats(&self, id: &ComponentId) -> KubeletMetrics {
+        self.kubelet.metrics(id)
     }
 
     pub fn k8sattributes(&self, id: &ComponentId) -> K8sAttributesMetrics {
