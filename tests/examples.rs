@@ -293,7 +293,11 @@ service:
         .replace("hostname: ocelot-gateway-headless.ocelot.svc.cluster.local", "hostname: 127.0.0.1")
         .replace("port: \"4317\"", &format!("port: \"{}\"", gateway_addr.port()))
         .replace("endpoint: ocelot-gateway.ocelot.svc.cluster.local:4317", &format!("endpoint: {gateway_addr}"))
-        .replace("  k8s_attributes:\n    filter:", "  k8s_attributes:\n    auth_type: kubeConfig\n    filter:");
+        .replace("  k8s_attributes:\n    filter:", "  k8s_attributes:\n    auth_type: kubeConfig\n    filter:")
+        .replace(
+            "    auth_type: serviceAccount\n    endpoint: https://${env:K8S_NODE_IP}:10250\n    insecure_skip_verify: true\n",
+            "    auth_type: kubeConfig\n    endpoint: node-1\n",
+        );
     // The node's pods, from an in-test API server (tests/common/kube_api.rs): the
     // checkout pod whose container log the agent tails, and the frontend pod whose
     // address (127.0.0.1 here) the OTLP comes from.
@@ -309,6 +313,10 @@ service:
     };
     api.add_pod(pod("checkout-7d9f", "0b1c", "10.42.0.7", "checkout-5c8d"));
     api.add_pod(pod("frontend-6b7c-q2", "9e8f", "127.0.0.1", "frontend-6b7c"));
+    // The kubelet's summary (tests/testdata/kubelet/), through the API server's proxy.
+    api.add_pod(pod("web-5d9c8f-x1", "pod-web", "10.42.0.9", "web-5d9c8f"));
+    let summary = std::fs::read_to_string(repo_path("tests/testdata/kubelet/summary.json")).unwrap();
+    api.put_object("/api/v1/nodes/node-1/proxy/stats/summary", serde_json::from_str(&summary).unwrap());
     let kubeconfig = api.kubeconfig(backend.dir.path(), "agent-token");
     let loki_url = loki.url();
     let agent = Agent::try_start_with_env(
@@ -389,6 +397,10 @@ service:
     wait_until(Duration::from_secs(30), "the node's memory in Prometheus", || {
         !prometheus.query("system_memory_usage_bytes{k8s_node_name=\"node-1\"}").is_empty()
     });
+    // The kubelet's figures for a pod, with its Deployment found by its uid.
+    let pod_cpu = prometheus.wait_for(r#"{__name__=~"k8s_pod_cpu_usage.*",k8s_pod_name="web-5d9c8f-x1"}"#);
+    assert_eq!(pod_cpu[0].1, 0.125, "{pod_cpu:?}");
+    assert_eq!(pod_cpu[0].0["k8s_deployment_name"], "web", "{pod_cpu:?}");
     // The agent's own self-metrics, scraped, with start times, by the US remote write.
     let up = prometheus.wait_for(r#"up{job="ocelot-agent"}"#);
     assert_eq!(up[0].1, 1.0, "{up:?}");

@@ -66,6 +66,7 @@ fn config(objects: &[Value], overlay: &str, name: &str) -> String {
         .args(["validate", "--config"])
         .arg(&file)
         .env("K8S_NODE_NAME", "node-1")
+        .env("K8S_NODE_IP", "10.0.0.1")
         .env("K8S_POD_NAME", "pod-1")
         .output()
         .unwrap();
@@ -135,7 +136,7 @@ fn the_agent_daemonset_reads_the_nodes_logs_and_host_and_runs_on_every_node() {
     assert_eq!(pod["tolerations"], serde_json::json!([{"operator": "Exists"}]), "tolerates every taint");
     assert!(pod.get("hostNetwork").is_none(), "on the pod network unless the host-network overlay says otherwise");
 
-    // Least privilege: the token, and a role that reads pods and nothing else.
+    // Least privilege: the token, and a role that reads pods and the kubelet's stats.
     let account = find(&objects, "ServiceAccount", "ocelot-agent");
     assert_eq!(pod["serviceAccountName"], "ocelot-agent");
     assert_eq!(account["automountServiceAccountToken"], true, "k8sattributes reads the API");
@@ -143,7 +144,10 @@ fn the_agent_daemonset_reads_the_nodes_logs_and_host_and_runs_on_every_node() {
     let role = find(&objects, "ClusterRole", "ocelot-agent");
     assert_eq!(
         role["rules"],
-        serde_json::json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}])
+        serde_json::json!([
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["nodes/stats"], "verbs": ["get"]}
+        ])
     );
     let binding = find(&objects, "ClusterRoleBinding", "ocelot-agent");
     assert_eq!(
