@@ -271,7 +271,14 @@ fn bad_scrape_configs_are_refused_with_the_reason() {
         ("- job_name: a\n- job_name: a", "used twice"),
         ("- job_name: a\n  scheme: ftp", "scheme `ftp`"),
         ("- job_name: a\n  relabel_configs:\n    - action: hashmod\n      target_label: x", "modulus"),
-        ("- job_name: a\n  kubernetes_sd_configs:\n    - role: pod", "kubernetes_sd_configs is not built yet"),
+        (
+            "- job_name: a\n  kubernetes_sd_configs:\n    - role: service",
+            "role `service` is not supported by ocelot yet",
+        ),
+        (
+            "- job_name: a\n  kubernetes_sd_configs:\n    - role: pod\n      selectors: [{role: node, field: x=y}]",
+            "does not match role `pod`",
+        ),
         ("- job_name: a\n  scrape_interval: 1.5s", "invalid duration"),
     ] {
         let indented: String = scrape.lines().map(|l| format!("        {l}\n")).collect();
@@ -284,4 +291,125 @@ fn bad_scrape_configs_are_refused_with_the_reason() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && stderr.contains(message), "{scrape}: {stderr}");
     }
+}
+
+/// Targets from `kubernetes_sd_configs` against an in-test API server
+/// (tests/common/kube_api.rs; no real one runs here): the node's pods that ask to be
+/// scraped (the usual `prometheus.io/*` annotations and `labelmap`), kept to the node
+/// by a field selector, and the nodes' kubelets; a pod that goes takes its target
+/// with it.
+#[test]
+fn kubernetes_pods_and_nodes_are_discovered_and_follow_the_api() {
+    let page = Arc::new(Mutex::new(Page {
+        status: 200,
+        body: "# TYPE orders counter\norders_total 12\n".into(),
+        ..Default::default()
+    }));
+    let port = serve_page(page.clone());
+    let api = common::kube_api::KubeApi::start("scraper-token");
+    let pod = |name: &str, uid: &str, node: &str, scrape: &str| {
+        serde_json::json!({
+            "metadata": {"name": name, "namespace": "shop", "uid": uid, "labels": {"app": name},
+                "annotations": {"prometheus.io/scrape": scrape, "prometheus.io/port": port.to_string()}},
+            "spec": {"nodeName": node, "containers": [{"name": "app", "image": "shop:1",
+                "ports": [{"name": "http", "containerPort": 8080}]}]},
+            "status": {"podIP": "127.0.0.1", "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+        })
+    };
+    api.add_pod(pod("orders", "u-orders", "node-1", "true"));
+    api.add_pod(pod("quiet", "u-quiet", "node-1", "false"));
+    api.add_pod(pod("elsewhere", "u-elsewhere", "node-2", "true"));
+    api.add_node(serde_json::json!({
+        "metadata": {"name": "node-1", "uid": "n1", "labels": {"kubernetes.io/os": "linux"}},
+        "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}
+    }));
+    let scratch = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(scratch.path(), "scraper-token");
+    let agent = Agent::start(&format!(
+        r#"
+receivers:
+  prometheus:
+    config:
+      scrape_configs:
+        - job_name: pods
+          scrape_interval: 1s
+          kubernetes_sd_configs:
+            - role: pod
+              kubeconfig_file: {kubeconfig}
+              namespaces: {{ names: [shop] }}
+              selectors: [{{ role: pod, field: spec.nodeName=node-1 }}]
+          relabel_configs:
+            - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
+              regex: "true"
+              action: keep
+            - source_labels: [__address__, __meta_kubernetes_pod_annotation_prometheus_io_port]
+              regex: '([^:]+)(?::\d+)?;(\d+)'
+              replacement: $$1:$$2
+              target_label: __address__
+            - source_labels: [__meta_kubernetes_pod_name]
+              target_label: pod
+            - action: labelmap
+              regex: __meta_kubernetes_pod_label_(.+)
+        - job_name: kubelets
+          scrape_interval: 1s
+          kubernetes_sd_configs:
+            - role: node
+              kubeconfig_file: {kubeconfig}
+          relabel_configs:
+            - action: labelmap
+              regex: __meta_kubernetes_node_label_(.+)
+exporters:
+  file:
+    path: "{{dir}}/metrics.jsonl"
+service:
+  pipelines:
+    metrics: {{ receivers: [prometheus], exporters: [file] }}
+  telemetry:
+    metrics:
+      readers:
+        - pull: {{ exporter: {{ prometheus: {{ host: 127.0.0.1, port: 0 }} }} }}
+"#,
+        kubeconfig = kubeconfig.display()
+    ));
+    wait_until(Duration::from_secs(15), "both jobs scraped", || {
+        let orders = points(&agent, "orders_total");
+        orders.iter().any(|(a, _, _)| has(a, "pod", "orders"))
+            && orders.iter().any(|(a, _, _)| has(a, "kubernetes_io_os", "linux"))
+    });
+    let orders = points(&agent, "orders_total");
+    let from_pod = orders.iter().find(|(a, _, _)| has(a, "pod", "orders")).unwrap();
+    assert!(has(&from_pod.0, "app", "orders"), "{from_pod:?}");
+    assert_eq!(from_pod.1, Some(12.0));
+    assert!(!orders.iter().any(|(a, _, _)| has(a, "pod", "quiet") || has(a, "pod", "elsewhere")), "{orders:?}");
+    // The node's target is its kubelet; `instance` (service.instance.id) is its name.
+    let resources: Vec<serde_json::Value> = read_json_lines(&agent.dir.path().join("metrics.jsonl"))
+        .iter()
+        .flat_map(|l| l["resourceMetrics"].as_array().cloned().unwrap_or_default())
+        .map(|rm| rm["resource"]["attributes"].clone())
+        .collect();
+    assert!(
+        resources.iter().any(|r| has(r, "service.name", "kubelets") && has(r, "service.instance.id", "node-1")),
+        "{resources:?}"
+    );
+    assert_eq!(agent.metric("ocelot_receiver_prometheus_targets", "job=\"pods\""), 1.0);
+    assert_eq!(agent.metric("ocelot_receiver_prometheus_targets", "job=\"kubelets\""), 1.0);
+
+    // The pod goes: its target stops (its series go stale).
+    api.delete_pod("u-orders");
+    wait_until(Duration::from_secs(15), "the pod's target gone", || {
+        agent.metric("ocelot_receiver_prometheus_targets", "job=\"pods\"") == 0.0
+    });
+    wait_until(Duration::from_secs(10), "the pod's series stale", || {
+        points(&agent, "orders_total").iter().any(|(a, _, f)| has(a, "pod", "orders") && *f == 1)
+    });
+    let requests = api.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("/api/v1/namespaces/shop/pods?")
+                && r.contains("fieldSelector=spec.nodeName%3Dnode-1")),
+        "{requests:?}"
+    );
+    assert!(agent.stop().success());
 }

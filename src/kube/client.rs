@@ -70,6 +70,14 @@ impl KubeError {
     }
 }
 
+/// The bearer token of a client made with [`KubeClient::direct`].
+pub enum Token {
+    None,
+    /// Read again every minute.
+    File(PathBuf),
+    Fixed(String),
+}
+
 /// What goes in each request's `Authorization` header.
 enum Credentials {
     None,
@@ -164,7 +172,7 @@ impl KubeClient {
     pub fn new(auth: AuthType, context: Option<&str>) -> Result<KubeClient, KubeError> {
         let settings = match auth {
             AuthType::ServiceAccount | AuthType::None => in_cluster(auth == AuthType::ServiceAccount)?,
-            AuthType::KubeConfig => from_kubeconfig(context)?,
+            AuthType::KubeConfig => from_kubeconfig(&kubeconfig_path()?, context)?,
             AuthType::Tls => {
                 return Err(KubeError::Config("auth_type `tls` is for the kubelet, not the API server".into()));
             }
@@ -172,17 +180,25 @@ impl KubeClient {
         KubeClient::from_settings(settings)
     }
 
-    /// A client of `server` with a fixed bearer token and CA (the kubelet receiver).
-    pub fn with_token_file(
+    /// A client from this kubeconfig file's current context (Prometheus'
+    /// `kubeconfig_file`).
+    pub fn from_kubeconfig_file(path: &Path) -> Result<KubeClient, KubeError> {
+        KubeClient::from_settings(from_kubeconfig(path, None)?)
+    }
+
+    /// A client of `server` with this token and CA (the kubelet receiver, a
+    /// Prometheus `api_server`).
+    pub fn direct(
         server: &str,
-        token_file: Option<&Path>,
+        token: Token,
         ca_pem: Option<Vec<u8>>,
         identity: Option<(Vec<u8>, Vec<u8>)>,
         skip_verify: bool,
     ) -> Result<KubeClient, KubeError> {
-        let credentials = match token_file {
-            Some(path) => Credentials::TokenFile { path: path.to_path_buf(), cached: Mutex::new(None) },
-            None => Credentials::None,
+        let credentials = match token {
+            Token::File(path) => Credentials::TokenFile { path, cached: Mutex::new(None) },
+            Token::Fixed(token) => Credentials::Fixed(bearer(&token)?),
+            Token::None => Credentials::None,
         };
         KubeClient::from_settings(Settings {
             server: server.trim_end_matches('/').to_string(),
@@ -381,19 +397,21 @@ fn in_cluster(with_token: bool) -> Result<Settings, KubeError> {
     })
 }
 
-/// The kubeconfig file's cluster and user for `context` (or the current context).
-fn from_kubeconfig(context: Option<&str>) -> Result<Settings, KubeError> {
-    let path = match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
-        // Like kubectl, the first file of the list that names the context wins; ocelot
-        // reads the first file only.
-        Some(list) => std::env::split_paths(&list).next().unwrap_or_default(),
+/// `$KUBECONFIG` (its first file: ocelot does not merge a list) or `~/.kube/config`.
+fn kubeconfig_path() -> Result<PathBuf, KubeError> {
+    match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        Some(list) => Ok(std::env::split_paths(&list).next().unwrap_or_default()),
         None => match std::env::var_os("HOME") {
-            Some(home) => PathBuf::from(home).join(".kube/config"),
-            None => return Err(KubeError::Config("auth_type kubeConfig: neither KUBECONFIG nor HOME is set".into())),
+            Some(home) => Ok(PathBuf::from(home).join(".kube/config")),
+            None => Err(KubeError::Config("auth_type kubeConfig: neither KUBECONFIG nor HOME is set".into())),
         },
-    };
+    }
+}
+
+/// The kubeconfig file's cluster and user for `context` (or the current context).
+fn from_kubeconfig(path: &Path, context: Option<&str>) -> Result<Settings, KubeError> {
     let fail = |reason: String| KubeError::Config(format!("kubeconfig {}: {reason}", path.display()));
-    let text = std::fs::read_to_string(&path).map_err(|e| fail(e.to_string()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
     let node = crate::config::node::parse(&path.display().to_string(), &text).map_err(|e| fail(e.to_string()))?;
     let file: KubeConfigFile = crate::config::de::from_node(&node).map_err(|e| fail(e.to_string()))?;
     let base = path.parent().unwrap_or(Path::new("."));

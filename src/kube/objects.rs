@@ -124,7 +124,15 @@ pub struct Owned {
 #[serde(default)]
 pub struct Node {
     pub metadata: ObjectMeta,
+    pub spec: NodeSpec,
     pub status: NodeStatus,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct NodeSpec {
+    #[serde(rename = "providerID")]
+    pub provider_id: String,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]

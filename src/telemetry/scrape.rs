@@ -49,7 +49,7 @@ pub struct PrometheusReceiverMetrics {
 }
 
 impl PrometheusReceiverMetrics {
-    /// Failed scrapes by reason: `http`, `timeout`, `too_large`, `auth`, `parse`, `limit`.
+    /// Failed scrapes by reason: `http`, `timeout`, `too_large`, `auth`, `parse`, `limit`; `discovery` for a failed Kubernetes list or watch.
     pub fn failure(&self, reason: &'static str) -> Counter {
         let labels = FailureLabels { receiver: self.labels.receiver.clone(), job: self.labels.job.clone(), reason };
         self.failures.get_or_create(&labels).clone()
@@ -74,7 +74,7 @@ impl Scrape {
             failures: family(
                 registry,
                 "ocelot_receiver_prometheus_scrape_failures",
-                "Failed scrapes, by job and reason (http, timeout, too_large, auth, parse, limit)",
+                "Failed scrapes, by job and reason (http, timeout, too_large, auth, parse, limit; discovery: a Kubernetes list or watch)",
             ),
         }
     }

@@ -35,9 +35,10 @@ struct State {
 #[derive(Default)]
 struct Inner {
     version: u64,
-    pods: BTreeMap<String, Value>,
-    /// Watch events by the version they made: (version, type, object).
-    history: Vec<(u64, &'static str, Value)>,
+    /// `pods` and `nodes`, each by uid.
+    collections: BTreeMap<&'static str, BTreeMap<String, Value>>,
+    /// Watch events by the version they made: (version, collection, type, object).
+    history: Vec<(u64, &'static str, &'static str, Value)>,
     /// Versions at or below this are compacted: a watch from them gets 410.
     compacted: u64,
     /// Bumped by `compact`: open watches end with an `ERROR` 410.
@@ -90,41 +91,51 @@ impl KubeApi {
         path
     }
 
-    fn change(&self, kind: &'static str, mut pod: Value) {
+    fn change(&self, collection: &'static str, kind: &'static str, mut object: Value) {
         let mut inner = self.state.inner.lock().unwrap();
         inner.version += 1;
         let version = inner.version;
-        pod["metadata"]["resourceVersion"] = json!(version.to_string());
-        let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+        object["metadata"]["resourceVersion"] = json!(version.to_string());
+        let uid = object["metadata"]["uid"].as_str().unwrap().to_string();
+        let objects = inner.collections.entry(collection).or_default();
         match kind {
             "DELETED" => {
-                inner.pods.remove(&uid);
+                objects.remove(&uid);
             }
             _ => {
-                inner.pods.insert(uid, pod.clone());
+                objects.insert(uid, object.clone());
             }
         }
-        inner.history.push((version, kind, pod));
+        inner.history.push((version, collection, kind, object));
         self.state.changed.notify_all();
     }
 
     pub fn add_pod(&self, pod: Value) {
-        self.change("ADDED", pod);
+        self.change("pods", "ADDED", pod);
     }
 
     pub fn modify_pod(&self, pod: Value) {
-        self.change("MODIFIED", pod);
+        self.change("pods", "MODIFIED", pod);
     }
 
     pub fn delete_pod(&self, uid: &str) {
-        let pod = self.state.inner.lock().unwrap().pods[uid].clone();
-        self.change("DELETED", pod);
+        let pod = self.state.inner.lock().unwrap().collections["pods"][uid].clone();
+        self.change("pods", "DELETED", pod);
+    }
+
+    pub fn add_node(&self, node: Value) {
+        self.change("nodes", "ADDED", node);
+    }
+
+    pub fn delete_node(&self, uid: &str) {
+        let node = self.state.inner.lock().unwrap().collections["nodes"][uid].clone();
+        self.change("nodes", "DELETED", node);
     }
 
     /// Changes a pod without a watch event reaching anyone: its history is compacted
     /// at once, so watchers get 410 and must list again to see it.
     pub fn modify_pod_and_compact(&self, pod: Value) {
-        self.change("MODIFIED", pod);
+        self.change("pods", "MODIFIED", pod);
         let mut inner = self.state.inner.lock().unwrap();
         inner.compacted = inner.version;
         inner.generation += 1;
@@ -137,11 +148,10 @@ impl KubeApi {
         let mut inner = self.state.inner.lock().unwrap();
         inner.version += 1;
         let version = inner.version;
-        inner.history.push((
-            version,
-            "BOOKMARK",
-            json!({"kind": "Pod", "metadata": {"resourceVersion": version.to_string()}}),
-        ));
+        for collection in ["pods", "nodes"] {
+            let bookmark = json!({"metadata": {"resourceVersion": version.to_string()}});
+            inner.history.push((version, collection, "BOOKMARK", bookmark));
+        }
         self.state.changed.notify_all();
     }
 
@@ -183,14 +193,24 @@ fn serve(state: &State, stream: Stream) {
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let query: BTreeMap<String, String> =
         query.split('&').filter_map(|p| p.split_once('=')).map(|(k, v)| (k.to_string(), unescape(v))).collect();
-    if path == "/api/v1/pods" {
-        let Some(filter) = Filter::parse(&query) else {
+    let namespaced = path.strip_prefix("/api/v1/namespaces/").and_then(|rest| rest.strip_suffix("/pods"));
+    let collection = match path {
+        "/api/v1/pods" => Some("pods"),
+        "/api/v1/nodes" => Some("nodes"),
+        _ if namespaced.is_some_and(|ns| !ns.contains('/')) => Some("pods"),
+        _ => None,
+    };
+    if let Some(collection) = collection {
+        let Some(mut filter) = Filter::parse(collection, &query) else {
             return status(&mut stream, 400, "BadRequest", "field label not supported");
         };
-        if query.get("watch").map(String::as_str) == Some("true") {
-            return watch(state, &mut stream, &query, &filter);
+        if let Some(namespace) = namespaced {
+            filter.fields.push(("metadata.namespace".into(), true, namespace.to_string()));
         }
-        return list(state, &mut stream, &query, &filter);
+        if query.get("watch").map(String::as_str) == Some("true") {
+            return watch(state, &mut stream, collection, &query, &filter);
+        }
+        return list(state, &mut stream, collection, &query, &filter);
     }
     let object = state.inner.lock().unwrap().objects.get(path).cloned();
     match object {
@@ -213,7 +233,7 @@ enum Label {
 }
 
 impl Filter {
-    fn parse(query: &BTreeMap<String, String>) -> Option<Filter> {
+    fn parse(collection: &str, query: &BTreeMap<String, String>) -> Option<Filter> {
         let terms = |name: &str| -> Vec<String> {
             let text = query.get(name).cloned().unwrap_or_default();
             text.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect()
@@ -227,10 +247,12 @@ impl Filter {
                     (k.to_string(), true, v.trim_start_matches('=').to_string())
                 }
             };
-            // What the real server supports for pods.
-            if !["spec.nodeName", "metadata.name", "metadata.namespace", "status.phase", "status.podIP"]
-                .contains(&key.as_str())
-            {
+            // What the real server supports for pods and nodes.
+            let supported: &[&str] = match collection {
+                "pods" => &["spec.nodeName", "metadata.name", "metadata.namespace", "status.phase", "status.podIP"],
+                _ => &["metadata.name", "spec.unschedulable"],
+            };
+            if !supported.contains(&key.as_str()) {
                 return None;
             }
             fields.push((key, equal, value));
@@ -260,15 +282,17 @@ impl Filter {
     }
 }
 
-fn list(state: &State, stream: &mut Stream, query: &BTreeMap<String, String>, filter: &Filter) {
+fn list(state: &State, stream: &mut Stream, collection: &str, query: &BTreeMap<String, String>, filter: &Filter) {
     let inner = state.inner.lock().unwrap();
-    let all: Vec<&Value> = inner.pods.values().filter(|p| filter.matches(p)).collect();
+    let empty = BTreeMap::new();
+    let objects = inner.collections.get(collection).unwrap_or(&empty);
+    let all: Vec<&Value> = objects.values().filter(|p| filter.matches(p)).collect();
     let limit: usize = query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(usize::MAX).max(1);
     let start: usize = query.get("continue").and_then(|c| c.parse().ok()).unwrap_or(0);
     let page: Vec<&Value> = all.iter().skip(start).take(limit).copied().collect();
     let next = if start + page.len() < all.len() { (start + page.len()).to_string() } else { String::new() };
     let body = json!({
-        "kind": "PodList", "apiVersion": "v1",
+        "kind": if collection == "pods" { "PodList" } else { "NodeList" }, "apiVersion": "v1",
         "metadata": {"resourceVersion": inner.version.to_string(), "continue": next},
         "items": page,
     });
@@ -276,7 +300,7 @@ fn list(state: &State, stream: &mut Stream, query: &BTreeMap<String, String>, fi
     respond(stream, 200, &body.to_string());
 }
 
-fn watch(state: &State, stream: &mut Stream, query: &BTreeMap<String, String>, filter: &Filter) {
+fn watch(state: &State, stream: &mut Stream, collection: &str, query: &BTreeMap<String, String>, filter: &Filter) {
     let from: u64 = query.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
     let seconds: u64 = query.get("timeoutSeconds").and_then(|v| v.parse().ok()).unwrap_or(1800);
     let bookmarks = query.get("allowWatchBookmarks").map(String::as_str) == Some("true");
@@ -310,11 +334,15 @@ fn watch(state: &State, stream: &mut Stream, query: &BTreeMap<String, String>, f
             let _ = stream.write_all(b"0\r\n\r\n");
             return;
         }
-        let events: Vec<(u64, &'static str, Value)> =
-            inner.history.iter().filter(|(v, _, _)| *v > seen).cloned().collect();
+        let events: Vec<(u64, &'static str, Value)> = inner
+            .history
+            .iter()
+            .filter(|(v, c, _, _)| *v > seen && *c == collection)
+            .map(|(v, _, kind, object)| (*v, *kind, object.clone()))
+            .collect();
+        seen = inner.history.last().map_or(seen, |(v, _, _, _)| (*v).max(seen));
         drop(inner);
-        for (version, kind, object) in events {
-            seen = seen.max(version);
+        for (_, kind, object) in events {
             if kind == "BOOKMARK" && !bookmarks {
                 continue;
             }
@@ -330,7 +358,7 @@ fn watch(state: &State, stream: &mut Stream, query: &BTreeMap<String, String>, f
             return;
         }
         inner = state.inner.lock().unwrap();
-        let last = inner.history.last().map(|(v, _, _)| *v).unwrap_or(0);
+        let last = inner.history.last().map(|(v, _, _, _)| *v).unwrap_or(0);
         if last <= seen && inner.generation == generation {
             inner = state.changed.wait_timeout(inner, Duration::from_millis(200)).unwrap().0;
         }

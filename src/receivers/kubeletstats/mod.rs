@@ -26,7 +26,7 @@ use summary::{PodList, Summary};
 
 use crate::component::Consumer;
 use crate::config::ComponentId;
-use crate::kube::client::{AuthType, KubeClient, KubeError, SERVICE_ACCOUNT_DIR};
+use crate::kube::client::{AuthType, KubeClient, KubeError, SERVICE_ACCOUNT_DIR, Token};
 use crate::kube::watch::encode;
 use crate::pdata::{Batch, Payload, Signal};
 use crate::receivers::StartError;
@@ -77,7 +77,7 @@ impl Kubelet {
                     return Err("auth_type tls needs cert_file and key_file".into());
                 };
                 let identity = (read(cert, "cert_file")?, read(key, "key_file")?);
-                KubeClient::with_token_file(&endpoint, None, ca, Some(identity), config.insecure_skip_verify)
+                KubeClient::direct(&endpoint, Token::None, ca, Some(identity), config.insecure_skip_verify)
             }
             AuthType::ServiceAccount => {
                 let dir = Path::new(SERVICE_ACCOUNT_DIR);
@@ -89,9 +89,9 @@ impl Kubelet {
                 if !token.exists() {
                     return Err(format!("auth_type serviceAccount: {} is missing", token.display()));
                 }
-                KubeClient::with_token_file(&endpoint, Some(&token), ca, None, config.insecure_skip_verify)
+                KubeClient::direct(&endpoint, Token::File(token), ca, None, config.insecure_skip_verify)
             }
-            _ => KubeClient::with_token_file(&endpoint, None, None, None, false),
+            _ => KubeClient::direct(&endpoint, Token::None, None, None, false),
         }
         .map_err(|e| e.to_string())?;
         Ok(Kubelet { client, prefix: String::new() })

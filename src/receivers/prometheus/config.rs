@@ -125,9 +125,9 @@ pub struct ScrapeConfig {
     pub static_configs: Vec<StaticConfig>,
     #[serde(default)]
     pub file_sd_configs: Vec<FileSdConfig>,
-    /// Refused until it is built (roles `pod` and `node` are planned).
+    /// Targets from the Kubernetes API: roles `pod` and `node`.
     #[serde(default)]
-    pub kubernetes_sd_configs: Option<serde_yaml_any::Any>,
+    pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
     #[serde(default)]
     pub relabel_configs: Vec<RelabelConfig>,
     #[serde(default)]
@@ -179,6 +179,107 @@ pub struct StaticConfig {
     pub targets: Vec<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+}
+
+/// Prometheus' `kubernetes_sd_configs` entry.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesSdConfig {
+    /// `pod` or `node`; Prometheus' other roles are refused for now.
+    pub role: String,
+    /// The API server's URL; without it (and without `kubeconfig_file`) the pod's own
+    /// cluster, with its service account.
+    #[serde(default)]
+    pub api_server: Option<String>,
+    /// A kubeconfig file, its current context.
+    #[serde(default)]
+    pub kubeconfig_file: Option<PathBuf>,
+    /// Only these namespaces (pod role); default all.
+    #[serde(default)]
+    pub namespaces: Option<Namespaces>,
+    /// Label and field selectors for the API, per role.
+    #[serde(default)]
+    pub selectors: Vec<Selector>,
+    /// `node: true` (node labels on pod targets) is refused for now.
+    #[serde(default)]
+    pub attach_metadata: Option<AttachMetadata>,
+    /// With `api_server`: the CA and whether to check it.
+    #[serde(default)]
+    pub tls_config: Option<PromTlsConfig>,
+    /// With `api_server`: the bearer token (`credentials` or `credentials_file`).
+    #[serde(default)]
+    pub authorization: Option<Authorization>,
+    /// With `api_server`: a file holding the bearer token.
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub follow_redirects: Option<bool>,
+    #[serde(default)]
+    pub enable_http2: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Namespaces {
+    /// The agent's own namespace (its service account's).
+    #[serde(default)]
+    pub own_namespace: bool,
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Selector {
+    pub role: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub field: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AttachMetadata {
+    #[serde(default)]
+    pub node: bool,
+}
+
+impl KubernetesSdConfig {
+    fn validate(&self) -> Result<(), String> {
+        const LATER: &[&str] = &["endpoints", "endpointslice", "service", "ingress"];
+        match self.role.as_str() {
+            "pod" | "node" => {}
+            role if LATER.contains(&role) => {
+                return Err(format!("role `{role}` is not supported by ocelot yet (pod and node are)"));
+            }
+            role => return Err(format!("unknown role `{role}`")),
+        }
+        if self.api_server.is_some() && self.kubeconfig_file.is_some() {
+            return Err("api_server and kubeconfig_file: set one".into());
+        }
+        let direct = self.tls_config.is_some() || self.authorization.is_some() || self.bearer_token_file.is_some();
+        if direct && self.api_server.is_none() {
+            return Err("tls_config, authorization and bearer_token_file go with api_server".into());
+        }
+        if let Some(tls) = &self.tls_config
+            && (tls.cert_file.is_some() || tls.key_file.is_some())
+        {
+            return Err("tls_config: a client certificate for the API is not supported yet".into());
+        }
+        if self.attach_metadata.as_ref().is_some_and(|a| a.node) {
+            return Err("attach_metadata.node is not supported by ocelot yet".into());
+        }
+        if self.role == "node" && self.namespaces.is_some() {
+            return Err("namespaces are for role pod; nodes have none".into());
+        }
+        for selector in &self.selectors {
+            if selector.role != self.role {
+                return Err(format!("selector role `{}` does not match role `{}`", selector.role, self.role));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -344,11 +445,10 @@ impl ScrapeConfig {
         if !self.metrics_path.starts_with('/') {
             return fail(format!("metrics_path `{}` must start with /", self.metrics_path));
         }
-        if self.kubernetes_sd_configs.is_some() {
-            return fail(
-                "kubernetes_sd_configs is not built yet in ocelot; list the targets in static_configs or file_sd_configs"
-                    .into(),
-            );
+        for (n, sd) in self.kubernetes_sd_configs.iter().enumerate() {
+            if let Err(e) = sd.validate() {
+                return fail(format!("kubernetes_sd_configs[{n}]: {e}"));
+            }
         }
         for (n, group) in self.static_configs.iter().enumerate() {
             if let Some(bad) = group.targets.iter().find(|t| t.is_empty() || t.contains('/')) {

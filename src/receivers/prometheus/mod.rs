@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod discovery;
+pub mod kubernetes;
 pub mod relabel;
 pub mod scrape;
 pub mod text;
@@ -47,6 +48,13 @@ use translate::{Staleness, TargetSettings};
 
 pub const TYPE: &str = "prometheus";
 
+async fn sleep_for(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// A problem with one target is logged at most this often.
 const REPORT_EVERY: Duration = Duration::from_secs(60);
 
@@ -72,8 +80,17 @@ pub async fn start(
             .map(RelabelConfig::compile)
             .collect::<Result<_, _>>()
             .map_err(StartError::Config)?;
+        let metrics = telemetry.prometheus_receiver(id, &scrape.job_name);
+        let mut kubernetes = Vec::new();
+        for sd in &scrape.kubernetes_sd_configs {
+            let watches = kubernetes::start(sd, metrics.failure("discovery"), tracker, &stop).map_err(|e| {
+                StartError::Config(format!("receiver {id}: job `{}`: kubernetes_sd_configs: {e}", scrape.job_name))
+            })?;
+            kubernetes.extend(watches);
+        }
         let job = Job {
             id: id.clone(),
+            kubernetes,
             config: scrape.clone(),
             global: config.config.global.clone(),
             trim_metric_suffixes: config.trim_metric_suffixes,
@@ -83,7 +100,7 @@ pub async fn start(
             scraper: Arc::new(scraper),
             consumer: consumer.clone(),
             receiver: telemetry.receiver(id, ""),
-            metrics: telemetry.prometheus_receiver(id, &scrape.job_name),
+            metrics,
             stop: stop.clone(),
         };
         let inner = tracker.clone();
@@ -97,6 +114,8 @@ use relabel::RelabelConfig;
 /// One `scrape_configs` entry: discovers targets and runs a task for each.
 struct Job {
     id: ComponentId,
+    /// Each Kubernetes watch's current target groups.
+    kubernetes: Vec<tokio::sync::watch::Receiver<Vec<discovery::Group>>>,
     config: ScrapeConfig,
     global: GlobalConfig,
     trim_metric_suffixes: bool,
@@ -111,12 +130,16 @@ struct Job {
 }
 
 impl Job {
-    async fn run(self, tracker: &TaskTracker) {
+    async fn run(mut self, tracker: &TaskTracker) {
+        let mut kubernetes = std::mem::take(&mut self.kubernetes);
         let job = Arc::new(self);
         let mut running: BTreeMap<String, CancellationToken> = BTreeMap::new();
         let mut discovery = discovery::Discovery::new(&job.config);
         loop {
-            let groups = discovery.refresh(&job.id, &job.config.job_name);
+            let mut groups = discovery.refresh(&job.id, &job.config.job_name);
+            for watch in &mut kubernetes {
+                groups.extend(watch.borrow_and_update().iter().cloned());
+            }
             let targets = discovery::targets(&job.config, &job.global, &groups, &job.relabel);
             let wanted: BTreeMap<String, Target> = targets.into_iter().map(|t| (t.key(), t)).collect();
             running.retain(|key, token| {
@@ -136,15 +159,27 @@ impl Job {
                 tracker.spawn(async move { job.scrape_loop(target, token).await });
             }
             job.metrics.targets.set(running.len() as i64);
-            let Some(wait) = discovery.next_refresh() else {
+            let wait = discovery.next_refresh();
+            if wait.is_none() && kubernetes.is_empty() {
                 // Static targets only: nothing to watch.
                 job.stop.cancelled().await;
                 return;
+            }
+            let changed = async {
+                if kubernetes.is_empty() {
+                    return std::future::pending().await;
+                }
+                let changes = kubernetes.iter_mut().map(|w| Box::pin(w.changed()));
+                // A watch whose task ended (at shutdown) answers Err: wait for the stop.
+                if futures_util::future::select_all(changes).await.0.is_err() {
+                    std::future::pending::<()>().await;
+                }
             };
             tokio::select! {
                 biased;
                 _ = job.stop.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
+                _ = changed => {}
+                _ = sleep_for(wait) => {}
             }
         }
     }
