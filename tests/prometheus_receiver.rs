@@ -413,3 +413,99 @@ service:
     );
     assert!(agent.stop().success());
 }
+
+/// Debian's prometheus-node-exporter scraped by ocelot and remote-written into a real
+/// Prometheus, which scrapes the same exporter itself: the same metric names, the same
+/// series (label sets), and the same values where they hold still.
+#[test]
+fn node_exporter_through_ocelot_matches_prometheus_scraping_it_itself() {
+    let exporter = std::env::var("OCELOT_TEST_NODE_EXPORTER")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| find_program("prometheus-node-exporter"))
+        .expect("no prometheus-node-exporter: run scripts/test, which installs Debian's");
+    let port = free_port();
+    let mut node_exporter = std::process::Command::new(exporter)
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .args(["--collector.disable-defaults", "--collector.meminfo", "--collector.filesystem"])
+        .args(["--collector.cpu", "--collector.loadavg", "--collector.uname", "--collector.stat"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let target = format!("127.0.0.1:{port}");
+    let prometheus = Prometheus::start(&format!(
+        "scrape_configs:\n  - job_name: direct\n    static_configs:\n      - targets: ['{target}']\n"
+    ));
+    let agent = Agent::start(&format!(
+        r#"
+receivers:
+  prometheus:
+    config:
+      scrape_configs:
+        - job_name: via-ocelot
+          scrape_interval: 1s
+          static_configs:
+            - targets: ['{target}']
+exporters:
+  prometheusremotewrite:
+    endpoint: {}
+service:
+  pipelines:
+    metrics: {{ receivers: [prometheus], exporters: [prometheusremotewrite] }}
+  telemetry:
+    metrics:
+      readers:
+        - pull: {{ exporter: {{ prometheus: {{ host: 127.0.0.1, port: 0 }} }} }}
+"#,
+        prometheus.write_url()
+    ));
+    prometheus.wait_for(r#"up{job="direct"} == 1"#);
+    prometheus.wait_for(r#"up{job="via-ocelot"} == 1"#);
+    let names = |job: &str| -> BTreeSet<String> {
+        prometheus
+            .query(&format!(r#"count by (__name__) ({{job="{job}",__name__=~"node_.*"}})"#))
+            .into_iter()
+            .map(|(labels, _)| labels["__name__"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut direct = BTreeSet::new();
+    wait_until(Duration::from_secs(20), "every node_ name through ocelot", || {
+        direct = names("direct");
+        !direct.is_empty() && direct == names("via-ocelot")
+    });
+    assert!(direct.len() > 20, "{direct:?}");
+    // The same series: each label set (less job, instance and the scope labels remote
+    // write adds).
+    let series = |promql: &str| -> BTreeSet<String> {
+        prometheus
+            .query(promql)
+            .into_iter()
+            .map(|(mut labels, _)| {
+                for drop in ["job", "instance", "otel_scope_name", "otel_scope_version"] {
+                    labels.remove(drop);
+                }
+                serde_json::Value::Object(labels).to_string()
+            })
+            .collect()
+    };
+    for name in
+        ["node_cpu_seconds_total", "node_filesystem_size_bytes", "node_uname_info", "node_memory_MemTotal_bytes"]
+    {
+        let direct = series(&format!(r#"{name}{{job="direct"}}"#));
+        assert!(!direct.is_empty(), "{name}");
+        assert_eq!(direct, series(&format!(r#"{name}{{job="via-ocelot"}}"#)), "{name}");
+    }
+    // Values that hold still are equal; a counter through ocelot is where Prometheus saw it.
+    for name in ["node_memory_MemTotal_bytes", "node_boot_time_seconds"] {
+        let values = |job: &str| prometheus.query(&format!(r#"{name}{{job="{job}"}}"#))[0].1;
+        assert_eq!(values("direct"), values("via-ocelot"), "{name}");
+    }
+    let cpu = |job: &str| prometheus.query(&format!(r#"sum(node_cpu_seconds_total{{job="{job}"}})"#))[0].1;
+    let (a, b) = (cpu("direct"), cpu("via-ocelot"));
+    assert!(a > 0.0 && (a - b).abs() / a < 0.05, "total CPU seconds {a} and {b}");
+    assert!(agent.stop().success());
+    let _ = node_exporter.kill();
+    let _ = node_exporter.wait();
+}
