@@ -312,12 +312,37 @@ service:
         })
     };
     api.add_pod(pod("checkout-7d9f", "0b1c", "10.42.0.7", "checkout-5c8d"));
-    api.add_pod(pod("frontend-6b7c-q2", "9e8f", "127.0.0.1", "frontend-6b7c"));
+    let mut frontend = pod("frontend-6b7c-q2", "9e8f", "127.0.0.1", "frontend-6b7c");
+    // It asks to be scraped, on the port of an in-test page.
+    let page_port = serve_connections(|stream| {
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) > 2 {
+            line.clear();
+        }
+        let body = "# TYPE checkout_carts gauge\ncheckout_carts 7\n";
+        let mut stream = stream;
+        let _ = std::io::Write::write_all(
+            &mut stream,
+            format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+        );
+    });
+    frontend["metadata"]["annotations"] =
+        serde_json::json!({"prometheus.io/scrape": "true", "prometheus.io/port": page_port.to_string()});
+    frontend["spec"]["containers"][0]["ports"] = serde_json::json!([{"containerPort": 8080}]);
+    api.add_pod(frontend);
     // The kubelet's summary (tests/testdata/kubelet/), through the API server's proxy.
     api.add_pod(pod("web-5d9c8f-x1", "pod-web", "10.42.0.9", "web-5d9c8f"));
     let summary = std::fs::read_to_string(repo_path("tests/testdata/kubelet/summary.json")).unwrap();
     api.put_object("/api/v1/nodes/node-1/proxy/stats/summary", serde_json::from_str(&summary).unwrap());
     let kubeconfig = api.kubeconfig(backend.dir.path(), "agent-token");
+    let agent_config = agent_config.replace(
+        "            - role: pod\n              selectors:",
+        &format!(
+            "            - role: pod\n              kubeconfig_file: {}\n              selectors:",
+            kubeconfig.display()
+        ),
+    );
     let loki_url = loki.url();
     let agent = Agent::try_start_with_env(
         &[],
@@ -397,6 +422,13 @@ service:
     wait_until(Duration::from_secs(30), "the node's memory in Prometheus", || {
         !prometheus.query("system_memory_usage_bytes{k8s_node_name=\"node-1\"}").is_empty()
     });
+    // A pod on the node that asked to be scraped, found through the API.
+    let carts = prometheus.wait_for(r#"checkout_carts{job="kubernetes-pods"}"#);
+    assert_eq!(carts[0].1, 7.0);
+    assert_eq!(
+        (carts[0].0["pod"].as_str(), carts[0].0["namespace"].as_str()),
+        (Some("frontend-6b7c-q2"), Some("shop"))
+    );
     // The kubelet's figures for a pod, with its Deployment found by its uid.
     let pod_cpu = prometheus.wait_for(r#"{__name__=~"k8s_pod_cpu_usage.*",k8s_pod_name="web-5d9c8f-x1"}"#);
     assert_eq!(pod_cpu[0].1, 0.125, "{pod_cpu:?}");
