@@ -301,7 +301,7 @@ impl KubeClient {
             Ok(response) => response?,
             Err(_) => return Err(KubeError::Transport(format!("opening the watch {path_and_query} timed out"))),
         };
-        Ok(Lines { body: response.into_body(), buffer: BytesMut::new() })
+        Ok(Lines { body: response.into_body(), buffer: BytesMut::new(), scanned: 0 })
     }
 }
 
@@ -309,13 +309,17 @@ impl KubeClient {
 pub struct Lines {
     body: Incoming,
     buffer: BytesMut,
+    /// How much of `buffer` is known to hold no newline.
+    scanned: usize,
 }
 
 impl Lines {
     /// The next non-empty line; `None` when the server ended the stream.
     pub async fn next(&mut self) -> Result<Option<Bytes>, KubeError> {
         loop {
-            if let Some(end) = memchr::memchr(b'\n', &self.buffer) {
+            if let Some(found) = memchr::memchr(b'\n', &self.buffer[self.scanned..]) {
+                let end = self.scanned + found;
+                self.scanned = 0;
                 let line = self.buffer.split_to(end + 1).freeze();
                 let line = line.slice(..end);
                 if line.iter().all(u8::is_ascii_whitespace) {
@@ -323,6 +327,7 @@ impl Lines {
                 }
                 return Ok(Some(line));
             }
+            self.scanned = self.buffer.len();
             if self.buffer.len() > MAX_EVENT {
                 return Err(KubeError::Decode(format!("a watch event is larger than {MAX_EVENT} bytes")));
             }

@@ -6,6 +6,11 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+/// A field the API may send as `null` (a Go nil slice or map): its default then.
+pub fn nullable<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
+}
+
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ObjectMeta {
@@ -13,8 +18,11 @@ pub struct ObjectMeta {
     pub namespace: String,
     pub uid: String,
     pub resource_version: String,
+    #[serde(deserialize_with = "nullable")]
     pub labels: BTreeMap<String, String>,
+    #[serde(deserialize_with = "nullable")]
     pub annotations: BTreeMap<String, String>,
+    #[serde(deserialize_with = "nullable")]
     pub owner_references: Vec<OwnerReference>,
     pub creation_timestamp: Option<String>,
     pub deletion_timestamp: Option<String>,
@@ -50,7 +58,9 @@ pub struct PodSpec {
     pub node_name: String,
     pub hostname: String,
     pub host_network: bool,
+    #[serde(deserialize_with = "nullable")]
     pub containers: Vec<Container>,
+    #[serde(deserialize_with = "nullable")]
     pub init_containers: Vec<Container>,
 }
 
@@ -59,6 +69,7 @@ pub struct PodSpec {
 pub struct Container {
     pub name: String,
     pub image: String,
+    #[serde(deserialize_with = "nullable")]
     pub ports: Vec<ContainerPort>,
 }
 
@@ -79,8 +90,11 @@ pub struct PodStatus {
     #[serde(rename = "hostIP")]
     pub host_ip: String,
     pub start_time: Option<String>,
+    #[serde(deserialize_with = "nullable")]
     pub conditions: Vec<Condition>,
+    #[serde(deserialize_with = "nullable")]
     pub container_statuses: Vec<ContainerStatus>,
+    #[serde(deserialize_with = "nullable")]
     pub init_container_statuses: Vec<ContainerStatus>,
 }
 
@@ -138,6 +152,7 @@ pub struct NodeSpec {
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(default, rename_all = "camelCase")]
 pub struct NodeStatus {
+    #[serde(deserialize_with = "nullable")]
     pub addresses: Vec<NodeAddress>,
     pub daemon_endpoints: DaemonEndpoints,
 }
@@ -162,14 +177,15 @@ pub struct KubeletEndpoint {
     pub port: u16,
 }
 
-/// One page of a list.
+/// One page of a list; each item is read on its own, so one that does not read
+/// costs only itself.
 #[derive(Debug, Deserialize)]
-#[serde(bound(deserialize = "T: Deserialize<'de>"))]
-pub struct List<T> {
+pub struct List {
     #[serde(default)]
     pub metadata: ListMeta,
     #[serde(default)]
-    pub items: Vec<T>,
+    #[serde(deserialize_with = "nullable")]
+    pub items: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -202,6 +218,11 @@ pub enum WatchEvent<T> {
         code: u16,
         message: String,
     },
+    /// An object that does not read as `T`: skipped, but its version is passed.
+    Undecodable {
+        version: String,
+        error: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -222,10 +243,14 @@ impl<T: serde::de::DeserializeOwned> WatchEvent<T> {
             object: serde_json::Value,
         }
         let raw: Raw = serde_json::from_slice(line)?;
+        let object = |raw: Raw| -> Result<T, WatchEvent<T>> {
+            let version = raw.object["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
+            T::deserialize(raw.object).map_err(|e| WatchEvent::Undecodable { version, error: e.to_string() })
+        };
         Ok(match raw.kind.as_str() {
-            "ADDED" => WatchEvent::Added(T::deserialize(raw.object)?),
-            "MODIFIED" => WatchEvent::Modified(T::deserialize(raw.object)?),
-            "DELETED" => WatchEvent::Deleted(T::deserialize(raw.object)?),
+            "ADDED" => object(raw).map_or_else(|e| e, WatchEvent::Added),
+            "MODIFIED" => object(raw).map_or_else(|e| e, WatchEvent::Modified),
+            "DELETED" => object(raw).map_or_else(|e| e, WatchEvent::Deleted),
             "BOOKMARK" => {
                 #[derive(Deserialize)]
                 struct Bookmark {
@@ -272,6 +297,14 @@ mod tests {
         assert_eq!(gone, WatchEvent::Error { code: 410, message: "too old resource version".into() });
         assert!(WatchEvent::<Pod>::parse(br#"{"type":"FROB","object":{}}"#).is_err());
         assert!(WatchEvent::<Pod>::parse(b"{").is_err());
-        assert!(WatchEvent::<Pod>::parse(br#"{"type":"ADDED","object":{"metadata":{"name":7}}}"#).is_err());
+        let odd: WatchEvent<Pod> =
+            WatchEvent::parse(br#"{"type":"ADDED","object":{"metadata":{"name":7,"resourceVersion":"9"}}}"#).unwrap();
+        assert!(matches!(odd, WatchEvent::Undecodable { ref version, .. } if version == "9"), "{odd:?}");
+        // The API leaves out empty lists, but a Go nil slice can arrive as null.
+        let nulls: WatchEvent<Pod> = WatchEvent::parse(
+            br#"{"type":"ADDED","object":{"metadata":{"labels":null,"ownerReferences":null},"spec":{"containers":null},"status":{"containerStatuses":null}}}"#,
+        )
+        .unwrap();
+        assert!(matches!(nulls, WatchEvent::Added(_)), "{nulls:?}");
     }
 }

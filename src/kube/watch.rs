@@ -26,6 +26,11 @@ const WATCH_SECONDS: (u64, u64) = (300, 600);
 /// Past the watch's own end, how long a silent stream is trusted before it is taken
 /// for a dead connection.
 const WATCH_GRACE: Duration = Duration::from_secs(30);
+/// A watch that ends sooner than this with nothing on it is taken for a failure (a
+/// proxy that closes it), so it is not opened again at once, as client-go does.
+const WATCH_MIN_LIFE: Duration = Duration::from_secs(1);
+/// Lists again after a 410 at once this many times in a row; then with backoff.
+const GONE_AT_ONCE: u32 = 3;
 
 /// What changed.
 #[derive(Debug)]
@@ -44,8 +49,12 @@ pub struct Reflector<T> {
     /// `fieldSelector=…&labelSelector=…`, encoded; may be empty.
     selectors: String,
     resource_version: Option<String>,
-    watch: Option<(Lines, Duration)>,
+    /// The open watch, when it must end by (its timeout and grace), when it opened and
+    /// whether anything came on it.
+    watch: Option<OpenWatch>,
     backoff: Duration,
+    /// 410s in a row.
+    gone: u32,
     errors: Counter,
     _objects: PhantomData<fn() -> T>,
 }
@@ -67,27 +76,37 @@ impl<T: DeserializeOwned + HasVersion> Reflector<T> {
             resource_version: None,
             watch: None,
             backoff: MIN_BACKOFF,
+            gone: 0,
             errors,
             _objects: PhantomData,
         }
     }
 
-    /// The next change; waits (without polling) until there is one.
+    /// The next change; waits (without polling) until there is one. Not meant to be
+    /// dropped before it answers (a dropped list starts over; run it in a task of its
+    /// own when other work must not wait for it).
     pub async fn next(&mut self) -> Update<T> {
         loop {
             match self.step().await {
                 Ok(Some(update)) => {
                     self.backoff = MIN_BACKOFF;
+                    if !matches!(update, Update::Listed(_)) {
+                        self.gone = 0;
+                    }
                     return update;
                 }
                 Ok(None) => {}
                 Err(e) => {
                     self.watch = None;
                     if e.is_gone() {
-                        // Normal: the server compacted past the version; not an error.
+                        // Normal: the server compacted past the version; not an error,
+                        // unless it keeps happening.
                         debug!(path = %self.path, "The watch's resource version is gone; listing again.");
                         self.resource_version = None;
-                        continue;
+                        self.gone += 1;
+                        if self.gone <= GONE_AT_ONCE {
+                            continue;
+                        }
                     }
                     self.errors.inc();
                     warn!(path = %self.path, error = %e, retry_in = ?self.backoff, "Kubernetes list/watch failed; retrying.");
@@ -107,6 +126,7 @@ impl<T: DeserializeOwned + HasVersion> Reflector<T> {
         };
         if self.watch.is_none() {
             let seconds = fastrand::u64(WATCH_SECONDS.0..=WATCH_SECONDS.1);
+            let opened = tokio::time::Instant::now();
             let mut query = format!(
                 "{}?watch=true&allowWatchBookmarks=true&resourceVersion={}&timeoutSeconds={seconds}",
                 self.path,
@@ -117,18 +137,24 @@ impl<T: DeserializeOwned + HasVersion> Reflector<T> {
                 query.push_str(&self.selectors);
             }
             let lines = self.client.watch(&query).await?;
-            self.watch = Some((lines, Duration::from_secs(seconds) + WATCH_GRACE));
+            let deadline = opened + Duration::from_secs(seconds) + WATCH_GRACE;
+            self.watch = Some(OpenWatch { lines, deadline, opened, quiet: true });
         }
-        let Some((lines, silence)) = self.watch.as_mut() else { return Ok(None) };
-        let line = match tokio::time::timeout(*silence, lines.next()).await {
+        let Some(open) = self.watch.as_mut() else { return Ok(None) };
+        let line = match tokio::time::timeout_at(open.deadline, open.lines.next()).await {
             Ok(line) => line?,
             Err(_) => return Err(KubeError::Transport("the watch went silent past its end".into())),
         };
         let Some(line) = line else {
             // The server ended the watch (its timeout): resume from where it was.
+            let at_once = open.quiet && open.opened.elapsed() < WATCH_MIN_LIFE;
             self.watch = None;
+            if at_once {
+                return Err(KubeError::Transport("the watch ended as soon as it opened".into()));
+            }
             return Ok(None);
         };
+        open.quiet = false;
         let event = WatchEvent::<T>::parse(&line).map_err(|e| KubeError::Decode(e.to_string()))?;
         let (update, version) = match event {
             WatchEvent::Added(o) => {
@@ -144,6 +170,12 @@ impl<T: DeserializeOwned + HasVersion> Reflector<T> {
                 (Some(Update::Deleted(o)), v)
             }
             WatchEvent::Bookmark(v) => (None, v),
+            WatchEvent::Undecodable { version, error } => {
+                // Skipped and counted; the watch goes on past it.
+                self.errors.inc();
+                warn!(path = %self.path, %error, "A watched object does not read; it is skipped.");
+                (None, version)
+            }
             WatchEvent::Error { code, message } => {
                 return Err(KubeError::Status { status: code, message: format!("watch {}: {message}", self.path) });
             }
@@ -167,14 +199,30 @@ impl<T: DeserializeOwned + HasVersion> Reflector<T> {
                 query.push_str("&continue=");
                 query.push_str(&encode(token));
             }
-            let page: List<T> = self.client.get(&query).await?;
-            items.extend(page.items);
+            let page: List = self.client.get(&query).await?;
+            for item in page.items {
+                match T::deserialize(item) {
+                    Ok(object) => items.push(object),
+                    Err(e) => {
+                        self.errors.inc();
+                        warn!(path = %self.path, error = %e, "A listed object does not read; it is skipped.");
+                    }
+                }
+            }
             if page.metadata.continue_token.is_empty() {
                 return Ok((items, page.metadata.resource_version));
             }
             next = Some(page.metadata.continue_token);
         }
     }
+}
+
+struct OpenWatch {
+    lines: Lines,
+    deadline: tokio::time::Instant,
+    opened: tokio::time::Instant,
+    /// Nothing came on it yet.
+    quiet: bool,
 }
 
 /// An object whose resource version a watch resumes from.

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
+use tracing::warn;
 
 pub use config::K8sAttributesConfig;
 pub use table::Table;
@@ -90,24 +91,32 @@ impl Watches {
             shared: shared.clone(),
             metrics: metrics.clone(),
             synced: synced_tx,
+            tasks: tasks.clone(),
         });
         tasks.spawn(watch.run(gone));
+        let entry = Open { config: config.clone(), shared: Arc::downgrade(&shared), alive: alive.downgrade() };
+        open.insert(id.clone(), entry);
+        // Not under the lock: another processor's build must not wait on this list.
+        drop(open);
         if config.wait_for_metadata {
             let timeout = config.wait_for_metadata_timeout.0;
             let waited = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
                 Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
-                    tokio::task::block_in_place(|| synced_rx.recv_timeout(timeout))
+                    tokio::task::block_in_place(|| synced_rx.recv_timeout(timeout)).is_ok()
                 }
-                _ => synced_rx.recv_timeout(timeout),
+                // One thread: the watch cannot run while this waits; go on without.
+                Ok(_) => {
+                    warn!("wait_for_metadata needs the multi-threaded runtime; not waiting.");
+                    true
+                }
+                Err(_) => synced_rx.recv_timeout(timeout).is_ok(),
             };
-            if waited.is_err() {
+            if !waited {
                 return Err(format!(
                     "wait_for_metadata: the pod list was not read within {timeout:?} (is the API reachable, and may this service account list pods?)"
                 ));
             }
         }
-        let entry = Open { config: config.clone(), shared: Arc::downgrade(&shared), alive: alive.downgrade() };
-        open.insert(id.clone(), entry);
         Ok((shared, alive))
     }
 }

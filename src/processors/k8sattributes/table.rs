@@ -2,7 +2,7 @@
 //! pod is added or changes, not per resource), and the index a resource is looked up
 //! in: one key per association rule a pod answers to.
 
-use std::collections::VecDeque;
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -138,6 +138,8 @@ pub struct PodRecord {
     pub attributes: Vec<KeyValue>,
     pub containers: Vec<ContainerRecord>,
     identifiers: Vec<String>,
+    /// When the pod started (RFC 3339, which sorts as time does).
+    start: String,
     wants_container_id: bool,
     wants_digests: bool,
 }
@@ -295,6 +297,7 @@ impl Extract {
             attributes,
             containers,
             identifiers,
+            start: start.to_string(),
             wants_container_id: self.wants("container.id"),
             wants_digests: self.wants("container.image.repo_digests"),
         }
@@ -400,13 +403,17 @@ pub fn string(key: &str, value: &str) -> KeyValue {
 }
 
 /// The pods known and their index. Deleted pods stay for the grace period, so late
-/// data from them is still tagged.
+/// data from them is still tagged. Two pods may claim one key (an IP reused while the
+/// old pod winds down): the key leads to the one not deleted, then the one that
+/// started last, and to the other again when that one goes.
 #[derive(Default)]
 pub struct Table {
     pods: HashMap<String, Arc<PodRecord>>,
-    index: HashMap<String, Arc<PodRecord>>,
-    /// Deleted pods and when each goes, oldest first.
-    expiring: VecDeque<(Instant, String)>,
+    /// Each key's claimants, the one it leads to first.
+    index: HashMap<String, Vec<Arc<PodRecord>>>,
+    /// Deleted pods by when each goes.
+    expiring: BTreeSet<(Instant, String)>,
+    deleting: HashMap<String, Instant>,
 }
 
 /// What a change did, for the counters.
@@ -427,13 +434,17 @@ impl Table {
     }
 
     pub fn get(&self, key: &str) -> Option<&Arc<PodRecord>> {
-        self.index.get(key)
+        self.index.get(key)?.first()
     }
 
-    /// Puts a pod's record in (replacing its earlier one); its keys now lead to it.
+    /// Puts a pod's record in (replacing its earlier one, and undoing a deletion).
     pub fn upsert(&mut self, record: PodRecord) -> Change {
         let record = Arc::new(record);
-        let change = match self.pods.insert(record.uid.clone(), record.clone()) {
+        let uid = record.uid.clone();
+        if let Some(at) = self.deleting.remove(&uid) {
+            self.expiring.remove(&(at, uid.clone()));
+        }
+        let change = match self.pods.insert(uid, record.clone()) {
             Some(old) => {
                 self.unindex(&old);
                 if old.attributes == record.attributes && old.identifiers == record.identifiers {
@@ -444,18 +455,26 @@ impl Table {
             }
             None => Change::Added,
         };
-        self.expiring.retain(|(_, uid)| *uid != record.uid);
         for key in &record.identifiers {
-            self.index.insert(key.clone(), record.clone());
+            self.index.entry(key.clone()).or_default().push(record.clone());
         }
+        self.rank(&record);
         change
     }
 
-    /// A pod is gone: it stays until `at`.
+    /// A pod is gone: it stays until `at` (the earliest, if it was deleted before).
     pub fn delete_at(&mut self, uid: &str, at: Instant) {
-        if self.pods.contains_key(uid) && !self.expiring.iter().any(|(_, u)| u == uid) {
-            self.expiring.push_back((at, uid.to_string()));
+        let Some(record) = self.pods.get(uid).cloned() else { return };
+        match self.deleting.get(uid) {
+            Some(earlier) if *earlier <= at => return,
+            Some(earlier) => {
+                self.expiring.remove(&(*earlier, uid.to_string()));
+            }
+            None => {}
         }
+        self.deleting.insert(uid.to_string(), at);
+        self.expiring.insert((at, uid.to_string()));
+        self.rank(&record);
     }
 
     /// After a relist: pods not in `present` are deleted as of now.
@@ -466,18 +485,19 @@ impl Table {
         }
     }
 
-    /// When the oldest deleted pod goes.
+    /// When the next deleted pod goes.
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.expiring.front().map(|(at, _)| *at)
+        self.expiring.first().map(|(at, _)| *at)
     }
 
     /// Drops the deleted pods whose grace period is over; returns how many.
     pub fn expire(&mut self, now: Instant) -> usize {
         let mut n = 0;
-        while let Some((at, _)) = self.expiring.front()
+        while let Some((at, _)) = self.expiring.first()
             && *at <= now
         {
-            let Some((_, uid)) = self.expiring.pop_front() else { break };
+            let Some((_, uid)) = self.expiring.pop_first() else { break };
+            self.deleting.remove(&uid);
             if let Some(record) = self.pods.remove(&uid) {
                 self.unindex(&record);
                 n += 1;
@@ -486,11 +506,30 @@ impl Table {
         n
     }
 
-    /// Removes the keys that still lead to this record (a newer pod may own an IP now).
+    /// Puts the claimants of each of this record's keys in order: live before
+    /// deleted, then the latest started.
+    fn rank(&mut self, record: &Arc<PodRecord>) {
+        let deleting = &self.deleting;
+        for key in &record.identifiers {
+            if let Some(claimants) = self.index.get_mut(key)
+                && claimants.len() > 1
+            {
+                claimants.sort_by(|a, b| {
+                    let rank = |r: &PodRecord| (deleting.contains_key(&r.uid), std::cmp::Reverse(r.start.clone()));
+                    rank(a).cmp(&rank(b))
+                });
+            }
+        }
+    }
+
+    /// Takes this record off every key it claims.
     fn unindex(&mut self, record: &Arc<PodRecord>) {
         for key in &record.identifiers {
-            if self.index.get(key).is_some_and(|r| Arc::ptr_eq(r, record)) {
-                self.index.remove(key);
+            if let Some(claimants) = self.index.get_mut(key) {
+                claimants.retain(|r| !Arc::ptr_eq(r, record));
+                if claimants.is_empty() {
+                    self.index.remove(key);
+                }
             }
         }
     }

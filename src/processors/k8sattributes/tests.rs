@@ -258,6 +258,29 @@ fn a_deleted_pod_is_kept_for_its_grace_period_and_a_new_owner_of_its_ip_wins() {
     table.delete_at("new", now);
     table.upsert(extract.record(&web("new", "10.0.0.5"), &Owners::default()));
     assert_eq!(table.expire(now + POD_DELETE_GRACE_PERIOD), 0);
+
+    // Two live pods with one IP, in either order: the one that started last has it;
+    // a late change to the older one does not take it back; when the newer one is
+    // deleted the older one has it again.
+    let mut older = web("older", "10.0.0.9");
+    older.status.start_time = Some("2026-11-01T00:00:00Z".into());
+    let mut newer = web("newer", "10.0.0.9");
+    newer.status.start_time = Some("2026-12-01T00:00:00Z".into());
+    let mut table = Table::default();
+    table.upsert(extract.record(&newer, &Owners::default()));
+    table.upsert(extract.record(&older, &Owners::default()));
+    assert_eq!(table.get("i10.0.0.9\x1f").unwrap().uid, "newer");
+    table.delete_at("newer", now + POD_DELETE_GRACE_PERIOD);
+    assert_eq!(table.get("i10.0.0.9\x1f").unwrap().uid, "older", "a live pod before a deleted one");
+    table.expire(now + POD_DELETE_GRACE_PERIOD);
+    assert_eq!(table.get("i10.0.0.9\x1f").unwrap().uid, "older");
+    // A pod deleted at once (excluded) goes first, whatever was deleted before it.
+    table.upsert(extract.record(&web("late", "10.0.0.7"), &Owners::default()));
+    table.delete_at("older", now + 2 * POD_DELETE_GRACE_PERIOD);
+    table.delete_at("late", now);
+    assert_eq!(table.next_expiry(), Some(now));
+    assert_eq!(table.expire(now), 1);
+    assert!(table.get("i10.0.0.7\x1f").is_none());
 }
 
 #[test]

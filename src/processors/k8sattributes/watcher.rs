@@ -22,6 +22,9 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 
 /// Owners remembered, at most; past this the cache starts over.
 const MAX_OWNERS: usize = 10_000;
+/// An owner lookup gets this long; a failed one is not tried again for a while.
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const LOOKUP_RETRY: std::time::Duration = std::time::Duration::from_secs(300);
 
 pub struct Setup {
     pub client: KubeClient,
@@ -33,14 +36,17 @@ pub struct Setup {
     pub metrics: K8sAttributesMetrics,
     /// Told once, after the first list is in the table.
     pub synced: std::sync::mpsc::SyncSender<()>,
+    /// Where the list + watch task runs.
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 pub struct Watcher {
-    reflector: Reflector<Pod>,
+    reflector: Option<Reflector<Pod>>,
     owners: OwnerCache,
     shared: Arc<Shared>,
     metrics: K8sAttributesMetrics,
     synced: Option<std::sync::mpsc::SyncSender<()>>,
+    tasks: tokio_util::task::TaskTracker,
 }
 
 impl Watcher {
@@ -53,11 +59,36 @@ impl Watcher {
             setup.metrics.api_errors.clone(),
         );
         let owners = OwnerCache::new(setup.client, &setup.config, setup.metrics.api_errors.clone());
-        Watcher { reflector, owners, shared: setup.shared, metrics: setup.metrics, synced: Some(setup.synced) }
+        Watcher {
+            reflector: Some(reflector),
+            owners,
+            shared: setup.shared,
+            metrics: setup.metrics,
+            synced: Some(setup.synced),
+            tasks: setup.tasks,
+        }
     }
 
-    /// Runs until every processor instance is gone.
+    /// Runs until every processor instance is gone. The list + watch runs in a task
+    /// of its own and hands its changes over, so neither an expiry nor an owner
+    /// lookup ever cuts a list or a backoff short.
     pub async fn run(mut self, mut gone: mpsc::Receiver<()>) {
+        let Some(mut reflector) = self.reflector.take() else { return };
+        let (changes, mut updates) = mpsc::channel::<Update<Pod>>(16);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let _stop_watch = stop.clone().drop_guard();
+        self.tasks.spawn(async move {
+            loop {
+                let update = tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => return,
+                    update = reflector.next() => update,
+                };
+                if changes.send(update).await.is_err() {
+                    return;
+                }
+            }
+        });
         loop {
             let expiry = self.table_read(|t| t.next_expiry());
             tokio::select! {
@@ -67,7 +98,10 @@ impl Watcher {
                     let removed = self.table_write(|t| t.expire(Instant::now()));
                     self.metrics.deleted.inc_by(removed as u64);
                 }
-                update = self.reflector.next() => self.apply(update).await,
+                update = updates.recv() => match update {
+                    Some(update) => self.apply(update).await,
+                    None => break,
+                },
             }
             self.metrics.table_size.set(self.table_read(|t| t.len()) as i64);
         }
@@ -156,6 +190,8 @@ struct OwnerCache {
     lookup_jobs: bool,
     /// Owner uid → its controller's (name, uid); `None` when it has none (or is gone).
     cache: HashMap<String, Option<(String, String)>>,
+    /// Owners whose lookup failed, and when: names are worked out until then.
+    failed: HashMap<String, Instant>,
     errors: Counter,
     warned: bool,
 }
@@ -171,6 +207,7 @@ impl OwnerCache {
             want_cronjob: config.wants("k8s.cronjob.name") || config.wants("k8s.cronjob.uid"),
             lookup_jobs: config.wants("k8s.cronjob.uid"),
             cache: HashMap::default(),
+            failed: HashMap::default(),
             errors,
             warned: false,
         }
@@ -218,14 +255,25 @@ impl OwnerCache {
         if let Some(found) = self.cache.get(&owner.uid) {
             return Some(found.clone());
         }
+        if self.failed.get(&owner.uid).is_some_and(|at| at.elapsed() < LOOKUP_RETRY) {
+            return None;
+        }
         let path = format!("/apis/{group_version}/namespaces/{}/{resource}/{}", encode(namespace), encode(&owner.name));
-        let found = match self.client.get::<Owned>(&path).await {
+        let looked_up = match tokio::time::timeout(LOOKUP_TIMEOUT, self.client.get::<Owned>(&path)).await {
+            Ok(result) => result,
+            Err(_) => Err(KubeError::Transport(format!("GET {path} took longer than {LOOKUP_TIMEOUT:?}"))),
+        };
+        let found = match looked_up {
             Ok(object) => {
                 object.metadata.controller().filter(|c| c.kind == kind).map(|c| (c.name.clone(), c.uid.clone()))
             }
             Err(KubeError::Status { status: 404, .. }) => None,
             Err(e) => {
                 self.errors.inc();
+                if self.failed.len() >= MAX_OWNERS {
+                    self.failed.clear();
+                }
+                self.failed.insert(owner.uid.clone(), Instant::now());
                 if !self.warned {
                     warn!(error = %e, "Looking up a pod's owner failed; its name is worked out from the pod instead (may the service account get {resource}?).");
                     self.warned = true;
@@ -236,6 +284,7 @@ impl OwnerCache {
         if self.cache.len() >= MAX_OWNERS {
             self.cache.clear();
         }
+        self.failed.remove(&owner.uid);
         self.cache.insert(owner.uid.clone(), found.clone());
         Some(found)
     }

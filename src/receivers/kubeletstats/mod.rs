@@ -41,6 +41,12 @@ const MAX_SUMMARY: usize = 64 << 20;
 /// Claims whose volume is remembered, at most.
 const MAX_CLAIMS: usize = 4096;
 const LOG_EVERY: Duration = Duration::from_secs(60);
+/// A claim lookup gets this long (the scrape waits for it); a failed one is not tried
+/// again for a while.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+const LOOKUP_RETRY: Duration = Duration::from_secs(300);
+
+type ClaimCache = HashMap<(String, String), (Option<Vec<opentelemetry_proto::tonic::common::v1::KeyValue>>, Instant)>;
 
 /// Where the kubelet is and how to ask it.
 pub struct Kubelet {
@@ -156,8 +162,9 @@ struct Loop {
     id: ComponentId,
     kubelet: Kubelet,
     api: Option<KubeClient>,
-    /// (namespace, claim) → the volume's attributes, found through the API.
-    claims: HashMap<(String, String), Vec<opentelemetry_proto::tonic::common::v1::KeyValue>>,
+    /// (namespace, claim) → the volume's attributes found through the API, or `None`
+    /// when the lookup failed (tried again after [`LOOKUP_RETRY`]), and when.
+    claims: ClaimCache,
     translator: std::sync::Arc<Translator>,
     needs_pods: bool,
     volume_types: bool,
@@ -275,19 +282,28 @@ impl Loop {
         ];
         let Some(api) = &self.api else { return attributes };
         let key = (namespace.to_string(), claim.to_string());
-        if let Some(found) = self.claims.get(&key) {
-            return found.clone();
+        if let Some((found, at)) = self.claims.get(&key)
+            && (found.is_some() || at.elapsed() < LOOKUP_RETRY)
+        {
+            return found.clone().unwrap_or(attributes);
         }
         let path = format!("/api/v1/namespaces/{}/persistentvolumeclaims/{}", encode(namespace), encode(claim));
-        let found: Result<serde_json::Value, KubeError> = api.get(&path).await;
-        let volume = match found {
-            Ok(pvc) => match pvc["spec"]["volumeName"].as_str() {
+        let lookup = async {
+            let pvc: serde_json::Value = api.get(&path).await?;
+            match pvc["spec"]["volumeName"].as_str() {
                 Some(name) => {
-                    api.get::<serde_json::Value>(&format!("/api/v1/persistentvolumes/{}", encode(name))).await
+                    let pv = format!("/api/v1/persistentvolumes/{}", encode(name));
+                    api.get::<serde_json::Value>(&pv).await.map(Some)
                 }
-                None => return attributes,
-            },
-            Err(e) => Err(e),
+                None => Ok(None),
+            }
+        };
+        let volume = match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+            Ok(Ok(Some(pv))) => Ok(pv),
+            // Not bound yet: asked again at the next scrape.
+            Ok(Ok(None)) => return attributes,
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("looking up {path} took longer than {LOOKUP_TIMEOUT:?}")),
         };
         match volume {
             Ok(pv) => {
@@ -321,17 +337,26 @@ impl Loop {
             Err(e) => {
                 self.metrics.errors("lookup").inc();
                 if self.logged.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
-                    warn!(receiver = %self.id, error = %e, "Looking a volume claim up in the API failed (may the service account get persistentvolumeclaims and persistentvolumes?).");
+                    warn!(receiver = %self.id, error = %e, retry_in = ?LOOKUP_RETRY, "Looking a volume claim up in the API failed (may the service account get persistentvolumeclaims and persistentvolumes?).");
                     self.logged = Some(Instant::now());
                 }
+                self.remember(key, None);
                 return attributes;
             }
         }
+        self.remember(key, Some(attributes.clone()));
+        attributes
+    }
+
+    fn remember(
+        &mut self,
+        key: (String, String),
+        found: Option<Vec<opentelemetry_proto::tonic::common::v1::KeyValue>>,
+    ) {
         if self.claims.len() >= MAX_CLAIMS {
             self.claims.clear();
         }
-        self.claims.insert(key, attributes.clone());
-        attributes
+        self.claims.insert(key, (found, Instant::now()));
     }
 }
 

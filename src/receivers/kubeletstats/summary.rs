@@ -8,6 +8,7 @@ use serde::Deserialize;
 #[serde(default)]
 pub struct Summary {
     pub node: NodeStats,
+    #[serde(deserialize_with = "crate::kube::objects::nullable")]
     pub pods: Vec<PodStats>,
 }
 
@@ -46,6 +47,7 @@ pub struct Memory {
 pub struct Network {
     #[serde(flatten)]
     pub default: Interface,
+    #[serde(deserialize_with = "crate::kube::objects::nullable")]
     pub interfaces: Vec<Interface>,
 }
 
@@ -75,10 +77,12 @@ pub struct Fs {
 pub struct PodStats {
     pub pod_ref: PodRef,
     pub start_time: Option<String>,
+    #[serde(deserialize_with = "crate::kube::objects::nullable")]
     pub containers: Vec<ContainerStats>,
     pub cpu: Option<Cpu>,
     pub memory: Option<Memory>,
     pub network: Option<Network>,
+    #[serde(deserialize_with = "crate::kube::objects::nullable")]
     pub volume: Vec<VolumeStats>,
     #[serde(rename = "ephemeral-storage")]
     pub ephemeral_storage: Option<Fs>,
@@ -122,6 +126,7 @@ pub struct PvcRef {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct PodList {
+    #[serde(deserialize_with = "crate::kube::objects::nullable")]
     pub items: Vec<PodSpecs>,
 }
 
@@ -136,6 +141,7 @@ pub struct PodSpecs {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct VolumesSpec {
+    #[serde(deserialize_with = "crate::kube::objects::nullable")]
     pub volumes: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 

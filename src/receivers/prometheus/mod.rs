@@ -55,6 +55,9 @@ async fn sleep_for(wait: Option<Duration>) {
     }
 }
 
+/// How long Kubernetes changes are gathered before the targets are worked out again.
+const DISCOVERY_SETTLE: Duration = Duration::from_secs(1);
+
 /// A problem with one target is logged at most this often.
 const REPORT_EVERY: Duration = Duration::from_secs(60);
 
@@ -167,18 +170,31 @@ impl Job {
             }
             let changed = async {
                 if kubernetes.is_empty() {
-                    return std::future::pending().await;
+                    return std::future::pending::<Option<usize>>().await;
                 }
                 let changes = kubernetes.iter_mut().map(|w| Box::pin(w.changed()));
-                // A watch whose task ended (at shutdown) answers Err: wait for the stop.
-                if futures_util::future::select_all(changes).await.0.is_err() {
-                    std::future::pending::<()>().await;
+                match futures_util::future::select_all(changes).await {
+                    (Ok(()), _, _) => None,
+                    // That watch's task ended (at shutdown): it is let go, the others stay.
+                    (Err(_), closed, _) => Some(closed),
                 }
             };
             tokio::select! {
                 biased;
                 _ = job.stop.cancelled() => return,
-                _ = changed => {}
+                closed = changed => {
+                    if let Some(closed) = closed {
+                        kubernetes.remove(closed);
+                    }
+                    // Pods come and go in bursts (a rollout): targets are worked out
+                    // once a burst is over, as Prometheus sends its updates at most
+                    // every 5 s.
+                    tokio::select! {
+                        biased;
+                        _ = job.stop.cancelled() => return,
+                        _ = tokio::time::sleep(DISCOVERY_SETTLE) => {}
+                    }
+                }
                 _ = sleep_for(wait) => {}
             }
         }
