@@ -50,8 +50,9 @@ processors:
     filter: { node_from_env_var: K8S_NODE_NAME }
     extract:
       metadata: [k8s.pod.name, k8s.pod.uid, k8s.namespace.name, k8s.node.name, k8s.replicaset.name,
-                 k8s.deployment.name, k8s.deployment.uid, container.image.name, container.image.tag, container.id]
-      labels: [{ key: app }]
+                 k8s.deployment.name, k8s.deployment.uid, container.image.name, container.image.tag, container.id,
+                 k8s.node.uid, k8s.cluster.uid]
+      labels: [{ key: app }, { key: team, from: namespace }, { key: topology.kubernetes.io/zone, from: node, tag_name: zone }]
       deployment_name_from_replicaset: false
 exporters:
   file: { path: "{dir}/out.jsonl" }
@@ -90,6 +91,13 @@ fn resource_of(agent: &Agent, body: &str) -> Option<BTreeMap<String, String>> {
     None
 }
 
+/// A body no earlier send used.
+fn fastrand_body() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 fn send_and_read(agent: &Agent, body: &str) -> BTreeMap<String, String> {
     let (status, _, answer) =
         http_post(agent.http("otlp"), "/v1/logs", "application/json", &logs_json(&[body.to_string()]));
@@ -112,6 +120,13 @@ fn otlp_from_a_pods_address_gets_that_pods_metadata_through_list_watch_and_relis
     );
     api.add_pod(elsewhere_pod());
     api.add_pod(web_pod("web"));
+    let namespace = |name: &str, uid: &str, team: &str| json!({"kind": "Namespace", "metadata": {"name": name, "uid": uid, "labels": {"team": team}}});
+    api.add_namespace(namespace("shop", "ns-shop", "payments"));
+    api.add_namespace(namespace("kube-system", "cluster-7", "platform"));
+    for (name, uid, zone) in [("node-1", "node-uid-1", "eu-west-1a"), ("node-2", "node-uid-2", "eu-west-1b")] {
+        api.add_node(json!({"kind": "Node", "metadata": {"name": name, "uid": uid,
+            "labels": {"topology.kubernetes.io/zone": zone}}}));
+    }
     let scratch = tempfile::tempdir().unwrap();
     let kubeconfig = api.kubeconfig(scratch.path(), "agent-token");
     let agent = Agent::try_start_with_env(
@@ -137,6 +152,10 @@ fn otlp_from_a_pods_address_gets_that_pods_metadata_through_list_watch_and_relis
         ("container.image.name", "registry.local/shop/web"),
         ("container.image.tag", "2.1"),
         ("container.id", "c0ffee"),
+        ("k8s.namespace.labels.team", "payments"),
+        ("zone", "eu-west-1a"),
+        ("k8s.node.uid", "node-uid-1"),
+        ("k8s.cluster.uid", "cluster-7"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -144,10 +163,16 @@ fn otlp_from_a_pods_address_gets_that_pods_metadata_through_list_watch_and_relis
     assert_eq!(first, wanted);
     agent.wait_metric("otelcol_otelsvc_k8s_pod_added_total", "", 1.0);
 
-    // A change through the watch.
+    // A change through the watch; a namespace's too.
     api.modify_pod(web_pod("web-v2"));
+    api.modify_namespace(namespace("shop", "ns-shop", "checkout"));
     agent.wait_metric("otelcol_otelsvc_k8s_pod_updated_total", "", 1.0);
-    assert_eq!(send_and_read(&agent, "two")["k8s.pod.labels.app"], "web-v2");
+    let mut second = BTreeMap::new();
+    wait_until(Duration::from_secs(10), "the namespace's new label", || {
+        second = send_and_read(&agent, &format!("two-{}", fastrand_body()));
+        second["k8s.namespace.labels.team"] == "checkout"
+    });
+    assert_eq!(second["k8s.pod.labels.app"], "web-v2");
 
     // A bookmark moves the watch on; a change it never hears of (compacted, 410) is
     // found by listing again.
@@ -175,6 +200,10 @@ fn otlp_from_a_pods_address_gets_that_pods_metadata_through_list_watch_and_relis
     for r in lists.iter().chain(&watches) {
         assert!(r.contains("fieldSelector=spec.nodeName%3Dnode-1"), "{r}");
     }
+    assert!(
+        requests.iter().any(|r| r.starts_with("/api/v1/nodes?") && r.contains("fieldSelector=metadata.name%3Dnode-1")),
+        "only the agent's node is watched: {requests:?}"
+    );
     assert!(watches.iter().all(|w| w.contains("allowWatchBookmarks=true") && w.contains("resourceVersion=")));
     let lookups = requests.iter().filter(|r| r.contains("/replicasets/")).count();
     assert_eq!(lookups, 1, "the ReplicaSet's owner is looked up once: {requests:?}");
@@ -199,5 +228,12 @@ fn a_token_the_api_refuses_fails_the_start_when_waiting_for_metadata() {
     .unwrap_err();
     assert!(error.contains("wait_for_metadata: the pod list was not read within 2s"), "{error}");
     assert!(error.contains("the API answered 401"), "the API's answer is logged: {error}");
-    assert!(api.requests().iter().all(|r| r.starts_with("/api/v1/pods?limit=500&fieldSelector=")));
+    let requests = api.requests();
+    assert!(requests.iter().any(|r| r.starts_with("/api/v1/pods?limit=500&fieldSelector=")), "{requests:?}");
+    assert!(
+        requests
+            .iter()
+            .all(|r| ["/api/v1/pods?", "/api/v1/namespaces?", "/api/v1/nodes?"].iter().any(|p| r.starts_with(p))),
+        "lists only, no watch without a list: {requests:?}"
+    );
 }

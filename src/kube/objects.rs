@@ -134,6 +134,13 @@ pub struct Owned {
     pub metadata: ObjectMeta,
 }
 
+/// A namespace: its labels, annotations and uid.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Namespace {
+    pub metadata: ObjectMeta,
+}
+
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Node {

@@ -236,6 +236,12 @@ impl HasVersion for super::objects::Pod {
     }
 }
 
+impl HasVersion for super::objects::Namespace {
+    fn version(&self) -> &str {
+        &self.metadata.resource_version
+    }
+}
+
 impl HasVersion for super::objects::Node {
     fn version(&self) -> &str {
         &self.metadata.resource_version

@@ -123,6 +123,14 @@ impl KubeApi {
         self.change("pods", "DELETED", pod);
     }
 
+    pub fn add_namespace(&self, namespace: Value) {
+        self.change("namespaces", "ADDED", namespace);
+    }
+
+    pub fn modify_namespace(&self, namespace: Value) {
+        self.change("namespaces", "MODIFIED", namespace);
+    }
+
     pub fn add_node(&self, node: Value) {
         self.change("nodes", "ADDED", node);
     }
@@ -148,7 +156,7 @@ impl KubeApi {
         let mut inner = self.state.inner.lock().unwrap();
         inner.version += 1;
         let version = inner.version;
-        for collection in ["pods", "nodes"] {
+        for collection in ["pods", "nodes", "namespaces"] {
             let bookmark = json!({"metadata": {"resourceVersion": version.to_string()}});
             inner.history.push((version, collection, "BOOKMARK", bookmark));
         }
@@ -197,6 +205,7 @@ fn serve(state: &State, stream: Stream) {
     let collection = match path {
         "/api/v1/pods" => Some("pods"),
         "/api/v1/nodes" => Some("nodes"),
+        "/api/v1/namespaces" => Some("namespaces"),
         _ if namespaced.is_some_and(|ns| !ns.contains('/')) => Some("pods"),
         _ => None,
     };
@@ -250,7 +259,8 @@ impl Filter {
             // What the real server supports for pods and nodes.
             let supported: &[&str] = match collection {
                 "pods" => &["spec.nodeName", "metadata.name", "metadata.namespace", "status.phase", "status.podIP"],
-                _ => &["metadata.name", "spec.unschedulable"],
+                "nodes" => &["metadata.name", "spec.unschedulable"],
+                _ => &["metadata.name", "status.phase"],
             };
             if !supported.contains(&key.as_str()) {
                 return None;
@@ -292,7 +302,7 @@ fn list(state: &State, stream: &mut Stream, collection: &str, query: &BTreeMap<S
     let page: Vec<&Value> = all.iter().skip(start).take(limit).copied().collect();
     let next = if start + page.len() < all.len() { (start + page.len()).to_string() } else { String::new() };
     let body = json!({
-        "kind": if collection == "pods" { "PodList" } else { "NodeList" }, "apiVersion": "v1",
+        "kind": format!("{}List", collection.trim_end_matches('s')), "apiVersion": "v1",
         "metadata": {"resourceVersion": inner.version.to_string(), "continue": next},
         "items": page,
     });

@@ -29,7 +29,7 @@ pub const METADATA: &[(&str, bool)] = &[
     ("k8s.cronjob.name", true),
     ("k8s.cronjob.uid", true),
     ("k8s.node.name", true),
-    ("k8s.node.uid", false),
+    ("k8s.node.uid", true),
     ("k8s.container.name", true),
     ("container.id", true),
     ("container.image.name", true),
@@ -39,7 +39,7 @@ pub const METADATA: &[(&str, bool)] = &[
     ("service.name", false),
     ("service.version", false),
     ("service.instance.id", false),
-    ("k8s.cluster.uid", false),
+    ("k8s.cluster.uid", true),
 ];
 
 /// Upstream's default `extract.metadata`.
@@ -161,7 +161,8 @@ pub struct FieldExtract {
     /// Every key matching this expression (the whole key).
     #[serde(default)]
     pub key_regex: Option<String>,
-    /// `pod`, the default; the other objects upstream reads are refused for now.
+    /// `pod` (the default), `namespace` or `node`; the owners upstream also reads are
+    /// refused for now.
     #[serde(default)]
     pub from: Option<String>,
 }
@@ -220,18 +221,22 @@ impl K8sAttributesConfig {
         }
     }
 
+    /// The node the pods are filtered to; `node_from_env_var` is read here, when the
+    /// processor is built.
+    pub fn node_name(&self) -> Result<Option<String>, String> {
+        match &self.filter.node_from_env_var {
+            Some(var) if !var.is_empty() => match std::env::var(var) {
+                Ok(value) if !value.is_empty() => Ok(Some(value)),
+                _ => Err(format!("filter.node_from_env_var: the environment variable `{var}` is not set")),
+            },
+            _ => Ok(self.filter.node.clone().filter(|n| !n.is_empty())),
+        }
+    }
+
     /// The API's field selector: the node, the namespace and `filter.fields`.
-    /// `node_from_env_var` is read here, when the processor is built.
     pub fn field_selector(&self) -> Result<String, String> {
         let mut parts = Vec::new();
-        let node = match &self.filter.node_from_env_var {
-            Some(var) if !var.is_empty() => match std::env::var(var) {
-                Ok(value) if !value.is_empty() => Some(value),
-                _ => return Err(format!("filter.node_from_env_var: the environment variable `{var}` is not set")),
-            },
-            _ => self.filter.node.clone().filter(|n| !n.is_empty()),
-        };
-        if let Some(node) = node {
+        if let Some(node) = self.node_name()? {
             parts.push(format!("spec.nodeName={node}"));
         }
         for field in &self.filter.fields {
@@ -274,10 +279,10 @@ impl Validate for K8sAttributesConfig {
         for (what, list) in [("labels", &self.extract.labels), ("annotations", &self.extract.annotations)] {
             for field in list {
                 match field.from.as_deref() {
-                    None | Some("pod") | Some("") => {}
-                    Some(from @ ("namespace" | "node" | "deployment" | "statefulset" | "daemonset" | "job")) => {
+                    None | Some("pod" | "namespace" | "node" | "") => {}
+                    Some(from @ ("deployment" | "statefulset" | "daemonset" | "job")) => {
                         return Err(format!(
-                            "extract.{what}: `from: {from}` is not supported by ocelot yet; use from: pod"
+                            "extract.{what}: `from: {from}` is not supported by ocelot yet; use pod, namespace or node"
                         ));
                     }
                     Some(other) => {

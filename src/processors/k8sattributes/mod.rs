@@ -42,7 +42,7 @@ pub const POD_DELETE_GRACE_PERIOD: std::time::Duration = std::time::Duration::fr
 /// The pod table one processor id's instances read, and the watch that fills it.
 pub struct Shared {
     pub table: RwLock<Table>,
-    extract: table::Extract,
+    pub(crate) extract: table::Extract,
 }
 
 /// The running watches, by processor id: a pipeline's instance (or a reload's) with
@@ -92,6 +92,7 @@ impl Watches {
             metrics: metrics.clone(),
             synced: synced_tx,
             tasks: tasks.clone(),
+            node: config.node_name()?,
         });
         tasks.spawn(watch.run(gone));
         let entry = Open { config: config.clone(), shared: Arc::downgrade(&shared), alive: alive.downgrade() };
@@ -200,7 +201,7 @@ impl K8sAttributesProcessor {
             match table.get(&self.key) {
                 Some(record) => {
                     hits += 1;
-                    for kv in &record.attributes {
+                    for kv in record.attributes.iter().chain(table.around(record)) {
                         table::put(attributes, kv);
                     }
                     table::container_attributes(record, attributes);

@@ -140,6 +140,9 @@ pub struct PodRecord {
     identifiers: Vec<String>,
     /// When the pod started (RFC 3339, which sorts as time does).
     start: String,
+    /// Its namespace and node, whose attributes it also gets.
+    pub namespace: String,
+    pub node: String,
     wants_container_id: bool,
     wants_digests: bool,
 }
@@ -154,38 +157,76 @@ pub struct Owners {
 /// The extraction settings, compiled.
 pub struct Extract {
     metadata: Vec<String>,
-    labels: Vec<FieldRule>,
-    annotations: Vec<FieldRule>,
+    /// Label and annotation rules, for pods, namespaces and nodes.
+    fields: Vec<FieldRule>,
     otel_annotations: bool,
     rules: Vec<Rule>,
     excluded: Vec<regex::Regex>,
 }
 
-enum FieldRule {
+/// Which object a label or annotation is read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Pod,
+    Namespace,
+    Node,
+}
+
+impl Source {
+    fn of(from: Option<&str>) -> Source {
+        match from {
+            Some("namespace") => Source::Namespace,
+            Some("node") => Source::Node,
+            _ => Source::Pod,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Source::Pod => "pod",
+            Source::Namespace => "namespace",
+            Source::Node => "node",
+        }
+    }
+}
+
+struct FieldRule {
+    source: Source,
+    /// `labels` or `annotations`.
+    what: &'static str,
+    rule: Field,
+}
+
+enum Field {
     Key { key: String, tag: String },
     Regex { regex: regex::Regex, tag: Option<String> },
 }
 
 impl FieldRule {
-    fn compile(field: &FieldExtract, what: &str) -> Option<FieldRule> {
+    fn compile(field: &FieldExtract, what: &'static str) -> Option<FieldRule> {
+        let source = Source::of(field.from.as_deref());
         if let Some(key) = &field.key {
-            let tag = field.tag_name.clone().unwrap_or_else(|| format!("k8s.pod.{what}.{key}"));
-            return Some(FieldRule::Key { key: key.clone(), tag });
+            let tag = field.tag_name.clone().unwrap_or_else(|| format!("k8s.{}.{what}.{key}", source.name()));
+            return Some(FieldRule { source, what, rule: Field::Key { key: key.clone(), tag } });
         }
         let regex = regex::Regex::new(&format!("^(?:{})$", field.key_regex.as_deref()?)).ok()?;
         // Without capture groups, each key gets the default name (upstream).
         let tag = field.tag_name.clone().filter(|_| regex.captures_len() > 1);
-        Some(FieldRule::Regex { regex, tag })
+        Some(FieldRule { source, what, rule: Field::Regex { regex, tag } })
     }
 
-    fn apply(&self, what: &str, map: &std::collections::BTreeMap<String, String>, out: &mut Vec<KeyValue>) {
-        match self {
-            FieldRule::Key { key, tag } => {
+    /// The attributes this rule makes from an object's labels and annotations.
+    fn apply(&self, meta: &crate::kube::objects::ObjectMeta, out: &mut Vec<KeyValue>) {
+        let map = if self.what == "labels" { &meta.labels } else { &meta.annotations };
+        let what = self.what;
+        let source = self.source.name();
+        match &self.rule {
+            Field::Key { key, tag } => {
                 if let Some(value) = map.get(key).filter(|v| !v.is_empty()) {
                     out.push(string(tag, value));
                 }
             }
-            FieldRule::Regex { regex, tag } => {
+            Field::Regex { regex, tag } => {
                 for (key, value) in map.iter().filter(|(_, v)| !v.is_empty()) {
                     let Some(captures) = regex.captures(key) else { continue };
                     let name = match tag {
@@ -194,7 +235,7 @@ impl FieldRule {
                             captures.expand(tag, &mut name);
                             name
                         }
-                        None => format!("k8s.pod.{what}.{key}"),
+                        None => format!("k8s.{source}.{what}.{key}"),
                     };
                     out.push(string(&name, value));
                 }
@@ -210,12 +251,8 @@ impl Extract {
     pub fn new(config: &K8sAttributesConfig) -> Extract {
         Extract {
             metadata: config.metadata(),
-            labels: config.extract.labels.iter().filter_map(|f| FieldRule::compile(f, "labels")).collect(),
-            annotations: config
-                .extract
-                .annotations
-                .iter()
-                .filter_map(|f| FieldRule::compile(f, "annotations"))
+            fields: (config.extract.labels.iter().filter_map(|f| FieldRule::compile(f, "labels")))
+                .chain(config.extract.annotations.iter().filter_map(|f| FieldRule::compile(f, "annotations")))
                 .collect(),
             otel_annotations: config.extract.otel_annotations,
             rules: rules(config),
@@ -225,6 +262,34 @@ impl Extract {
 
     fn wants(&self, name: &str) -> bool {
         self.metadata.iter().any(|m| m == name)
+    }
+
+    /// Whether namespaces are watched: for their labels or annotations, or for
+    /// `k8s.cluster.uid` (kube-system's uid).
+    pub fn wants_namespaces(&self) -> bool {
+        self.fields.iter().any(|r| r.source == Source::Namespace) || self.wants("k8s.cluster.uid")
+    }
+
+    /// Whether nodes are watched: for their labels, annotations or uid.
+    pub fn wants_nodes(&self) -> bool {
+        self.fields.iter().any(|r| r.source == Source::Node) || self.wants("k8s.node.uid")
+    }
+
+    /// What a namespace or node adds to the resources of its pods.
+    pub fn object_attributes(&self, source: Source, meta: &crate::kube::objects::ObjectMeta) -> Vec<KeyValue> {
+        let mut out = Vec::new();
+        if source == Source::Node && self.wants("k8s.node.uid") && !meta.uid.is_empty() {
+            out.push(string("k8s.node.uid", &meta.uid));
+        }
+        for rule in self.fields.iter().filter(|r| r.source == source) {
+            rule.apply(meta, &mut out);
+        }
+        out
+    }
+
+    /// Whether `k8s.cluster.uid` is wanted.
+    pub fn wants_cluster_uid(&self) -> bool {
+        self.wants("k8s.cluster.uid")
     }
 
     /// Whether the pod is never associated: excluded by name or by its annotation.
@@ -277,11 +342,8 @@ impl Extract {
                 put(&format!("k8s.{kind}.uid"), uid.as_deref().unwrap_or_default());
             }
         }
-        for rule in &self.labels {
-            rule.apply("labels", &meta.labels, &mut attributes);
-        }
-        for rule in &self.annotations {
-            rule.apply("annotations", &meta.annotations, &mut attributes);
+        for rule in self.fields.iter().filter(|r| r.source == Source::Pod) {
+            rule.apply(meta, &mut attributes);
         }
         if self.otel_annotations {
             for (key, value) in &meta.annotations {
@@ -298,6 +360,8 @@ impl Extract {
             containers,
             identifiers,
             start: start.to_string(),
+            namespace: meta.namespace.clone(),
+            node: pod.spec.node_name.clone(),
             wants_container_id: self.wants("container.id"),
             wants_digests: self.wants("container.image.repo_digests"),
         }
@@ -414,6 +478,11 @@ pub struct Table {
     /// Deleted pods by when each goes.
     expiring: BTreeSet<(Instant, String)>,
     deleting: HashMap<String, Instant>,
+    /// What each namespace and node adds, by name (when they are watched).
+    pub namespaces: HashMap<String, Vec<KeyValue>>,
+    pub nodes: HashMap<String, Vec<KeyValue>>,
+    /// `k8s.cluster.uid`, once kube-system is seen.
+    pub cluster: Vec<KeyValue>,
 }
 
 /// What a change did, for the counters.
@@ -435,6 +504,13 @@ impl Table {
 
     pub fn get(&self, key: &str) -> Option<&Arc<PodRecord>> {
         self.index.get(key)?.first()
+    }
+
+    /// What a pod's namespace, node and cluster add to its resources.
+    pub fn around<'a>(&'a self, record: &PodRecord) -> impl Iterator<Item = &'a KeyValue> {
+        let namespace = self.namespaces.get(&record.namespace).into_iter().flatten();
+        let node = self.nodes.get(&record.node).into_iter().flatten();
+        namespace.chain(node).chain(&self.cluster)
     }
 
     /// Puts a pod's record in (replacing its earlier one, and undoing a deletion).

@@ -287,8 +287,9 @@ fn a_deleted_pod_is_kept_for_its_grace_period_and_a_new_owner_of_its_ip_wins() {
 fn options_that_do_not_hold_are_refused() {
     assert!(refused("auth_type: tls\n").contains("for the kubelet"));
     assert!(refused("extract: {metadata: [k8s.pod.color]}\n").contains("not a metadata name"));
-    assert!(refused("extract: {metadata: [k8s.cluster.uid]}\n").contains("not supported by ocelot yet"));
-    assert!(refused("extract: {labels: [{key: a, from: namespace}]}\n").contains("from: namespace"));
+    assert!(refused("extract: {metadata: [service.name]}\n").contains("not supported by ocelot yet"));
+    assert!(refused("extract: {labels: [{key: a, from: deployment}]}\n").contains("from: deployment"));
+    assert!(refused("extract: {labels: [{key: a, from: cluster}]}\n").contains("not one of"));
     assert!(refused("extract: {labels: [{key: a, key_regex: b}]}\n").contains("not both"));
     assert!(refused("extract: {labels: [{key_regex: '('}]}\n").contains("key_regex"));
     assert!(refused("pod_association: [{sources: [{from: resource_attribute}]}]\n").contains("needs a name"));

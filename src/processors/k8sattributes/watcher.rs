@@ -11,11 +11,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::table::{Change, Owners};
+use super::table::{Change as Upserted, Owners, Source};
 use super::{K8sAttributesConfig, POD_DELETE_GRACE_PERIOD, Shared};
 use crate::kube::client::{KubeClient, KubeError};
-use crate::kube::objects::{Owned, Pod};
-use crate::kube::watch::{Reflector, Update, encode};
+use crate::kube::objects::{Namespace, Node, Owned, Pod};
+use crate::kube::watch::{HasVersion, Reflector, Update, encode};
 use crate::telemetry::K8sAttributesMetrics;
 
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -36,12 +36,28 @@ pub struct Setup {
     pub metrics: K8sAttributesMetrics,
     /// Told once, after the first list is in the table.
     pub synced: std::sync::mpsc::SyncSender<()>,
-    /// Where the list + watch task runs.
+    /// Where the list + watch tasks run.
     pub tasks: tokio_util::task::TaskTracker,
+    /// The node the pods are kept to: only its node object is watched.
+    pub node: Option<String>,
+}
+
+/// A change to one of the watched kinds.
+enum Change {
+    Pod(Update<Pod>),
+    Namespace(Update<Namespace>),
+    Node(Update<Node>),
+}
+
+/// The watches: pods always; namespaces and nodes when their metadata is extracted.
+struct Reflectors {
+    pods: Reflector<Pod>,
+    namespaces: Option<Reflector<Namespace>>,
+    nodes: Option<Reflector<Node>>,
 }
 
 pub struct Watcher {
-    reflector: Option<Reflector<Pod>>,
+    reflectors: Option<Reflectors>,
     owners: OwnerCache,
     shared: Arc<Shared>,
     metrics: K8sAttributesMetrics,
@@ -58,9 +74,19 @@ impl Watcher {
             &setup.label_selector,
             setup.metrics.api_errors.clone(),
         );
-        let owners = OwnerCache::new(setup.client, &setup.config, setup.metrics.api_errors.clone());
+        let errors = setup.metrics.api_errors.clone();
+        let namespaces = setup
+            .shared
+            .extract
+            .wants_namespaces()
+            .then(|| Reflector::new(setup.client.clone(), "/api/v1/namespaces", "", "", errors.clone()));
+        let nodes = setup.shared.extract.wants_nodes().then(|| {
+            let field = setup.node.as_deref().map(|n| format!("metadata.name={n}")).unwrap_or_default();
+            Reflector::new(setup.client.clone(), "/api/v1/nodes", &field, "", errors.clone())
+        });
+        let owners = OwnerCache::new(setup.client, &setup.config, errors);
         Watcher {
-            reflector: Some(reflector),
+            reflectors: Some(Reflectors { pods: reflector, namespaces, nodes }),
             owners,
             shared: setup.shared,
             metrics: setup.metrics,
@@ -73,22 +99,17 @@ impl Watcher {
     /// of its own and hands its changes over, so neither an expiry nor an owner
     /// lookup ever cuts a list or a backoff short.
     pub async fn run(mut self, mut gone: mpsc::Receiver<()>) {
-        let Some(mut reflector) = self.reflector.take() else { return };
-        let (changes, mut updates) = mpsc::channel::<Update<Pod>>(16);
+        let Some(reflectors) = self.reflectors.take() else { return };
+        let (changes, mut updates) = mpsc::channel::<Change>(16);
         let stop = tokio_util::sync::CancellationToken::new();
         let _stop_watch = stop.clone().drop_guard();
-        self.tasks.spawn(async move {
-            loop {
-                let update = tokio::select! {
-                    biased;
-                    _ = stop.cancelled() => return,
-                    update = reflector.next() => update,
-                };
-                if changes.send(update).await.is_err() {
-                    return;
-                }
-            }
-        });
+        forward(&self.tasks, reflectors.pods, Change::Pod, changes.clone(), stop.clone());
+        if let Some(namespaces) = reflectors.namespaces {
+            forward(&self.tasks, namespaces, Change::Namespace, changes.clone(), stop.clone());
+        }
+        if let Some(nodes) = reflectors.nodes {
+            forward(&self.tasks, nodes, Change::Node, changes, stop);
+        }
         loop {
             let expiry = self.table_read(|t| t.next_expiry());
             tokio::select! {
@@ -99,13 +120,49 @@ impl Watcher {
                     self.metrics.deleted.inc_by(removed as u64);
                 }
                 update = updates.recv() => match update {
-                    Some(update) => self.apply(update).await,
+                    Some(Change::Pod(update)) => self.apply(update).await,
+                    Some(Change::Namespace(update)) => self.objects(Source::Namespace, update),
+                    Some(Change::Node(update)) => self.objects(Source::Node, update),
                     None => break,
                 },
             }
             self.metrics.table_size.set(self.table_read(|t| t.len()) as i64);
         }
         debug!("The pod watch stopped: no processor uses it.");
+    }
+
+    /// A namespace or node changed: what it adds to its pods' resources.
+    fn objects<T: HasMeta>(&mut self, source: Source, update: Update<T>) {
+        let extract = &self.shared.extract;
+        let entry = |o: &T| (o.meta().name.clone(), extract.object_attributes(source, o.meta()));
+        let cluster_uid = |o: &T| {
+            let meta = o.meta();
+            (source == Source::Namespace && meta.name == "kube-system" && extract.wants_cluster_uid())
+                .then(|| vec![super::table::string("k8s.cluster.uid", &meta.uid)])
+        };
+        let mut table = self.shared.table.write().unwrap_or_else(PoisonError::into_inner);
+        let map = match source {
+            Source::Namespace => &mut table.namespaces,
+            _ => &mut table.nodes,
+        };
+        let mut cluster = None;
+        match update {
+            Update::Listed(all) => {
+                *map = all.iter().map(entry).collect();
+                cluster = all.iter().find_map(cluster_uid);
+            }
+            Update::Added(o) | Update::Modified(o) => {
+                let (name, attributes) = entry(&o);
+                map.insert(name, attributes);
+                cluster = cluster_uid(&o);
+            }
+            Update::Deleted(o) => {
+                map.remove(&o.meta().name);
+            }
+        }
+        if let Some(cluster) = cluster {
+            table.cluster = cluster;
+        }
     }
 
     async fn apply(&mut self, update: Update<Pod>) {
@@ -123,9 +180,9 @@ impl Watcher {
                     let (mut added, mut updated) = (0, 0);
                     for record in records {
                         match table.upsert(record) {
-                            Change::Added => added += 1,
-                            Change::Updated => updated += 1,
-                            Change::Unchanged => {}
+                            Upserted::Added => added += 1,
+                            Upserted::Updated => updated += 1,
+                            Upserted::Unchanged => {}
                         }
                     }
                     table.retain_listed(&present, now + POD_DELETE_GRACE_PERIOD);
@@ -147,13 +204,13 @@ impl Watcher {
                 let owners = self.owners.of(&pod).await;
                 let record = self.shared.extract.record(&pod, &owners);
                 match self.table_write(|t| t.upsert(record)) {
-                    Change::Added => {
+                    Upserted::Added => {
                         self.metrics.added.inc();
                     }
-                    Change::Updated => {
+                    Upserted::Updated => {
                         self.metrics.updated.inc();
                     }
-                    Change::Unchanged => {}
+                    Upserted::Unchanged => {}
                 }
             }
             Update::Deleted(pod) => {
@@ -169,6 +226,47 @@ impl Watcher {
 
     fn table_write<T>(&self, f: impl FnOnce(&mut super::Table) -> T) -> T {
         f(&mut self.shared.table.write().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Runs one reflector in a task of its own, handing its changes to the watcher.
+fn forward<T>(
+    tasks: &tokio_util::task::TaskTracker,
+    mut reflector: Reflector<T>,
+    wrap: fn(Update<T>) -> Change,
+    changes: mpsc::Sender<Change>,
+    stop: tokio_util::sync::CancellationToken,
+) where
+    T: serde::de::DeserializeOwned + HasVersion + Send + 'static,
+{
+    tasks.spawn(async move {
+        loop {
+            let update = tokio::select! {
+                biased;
+                _ = stop.cancelled() => return,
+                update = reflector.next() => update,
+            };
+            if changes.send(wrap(update)).await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// An object with metadata.
+trait HasMeta {
+    fn meta(&self) -> &crate::kube::objects::ObjectMeta;
+}
+
+impl HasMeta for Namespace {
+    fn meta(&self) -> &crate::kube::objects::ObjectMeta {
+        &self.metadata
+    }
+}
+
+impl HasMeta for Node {
+    fn meta(&self) -> &crate::kube::objects::ObjectMeta {
+        &self.metadata
     }
 }
 
