@@ -44,7 +44,7 @@ pub struct Setup {
 
 /// A change to one of the watched kinds.
 enum Change {
-    Pod(Update<Pod>),
+    Pod(Box<Update<Pod>>),
     Namespace(Update<Namespace>),
     Node(Update<Node>),
 }
@@ -103,7 +103,7 @@ impl Watcher {
         let (changes, mut updates) = mpsc::channel::<Change>(16);
         let stop = tokio_util::sync::CancellationToken::new();
         let _stop_watch = stop.clone().drop_guard();
-        forward(&self.tasks, reflectors.pods, Change::Pod, changes.clone(), stop.clone());
+        forward(&self.tasks, reflectors.pods, |u| Change::Pod(Box::new(u)), changes.clone(), stop.clone());
         if let Some(namespaces) = reflectors.namespaces {
             forward(&self.tasks, namespaces, Change::Namespace, changes.clone(), stop.clone());
         }
@@ -120,7 +120,7 @@ impl Watcher {
                     self.metrics.deleted.inc_by(removed as u64);
                 }
                 update = updates.recv() => match update {
-                    Some(Change::Pod(update)) => self.apply(update).await,
+                    Some(Change::Pod(update)) => self.apply(*update).await,
                     Some(Change::Namespace(update)) => self.objects(Source::Namespace, update),
                     Some(Change::Node(update)) => self.objects(Source::Node, update),
                     None => break,
