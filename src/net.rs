@@ -21,6 +21,20 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 /// `host:port`, `:port` (all interfaces) or `[v6]:port` → something `bind` takes.
+/// Percent-encodes a URL path segment or query value: everything but RFC 3986's
+/// unreserved characters.
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 pub fn normalize_endpoint(endpoint: &str) -> Result<String, String> {
     let endpoint = endpoint.trim();
     let Some((host, port)) = endpoint.rsplit_once(':') else {

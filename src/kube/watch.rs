@@ -15,6 +15,7 @@ use tracing::{debug, warn};
 
 use super::client::{KubeClient, KubeError, Lines};
 use super::objects::{List, WatchEvent};
+pub use crate::net::percent_encode as encode;
 
 /// Objects per list page.
 const PAGE: usize = 500;
@@ -246,19 +247,6 @@ impl HasVersion for super::objects::Node {
     fn version(&self) -> &str {
         &self.metadata.resource_version
     }
-}
-
-/// Percent-encodes a query value: everything but RFC 3986's unreserved characters.
-pub fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use tracing::warn;
 use super::config::{FileSdConfig, GlobalConfig, ScrapeConfig, parse_duration};
 use super::relabel::{self, LabelSet, Relabel};
 use crate::config::ComponentId;
+use crate::net::percent_encode as encode;
 
 /// A target group: addresses and the labels they share.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -231,18 +232,6 @@ fn target(
 fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
-}
-
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
