@@ -266,8 +266,40 @@ pub fn serve_connections(handle: impl Fn(TcpStream) + Send + Sync + 'static) -> 
 }
 
 /// A free port on 127.0.0.1, for a server a config must name before it starts.
+///
+/// It is taken from below the kernel's ephemeral range: a port the kernel handed out
+/// for `bind(0)` and that was then closed may be handed out again at once, to the very
+/// agent the test starts (its self-metrics on port 0 took a receiver's port so). No
+/// `bind(0)` anywhere can take a port below that range, and within one test process no
+/// port is handed out twice.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let low: u16 = range.split_whitespace().next().and_then(|l| l.parse().ok()).unwrap_or(32768);
+    let (from, to) = if low > 12000 { (10000, low - 1) } else { (61001, 65000) };
+    let mut given = GIVEN.lock().unwrap();
+    for _ in 0..10_000 {
+        let port = from + (fastrand_u64() % u64::from(to - from)) as u16;
+        if given.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port between {from} and {to}");
+}
+
+/// A random number from the clock and a counter (the tests take no rand crate).
+fn fastrand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.write_u32(std::process::id());
+    h.finish()
 }
 
 pub type Headers = BTreeMap<String, String>;

@@ -481,7 +481,7 @@ impl Output {
         let help = family.help.as_deref().unwrap_or("");
         let unit = family.unit.as_deref().unwrap_or("");
         let (point_kind, name): (PointKind, Cow<'_, str>) = match kind {
-            Kind::Counter => (PointKind::Counter, Cow::Owned(counter_name(base, unit, target.trim_metric_suffixes))),
+            Kind::Counter => (PointKind::Counter, counter_name(base, unit, target.trim_metric_suffixes)),
             Kind::Histogram => (PointKind::Histogram, trimmed(base, unit, target.trim_metric_suffixes)),
             Kind::Summary => (PointKind::Summary, trimmed(base, unit, target.trim_metric_suffixes)),
             _ => (PointKind::Gauge, trimmed(&p.name, unit, target.trim_metric_suffixes)),
@@ -722,9 +722,14 @@ fn number_point(attributes: Vec<KeyValue>, value: f64, time_ns: u64, stale: bool
 }
 
 /// A counter's OTLP name: with `_total`, as upstream names them, unless trimmed.
-fn counter_name(base: &str, unit: &str, trim: bool) -> String {
-    let base = base.strip_suffix("_total").unwrap_or(base);
-    if trim { trimmed(base, unit, true).into_owned() } else { format!("{base}_total") }
+/// A counter's name, `_total` at the end (unless trimmed); the page's own text when it
+/// already is, as nearly every counter's is, so no sample allocates its name.
+fn counter_name<'n>(base: &'n str, unit: &str, trim: bool) -> Cow<'n, str> {
+    let stem = base.strip_suffix("_total").unwrap_or(base);
+    if trim {
+        return trimmed(stem, unit, true);
+    }
+    if stem.len() < base.len() { Cow::Borrowed(base) } else { Cow::Owned(format!("{base}_total")) }
 }
 
 fn trimmed<'n>(name: &'n str, unit: &str, trim: bool) -> Cow<'n, str> {
