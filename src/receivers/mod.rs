@@ -99,6 +99,11 @@ impl ReceiverConfig {
     }
 }
 
+/// The wall clock in ns since the epoch: the time of a scrape's points.
+pub(crate) fn unix_nanos() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::{Metric, ResourceMetrics, ScopeMetrics};
@@ -18,7 +18,7 @@ use super::{Tick, Toggles, cpu, disk, filesystem, load, memory, network, paging,
 use crate::component::Consumer;
 use crate::config::ComponentId;
 use crate::pdata::{Batch, Payload, Signal};
-use crate::receivers::StartError;
+use crate::receivers::{StartError, unix_nanos};
 use crate::telemetry::{HostmetricsMetrics, Telemetry};
 
 /// Every scraper of one receiver, with the state they keep between scrapes.
@@ -230,10 +230,6 @@ impl Scrape {
         }
         (ExportMetricsServiceRequest { resource_metrics: resources }, report)
     }
-}
-
-fn unix_nanos() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Scrape failures are logged once a minute per scraper; all are counted.

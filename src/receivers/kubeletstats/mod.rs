@@ -14,7 +14,7 @@ pub mod summary;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -29,8 +29,8 @@ use crate::config::ComponentId;
 use crate::kube::client::{AuthType, KubeClient, KubeError, SERVICE_ACCOUNT_DIR, Token};
 use crate::kube::watch::encode;
 use crate::pdata::{Batch, Payload, Signal};
-use crate::receivers::StartError;
 use crate::receivers::hostmetrics::attribute;
+use crate::receivers::{StartError, unix_nanos};
 use crate::telemetry::{KubeletMetrics, Telemetry};
 
 pub const TYPE: &str = "kubeletstats";
@@ -110,10 +110,6 @@ impl Kubelet {
     pub async fn pods(&self) -> Result<bytes::Bytes, KubeError> {
         self.client.get_bytes(&format!("{}/pods", self.prefix), MAX_SUMMARY).await
     }
-}
-
-fn unix_nanos() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 pub async fn start(

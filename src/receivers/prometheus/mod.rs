@@ -21,7 +21,7 @@ pub mod translate;
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
@@ -219,7 +219,7 @@ impl Job {
         // Spread over the interval by the target's identity, as Prometheus offsets them.
         let mut hasher = foldhash::fast::FixedState::with_seed(0x7072_6f6d).build_hasher();
         hasher.write(target.key().as_bytes());
-        let now_ms = now_ns() / 1_000_000;
+        let now_ms = crate::receivers::unix_nanos() / 1_000_000;
         let interval_ms = interval.as_millis().max(1) as u64;
         let offset = (hasher.finish() % interval_ms + interval_ms - now_ms % interval_ms) % interval_ms;
         let mut next = tokio::time::Instant::now() + Duration::from_millis(offset);
@@ -239,7 +239,7 @@ impl Job {
                 next += interval * behind as u32;
             }
             let started = std::time::Instant::now();
-            let time_ns = now_ns();
+            let time_ns = crate::receivers::unix_nanos();
             let page = self.scraper.scrape(&target.url, target.timeout).await;
             let (mut resources, up, counts) = match page {
                 Ok(page) => {
@@ -285,7 +285,8 @@ impl Job {
         }
         // The target went away (or the receiver stops): its series are stale.
         if !self.stop.is_cancelled() {
-            let resources = translate::all_stale(&settings, now_ns(), state.get_or_insert_default());
+            let resources =
+                translate::all_stale(&settings, crate::receivers::unix_nanos(), state.get_or_insert_default());
             if !resources.is_empty() {
                 self.send(resources, interval).await;
             }
@@ -366,8 +367,4 @@ impl Job {
             }
         }
     }
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
