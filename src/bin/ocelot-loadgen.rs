@@ -93,6 +93,11 @@ struct SinkArgs {
     /// Where to accept OTLP/gRPC.
     #[arg(long, default_value = "127.0.0.1:4319")]
     grpc: String,
+    /// Also accept any HTTP/1.1 POST here (a Loki push, remote write, OTLP/HTTP) and
+    /// answer 204 after reading the body, counting requests and bytes only: a sink
+    /// that costs next to nothing, for side-by-side runs of agents that speak HTTP.
+    #[arg(long)]
+    http: Option<String>,
     /// Decode each request to count items (costs CPU in the sink).
     #[arg(long)]
     count_items: bool,
@@ -378,6 +383,34 @@ impl ExportHandler for Sink {
     }
 }
 
+/// Answers every HTTP/1.1 request 204 once its body is read; counts requests and bytes.
+async fn http_sink(listener: tokio::net::TcpListener, totals: Arc<SinkTotals>) {
+    use http_body_util::BodyExt;
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let totals = totals.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let totals = totals.clone();
+                async move {
+                    let mut body = request.into_body();
+                    while let Some(frame) = body.frame().await {
+                        if let Some(data) = frame?.data_ref() {
+                            totals.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                        }
+                    }
+                    totals.requests.fetch_add(1, Ordering::Relaxed);
+                    let mut response = hyper::Response::new(http_body_util::Empty::<Bytes>::new());
+                    *response.status_mut() = hyper::StatusCode::NO_CONTENT;
+                    Ok::<_, hyper::Error>(response)
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+        });
+    }
+}
+
 async fn sink(args: SinkArgs) -> anyhow::Result<()> {
     let totals = Arc::new(SinkTotals::default());
     let drain = (args.drain_rate > 0).then(|| {
@@ -400,6 +433,11 @@ async fn sink(args: SinkArgs) -> anyhow::Result<()> {
             .serve_with_incoming(incoming)
             .await
     });
+    if let Some(address) = &args.http {
+        let listener = tokio::net::TcpListener::bind(address).await?;
+        println!("ocelot-loadgen sink: HTTP on {}", listener.local_addr()?);
+        tokio::spawn(http_sink(listener, totals.clone()));
+    }
     let mut last = (Instant::now(), 0u64, 0u64);
     loop {
         tokio::time::sleep(args.report_every).await;
