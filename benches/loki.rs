@@ -9,7 +9,6 @@ use ocelot::config::ComponentId;
 use ocelot::exporters::loki::{LokiConfig, LokiExporter};
 use ocelot::pdata::{Payload, Signal, synthetic};
 use ocelot::telemetry::Telemetry;
-use prost::Message;
 
 fn loki(c: &mut Criterion) {
     let Payload::Logs(request) = synthetic::payload(Signal::Logs, 1000, 5, 1) else { return };
@@ -29,16 +28,7 @@ fn loki(c: &mut Criterion) {
         let exporter = LokiExporter::new(&id, &config, &Telemetry::new()).unwrap_or_else(|e| panic!("{e}"));
         group.throughput(Throughput::Elements(1000));
         group.bench_function(format!("{format}_lines"), |b| {
-            b.iter(|| {
-                let (tenants, _) = exporter.streams(&request);
-                tenants
-                    .into_values()
-                    .flat_map(|streams| exporter.requests(streams))
-                    .map(|(push, _)| {
-                        snap::raw::Encoder::new().compress_vec(&push.encode_to_vec()).map_or(0, |b| b.len())
-                    })
-                    .sum::<usize>()
-            })
+            b.iter(|| exporter.build_requests(&request).iter().map(|push| push.body.len()).sum::<usize>())
         });
     }
     group.finish();

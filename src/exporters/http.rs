@@ -88,10 +88,11 @@ impl HttpPoster {
     pub async fn post(
         &self,
         url: &http::Uri,
-        body: Vec<u8>,
+        body: impl Into<Bytes>,
         fixed: &[(http::HeaderName, http::HeaderValue)],
         metadata: &Metadata,
     ) -> Result<Response, ExportError> {
+        let body = body.into();
         if self.timeout.is_zero() {
             return self.post_unbounded(url, body, fixed, metadata).await;
         }
@@ -104,12 +105,12 @@ impl HttpPoster {
     async fn post_unbounded(
         &self,
         url: &http::Uri,
-        body: Vec<u8>,
+        body: Bytes,
         fixed: &[(http::HeaderName, http::HeaderValue)],
         metadata: &Metadata,
     ) -> Result<Response, ExportError> {
         let mut request = http::Request::post(url.clone())
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(body))
             .map_err(|e| ExportError::permanent(format!("building the request: {e}")))?;
         request.headers_mut().extend(self.headers.clone());
         if let Some(auth) = &self.auth {
