@@ -296,7 +296,13 @@ impl<'a> Builder<'a> {
                     if self.plain(&plan, record) {
                         let (stream, folded) = match plan.stream {
                             Some(s) => s,
-                            None => *plan.stream.insert(self.stream(&plan.tenant, plan.labels.clone())),
+                            None => {
+                                let (stream, folded) =
+                                    *plan.stream.insert(self.stream(&plan.tenant, plan.labels.clone()));
+                                let records = resource_logs.scope_logs.iter().map(|s| s.log_records.len()).sum();
+                                self.streams[stream].entries.reserve(records);
+                                (stream, folded)
+                            }
                         };
                         self.folded += u64::from(folded);
                         let rest: std::borrow::Cow<'_, [KeyValue]> =
@@ -499,6 +505,14 @@ impl<'a> Builder<'a> {
         let mut pushes = Vec::with_capacity(requests.len());
         for pieces in requests {
             buf.clear();
+            let stream_len = |(s, range): &(usize, Range<usize>)| {
+                let stream = &self.streams[*s];
+                field_len(
+                    field_len(stream.labels.len())
+                        + stream.entries[range.clone()].iter().map(|e| field_len(e.size)).sum::<usize>(),
+                )
+            };
+            buf.reserve(pieces.iter().map(stream_len).sum());
             let mut entries = 0u64;
             let mut streams = Vec::with_capacity(pieces.len());
             for (s, range) in &pieces {

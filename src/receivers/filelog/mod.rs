@@ -372,7 +372,11 @@ impl Tail {
                     let group = gathered.records.entry(key).or_insert_with(|| (file.resource.clone(), Vec::new()));
                     if self.operators.is_empty() {
                         gathered.count += out.records.len();
-                        group.1.extend(out.records);
+                        if group.1.is_empty() {
+                            group.1 = out.records;
+                        } else {
+                            group.1.extend(out.records);
+                        }
                     } else {
                         let errors_before = report.errors;
                         for record in out.records {

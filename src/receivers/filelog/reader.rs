@@ -277,6 +277,9 @@ pub struct TrackedFile {
     pub retry_at: Option<Instant>,
     /// Batches of this file that failed in a row, for the backoff.
     pub failures: u32,
+    /// Records the last read that found data made: the next one's starting capacity,
+    /// so a busy file's records are not moved as their list doubles.
+    records_hint: usize,
 }
 
 /// What one read produced: records and, for each, the file offset just past it.
@@ -362,6 +365,7 @@ impl TrackedFile {
             checked_size: None,
             retry_at: None,
             failures: 0,
+            records_hint: 0,
         }
     }
 
@@ -407,13 +411,21 @@ impl TrackedFile {
     /// with no newline is held until it stops growing for `force_flush_period`.
     /// `finishing`: the file is no longer found; at its end, everything held goes out.
     pub fn read(&mut self, budget: u64, settings: &ReadSettings, observed: u64, finishing: bool) -> ReadOutput {
-        let mut records = Vec::new();
+        let mut records = Vec::with_capacity(self.records_hint);
         let mut bytes = 0u64;
         let mut cut = 0u64;
         // A quiet plain file (the common case at idle) costs one fstat: no buffer, no read.
         let size = self.checked_size.take().unwrap_or_else(|| self.size());
         let grown = self.gzip.is_some() || size > self.read_offset;
-        let mut chunk = if grown { vec![0u8; READ_CHUNK] } else { Vec::new() };
+        // The buffer fits what is new (a few lines, on a slowly growing file), up to
+        // READ_CHUNK; the loop reads on until the end or the budget either way.
+        let chunk_len = match self.gzip {
+            Some(_) => READ_CHUNK,
+            None => {
+                usize::try_from(size.saturating_sub(self.read_offset)).unwrap_or(READ_CHUNK).clamp(4096, READ_CHUNK)
+            }
+        };
+        let mut chunk = if grown { vec![0u8; chunk_len] } else { Vec::new() };
         let attributes = &self.attributes;
         let mut aggregator = self.aggregator.take();
         let mut container = self.container.take();
@@ -458,7 +470,7 @@ impl TrackedFile {
         };
         let mut error = None;
         while grown && bytes < budget {
-            let want = READ_CHUNK.min((budget - bytes) as usize);
+            let want = chunk.len().min((budget - bytes) as usize);
             let got = match self.gzip.as_mut() {
                 None => self.file.read_at(&mut chunk[..want], self.read_offset),
                 Some(gz) => gz.read_at(&self.file, &mut chunk[..want], self.read_offset),
@@ -537,6 +549,9 @@ impl TrackedFile {
         self.aggregator = aggregator;
         self.container = container;
         self.emitted = end;
+        if bytes > 0 {
+            self.records_hint = records.len();
+        }
         ReadOutput { records, parse_errors, end, bytes, cut, error, restarted }
     }
 
