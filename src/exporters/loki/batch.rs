@@ -228,21 +228,8 @@ impl<'a> Builder<'a> {
     fn plan(&mut self, resource: &'a [KeyValue]) -> ResourcePlan<'a> {
         let config = self.config;
         let find = |key: &str| resource.iter().find(|kv| kv.key == key).map(|kv| text(kv.value.as_ref()));
-        let mut labels: Vec<(String, String)> =
-            config.labels.static_labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let mut used = Vec::new();
         let resource_hint = find("loki.resource.labels").unwrap_or_default();
-        for kv in resource {
-            let configured = match &config.labels.resource {
-                Some(map) => map.get(&kv.key).map(String::as_str),
-                None => DEFAULT_RESOURCE_LABELS.contains(&kv.key.as_str()).then_some(""),
-            };
-            let hinted = resource_hint.split(',').any(|h| h.trim() == kv.key);
-            if let Some(label) = configured.or(hinted.then_some("")) {
-                promote(&mut labels, &kv.key, label, text(kv.value.as_ref()));
-                used.push(kv.key.as_str());
-            }
-        }
+        let (mut labels, used) = resource_labels(config, resource, &resource_hint);
         if !labels.iter().any(|(n, _)| n == "service_name") {
             labels.push(("service_name".into(), "unknown_service".into()));
         }
@@ -336,22 +323,9 @@ impl<'a> Builder<'a> {
             resource.iter().chain(&record.attributes).find(|kv| kv.key == key).map(|kv| text(kv.value.as_ref()))
         };
         // Labels: static, then resource, then record attributes.
-        let mut labels: Vec<(String, String)> =
-            config.labels.static_labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let mut used: Vec<&str> = Vec::new();
         let resource_hint = find("loki.resource.labels").unwrap_or_default();
         let attribute_hint = find("loki.attribute.labels").unwrap_or_default();
-        for kv in resource {
-            let configured = match &config.labels.resource {
-                Some(map) => map.get(&kv.key).map(String::as_str),
-                None => DEFAULT_RESOURCE_LABELS.contains(&kv.key.as_str()).then_some(""),
-            };
-            let hinted = resource_hint.split(',').any(|h| h.trim() == kv.key);
-            if let Some(label) = configured.or(hinted.then_some("")) {
-                promote(&mut labels, &kv.key, label, text(kv.value.as_ref()));
-                used.push(&kv.key);
-            }
-        }
+        let (mut labels, mut used) = resource_labels(config, resource, &resource_hint);
         for kv in &record.attributes {
             let configured = config.labels.attributes.get(&kv.key).map(String::as_str);
             let hinted = attribute_hint.split(',').any(|h| h.trim() == kv.key);
@@ -541,6 +515,30 @@ impl<'a> Builder<'a> {
         }
         pushes
     }
+}
+
+/// The static labels, then the resource attributes configured (or by default, or
+/// named in the `loki.resource.labels` hint) as labels; and the keys made labels.
+fn resource_labels<'a>(
+    config: &LokiConfig,
+    resource: &'a [KeyValue],
+    resource_hint: &str,
+) -> (Vec<(String, String)>, Vec<&'a str>) {
+    let mut labels: Vec<(String, String)> =
+        config.labels.static_labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut used = Vec::new();
+    for kv in resource {
+        let configured = match &config.labels.resource {
+            Some(map) => map.get(&kv.key).map(String::as_str),
+            None => DEFAULT_RESOURCE_LABELS.contains(&kv.key.as_str()).then_some(""),
+        };
+        let hinted = resource_hint.split(',').any(|h| h.trim() == kv.key);
+        if let Some(label) = configured.or(hinted.then_some("")) {
+            promote(&mut labels, &kv.key, label, text(kv.value.as_ref()));
+            used.push(kv.key.as_str());
+        }
+    }
+    (labels, used)
 }
 
 /// Adds a label unless its value is empty or a label of that name is there already.
