@@ -479,20 +479,21 @@ impl<'a> Builder<'a> {
         let mut pushes = Vec::with_capacity(requests.len());
         for pieces in requests {
             buf.clear();
-            let stream_len = |(s, range): &(usize, Range<usize>)| {
-                let stream = &self.streams[*s];
-                field_len(
+            // Each piece's `StreamAdapter` length, once: the buffer is sized from them.
+            let lens: Vec<usize> = pieces
+                .iter()
+                .map(|(s, range)| {
+                    let stream = &self.streams[*s];
                     field_len(stream.labels.len())
-                        + stream.entries[range.clone()].iter().map(|e| field_len(e.size)).sum::<usize>(),
-                )
-            };
-            buf.reserve(pieces.iter().map(stream_len).sum());
+                        + stream.entries[range.clone()].iter().map(|e| field_len(e.size)).sum::<usize>()
+                })
+                .collect();
+            buf.reserve(lens.iter().map(|len| field_len(*len)).sum());
             let mut entries = 0u64;
             let mut streams = Vec::with_capacity(pieces.len());
-            for (s, range) in &pieces {
+            for ((s, range), body) in pieces.iter().zip(lens) {
                 let stream = &self.streams[*s];
                 let list = &stream.entries[range.clone()];
-                let body = field_len(stream.labels.len()) + list.iter().map(|e| field_len(e.size)).sum::<usize>();
                 buf.push(0x0a);
                 encode_varint(body as u64, &mut buf);
                 put_field(&mut buf, 0x0a, stream.labels.as_bytes());
